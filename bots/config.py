@@ -1,0 +1,55 @@
+"""Operator configuration: environment variables with the ``IMPASTO_`` prefix, or a ``.env`` file.
+
+Built once in ``main()`` and passed down (never an import-time singleton), so tests set what they need explicitly.
+Secrets are ``SecretStr``: they never show in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from impasto.engine.registry import Registry, load_registry
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMPASTO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./impasto-data")
+    database_url: str | None = None  # unset: SQLite under data_dir
+    redis_url: str | None = None  # unset: the console renders inline
+    models: Path | None = None  # the model registry TOML; unset: the shipped engine/models.toml
+    default_model: str | None = None
+    lora_dir: Path | None = None  # unset: data_dir / "loras"
+
+    # The command language.
+    max_permutations: int = Field(4, ge=1, le=40)  # Midjourney allows up to 40 for its top plans
+
+    # Platforms.
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    discord_token: SecretStr | None = None
+    discord_api_url: str | None = None  # unset: Discord's own REST root
+    discord_gateway_url: str | None = None  # unset: Discord's own gateway
+    discord_test_guild: int | None = None  # sync slash commands to this guild only (instant, for testing)
+    discord_shards: int | None = None  # set: run discord.py's auto-sharded client
+
+    # User files.
+    max_upload_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def database_url_or_default(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'impasto.db').resolve()}"
+
+    @property
+    def lora_dir_or_default(self) -> Path:
+        return self.lora_dir or self.data_dir / "loras"
+
+    @cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.models, self.default_model)

@@ -1,0 +1,131 @@
+"""The model registry: the operator's TOML file that maps `--v` / `--niji` names to diffusion models.
+
+Pure Python on purpose (no torch): the command language on bot hosts reads it to validate `--v` and to size images.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+Family = Literal["sd15", "sdxl"]
+FAMILIES: tuple[Family, ...] = ("sd15", "sdxl")
+DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
+BUILTIN_PREFIX = "builtin:"
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed, or a name is not in it."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: Family
+    source: str
+    native_px: int
+    steps: int
+    guidance: float
+    scheduler: str | None = None
+
+    @property
+    def is_tiny(self) -> bool:
+        """Built-in tiny models have random weights: they paint noise, and the CLI says so."""
+        return self.source.startswith(BUILTIN_PREFIX)
+
+    @property
+    def native_pixels(self) -> int:
+        return self.native_px * self.native_px
+
+
+# Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
+# the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
+BUILTIN_MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5),
+    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0),
+)
+
+
+@dataclass(frozen=True)
+class Registry:
+    models: dict[str, ModelEntry]
+    default: str
+
+    def get(self, name: str) -> ModelEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise RegistryError(f"unknown model {name!r}; available: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+    def default_model(self) -> ModelEntry:
+        return self.get(self.default)
+
+    def version(self, version: str) -> ModelEntry | None:
+        """The model for `--v VERSION` ("6" → "v6"), or None when there is none."""
+        return self.models.get(f"v{version}")
+
+    def versions(self) -> list[str]:
+        return sorted(n[1:] for n in self.models if n.startswith("v") and n[1:2].isdigit())
+
+    def niji(self, version: str | None) -> ModelEntry | None:
+        """The model for `--niji VERSION`; with no version, the newest niji model."""
+        if version is not None:
+            return self.models.get(f"niji{version}")
+        nijis = sorted(n for n in self.models if n.startswith("niji"))
+        return self.models[nijis[-1]] if nijis else None
+
+
+def _entry(name: str, raw: object) -> ModelEntry:
+    if not isinstance(raw, dict):
+        raise RegistryError(f"[models.{name}] must be a table")
+    family = raw.get("family")
+    if family not in FAMILIES:
+        raise RegistryError(f"[models.{name}] family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    source = raw.get("source")
+    if not isinstance(source, str) or not source:
+        raise RegistryError(f"[models.{name}] needs a source (Hugging Face id, folder or .safetensors file)")
+    native_px = raw.get("native_px", 1024 if family == "sdxl" else 512)
+    if not isinstance(native_px, int) or native_px % 64 or not 256 <= native_px <= 2048:
+        raise RegistryError(f"[models.{name}] native_px must be a multiple of 64 between 256 and 2048")
+    steps = raw.get("steps", 30)
+    guidance = raw.get("guidance", 7.0)
+    scheduler = raw.get("scheduler")
+    if not isinstance(steps, int) or steps < 1:
+        raise RegistryError(f"[models.{name}] steps must be a positive whole number")
+    if not isinstance(guidance, int | float):
+        raise RegistryError(f"[models.{name}] guidance must be a number")
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise RegistryError(f"[models.{name}] scheduler must be a diffusers scheduler class name")
+    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler)
+
+
+def load_registry(path: Path | None = None, default: str | None = None) -> Registry:
+    """Read the registry (``IMPASTO_MODELS`` or the shipped file) and add the built-in tiny models.
+
+    ``default`` (or ``IMPASTO_DEFAULT_MODEL``) overrides the file's own default model.
+    """
+    if path is None:
+        env = os.environ.get("IMPASTO_MODELS")
+        path = Path(env) if env else DEFAULT_REGISTRY_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"model registry {path} does not exist (set IMPASTO_MODELS)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"model registry {path} is not valid TOML: {exc}") from None
+    raw_models = data.get("models", {})
+    if not isinstance(raw_models, dict):
+        raise RegistryError(f"model registry {path}: [models] must be a table")
+    models = {m.name: m for m in BUILTIN_MODELS}
+    for name, raw in raw_models.items():
+        models[name] = _entry(name, raw)
+    chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
+    registry = Registry(models, str(chosen))
+    registry.get(registry.default)  # fail at start-up, not at the first job
+    return registry
