@@ -1,0 +1,127 @@
+"""The usage ledger: reserve GPU time on enqueue, settle it on success, release it on failure or cancel.
+
+Every balance change is one atomic SQL statement on a ``usage`` row, conditional where it must refuse
+(``used + reserved + cost <= limit``): on PostgreSQL the row lock makes concurrent requests queue and re-check, on
+SQLite the single writer does. A job's reservation is written on the job row itself, so settling or releasing twice
+is impossible once the job's status has moved (the caller changes the status in the same transaction).
+These functions never commit: the caller owns ``async with session.begin():``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from impasto.storage.models import Job, LedgerEntry, Usage, User
+
+
+def month_period(now: datetime) -> str:
+    """The monthly fast-time period of a UTC instant: "2026-11"."""
+    return now.strftime("%Y-%m")
+
+
+def day_period(now: datetime, guild_key: str) -> str:
+    """A guild's daily-cap period for one user: "2026-11-22@discord:1234"."""
+    return f"{now.strftime('%Y-%m-%d')}@{guild_key}"
+
+
+async def ensure_usage_row(session: AsyncSession, user_id: int, period: str) -> None:
+    """Create the (user, period) row if missing, without racing a concurrent creator."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    values = {"user_id": user_id, "period": period, "used_gpu_seconds": 0.0, "reserved_gpu_seconds": 0.0, "images": 0}
+    if dialect == "postgresql":
+        pg = postgresql.insert(Usage).values(**values).on_conflict_do_nothing(constraint="uq_usage_user_id_period")
+        await session.execute(pg)
+    else:
+        lite = sqlite.insert(Usage).values(**values).on_conflict_do_nothing(index_elements=["user_id", "period"])
+        await session.execute(lite)
+
+
+async def try_reserve(session: AsyncSession, user_id: int, period: str, gpu_seconds: float, limit: float) -> bool:
+    """Hold ``gpu_seconds`` in ``period`` if it fits under ``limit``; False (and nothing held) when it does not."""
+    await ensure_usage_row(session, user_id, period)
+    result = await session.execute(
+        update(Usage)
+        .where(
+            Usage.user_id == user_id,
+            Usage.period == period,
+            Usage.used_gpu_seconds + Usage.reserved_gpu_seconds + gpu_seconds <= limit,
+        )
+        .values(reserved_gpu_seconds=Usage.reserved_gpu_seconds + gpu_seconds)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result) == 1
+
+
+async def record(session: AsyncSession, job: Job, kind: str, gpu_seconds: float, period: str) -> None:
+    await session.execute(
+        insert(LedgerEntry).values(
+            user_id=job.user_id, job_id=job.id, kind=kind, gpu_seconds=gpu_seconds, period=period
+        )
+    )
+
+
+async def release(session: AsyncSession, job: Job) -> None:
+    """Give back what ``job`` held. Call only in the transaction that moved the job to failed/cancelled."""
+    held = job.reserved_gpu_seconds
+    if held <= 0:
+        return
+    for period in _periods(job):
+        await _add(session, job.user_id, period, reserved=-held)
+    await record(session, job, "release", held, job.month_period)
+
+
+async def settle(session: AsyncSession, job: Job, *, gpu_seconds: float, charge: float, images: int) -> None:
+    """Turn the reservation into the real charge and count the images. Call only in the transaction that set done."""
+    held = job.reserved_gpu_seconds
+    for period in _periods(job):
+        await _add(session, job.user_id, period, reserved=-held, used=charge, images=images)
+    if charge > 0 or held > 0:
+        await record(session, job, "settle", charge, job.month_period)
+    relaxed = job.mode == "relax"
+    await session.execute(
+        update(User)
+        .where(User.id == job.user_id)
+        .values(
+            lifetime_images=User.lifetime_images + images,
+            lifetime_gpu_seconds=User.lifetime_gpu_seconds + gpu_seconds,
+            relaxed_images=User.relaxed_images + (images if relaxed else 0),
+            relaxed_gpu_seconds=User.relaxed_gpu_seconds + (gpu_seconds if relaxed else 0.0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _periods(job: Job) -> list[str]:
+    periods = [job.month_period] if job.month_period else []
+    if job.day_period:
+        periods.append(job.day_period)
+    return periods
+
+
+async def _add(
+    session: AsyncSession, user_id: int, period: str, *, reserved: float = 0.0, used: float = 0.0, images: int = 0
+) -> None:
+    await ensure_usage_row(session, user_id, period)
+    await session.execute(
+        update(Usage)
+        .where(Usage.user_id == user_id, Usage.period == period)
+        .values(
+            # Floating-point sums of reservations can leave -1e-12 behind; never show a negative hold.
+            reserved_gpu_seconds=_max0(Usage.reserved_gpu_seconds + reserved),
+            used_gpu_seconds=Usage.used_gpu_seconds + used,
+            images=Usage.images + images,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _max0(expr: ColumnElement[float]) -> ColumnElement[float]:
+    return case((expr < 0, 0.0), else_=expr)
+
+
+def affected_rows(result: object) -> int:
+    return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,214 @@
+"""The worker's side of a job's life: claim, complete, fail, cancel — each safe under at-least-once delivery.
+
+arq may deliver a job twice (a worker killed mid-job, a retry). The SQL row is the truth: every transition here is a
+conditional UPDATE on the job's status, and the charge is settled or released in the same transaction as the status
+change, so a duplicate delivery finds the job already final and does nothing — no second result, no second charge.
+
+None of these functions commits; the caller owns the transaction::
+
+    async with sessions() as session, session.begin():
+        claimed = await claim_job(session, job_id, worker="gpu0")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from impasto.storage import ledger
+from impasto.storage.models import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Guild,
+    Image,
+    Job,
+    User,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image the worker has put in the ImageStore. Index 0 is a grid, 1–4 its singles; a single result is 1."""
+
+    index: int
+    key: str
+    width_px: int
+    height_px: int
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs to render a claimed job: the stored request, and the images it starts from."""
+
+    job_id: str
+    action: str  # "imagine", "blend", or an Action value ("v", "r", "z2", "us", ...)
+    image_index: int | None  # the parent image the action took (1–4), None for imagine/blend/reroll
+    params: dict[str, Any]  # Job.to_json() of the command language, seed resolved
+    prompt: str
+    display: str
+    seed: int
+    model: str
+    mode: str  # fast | relax | turbo
+    attempt: int  # 1 on the first delivery, 2+ on a retry after a crash
+    user_key: str  # "discord:1234": for fairness between users
+    guild_key: str | None  # "discord:5678": for fairness between servers; None in DMs and the console
+    parent_id: str | None
+    # The store keys to load first: for a button on a grid, the chosen single; for a single, its image; for blend,
+    # the blended images. Empty for imagine (image prompts are URLs or keys inside params["image_prompts"]).
+    input_image_keys: tuple[str, ...] = ()
+    parent_image_keys: dict[int, str] = field(default_factory=dict)  # every image of the parent, by index
+    cancel_requested: bool = False
+
+
+async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> ClaimedJob | None:
+    """Start (or restart after a crash) a job: queued/running → running, attempts += 1.
+
+    Returns None when the job is done, failed, cancelled or unknown: the delivery is a duplicate and must do nothing.
+    """
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+        .values(status=RUNNING, attempts=Job.attempts + 1, started_at=utcnow(), worker=worker)
+        .execution_options(synchronize_session=False)
+    )
+    if ledger.affected_rows(result) != 1:
+        return None
+    row = (
+        await session.execute(
+            select(Job, User, Guild)
+            .join(User, User.id == Job.user_id)
+            .outerjoin(Guild, Guild.id == Job.guild_id)
+            .where(Job.id == job_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    job, user, guild = row
+    parent_images: dict[int, str] = {}
+    if job.parent_id is not None:
+        images = await session.scalars(select(Image).where(Image.job_id == job.parent_id).order_by(Image.index))
+        parent_images = {image.index: image.store_key for image in images}
+    return ClaimedJob(
+        job_id=job.id,
+        action=job.action,
+        image_index=job.image_index,
+        params=dict(job.params),
+        prompt=job.prompt,
+        display=job.display,
+        seed=job.seed,
+        model=job.model,
+        mode=job.mode,
+        attempt=job.attempts,
+        user_key=f"{user.platform}:{user.platform_user_id}",
+        guild_key=f"{guild.platform}:{guild.platform_guild_id}" if guild is not None else None,
+        parent_id=job.parent_id,
+        input_image_keys=tuple(job.input_image_keys),
+        parent_image_keys=parent_images,
+        cancel_requested=job.cancel_requested,
+    )
+
+
+async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[NewImage], gpu_seconds: float) -> bool:
+    """Mark the job done, store its images and settle its charge, all in the caller's one transaction.
+
+    The charge is ``gpu_seconds × the job's cost multiplier`` (fast 1, turbo 2, relax 0). Returns False, changing
+    nothing, when the job was already final: a duplicate delivery never double-charges or double-inserts.
+    """
+    if gpu_seconds < 0:
+        raise ValueError(f"gpu_seconds must be >= 0, got {gpu_seconds}")
+    job = await _transition(session, job_id, DONE, gpu_seconds=gpu_seconds)
+    if job is None:
+        return False
+    for image in images:
+        session.add(
+            Image(
+                job_id=job.id,
+                index=image.index,
+                store_key=image.key,
+                width_px=image.width_px,
+                height_px=image.height_px,
+            )
+        )
+    charge = gpu_seconds * job.cost_multiplier
+    singles = sum(1 for image in images if image.index >= 1)
+    await ledger.settle(session, job, gpu_seconds=gpu_seconds, charge=charge, images=singles)
+    job.charged_gpu_seconds = charge
+    job.reserved_gpu_seconds = 0.0
+    await session.flush()
+    return True
+
+
+async def fail_job(session: AsyncSession, job_id: str, *, error: str) -> bool:
+    """Mark the job failed with a one-line reason and release its reservation. False if it was already final."""
+    job = await _transition(session, job_id, FAILED, error=error)
+    if job is None:
+        return False
+    await ledger.release(session, job)
+    job.reserved_gpu_seconds = 0.0
+    await session.flush()
+    return True
+
+
+async def cancel_job(session: AsyncSession, job_id: str) -> bool:
+    """Mark the job cancelled and release its reservation. False if it was already final.
+
+    The worker calls this when it stops a running job whose cancellation was requested; the job service calls it
+    for a job still queued.
+    """
+    job = await _transition(session, job_id, CANCELLED)
+    if job is None:
+        return False
+    await ledger.release(session, job)
+    job.reserved_gpu_seconds = 0.0
+    await session.flush()
+    return True
+
+
+async def cancel_requested(session: AsyncSession, job_id: str) -> bool:
+    """Whether the owner asked to stop this job (or it is already cancelled): the worker polls this between steps."""
+    row = (await session.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id))).one_or_none()
+    if row is None:
+        return True  # the job row is gone: nothing is waiting for this render
+    requested, status = row
+    return bool(requested) or status == CANCELLED
+
+
+async def request_cancel(session: AsyncSession, job_id: str) -> str | None:
+    """Flag a running job for the worker, or cancel a queued one outright. Returns the status after the request."""
+    queued = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    if ledger.affected_rows(queued) == 1:
+        await cancel_job(session, job_id)
+        return CANCELLED
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING)
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+async def _transition(session: AsyncSession, job_id: str, status: str, **values: Any) -> Job | None:
+    """Move an active job to a final status; None when it was not active. The row comes back reloaded."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+        .values(status=status, finished_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if ledger.affected_rows(result) != 1:
+        return None
+    return (await session.scalars(select(Job).where(Job.id == job_id).execution_options(populate_existing=True))).one()

@@ -1,0 +1,224 @@
+"""The SQL schema: users, guilds, jobs with their lineage, images, platform messages, preferences and the usage ledger.
+
+Typed SQLAlchemy 2.0 models on one convention-named ``MetaData`` (Alembic's ``naming.rst``), so constraint names are
+stable across PostgreSQL and SQLite and migrations can drop them by name. The job row is the real state of a job
+(STYLE.md 8): the queue only carries its id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_ID_CHARS = 12  # secrets.token_urlsafe(9): 72 random bits, short enough for Telegram's 64-byte callback data
+
+# Job statuses. "queued" and "running" are active; the other three are final.
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+ACTIVE_STATUSES = (QUEUED, RUNNING)
+FINAL_STATUSES = (DONE, FAILED, CANCELLED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    """A url-safe id short enough for a button (``u:<id>:2`` fits Telegram's 64 bytes with room to spare)."""
+    return secrets.token_urlsafe(9)
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class User(Base):
+    """A person on one platform: a Discord user and a Telegram user are different people."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Lifetime counters, updated when a job settles (the /info "Lifetime Usage" and "Relaxed Usage" lines).
+    lifetime_images: Mapped[int] = mapped_column(Integer, default=0)
+    lifetime_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    relaxed_images: Mapped[int] = mapped_column(Integer, default=0)
+    relaxed_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Guild(Base):
+    """A Discord guild or a Telegram group: where members share the operator's rules."""
+
+    __tablename__ = "guilds"
+    __table_args__ = (UniqueConstraint("platform", "platform_guild_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_guild_id: Mapped[str] = mapped_column(String(64))
+    # Channel ids where commands are allowed; empty means everywhere.
+    allowed_channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Platform role id -> plan name; a member gets the best plan among their roles.
+    role_plans: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Fast/turbo GPU-seconds each member may spend per UTC day in this guild; None means no cap.
+    daily_cap_gpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """One render (or one free pick such as U2): its request, lineage, state, timings and cost."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_user_status", "user_id", "status"),
+        Index("ix_jobs_user_queued_at", "user_id", "queued_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True, default=new_job_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="SET NULL"), default=None)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None, index=True)
+    # "imagine", "blend", or an Action value ("u", "v", "z2", ...) for a button press.
+    action: Mapped[str] = mapped_column(String(16))
+    image_index: Mapped[int | None] = mapped_column(Integer, default=None)  # which parent image the action took
+    prompt: Mapped[str] = mapped_column(Text, default="")  # what the user typed
+    display: Mapped[str] = mapped_column(Text, default="")  # the prompt as read back (Job.display)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Job.to_json() of the command language
+    input_image_keys: Mapped[list[str]] = mapped_column(JSON, default=list)  # store keys the worker loads first
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
+    model: Mapped[str] = mapped_column(String(64), default="")
+    mode: Mapped[str] = mapped_column(String(8), default="fast")  # fast | relax | turbo
+    visibility: Mapped[str] = mapped_column(String(8), default="public")
+    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
+    # One per request: the interaction or callback id (+ "/n" for the n-th permutation); a repeat makes no new job.
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    request_key: Mapped[str] = mapped_column(String(150), index=True)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # measured, as the worker reported it
+    charged_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # what the plan was charged
+    reserved_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # held while active
+    # Charge per measured GPU-second, fixed at enqueue from the plan: fast 1, turbo 2, relax 0, free actions 0.
+    cost_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
+    # The usage periods the reservation sits in, so settling lands there even across a month boundary.
+    month_period: Mapped[str] = mapped_column(String(16), default="")
+    day_period: Mapped[str | None] = mapped_column(String(96), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(128), default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Image(Base):
+    """A stored picture of a job: index 0 is a grid, 1–4 its singles (a single-result job has index 1)."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_images_job_id_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    store_key: Mapped[str] = mapped_column(String(128))
+    width_px: Mapped[int] = mapped_column(Integer)
+    height_px: Mapped[int] = mapped_column(Integer)
+
+
+class Message(Base):
+    """A platform message that shows a job, so a button on any old message still resolves after a restart."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(96))
+    message_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # e.g. "progress", "result", "show"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Preference(Base):
+    """A user's /settings and /prefer state: merged into every prompt by the command language."""
+
+    __tablename__ = "preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    suffix: Mapped[str] = mapped_column(Text, default="")
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # /prefer option set NAME VALUE
+    settings_text: Mapped[str] = mapped_column(Text, default="")  # /settings defaults as parameters ("--s 250")
+    remix: Mapped[bool] = mapped_column(Boolean, default=False)
+    mode: Mapped[str] = mapped_column(String(8), default="fast")
+    visibility: Mapped[str] = mapped_column(String(8), default="public")
+    variation: Mapped[str] = mapped_column(String(8), default="high")  # "high" | "low" variation strength
+
+
+class Usage(Base):
+    """Fast/turbo GPU-seconds used and held, per user per period ("2026-11", or "2026-11-22@<guild>" for a daily cap).
+
+    The balance check is one conditional UPDATE on this row (``used + reserved + cost <= limit``), so concurrent
+    requests can never spend past the limit on either database.
+    """
+
+    __tablename__ = "usage"
+    __table_args__ = (UniqueConstraint("user_id", "period", name="uq_usage_user_id_period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(96))
+    used_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LedgerEntry(Base):
+    """The audit trail of every reservation, settlement and release; one of each kind per job at most."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_ledger_job_id_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # reserve | settle | release
+    gpu_seconds: Mapped[float] = mapped_column(Float)
+    period: Mapped[str] = mapped_column(String(96))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
