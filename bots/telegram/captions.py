@@ -1,0 +1,80 @@
+"""Captions under results and progress messages, in Telegram HTML with every piece of user text escaped.
+
+Midjourney's shape: ``**prompt** - @user (fast)`` under a grid, ``**prompt** - Image #2 @user`` under an upscale,
+``**prompt** - Variations (Strong) by @user (fast)`` for derived grids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from impasto.bots.service.actions import Action
+from impasto.bots.telegram import escaping
+
+PROMPT_BUDGET = 700  # leaves room in the 1024-character caption for the user, the mode and the job id
+
+_ACTION_LABELS: dict[str, str] = {
+    Action.VARIATION.value: "Variations (Strong)",
+    Action.VARY_STRONG.value: "Variations (Strong)",
+    Action.VARY_SUBTLE.value: "Variations (Subtle)",
+    Action.REROLL.value: "Reroll",
+    Action.UPSCALE_SUBTLE.value: "Upscaled (Subtle)",
+    Action.UPSCALE_CREATIVE.value: "Upscaled (Creative)",
+    Action.ZOOM_OUT_2.value: "Zoom Out 2x",
+    Action.ZOOM_OUT_1_5.value: "Zoom Out 1.5x",
+    Action.ZOOM_CUSTOM.value: "Custom Zoom",
+    Action.PAN_LEFT.value: "Pan Left",
+    Action.PAN_RIGHT.value: "Pan Right",
+    Action.PAN_UP.value: "Pan Up",
+    Action.PAN_DOWN.value: "Pan Down",
+    Action.MAKE_SQUARE.value: "Make Square",
+    "blend": "Blend",
+}
+
+
+@dataclass(frozen=True)
+class CaptionInfo:
+    """What a caption needs to know about a job, taken from the job service's view of it."""
+
+    job_id: str
+    prompt: str
+    user_id: str
+    user_name: str
+    mode: str
+    action: str = "imagine"  # "imagine", "blend" or an Action value
+    index: int | None = None  # the parent image an action took (U#/V#)
+
+
+def result_caption(info: CaptionInfo, *, single: bool = False) -> str:
+    prompt = f"<b>{escaping.text(info.prompt or '(image prompt)', PROMPT_BUDGET)}</b>"
+    user = escaping.user_link(info.user_id, info.user_name)
+    mode = escaping.text(info.mode, 8)
+    if info.action == Action.UPSCALE.value or (single and info.action not in _ACTION_LABELS):
+        middle = f"Image #{info.index} {user}" if info.index else user
+    elif info.action in _ACTION_LABELS:
+        middle = f"{_ACTION_LABELS[info.action]} by {user} ({mode})"
+    else:
+        middle = f"{user} ({mode})"
+    return f"{prompt} - {middle}\n<code>{escaping.text(info.job_id, 48)}</code>"
+
+
+def waiting_caption(info: CaptionInfo, position: int | None) -> str:
+    where = f" (queue position {position})" if position else ""
+    return f"{_head(info)}\n⏳ Waiting to start{where}"
+
+
+def progress_caption(info: CaptionInfo, percent: int) -> str:
+    return f"{_head(info)}\n🎨 {max(0, min(percent, 100))}%"
+
+
+def failed_caption(info: CaptionInfo, reason: str) -> str:
+    return f"{_head(info)}\n⚠️ {escaping.text(reason, 300)}"
+
+
+def cancelled_caption(info: CaptionInfo) -> str:
+    return f"{_head(info)}\n🚫 Cancelled"
+
+
+def _head(info: CaptionInfo) -> str:
+    prompt = escaping.text(info.prompt or "(image prompt)", PROMPT_BUDGET)
+    return f"<b>{prompt}</b> - {escaping.user_link(info.user_id, info.user_name)} ({escaping.text(info.mode, 8)})"

@@ -1,0 +1,48 @@
+"""Wiring commands, photos and buttons into the PTB ``Application``.
+
+Each handler only parses the Telegram update into the neutral request the job service takes, then hands it over
+(absorb 7: ``check_update`` → ``handle_update``). Errors a user caused come back as one line; anything else is logged
+and answered with a generic line, so the user never meets silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeAlias
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import CallbackContext, CommandHandler
+
+from impasto.bots.telegram import texts
+from impasto.bots.telegram.app import TgApp
+from impasto.bots.telegram.replies import reply_error, reply_html
+
+log = logging.getLogger(__name__)
+Context: TypeAlias = CallbackContext[Any, Any, Any, Any]
+
+
+async def start(update: Update, context: Context) -> None:
+    if update.effective_message is not None:
+        await reply_html(update.effective_message, texts.START)
+
+
+async def help_command(update: Update, context: Context) -> None:
+    if update.effective_message is not None:
+        await reply_html(update.effective_message, texts.HELP)
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Last resort: log the traceback, tell the user one line."""
+    log.error("unhandled error in a Telegram handler", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await reply_error(update.effective_message, "Something went wrong on our side; please try again.")
+        except TelegramError:
+            log.exception("could not report an error to the user")
+
+
+def install_basic(application: TgApp) -> None:
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("help", help_command))
+    application.add_error_handler(on_error)
