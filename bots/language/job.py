@@ -68,6 +68,10 @@ class Job:
     # The prompt as the user would read it back: text and parameters, after permutation expansion.
     display: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The prompt text as written (after permutation expansion), without image links and parameters.
+    text: str = ""
+    # The ``--no`` items (also in ``prompts`` at weight -0.5), kept apart so a Remix can write them back.
+    no: tuple[str, ...] = ()
 
     @property
     def positive(self) -> tuple[WeightedPrompt, ...]:
