@@ -22,3 +22,8 @@ class PromptError(ValueError):
     def to_json(self) -> dict[str, str | None]:
         """The ``{"message", "option", "value"}`` object that ``impasto explain --json`` prints under ``error``."""
         return {"message": self.message, "option": self.option, "value": self.value}
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """Shorten user text quoted in a message, so an error stays one readable line."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from math import gcd
 
-from impasto.bots.language.errors import PromptError
+from impasto.bots.language.errors import PromptError, clip
 
 # Hard bounds so a hostile value never reaches int()/float() with thousands of digits (Python refuses > 4300 digits
 # with a plain ValueError, which would escape as a non-PromptError).
@@ -235,9 +235,9 @@ def _one_value(option: str, values: list[str], example: str) -> str:
     if len(values) > 1:
         extra = " ".join(values[1:])
         raise PromptError(
-            f"unexpected text {extra!r} after {option} {values[0]}: text goes before the parameters",
+            f"unexpected text {clip(extra)!r} after {option} {values[0]}: text goes before the parameters",
             option=option,
-            value=extra,
+            value=clip(extra, 200),
         )
     return values[0]
 
@@ -246,9 +246,9 @@ def _no_value(option: str, values: list[str]) -> None:
     if values:
         extra = " ".join(values)
         raise PromptError(
-            f"unexpected text {extra!r} after {option}: {option} takes no value, and text goes before the parameters",
+            f"unexpected text {clip(extra)!r} after {option}: {option} takes no value; text goes before the parameters",
             option=option,
-            value=extra,
+            value=clip(extra, 200),
         )
 
 
@@ -391,6 +391,7 @@ OPTIONS: dict[str, Handler] = {
 }
 
 OPTION_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+MAX_TOKEN = 100  # no real parameter value is longer; longer ones are refused before any message quotes them
 
 
 def known_names() -> list[str]:
@@ -404,7 +405,9 @@ def tokenize(area: str) -> list[tuple[str, list[str]]]:
         if token.startswith("--") and len(token) > 2:
             groups.append((token.lower(), []))
         elif not groups:
-            raise PromptError(f"expected a parameter starting with -- but found {token!r}", option=None, value=token)
+            raise PromptError(
+                f"expected a parameter starting with -- but found {clip(token)!r}", option=None, value=clip(token, 200)
+            )
         else:
             groups[-1][1].append(token)
     return groups
@@ -422,22 +425,36 @@ def parse_parameters(
     builder = _Builder()
     for option, values in tokenize(area):
         name = option[2:]
+        if len(option) > MAX_TOKEN or not OPTION_NAME.fullmatch(name):
+            raise PromptError(
+                f"{clip(option, 40)!r} is not a parameter name; parameters look like --ar 16:9",
+                option=clip(option, MAX_TOKEN),
+                value=None,
+            )
+        for value in values:
+            if len(value) > MAX_TOKEN:
+                raise PromptError(
+                    f"{option} has a value of {len(value)} characters; parameter values are at most {MAX_TOKEN}",
+                    option=option,
+                    value=clip(value, MAX_TOKEN),
+                )
         handler = OPTIONS.get(name)
         if name in REFUSED:
             raise PromptError(
                 f"impasto does not serve {REFUSED[name]}; remove {option} from the prompt",
                 option=option,
-                value=" ".join(values) or None,
+                value=clip(" ".join(values), 200) or None,
             )
         if handler is None:
             suggestion = difflib.get_close_matches(name, [*OPTIONS, *custom], n=1, cutoff=0.6)
             hint = f"; did you mean --{suggestion[0]}?" if suggestion else "; see `impasto explain --help` for the list"
-            raise PromptError(f"unknown parameter {option}{hint}", option=option, value=" ".join(values) or None)
+            joined = clip(" ".join(values), 200) or None
+            raise PromptError(f"unknown parameter {option}{hint}", option=option, value=joined)
         if name == "zoom" and not allow_zoom:
             raise PromptError(
                 f"{option} only works in a Custom Zoom or Remix edit, not in a new prompt",
                 option=option,
-                value=" ".join(values) or None,
+                value=clip(" ".join(values), 200) or None,
             )
         if name in ("repeat", "r") and not allow_repeat:
             raise PromptError(

@@ -33,6 +33,7 @@ from impasto.engine.registry import ModelEntry, Registry, RegistryError
 MAX_PROMPT_CHARS = 6000
 MAX_WEIGHT = 1000.0
 MIN_BLEND, MAX_BLEND = 2, 5
+MAX_IMAGE_PROMPTS = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 BLEND_DIMENSIONS = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
 
@@ -83,6 +84,10 @@ def _leading_images(text: str) -> tuple[tuple[str, ...], str]:
                 value=token[:200],
             )
         images.append(token)
+        if len(images) > MAX_IMAGE_PROMPTS:
+            raise PromptError(
+                f"more than {MAX_IMAGE_PROMPTS} image prompts; use at most {MAX_IMAGE_PROMPTS}", option=None, value=None
+            )
         position = match.end()
     return tuple(images), text[position:]
 
