@@ -1,0 +1,156 @@
+"""Registry entry → a resident diffusers pipeline, with an LRU of loaded models inside a memory budget.
+
+Sources: ``builtin:tiny-*`` (built once under the cache dir, then loaded like any folder), a local diffusers folder,
+a single ``.safetensors`` file (``from_single_file``), or a Hugging Face id (downloaded once with huggingface_hub's
+progress bar). Pickle checkpoints are refused before anything is read: ``use_safetensors=True`` everywhere.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from impasto.engine.conditioning import PromptEncoder
+from impasto.engine.errors import InvalidInput, UnknownModel, UnsafeCheckpoint
+from impasto.engine.registry import BUILTIN_PREFIX, ModelEntry, Registry, RegistryError
+from impasto.engine.tiny import ensure_tiny_model
+
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+_PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
+
+
+@dataclass
+class LoadedModel:
+    """One model resident on the device: its txt2img pipeline and, on demand, img2img/inpaint views of it."""
+
+    entry: ModelEntry
+    pipe: Any
+    size_bytes: int
+    load_s: float
+    encoder: PromptEncoder
+    _views: dict[str, Any] = field(default_factory=dict)
+
+    def view(self, task: str) -> Any:
+        """``img2img`` or ``inpaint``: the same components (no copy), another pipeline class."""
+        if task == "txt2img":
+            return self.pipe
+        if task not in self._views:
+            import diffusers
+
+            cls = diffusers.AutoPipelineForImage2Image if task == "img2img" else diffusers.AutoPipelineForInpainting
+            view = cls.from_pipe(self.pipe)
+            view.set_progress_bar_config(disable=True)
+            self._views[task] = view
+        return self._views[task]
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(p.numel() * p.element_size() for p in component.parameters())
+    return total
+
+
+def check_source(source: str) -> None:
+    """Refuse pickle checkpoints by name, before touching the file."""
+    if source.lower().endswith(PICKLE_SUFFIXES):
+        raise UnsafeCheckpoint(source)
+
+
+def _load_pipeline(entry: ModelEntry, cache_dir: Path, dtype: torch.dtype) -> Any:
+    import diffusers
+
+    cls = getattr(diffusers, _PIPELINES[entry.family])
+    source = entry.source
+    check_source(source)
+    if source.startswith(BUILTIN_PREFIX):
+        source = str(ensure_tiny_model(entry.family, cache_dir))
+    path = Path(source).expanduser()
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise InvalidInput(f"model {entry.name}: {path} does not exist")
+        return cls.from_single_file(str(path), torch_dtype=dtype)
+    if path.is_dir():
+        pickles = [p for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES]
+        if pickles and not any(path.rglob("*.safetensors")):
+            raise UnsafeCheckpoint(str(pickles[0]))
+    try:
+        return cls.from_pretrained(str(path) if path.is_dir() else source, torch_dtype=dtype, use_safetensors=True)
+    except OSError as exc:
+        if "safetensors" in str(exc).lower():
+            raise UnsafeCheckpoint(source) from exc
+        raise InvalidInput(f"model {entry.name}: cannot load {source}: {exc}") from exc
+
+
+def _set_scheduler(pipe: Any, entry: ModelEntry) -> None:
+    if not entry.scheduler:
+        return
+    import diffusers
+
+    cls = getattr(diffusers, entry.scheduler, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise InvalidInput(f"model {entry.name}: unknown scheduler {entry.scheduler!r} (a diffusers class name)")
+    pipe.scheduler = cls.from_config(pipe.scheduler.config)
+
+
+class ModelCache:
+    """Keeps loaded models resident; loading one more evicts the least recently used past the budget."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        cache_dir: Path,
+        memory_budget_bytes: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.device = device
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self.memory_budget_bytes = memory_budget_bytes
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self.registry.get(name)
+        except RegistryError:
+            raise UnknownModel(name, self.registry.names()) from None
+
+    @property
+    def resident(self) -> list[str]:
+        return list(self._loaded)
+
+    def get(self, name: str) -> LoadedModel:
+        entry = self.entry(name)
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return self._loaded[name]
+        started = time.perf_counter()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        pipe = _load_pipeline(entry, self.cache_dir, self.dtype)
+        _set_scheduler(pipe, entry)
+        size = pipeline_bytes(pipe)
+        self._evict_for(size)
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        loaded = LoadedModel(entry, pipe, size, time.perf_counter() - started, PromptEncoder(pipe, entry.family))
+        self._loaded[name] = loaded
+        return loaded
+
+    def _evict_for(self, size: int) -> None:
+        if self.memory_budget_bytes is None:
+            return
+        while self._loaded and sum(m.size_bytes for m in self._loaded.values()) + size > self.memory_budget_bytes:
+            self._loaded.popitem(last=False)
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
