@@ -184,11 +184,15 @@ class Preference(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     suffix: Mapped[str] = mapped_column(Text, default="")
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # /prefer option set NAME VALUE
-    settings_text: Mapped[str] = mapped_column(Text, default="")  # /settings defaults as parameters ("--s 250")
+    # The /settings panel; the job service turns these into parameter text ("--style raw --s 250 --relax") that the
+    # command language reads as defaults below the prompt and the suffix.
     remix: Mapped[bool] = mapped_column(Boolean, default=False)
     mode: Mapped[str] = mapped_column(String(8), default="fast")
     visibility: Mapped[str] = mapped_column(String(8), default="public")
     variation: Mapped[str] = mapped_column(String(8), default="high")  # "high" | "low" variation strength
+    raw: Mapped[bool] = mapped_column(Boolean, default=False)  # --style raw
+    stylize: Mapped[int | None] = mapped_column(Integer, default=None)  # a preset: 50 / 100 / 250 / 750
+    model: Mapped[str | None] = mapped_column(String(64), default=None)  # a registry name such as "v6" or "niji6"
 
 
 class Usage(Base):

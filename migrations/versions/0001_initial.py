@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 05:03:11.114575
+Create Date: 2026-11-22 05:05:57.173446
 """
 
 from __future__ import annotations
@@ -96,11 +96,13 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("suffix", sa.Text(), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
-        sa.Column("settings_text", sa.Text(), nullable=False),
         sa.Column("remix", sa.Boolean(), nullable=False),
         sa.Column("mode", sa.String(length=8), nullable=False),
         sa.Column("visibility", sa.String(length=8), nullable=False),
         sa.Column("variation", sa.String(length=8), nullable=False),
+        sa.Column("raw", sa.Boolean(), nullable=False),
+        sa.Column("stylize", sa.Integer(), nullable=True),
+        sa.Column("model", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_preferences_user_id_users"), ondelete="CASCADE"
         ),

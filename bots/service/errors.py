@@ -1,0 +1,66 @@
+"""What a user can do wrong, as seen by the job service: one small error family with a one-line ``.message``.
+
+Bots print ``.message`` verbatim (escaping it for their markup) and catch ``ServiceError`` plus the command
+language's ``PromptError``, which the service lets through unchanged.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refusal the user caused and can fix; ``message`` is one line naming what was wrong and what is allowed."""
+
+    title = "Request refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JobNotFound(ServiceError):
+    title = "Job not found"
+
+
+class NotYourJob(ServiceError):
+    title = "Not your job"
+
+
+class JobNotReady(ServiceError):
+    """A button on a job that has not finished (or failed): there is no image to act on yet."""
+
+    title = "Job not ready"
+
+
+class InvalidRequest(ServiceError):
+    """A button index, setting or option the service does not accept."""
+
+    title = "Invalid request"
+
+
+class QueueFull(ServiceError):
+    title = "Queue full"
+
+
+class CreditsExhausted(ServiceError):
+    title = "Credits exhausted"
+
+
+class DailyCapReached(ServiceError):
+    title = "Daily limit reached"
+
+
+class RelaxNotAllowed(ServiceError):
+    title = "Relax mode not available"
+
+
+class ChannelNotAllowed(ServiceError):
+    title = "Not in this channel"
+
+
+class QueueUnavailable(ServiceError):
+    """The job could not be queued (Redis unreachable); it was failed and nothing was charged."""
+
+    title = "Queue unavailable"
