@@ -1,0 +1,99 @@
+"""/imagine, /blend and /describe: the commands that start renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from impasto.bots.discord.backend import Backend
+from impasto.bots.discord.cogs.errors import answer, report
+from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.delivery import OriginalResponse
+from impasto.bots.discord.intake import check_declared, check_image
+from impasto.bots.discord.requester import requester_of
+
+_Interaction = discord.Interaction[Any]
+
+DIMENSIONS = [
+    app_commands.Choice(name="Portrait", value="portrait"),
+    app_commands.Choice(name="Square", value="square"),
+    app_commands.Choice(name="Landscape", value="landscape"),
+]
+
+
+async def read_images(attachments: list[discord.Attachment | None], max_bytes: int) -> list[bytes]:
+    """Check what Discord says about each file first, download only what passes, then decode it fully."""
+    present = [a for a in attachments if a is not None]
+    for attachment in present:
+        check_declared(attachment.filename, attachment.size, attachment.content_type, max_bytes)
+    return [check_image(a.filename, await a.read(), max_bytes).data for a in present]
+
+
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+class Create(commands.Cog):
+    def __init__(self, backend: Backend, controls: Controls, *, max_upload_bytes: int) -> None:
+        self.backend = backend
+        self.controls = controls
+        self.max_upload_bytes = max_upload_bytes
+
+    async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
+        await report(interaction, error)
+
+    @app_commands.command(name="imagine", description="Create images from a text prompt")
+    @app_commands.describe(
+        prompt="What to paint, then --parameters (e.g. a lighthouse at dusk --ar 16:9 --no people)",
+        image="An image prompt (optional)",
+        image2="A second image prompt (optional)",
+    )
+    async def imagine(
+        self,
+        interaction: _Interaction,
+        prompt: app_commands.Range[str, 1, 6000],
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        images = await read_images([image, image2], self.max_upload_bytes)
+        who = requester_of(interaction)
+        cards = await self.backend.imagine(who, prompt, images=images, idempotency_key=f"discord:{interaction.id}")
+        await self.controls.start_jobs(interaction, cards, OriginalResponse(interaction), who)
+
+    @app_commands.command(name="blend", description="Blend 2–5 images into a new one")
+    @app_commands.describe(
+        image1="First image",
+        image2="Second image",
+        image3="Third image (optional)",
+        image4="Fourth image (optional)",
+        image5="Fifth image (optional)",
+        dimensions="The result's shape (default square)",
+    )
+    @app_commands.choices(dimensions=DIMENSIONS)
+    async def blend(
+        self,
+        interaction: _Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        dimensions: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        images = await read_images([image1, image2, image3, image4, image5], self.max_upload_bytes)
+        who = requester_of(interaction)
+        shape = dimensions.value if dimensions is not None else "square"
+        cards = await self.backend.blend(who, images, dimensions=shape, idempotency_key=f"discord:{interaction.id}")
+        await self.controls.start_jobs(interaction, cards, OriginalResponse(interaction), who)
+
+    @app_commands.command(name="describe", description="Suggest prompts for an image (not available yet)")
+    @app_commands.describe(image="The image to describe")
+    async def describe(self, interaction: _Interaction, image: discord.Attachment) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        await answer(
+            interaction,
+            "⚠️ /describe needs an image-captioning model and this server has none; "
+            "attach the image to /imagine as an image prompt instead.",
+        )

@@ -1,0 +1,89 @@
+"""What the bot writes in Discord messages, Midjourney's way, with every echoed user text made harmless.
+
+User text (prompts, names) is markdown-escaped and its mentions broken, and every message that carries it is sent
+with ``NO_MENTIONS`` — the escaping keeps the text readable, ``allowed_mentions`` is what actually stops a ping.
+"""
+
+from __future__ import annotations
+
+import discord
+
+NO_MENTIONS = discord.AllowedMentions.none()
+MAX_MESSAGE = 2000
+_MAX_PROMPT_SHOWN = 1500  # leaves room for the "- <@user> (status)" tail within Discord's 2000 characters
+
+MODE_NAMES = {"fast": "fast", "relax": "relaxed", "turbo": "turbo"}
+
+
+def escape(text: str) -> str:
+    """Markdown-escaped, with @everyone/@here and <@…>/<@&…>/<#…> mentions broken."""
+    escaped = discord.utils.escape_markdown(text)
+    return discord.utils.escape_mentions(escaped)
+
+
+def shown_prompt(prompt: str) -> str:
+    prompt = " ".join(prompt.split())
+    if len(prompt) > _MAX_PROMPT_SHOWN:
+        prompt = prompt[: _MAX_PROMPT_SHOWN - 1] + "…"
+    return escape(prompt)
+
+
+def mention(user_id: str) -> str:
+    return f"<@{int(user_id)}>"
+
+
+def mode_tag(mode: str, *, stealth: bool = False) -> str:
+    name = MODE_NAMES.get(mode, mode)
+    return f"({name}, stealth)" if stealth else f"({name})"
+
+
+def waiting(prompt: str, user_id: str) -> str:
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (Waiting to start)"
+
+
+def progress(prompt: str, user_id: str, percent: int, mode: str) -> str:
+    percent = max(0, min(100, percent))
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({percent}%) {mode_tag(mode)}"
+
+
+def finished(prompt: str, user_id: str, mode: str, *, what: str = "") -> str:
+    """The grid's caption. ``what`` names a derived job: ``Variations (Strong)``, ``Zoom Out``, ``Pan Left``…"""
+    by = f"{what} by {mention(user_id)}" if what else mention(user_id)
+    return f"**{shown_prompt(prompt)}** - {by} {mode_tag(mode)}"
+
+
+def single(prompt: str, user_id: str, index: int, *, what: str = "") -> str:
+    label = what or f"Image #{index}"
+    return f"**{shown_prompt(prompt)}** - {label} {mention(user_id)}"
+
+
+def failed(prompt: str, user_id: str, reason: str) -> str:
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (failed: {escape(reason)})"
+
+
+def cancelled(prompt: str, user_id: str) -> str:
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (Stopped)"
+
+
+def refusal(message: str) -> str:
+    """A user error, one line. The message may quote the user's input, so it is escaped like any echo."""
+    return f"⚠️ {escape(message)}"[:MAX_MESSAGE]
+
+
+def spoiler_name(filename: str) -> str:
+    return filename if filename.startswith("SPOILER_") else f"SPOILER_{filename}"
+
+
+HELP = "\n".join(
+    (
+        "**impasto** paints images from your words, Midjourney-style.",
+        "`/imagine prompt: a lighthouse at dusk --ar 16:9 --no people` — a 2×2 grid; "
+        "U1–U4 pick one, V1–V4 vary one, 🔄 rerolls.",
+        "Under one image: Upscale, Vary, Zoom Out, Custom Zoom, ⬅️➡️⬆️⬇️ pan, Make Square, ❤️.",
+        "`/blend` 2–5 images · `/settings` · `/prefer suffix|option|remix` · `/info` · `/fast` `/relax` `/turbo` · "
+        "`/public` `/stealth` · `/show job_id` · `/history`",
+        "React ✉️ to get a job's details and images by DM; ❌ on your own job cancels or deletes it.",
+        "Parameters: `--ar W:H --seed N --chaos 0-100 --stylize N --q .5|1|2 --stop 10-100 --tile --iw N "
+        "--style raw --v N --niji --no words`.",
+    )
+)

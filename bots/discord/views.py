@@ -1,0 +1,173 @@
+"""Buttons and the settings panel. Every control is a ``DynamicItem``: discord.py matches the custom_id against the
+template and rebuilds the item from it, so no process needs to have sent the message (restarts, shards)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
+
+import discord
+from discord import ui
+
+from impasto.bots.discord.custom_ids import BUTTON_TEMPLATE, SETTING_TEMPLATE, ButtonId, SettingId
+from impasto.bots.service.actions import Action
+
+_Interaction = discord.Interaction[Any]
+
+
+class ControlHandler(Protocol):
+    async def on_button(self, interaction: _Interaction, button: ButtonId) -> None: ...
+
+    async def on_setting(self, interaction: _Interaction, setting: SettingId, values: Sequence[str]) -> None: ...
+
+
+class HasControls(Protocol):
+    controls: ControlHandler
+
+
+def _controls(interaction: _Interaction) -> ControlHandler:
+    return cast(HasControls, interaction.client).controls
+
+
+# label, emoji for each button; None where the other carries it
+LABELS: dict[Action, tuple[str | None, str | None]] = {
+    Action.REROLL: (None, "🔄"),
+    Action.UPSCALE_SUBTLE: ("Upscale (Subtle)", None),
+    Action.UPSCALE_CREATIVE: ("Upscale (Creative)", None),
+    Action.VARY_SUBTLE: ("Vary (Subtle)", None),
+    Action.VARY_STRONG: ("Vary (Strong)", None),
+    Action.VARY_REGION: ("Vary (Region)", None),
+    Action.ZOOM_OUT_2: ("Zoom Out 2x", None),
+    Action.ZOOM_OUT_1_5: ("Zoom Out 1.5x", None),
+    Action.ZOOM_CUSTOM: ("Custom Zoom", None),
+    Action.MAKE_SQUARE: ("Make Square", None),
+    Action.PAN_LEFT: (None, "⬅️"),
+    Action.PAN_RIGHT: (None, "➡️"),
+    Action.PAN_UP: (None, "⬆️"),
+    Action.PAN_DOWN: (None, "⬇️"),
+    Action.FAVORITE: (None, "❤️"),
+    Action.DETAILS: (None, "✉️"),
+}
+
+SINGLE_ROWS: tuple[tuple[Action, ...], ...] = (
+    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.VARY_REGION),
+    (Action.ZOOM_OUT_2, Action.ZOOM_OUT_1_5, Action.ZOOM_CUSTOM, Action.MAKE_SQUARE),
+    (Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP, Action.PAN_DOWN, Action.FAVORITE),
+)
+
+
+def label_of(button: ButtonId) -> tuple[str | None, str | None]:
+    if button.action is Action.UPSCALE:
+        return f"U{button.index}", None
+    if button.action is Action.VARIATION:
+        return f"V{button.index}", None
+    return LABELS[button.action]
+
+
+class JobButton(ui.DynamicItem[ui.Button[Any]], template=BUTTON_TEMPLATE):
+    def __init__(self, button: ButtonId, *, pressed: bool = False, row: int | None = None) -> None:
+        label, emoji = label_of(button)
+        style = discord.ButtonStyle.primary if pressed else discord.ButtonStyle.secondary
+        super().__init__(ui.Button(label=label, emoji=emoji, style=style, custom_id=button.encode()), row=row)
+        self.button = button
+
+    @classmethod
+    async def from_custom_id(cls, interaction: _Interaction, item: ui.Item[Any], match: re.Match[str], /) -> JobButton:
+        return cls(ButtonId.decode(match.group(0)))
+
+    async def callback(self, interaction: _Interaction) -> None:
+        await _controls(interaction).on_button(interaction, self.button)
+
+
+class SettingButton(ui.DynamicItem[ui.Button[Any]], template=SETTING_TEMPLATE):
+    def __init__(self, setting: SettingId, label: str, *, on: bool = False, row: int | None = None) -> None:
+        # Midjourney shows an active setting green.
+        style = discord.ButtonStyle.success if on else discord.ButtonStyle.secondary
+        super().__init__(ui.Button(label=label, style=style, custom_id=setting.encode()), row=row)
+        self.setting = setting
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: _Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> SettingButton:
+        return cls(SettingId.decode(match.group(0)), "")
+
+    async def callback(self, interaction: _Interaction) -> None:
+        await _controls(interaction).on_setting(interaction, self.setting, ())
+
+
+class ModelSelect(ui.DynamicItem[ui.Select[Any]], template=r"imp:set:model"):
+    def __init__(self, models: Sequence[str] = (), current: str = "", *, row: int | None = None) -> None:
+        options = [discord.SelectOption(label=m, value=m, default=m == current) for m in models[:25]]
+        select: ui.Select[Any] = ui.Select(custom_id="imp:set:model", placeholder="Model", options=options)
+        super().__init__(select, row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: _Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> ModelSelect:
+        return cls()
+
+    async def callback(self, interaction: _Interaction) -> None:
+        data = cast(dict[str, Any], interaction.data or {})
+        values = data.get("values", [])
+        await _controls(interaction).on_setting(interaction, SettingId("model"), [str(v) for v in values])
+
+
+DYNAMIC_ITEMS: tuple[type[ui.DynamicItem[Any]], ...] = (JobButton, ModelSelect, SettingButton)
+
+
+def grid_view(job_id: str, pressed: frozenset[str] = frozenset()) -> ui.View:
+    view = ui.View(timeout=None)
+    rows = (
+        [ButtonId(job_id, Action.UPSCALE, i) for i in range(1, 5)] + [ButtonId(job_id, Action.REROLL, 0)],
+        [ButtonId(job_id, Action.VARIATION, i) for i in range(1, 5)],
+    )
+    for row, buttons in enumerate(rows):
+        for button in buttons:
+            view.add_item(JobButton(button, pressed=button.encode() in pressed, row=row))
+    return view
+
+
+def single_view(job_id: str, index: int, *, square: bool = False) -> ui.View:
+    """Buttons under one image. Make Square is offered only for a non-square image, as Midjourney does."""
+    view = ui.View(timeout=None)
+    for row, actions in enumerate(SINGLE_ROWS):
+        for action in actions:
+            if action is Action.MAKE_SQUARE and square:
+                continue
+            view.add_item(JobButton(ButtonId(job_id, action, index), row=row))
+    return view
+
+
+def with_pressed(message: discord.Message, custom_id: str) -> ui.View:
+    """The message's own buttons again, the pressed one blue: rebuilt from the components Discord sent us."""
+    view = ui.View(timeout=None)
+    for row, component in enumerate(message.components):
+        for child in getattr(component, "children", ()):
+            if not isinstance(child, discord.Button) or child.custom_id is None:
+                continue
+            try:
+                button = ButtonId.decode(child.custom_id)
+            except ValueError:
+                continue
+            pressed = child.custom_id == custom_id or child.style is discord.ButtonStyle.primary
+            view.add_item(JobButton(button, pressed=pressed, row=row))
+    return view
+
+
+def settings_view(
+    *, models: Sequence[str], model: str, mode: str, public: bool, remix: bool, raw: bool, stylize: int | None
+) -> ui.View:
+    view = ui.View(timeout=None)
+    view.add_item(ModelSelect(models, model, row=0))
+    view.add_item(SettingButton(SettingId("raw"), "RAW Mode", on=raw, row=1))
+    for value, label in ((50, "Stylize low"), (100, "Stylize med"), (250, "Stylize high"), (750, "Stylize very high")):
+        view.add_item(SettingButton(SettingId("stylize", str(value)), label, on=stylize == value, row=1))
+    view.add_item(SettingButton(SettingId("public"), "Public mode", on=public, row=2))
+    view.add_item(SettingButton(SettingId("remix"), "Remix mode", on=remix, row=2))
+    for name, label in (("turbo", "Turbo mode"), ("fast", "Fast mode"), ("relax", "Relax mode")):
+        view.add_item(SettingButton(SettingId("mode", name), label, on=mode == name, row=3))
+    view.add_item(SettingButton(SettingId("reset"), "Reset Settings", row=4))
+    return view

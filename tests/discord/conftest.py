@@ -1,0 +1,60 @@
+"""Fixtures: a fake Discord on 127.0.0.1 and the real discord.py bot connected to it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+from fake_discord import FakeDiscord
+from stand_in import StandInBackend
+
+from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
+from impasto.bots.discord.backend import Backend
+from impasto.bots.discord.endpoints import use_endpoints
+
+StartBot = Callable[..., Coroutine[Any, Any, ImpastoBot]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+def backend() -> StandInBackend:
+    return StandInBackend()
+
+
+@pytest.fixture
+async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
+    """Start a bot (several in one test model a restart); each is closed at the end."""
+    running: list[tuple[ImpastoBot, asyncio.Task[None]]] = []
+
+    async def start(backend: Backend, **options: Any) -> ImpastoBot:
+        use_endpoints(fake.api_url, fake.gateway_url)
+        options.setdefault("min_edit_interval_s", 0.0)
+        options.setdefault("guild_ready_timeout_s", 0.05)
+        bot = build_bot(backend, BotOptions(**options))
+        task = asyncio.create_task(bot.start("fake-token"))
+        running.append((bot, task))
+        while not bot.is_ready():
+            if task.done():
+                task.result()  # the client died: show why
+                raise AssertionError("bot stopped before it was ready")
+            await asyncio.sleep(0.01)
+        return bot
+
+    yield start
+    for bot, task in running:
+        await bot.close()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot, backend: StandInBackend) -> ImpastoBot:
+    return await start_bot(backend)
