@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 from fake_botapi import TOKEN, FakeBotApi
@@ -29,3 +30,8 @@ async def stop_polling(application: TgApp) -> None:
     await application.updater.stop()
     await application.stop()
     await application.shutdown()
+
+
+# The same servers as tests/conftest.py (not importable from here: tests/ is not a package).
+TEST_REDIS_URL = os.environ.get("IMPASTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_POSTGRES_URL = os.environ.get("IMPASTO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
