@@ -1,0 +1,279 @@
+"""The arq job function: one render, from claiming the SQL row to the completion event.
+
+Designed for at-least-once delivery (arq: "jobs may be called more than once"). The SQL row decides: ``claim_job``
+returns None for a job already final, ``complete_job``/``fail_job``/``cancel_job`` return False when another delivery
+got there first, and only the delivery whose transition succeeded publishes the job's terminal event (and that
+publication is itself once-only). A job whose worker was SIGKILLed is re-run by another worker once arq's
+in-progress lock, which the live worker keeps renewing, lapses (``WorkerConfig.lease_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq.constants import in_progress_key_prefix
+from PIL import Image
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from impasto.engine.errors import Cancelled, EngineError, EngineOutOfMemory
+from impasto.engine.spec import Progress, RenderResult
+from impasto.queue import events, fairness, keys
+from impasto.queue.contract import ContractError, RenderRequest
+from impasto.queue.renderer import render_with_oom_retry
+from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
+from impasto.queue.state import WorkerState
+from impasto.storage.lifecycle import NewImage, cancel_job, cancel_requested, claim_job, complete_job, fail_job
+from impasto.storage.models import CANCELLED, DONE, FAILED, Job
+from impasto.storage.models import Image as ImageRow
+
+log = logging.getLogger("impasto.queue")
+
+#: Step events are published at most this often per job (the last step always is).
+STEP_EVENT_INTERVAL_S = 0.25
+
+
+class Stalled(Exception):
+    """The render reported no step for too long, or ran past its cap; the message is for the user."""
+
+
+@dataclass
+class _Watch:
+    """Shared between the GPU thread (``on_progress``) and the job's coroutine (``supervise``)."""
+
+    job_id: str
+    loop: asyncio.AbstractEventLoop
+    preview_interval_s: float
+    preview_px: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    last_step_at: float = field(default_factory=time.monotonic)
+    outbox: asyncio.Queue[events.Progress] = field(default_factory=asyncio.Queue)
+    _last_event_at: float = 0.0
+    _last_preview_at: float = 0.0
+
+    def on_progress(self, progress: Progress) -> None:
+        """Runs on the GPU thread after every step: note it, stop if asked, hand a bounded event to the loop."""
+        now = time.monotonic()
+        self.last_step_at = now
+        if self.cancel.is_set():
+            raise Cancelled(progress.step, progress.total)
+        last = progress.step >= progress.total
+        if not last and now - self._last_event_at < STEP_EVENT_INTERVAL_S:
+            return
+        self._last_event_at = now
+        preview_b64 = None
+        if progress.preview is not None and now - self._last_preview_at >= self.preview_interval_s:
+            self._last_preview_at = now
+            preview_b64 = base64.b64encode(_small_png(progress.preview, self.preview_px)).decode()
+        event = events.Progress(
+            job_id=self.job_id, step=progress.step, total=progress.total, preview_png_b64=preview_b64
+        )
+        self.loop.call_soon_threadsafe(self.outbox.put_nowait, event)
+
+
+def _small_png(image: Image.Image, px: int) -> bytes:
+    small = image.copy()
+    small.thumbnail((px, px))
+    buf = io.BytesIO()
+    small.convert("RGB").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
+    """The arq function registered as ``keys.RENDER_FUNCTION``. Returns a small JSON summary (arq keeps it)."""
+    state = WorkerState.of(ctx)
+    redis: Redis = ctx["redis"]
+    job_try: int = ctx["job_try"]
+    try:
+        request = RenderRequest.from_wire(payload)
+    except ContractError as exc:
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        log.error("rejected queued job %s: %s", job_id, exc)
+        if isinstance(job_id, str):
+            await _fail(state, redis, job_id, str(exc))
+        return {"outcome": "rejected", "error": str(exc)}
+
+    job_id = request.job_id
+    await _renew_lease(redis, job_id, state.config.lease_s)
+    await fairness.job_started(redis, request, score=int(ctx["score"]), first_try=job_try == 1)
+    await _announce_positions(redis, state.config.positions_announced)
+
+    waited_s = time.time() - request.enqueued_at
+    if job_try == 1 and waited_s > state.config.max_wait_s:
+        message = (
+            f"waited {waited_s / 60:.0f} min in the queue, longer than the {state.config.max_wait_s / 60:.0f} min "
+            "limit; nothing was charged, please try again"
+        )
+        return await _fail(state, redis, job_id, message)
+
+    async with state.sessions() as session, session.begin():
+        claimed = await claim_job(session, job_id, worker=state.config.name)
+    if claimed is None:
+        log.info("job %s is already final: duplicate delivery, nothing to render", job_id)
+        await _reannounce(state, redis, job_id)
+        return {"outcome": "duplicate"}
+    if claimed.cancel_requested:
+        return await _cancel(state, redis, job_id)
+    await events.publish(redis, events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt))
+
+    try:
+        work = await asyncio.to_thread(build_work, claimed, state.images.get)
+        result, retried = await _supervised_render(state, redis, work)
+    except Cancelled:
+        return await _cancel(state, redis, job_id)
+    except Stalled as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    except EngineOutOfMemory as exc:
+        return await _fail(state, redis, job_id, f"{exc} (a smaller batch did not fit either); nothing was charged")
+    except (EngineError, UnrenderableJob) as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    if retried:
+        log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
+    return await _complete(state, redis, job_id, result)
+
+
+async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork) -> tuple[RenderResult, bool]:
+    """Run the render on the GPU thread while this coroutine publishes progress, renews the lease, polls for
+    cancellation (at most every ``cancel_poll_s``) and enforces the step and total timeouts."""
+    config = state.config
+    loop = asyncio.get_running_loop()
+    watch = _Watch(work.job_id, loop, config.preview_interval_s, config.preview_px)
+    future = loop.run_in_executor(state.gpu, render_with_oom_retry, state.renderer, work, watch.on_progress)
+    started = time.monotonic()
+    tick_s = min(config.lease_s / 3, config.cancel_poll_s, 0.5)
+    last_cancel_check = started
+    stop_reason: str | None = None
+    stopped_at = 0.0
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=tick_s)
+        await _flush(redis, watch)
+        if done:
+            break
+        now = time.monotonic()
+        await _renew_lease(redis, work.job_id, config.lease_s)
+        if stop_reason is None:
+            if now - last_cancel_check >= config.cancel_poll_s:
+                last_cancel_check = now
+                async with state.sessions() as session:
+                    if await cancel_requested(session, work.job_id):
+                        watch.cancel.set()
+            if now - watch.last_step_at > config.step_timeout_s:
+                stop_reason = f"the render made no progress for {config.step_timeout_s:.0f} s and was stopped"
+            elif now - started > config.max_run_s:
+                stop_reason = f"the render ran longer than the {config.max_run_s:.0f} s limit and was stopped"
+            if stop_reason is not None:
+                stopped_at = now
+                watch.cancel.set()
+        elif now - stopped_at > config.step_timeout_s:
+            # The GPU thread did not even reach its next step: give up on it. The next job queues behind it on the
+            # single GPU thread, so an operator should restart this worker; the job itself is failed and refunded.
+            log.critical("job %s: the GPU thread is stuck; restart this worker", work.job_id)
+            raise Stalled(stop_reason)
+    try:
+        return future.result()
+    except Cancelled:
+        if stop_reason is not None:
+            raise Stalled(stop_reason) from None
+        raise
+
+
+async def _flush(redis: Redis, watch: _Watch) -> None:
+    while not watch.outbox.empty():
+        await events.publish(redis, watch.outbox.get_nowait())
+
+
+async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
+    # arq's in-progress key keeps other workers off this job; ours lapses soon after this worker dies.
+    await redis.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))
+
+
+async def _announce_positions(redis: Redis, count: int) -> None:
+    if count <= 0:
+        return
+    waiting = await redis.zrange(keys.QUEUE_NAME, 0, count - 1)
+    async with redis.pipeline(transaction=False) as pipe:
+        for ahead, raw in enumerate(waiting):
+            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            event = events.Queued(job_id=job_id, position=ahead)
+            pipe.xadd(keys.EVENTS_STREAM, {"job": job_id, "kind": event.kind, "data": event.model_dump_json()})
+        await pipe.execute()
+
+
+async def _complete(state: WorkerState, redis: Redis, job_id: str, result: RenderResult) -> dict[str, Any]:
+    singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
+    new_images = [
+        NewImage(index=i, key=key, width_px=result.width, height_px=result.height)
+        for i, key in enumerate(singles, start=1)
+    ]
+    grid_key: str | None = None
+    if result.grid is not None:
+        grid_key = await asyncio.to_thread(state.images.put, result.grid)
+        with Image.open(io.BytesIO(result.grid)) as grid:
+            new_images.insert(0, NewImage(index=0, key=grid_key, width_px=grid.width, height_px=grid.height))
+    async with state.sessions() as session, session.begin():
+        completed = await complete_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+    if not completed:
+        log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        return {"outcome": "duplicate"}
+    await events.publish_final(
+        redis,
+        events.Done(
+            job_id=job_id,
+            image_keys=list(singles),
+            grid_key=grid_key,
+            seed=result.seed,
+            gpu_seconds=result.gpu_seconds,
+            paints_noise=result.paints_noise,
+        ),
+    )
+    return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
+
+
+async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
+    """Publish a final job's terminal event if nobody did: covers a worker that died between its SQL commit and
+    its event, and a job cancelled while it waited. ``publish_final`` is once-only, so this never duplicates."""
+    async with state.sessions() as session:
+        job = await session.get(Job, job_id)
+        if job is None:
+            return
+        event: events.Event
+        if job.status == DONE:
+            rows = (await session.scalars(select(ImageRow).where(ImageRow.job_id == job_id))).all()
+            by_index = {row.index: row.store_key for row in rows}
+            event = events.Done(
+                job_id=job_id,
+                image_keys=[by_index[i] for i in sorted(by_index) if i >= 1],
+                grid_key=by_index.get(0),
+                seed=job.seed,
+                gpu_seconds=job.gpu_seconds,
+            )
+        elif job.status == FAILED:
+            event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)
+        elif job.status == CANCELLED:
+            event = events.Cancelled(job_id=job_id, refunded=True)
+        else:
+            return
+    await events.publish_final(redis, event)
+
+
+async def _fail(state: WorkerState, redis: Redis, job_id: str, message: str) -> dict[str, Any]:
+    async with state.sessions() as session, session.begin():
+        failed = await fail_job(session, job_id, error=message)
+    if failed:
+        await events.publish_final(redis, events.Failed(job_id=job_id, message=message, refunded=True))
+    return {"outcome": "failed" if failed else "duplicate", "error": message}
+
+
+async def _cancel(state: WorkerState, redis: Redis, job_id: str) -> dict[str, Any]:
+    async with state.sessions() as session, session.begin():
+        cancelled = await cancel_job(session, job_id)
+    if cancelled:
+        await events.publish_final(redis, events.Cancelled(job_id=job_id, refunded=True))
+    return {"outcome": "cancelled" if cancelled else "duplicate"}

@@ -1,0 +1,31 @@
+"""The worker's knobs (``IMPASTO_WORKER_…``), and the arq ``Worker`` built from them.
+
+Timeouts, converted once here (STYLE 2): a job that *waited* longer than ``max_wait_s`` is failed and refunded when a
+worker reaches it; a *running* job that reports no step for ``step_timeout_s`` is stopped and failed (the clock
+resets on every step); ``max_run_s`` caps a whole render. ``lease_s`` is how long arq's in-progress lock outlives a
+worker that died: the live worker renews it every ``lease_s / 3``, so a job of a SIGKILLed worker is picked up by
+another one about ``lease_s`` later.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMPASTO_WORKER_", env_file=".env", extra="ignore")
+
+    name: str = Field(default_factory=lambda: f"{socket.gethostname()}-gpu0")
+    max_wait_s: float = Field(3600.0, gt=0)
+    step_timeout_s: float = Field(120.0, gt=0)
+    max_run_s: float = Field(1800.0, gt=0)
+    lease_s: float = Field(30.0, gt=0)
+    cancel_poll_s: float = Field(1.0, gt=0)  # how often a running job asks SQL whether its owner cancelled it
+    preview_interval_s: float = Field(1.0, ge=0)  # at most one preview event per job per interval
+    preview_px: int = Field(128, ge=16, le=512)  # the longest side of a preview PNG
+    poll_delay_s: float = Field(0.2, gt=0)  # how often an idle worker looks at the queue
+    positions_announced: int = Field(25, ge=0)  # waiting jobs told their new position when a job starts
+    max_tries: int = Field(5, ge=1)  # deliveries of one job (crash retries) before arq gives up

@@ -1,0 +1,32 @@
+"""``WorkerState``: what one worker process holds for its whole life, under one key of arq's ``ctx`` (STYLE 6)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from impasto.queue.renderer import Renderer
+from impasto.queue.settings import WorkerConfig
+from impasto.storage.images import ImageStore
+
+STATE_KEY = "impasto"
+
+
+@dataclass
+class WorkerState:
+    config: WorkerConfig
+    renderer: Renderer
+    gpu: ThreadPoolExecutor  # one thread: it owns the device; every render runs on it, off the event loop
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    images: ImageStore
+
+    @staticmethod
+    def of(ctx: dict[str, Any]) -> WorkerState:
+        state = ctx[STATE_KEY]
+        if not isinstance(state, WorkerState):  # pragma: no cover - on_startup always sets it
+            raise TypeError("the arq worker was started without impasto's on_startup")
+        return state

@@ -1,0 +1,95 @@
+"""``impasto worker``: one process per GPU, consuming the impasto queue with arq.
+
+The renderer (engine + default model) is built once in ``on_startup`` on the GPU thread itself, so the CUDA context
+and every later render live on the same thread. ``max_jobs=1``: the worker takes exactly the job with the lowest
+score (see ``fairness``) whenever its GPU is free, and never holds a job it cannot start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+from impasto.queue import keys
+from impasto.queue.contract import deserialize, serialize
+from impasto.queue.functions import render_job
+from impasto.queue.renderer import Renderer
+from impasto.queue.settings import WorkerConfig
+from impasto.queue.state import STATE_KEY, WorkerState
+from impasto.storage.db import make_engine, require_migrated, session_factory
+from impasto.storage.images import ImageStore
+
+log = logging.getLogger("impasto.queue")
+
+RendererFactory = Callable[[], Renderer]
+
+_SETUP_KEY = "impasto_setup"
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What ``on_startup`` needs to build the ``WorkerState``."""
+
+    config: WorkerConfig
+    database_url: str
+    image_root: Path
+    renderer_factory: RendererFactory  # called once, on the GPU thread
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    setup: WorkerSetup = ctx[_SETUP_KEY]
+    db = make_engine(setup.database_url)
+    await require_migrated(db)
+    gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impasto-gpu")
+    renderer = await asyncio.get_running_loop().run_in_executor(gpu, setup.renderer_factory)
+    ctx[STATE_KEY] = WorkerState(
+        config=setup.config,
+        renderer=renderer,
+        gpu=gpu,
+        db=db,
+        sessions=session_factory(db),
+        images=ImageStore(setup.image_root),
+    )
+    log.info("worker %s ready", setup.config.name)
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    state = ctx.get(STATE_KEY)
+    if isinstance(state, WorkerState):
+        state.gpu.shutdown(wait=False, cancel_futures=True)
+        await state.db.dispose()
+
+
+def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, handle_signals: bool = True) -> Worker:
+    config = setup.config
+    return Worker(
+        functions=[
+            func(
+                render_job,
+                name=keys.RENDER_FUNCTION,
+                # Our own watchdog stops a job first (step timeout, max_run_s); this is arq's backstop.
+                timeout=config.max_run_s + 2 * config.step_timeout_s,
+                max_tries=config.max_tries,
+            )
+        ],
+        queue_name=keys.QUEUE_NAME,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        ctx={_SETUP_KEY: setup},
+        max_jobs=1,
+        poll_delay=config.poll_delay_s,
+        burst=burst,
+        handle_signals=handle_signals,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        keep_result=24 * 3600,
+    )
