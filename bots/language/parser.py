@@ -185,7 +185,7 @@ def _split(
     return _Parsed(images, body, _segments(body), params)
 
 
-def _preference_params(preferences: Preferences, cap: int) -> ParamSet:
+def _preference_params(preferences: Preferences, cap: int, registry: Registry) -> ParamSet:
     """The suffix over the /settings defaults, each with errors that say where the bad value came from."""
     merged = ParamSet()
     for label, text in (("/settings", preferences.settings), ("/prefer suffix", preferences.suffix)):
@@ -194,6 +194,7 @@ def _preference_params(preferences: Preferences, cap: int) -> ParamSet:
             continue
         try:
             params = parse_parameters(text, repeat_cap=cap)
+            _model(params, registry)  # a stale --v in a stored preference is reported as the preference's fault
         except PromptError as exc:
             raise PromptError(f"in your {label}: {exc.message}", option=exc.option, value=exc.value) from None
         merged = params.over(merged)
@@ -344,7 +345,7 @@ def parse_imagine(
     _check_length(text)
     if not text.strip():
         raise PromptError("the prompt is empty; write what to paint", option=None, value=None)
-    lower = _preference_params(preferences, cap)
+    lower = _preference_params(preferences, cap, registry)
     parsed = [_split(t, preferences=preferences, cap=cap) for t in expand(normalize_dashes(text), cap)]
     total = sum(p.params.repeat or 1 for p in parsed)
     if total > cap:
@@ -404,7 +405,7 @@ def parse_blend(
         given = ParamSet(
             aspect=ratio, shown=(("aspect", f"--ar {ratio[0]}:{ratio[1]}"),), written=(("aspect", "--ar"),)
         )
-    params = given.over(_preference_params(preferences, MAX_BLEND))
+    params = given.over(_preference_params(preferences, MAX_BLEND, registry))
     return _build(
         images=urls,
         text="",
