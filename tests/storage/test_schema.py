@@ -1,0 +1,107 @@
+"""Migrations, the migration check, the URL mapping and the `impasto db` command, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from impasto.migrations.config import downgrade, upgrade
+from impasto.storage.db import DatabaseError, NotMigrated, database_url, make_engine, require_migrated
+from impasto.storage.models import Base
+
+TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger"}
+
+
+async def test_upgrade_from_empty_matches_the_models_and_downgrade_to_base_empties(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(NotMigrated, match="run `impasto db upgrade`"):
+            await require_migrated(engine)
+        await upgrade(engine)
+        await require_migrated(engine)
+
+        def diff(connection: Any) -> list[Any]:
+            return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+        def tables(connection: Any) -> set[str]:
+            return set(inspect(connection).get_table_names())
+
+        async with engine.connect() as connection:
+            assert await connection.run_sync(diff) == []  # the migration creates exactly what the models say
+            assert await connection.run_sync(tables) == TABLES | {"alembic_version"}
+        await downgrade(engine, "base")
+        async with engine.connect() as connection:
+            assert await connection.run_sync(tables) <= {"alembic_version"}
+        with pytest.raises(NotMigrated):
+            await require_migrated(engine)
+        await upgrade(engine)  # and back up again: downgrade left nothing behind that blocks it
+        await require_migrated(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@db:5432/impasto", "postgresql+asyncpg://u@db:5432/impasto"),
+        ("postgres://u:secret@db/impasto", "postgresql+asyncpg://u:***@db/impasto"),
+        ("postgresql+asyncpg://u@db/impasto", "postgresql+asyncpg://u@db/impasto"),
+        ("sqlite:///impasto-data/impasto.db", "sqlite+aiosqlite:///impasto-data/impasto.db"),
+        ("sqlite:////abs/path.db", "sqlite+aiosqlite:////abs/path.db"),
+    ],
+)
+def test_operator_urls_get_async_drivers(given: str, expected: str) -> None:
+    assert database_url(given).render_as_string(hide_password=True) == expected
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@db/x", "postgresql+psycopg2://u@db/x", "not a url"])
+def test_unsupported_urls_are_refused_with_the_allowed_forms(bad: str) -> None:
+    with pytest.raises(DatabaseError, match="postgresql"):
+        database_url(bad)
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'nested' / 'x.db'}")
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 30_000
+    finally:
+        await engine.dispose()
+
+
+def _impasto(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "impasto.bots.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.slow
+def test_impasto_db_cli_on_a_sqlite_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_")}
+    env["IMPASTO_DATA_DIR"] = str(tmp_path / "data")
+    current = _impasto("db", "current", env=env, cwd=tmp_path)
+    assert current.returncode == 0, current.stderr
+    assert "none (empty)" in current.stdout
+    upgraded = _impasto("db", "upgrade", env=env, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "at revision 0001" in upgraded.stdout
+    assert "up to date" in upgraded.stdout
+    assert (tmp_path / "data" / "impasto.db").is_file()
+    down = _impasto("db", "downgrade", "base", env=env, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "none (empty)" in down.stdout
+    refused = _impasto("db", "--database-url", "mysql://x/y", "current", env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "not supported" in refused.stderr
