@@ -26,7 +26,7 @@ def _url() -> str:
         return url
     from impasto.bots.config import Settings
 
-    return Settings().database_url_or_default
+    return Settings().database_url_or_default  # type: ignore[call-arg]  # pydantic-settings reads the environment
 
 
 def _configure(connection: Connection) -> None:

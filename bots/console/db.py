@@ -70,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
 def _default_url() -> str:
     from impasto.bots.config import Settings
 
-    return Settings().database_url_or_default
+    return Settings().database_url_or_default  # type: ignore[call-arg]  # pydantic-settings reads the environment
