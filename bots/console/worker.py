@@ -1,0 +1,81 @@
+"""``impasto worker``: run one GPU worker (one process per GPU) that consumes the Redis queue.
+
+Torch is imported only when the engine renderer is built, inside the worker's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from impasto.bots.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="run a GPU worker on the Redis queue (one process per GPU)",
+        description=(
+            "Consume the impasto queue (IMPASTO_REDIS_URL) and render jobs from the database (IMPASTO_DATABASE_URL) "
+            "into the image store (IMPASTO_DATA_DIR). Start one per GPU, e.g. with CUDA_VISIBLE_DEVICES=N. "
+            "Timeouts and the worker name come from IMPASTO_WORKER_* (see README)."
+        ),
+    )
+    p.add_argument(
+        "--renderer",
+        choices=["engine", "noop"],
+        default="engine",
+        help="engine: diffusers on the GPU (default); noop: flat tiles without torch, to smoke-test a deployment",
+    )
+    p.add_argument("--model", default=None, help="model to load at start-up (default: IMPASTO_DEFAULT_MODEL)")
+    p.add_argument("--name", default=None, help="this worker's name in job rows (default: IMPASTO_WORKER_NAME)")
+    p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    p.add_argument("--noop-steps", type=int, default=4, help="noop renderer: steps per job")
+    p.add_argument("--noop-step-s", type=float, default=0.0, help="noop renderer: seconds per step")
+    p.set_defaults(handler=run_worker)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from impasto.queue.renderer import EngineRenderer, NoopRenderer, Renderer
+    from impasto.queue.settings import WorkerConfig
+    from impasto.queue.worker import WorkerSetup, build_worker
+    from impasto.storage.images import ImageStore
+
+    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
+    if not settings.redis_url:
+        print(
+            "IMPASTO_REDIS_URL is not set: the worker consumes the Redis queue (e.g. redis://127.0.0.1:6379/0)",
+            file=sys.stderr,
+        )
+        return 2
+    overrides: dict[str, Any] = {"name": args.name} if args.name else {}
+    config = WorkerConfig(**overrides)
+
+    def renderer() -> Renderer:
+        if args.renderer == "noop":
+            return NoopRenderer(steps=args.noop_steps, step_s=args.noop_step_s)
+        return EngineRenderer.load(
+            settings.registry,
+            cache_dir=settings.data_dir / "models",
+            lora_dir=settings.lora_dir_or_default,
+            model=args.model or settings.default_model,
+        )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup = WorkerSetup(
+        config=config,
+        database_url=settings.database_url_or_default,
+        image_root=ImageStore.in_data_dir(settings.data_dir).root,
+        renderer_factory=renderer,
+    )
+    worker = build_worker(setup, redis_url=settings.redis_url, burst=args.burst)
+    from impasto.storage.db import DatabaseError
+
+    try:
+        worker.run()
+    except DatabaseError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
