@@ -383,3 +383,32 @@ async def test_settings_and_preferences_shape_the_prompt(service: JobService) ->
     assert reset.settings_text == ""
     with pytest.raises(InvalidRequest, match="unknown model"):
         await service.update_settings(ADA, model="v99")
+
+
+async def test_blend_makes_one_job_from_links_and_stored_copies(
+    service: JobService, store: ImageStore, recorder: Recorder, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    keys = [store.put(b"one"), store.put(b"two")]
+    urls = ["https://cdn.example/a.png", "https://cdn.example/b.png"]
+    (ticket,) = await service.blend(ADA, urls, "landscape", idempotency_key="b1", image_keys=keys)
+    async with sessions() as session, session.begin():
+        claimed = await claim_job(session, ticket.job_id, worker="w")
+    assert claimed is not None
+    assert claimed.action == "blend"
+    assert claimed.input_image_keys == tuple(keys)
+    assert list(claimed.params["image_prompts"]) == urls
+    assert claimed.params["aspect_ratio"] == "3:2"
+    with pytest.raises(PromptError, match="2 to 5 images"):
+        await service.blend(ADA, urls[:1], None, idempotency_key="b2")
+
+
+async def test_a_servers_daily_cap(service: JobService, sessions: async_sessionmaker[AsyncSession]) -> None:
+    from impasto.bots.service.errors import DailyCapReached
+
+    await service.configure_guild("discord", "900", daily_cap_gpu_seconds=1.5 * ESTIMATE)
+    await service.imagine(ADA, "one", idempotency_key="dc1")
+    with pytest.raises(DailyCapReached, match="per member per day"):
+        await service.imagine(ADA, "two", idempotency_key="dc2")
+    # A DM is not under the server's cap.
+    await service.imagine(Requester("discord", "100", "ada"), "two", idempotency_key="dc3")
+    assert (await service.guild("discord", "900")).daily_cap_gpu_seconds == pytest.approx(1.5 * ESTIMATE)
