@@ -10,11 +10,14 @@ emphasis syntax needs ``\\(``). Whitespace around each alternative is trimmed, a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from impasto.bots.language.errors import PromptError
 
 COUNT_LIMIT = 1_000_000_000  # counts above this are reported as "more than"
+# Escapes, braces, commas, and runs of anything else (read in one piece: the loop runs per token, not per char).
+_TOKENS = re.compile(r"\\[,{}]?|[{},]|[^\\{},]+")
 
 
 @dataclass
@@ -62,23 +65,19 @@ def expand(text: str, cap: int) -> list[str]:
         else:
             frame.alternatives = None
 
-    i = 0
-    length = len(text)
-    while i < length:
-        char = text[i]
-        if char == "\\" and i + 1 < length and text[i + 1] in ",{}":
-            pending.append(text[i + 1])
-            i += 2
-            continue
-        if char == "{":
+    for match in _TOKENS.finditer(text):
+        token = match[0]
+        if token[0] == "\\":
+            pending.append(token[1:] if token[1:] in (",", "{", "}") else token)
+        elif token == "{":
             flush()
             stack.append(_Frame(current, count))
             current, count = [""], 1
-        elif char == "," and stack:
+        elif token == "," and stack:
             flush()
             finish_alternative(stack[-1])
             current, count = [""], 1
-        elif char == "}":
+        elif token == "}":
             if not stack:
                 raise PromptError(
                     "a } closes no { in the prompt; write \\} for a literal brace", option=None, value="}"
@@ -89,8 +88,7 @@ def expand(text: str, cap: int) -> list[str]:
             count = _saturate(frame.before_count * frame.count)
             current = _product(frame.before, frame.alternatives, cap)
         else:
-            pending.append(char)
-        i += 1
+            pending.append(token)
     if stack:
         raise PromptError(
             "a { in the prompt is never closed; permutations look like {red, green}, write \\{ for a literal brace",
