@@ -1,0 +1,73 @@
+"""A worker process killed with SIGKILL mid-job: another worker finishes it; one result, one charge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from queue_helpers import TEST_REDIS_URL, Stack
+from sqlalchemy import func, select
+
+from impasto.bots.service.actions import Requester
+from impasto.queue import events
+from impasto.storage.models import LedgerEntry, Usage
+
+DAN = Requester(platform="discord", user_id="5005", display_name="dan", guild_id="g5")
+
+
+def _worker(stack: Stack, name: str, data_dir: Path, *, step_s: float) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "IMPASTO_REDIS_URL": TEST_REDIS_URL,
+        "IMPASTO_DATABASE_URL": stack.db_url,
+        "IMPASTO_DATA_DIR": str(data_dir),
+        "IMPASTO_WORKER_NAME": name,
+        "IMPASTO_WORKER_LEASE_S": "2",
+        "IMPASTO_WORKER_POLL_DELAY_S": "0.1",
+    }
+    cmd = [sys.executable, "-m", "impasto.bots", "worker", "--renderer", "noop", "--noop-steps", "20"]
+    return subprocess.Popen([*cmd, "--noop-step-s", str(step_s)], env=env, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack, data_dir: Path) -> None:
+    since = await events.last_id(stack.pool)
+    [ticket] = await stack.service.imagine(DAN, "a survivor", idempotency_key="k-1")
+    first = _worker(stack, "doomed", data_dir, step_s=0.5)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        async with asyncio.timeout(120):
+            async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200):
+                if isinstance(event, events.Progress) and event.step >= 2:
+                    break
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert (await stack.service.job(ticket.job_id)).status == "running"  # as the dead worker left it
+
+        second = _worker(stack, "survivor", data_dir, step_s=0.01)
+        async with asyncio.timeout(120):
+            final = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since) if e.final]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+
+    assert [e.kind for e in final] == ["done"]
+    history = await events.history(stack.pool, ticket.job_id)
+    assert [e.kind for e in history].count("done") == 1
+    assert [e.worker for e in history if isinstance(e, events.Started)] == ["doomed", "survivor"]
+    view = await stack.service.job(ticket.job_id)
+    assert (view.status, view.attempts) == ("done", 2)
+    async with stack.sessions() as session:
+        settles = await session.scalar(
+            select(func.count()).where(LedgerEntry.job_id == ticket.job_id, LedgerEntry.kind == "settle")
+        )
+        used = await session.scalar(select(func.sum(Usage.used_gpu_seconds)))
+    assert settles == 1
+    assert used == pytest.approx(view.charged_gpu_seconds)
