@@ -9,6 +9,7 @@ every request, so tests assert on what a Discord user would see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable
@@ -131,13 +132,15 @@ class FakeDiscord:
     async def wait_for(self, predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
         """Wait until ``predicate()`` is truthy and return its value."""
 
+        # Woken by every REST request; also polls, since the predicate may watch the bot's side (a backend call).
         async def waiter() -> Any:
             async with self._changed:
                 while True:
                     value = predicate()
                     if value:
                         return value
-                    await self._changed.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.05)
 
         return await asyncio.wait_for(waiter(), timeout_s)
 
@@ -506,7 +509,7 @@ class FakeDiscord:
                 self.messages.pop(mid, None)
                 return web.Response(status=204)
             case "POST", ["users", "@me", "channels"]:
-                recipient = body["recipient_id"]
+                recipient = str(body["recipient_id"])
                 return _json({"id": f"9{recipient[1:]}", "type": 1, "recipients": [user_payload(recipient)]})
         return _json({"code": 0, "message": f"404: Not Found ({method} {'/'.join(parts)})"}, 404)
 
@@ -610,7 +613,8 @@ class FakeDiscord:
         if webhook:
             message["webhook_id"] = BOT_ID
         if body.get("message_reference"):
-            message["message_reference"] = body["message_reference"]
+            ref = body["message_reference"]
+            message["message_reference"] = {k: str(v) if k.endswith("_id") else v for k, v in ref.items()}
         if interaction is not None:
             message["interaction_id"] = interaction.id
         self.messages[mid] = message
