@@ -39,8 +39,8 @@ BLEND_DIMENSIONS = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
 
 _TOKEN = re.compile(r"\s*(\S+)")
 _PARAMS_START = re.compile(r"(?<!\S)--(?=[A-Za-z])")
-_GLUED = re.compile(r"(\S)--([A-Za-z]+)")
-_SPLIT_DASHES = re.compile(r"(?<!\S)-\s+-\s*([A-Za-z]+)")
+_GLUED = re.compile(r"(\S)--([A-Za-z]+)(?=\s|$)")
+_SPLIT_DASHES = re.compile(r"(?<!\S)-\s+-\s*([A-Za-z]+)(?=\s|$)")
 _WEIGHT = re.compile(r"::([-+]?[\d.]*)")
 _WEIGHT_NUMBER = re.compile(r"[-+]?(?:\d{1,6}(?:\.\d{0,6})?|\.\d{1,6})")
 

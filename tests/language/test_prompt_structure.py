@@ -221,6 +221,7 @@ def test_glued_and_split_dashes(registry: Registry) -> None:
 
 def test_double_dash_inside_words_is_text(registry: Registry) -> None:
     assert one("a well--known landmark", registry).prompts == (WeightedPrompt("a well--known landmark"),)
+    assert one("a go--no-go decision", registry).prompts == (WeightedPrompt("a go--no-go decision"),)
 
 
 def test_parse_is_deterministic(registry: Registry) -> None:
