@@ -442,9 +442,11 @@ def parse_remix(original: Job, edited_text: str, *, registry: Registry, preferen
         _check_image_only(parsed)
         images, text, segments, no = parsed.images, parsed.text, parsed.segments, params.no
     else:
-        images, text = original.image_prompts, original.text
-        segments = tuple(p for p in original.prompts if p.text not in original.no or p.weight != -0.5)
-        no = original.no + tuple(item for item in params.no if item not in original.no)
+        # tuple(): an original rebuilt from stored JSON may hold lists where Job declares tuples.
+        original_no = tuple(original.no)
+        images, text = tuple(original.image_prompts), original.text
+        segments = tuple(p for p in original.prompts if p.text not in original_no or p.weight != -0.5)
+        no = original_no + tuple(item for item in params.no if item not in original_no)
     base = _params_of(original, registry)
     merged = replace(params, no=no).over(replace(base, no=()))
     return _build(
@@ -498,7 +500,7 @@ def _params_of(job: Job, registry: Registry) -> ParamSet:
     if job.draft:
         put("draft", True, "--draft")
     if job.no:
-        put("no", job.no, "--no " + ", ".join(job.no))
+        put("no", tuple(job.no), "--no " + ", ".join(job.no))
     base = replace(ParamSet(shown=tuple(shown)), **values)  # type: ignore[arg-type]
     if "model" not in values and job.model != registry.default:
         # A model with no --v/--niji spelling (e.g. the operator's default changed since): keep it by name.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from impasto.bots.language.errors import PromptError
-from impasto.bots.language.job import WeightedPrompt
+from impasto.bots.language.job import Job, WeightedPrompt
 from impasto.bots.language.parser import parse_blend, parse_imagine, parse_remix
 from impasto.bots.language.prefs import Preferences
 from impasto.engine.registry import Registry
@@ -50,46 +52,54 @@ def test_blend_uses_preferences(registry: Registry) -> None:
 
 
 @pytest.fixture
-def original(registry: Registry) -> object:
+def original(registry: Registry) -> Job:
     (job,) = parse_imagine("a red fox --ar 16:9 --seed 7 --no snow --tile --s 250", registry=registry)
     return job
 
 
-def test_custom_zoom_keeps_the_prompt(original: object, registry: Registry) -> None:
-    job = parse_remix(original, "--zoom 1.5", registry=registry)  # type: ignore[arg-type]
+def test_custom_zoom_keeps_the_prompt(original: Job, registry: Registry) -> None:
+    job = parse_remix(original, "--zoom 1.5", registry=registry)
     assert job.zoom == 1.5
     assert job.prompts == (WeightedPrompt("a red fox"), WeightedPrompt("snow", -0.5))
     assert (job.aspect_ratio, job.seed, job.tile, job.stylize) == ("16:9", 7, True, 250)
     assert job.display == "a red fox --zoom 1.5 --ar 16:9 --seed 7 --stylize 250 --tile --no snow"
 
 
-def test_custom_zoom_can_change_ratio(original: object, registry: Registry) -> None:
-    job = parse_remix(original, "a red fox --zoom 2 --ar 1:1", registry=registry)  # type: ignore[arg-type]
+def test_custom_zoom_can_change_ratio(original: Job, registry: Registry) -> None:
+    job = parse_remix(original, "a red fox --zoom 2 --ar 1:1", registry=registry)
     assert (job.zoom, job.aspect_ratio, job.width, job.height) == (2.0, "1:1", 1024, 1024)
 
 
 @pytest.mark.parametrize("zoom", ["1", "0.5", "2.5", "x"])
-def test_zoom_range(zoom: str, original: object, registry: Registry) -> None:
+def test_zoom_range(zoom: str, original: Job, registry: Registry) -> None:
     with pytest.raises(PromptError, match="more than 1 and at most 2") as info:
-        parse_remix(original, f"--zoom {zoom}", registry=registry)  # type: ignore[arg-type]
+        parse_remix(original, f"--zoom {zoom}", registry=registry)
     assert info.value.option == "--zoom"
 
 
-def test_remix_replaces_text_and_keeps_other_parameters(original: object, registry: Registry) -> None:
-    job = parse_remix(original, "a blue fox --v 5 --c 20", registry=registry)  # type: ignore[arg-type]
+def test_remix_replaces_text_and_keeps_other_parameters(original: Job, registry: Registry) -> None:
+    job = parse_remix(original, "a blue fox --v 5 --c 20", registry=registry)
     assert job.prompts == (WeightedPrompt("a blue fox"),)  # the old --no went with the old text
     assert (job.model, job.chaos, job.seed, job.aspect_ratio, job.tile) == ("v5", 20, 7, "16:9", True)
     assert (job.width, job.height) == (704, 384)
     assert job.zoom is None
 
 
-def test_remix_adds_no_items_when_text_is_kept(original: object, registry: Registry) -> None:
-    job = parse_remix(original, "--no rain", registry=registry)  # type: ignore[arg-type]
+def test_remix_adds_no_items_when_text_is_kept(original: Job, registry: Registry) -> None:
+    job = parse_remix(original, "--no rain", registry=registry)
     assert job.no == ("snow", "rain")
 
 
-def test_remix_makes_one_job(original: object, registry: Registry) -> None:
+def test_remix_makes_one_job(original: Job, registry: Registry) -> None:
     with pytest.raises(PromptError, match="one job"):
-        parse_remix(original, "a {red, blue} fox", registry=registry)  # type: ignore[arg-type]
+        parse_remix(original, "a {red, blue} fox", registry=registry)
     with pytest.raises(PromptError, match="Remix"):
-        parse_remix(original, "a fox --r 2", registry=registry)  # type: ignore[arg-type]
+        parse_remix(original, "a fox --r 2", registry=registry)
+
+
+def test_remix_of_a_job_read_back_from_json(original: Job, registry: Registry) -> None:
+    # The job service stores Job.to_json() and rebuilds the Job from it: sequences come back as lists.
+    stored = dataclasses.replace(original, no=["snow"], image_prompts=[])  # type: ignore[arg-type]
+    job = parse_remix(stored, "--no rain --zoom 2", registry=registry)
+    assert job.no == ("snow", "rain")
+    assert job.prompts == (WeightedPrompt("a red fox"), WeightedPrompt("snow", -0.5), WeightedPrompt("rain", -0.5))
