@@ -113,6 +113,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True, default=new_job_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="SET NULL"), default=None)
+    # Where the request came from and the result goes (Requester.channel_id); None for the console.
+    channel_id: Mapped[str | None] = mapped_column(String(96), default=None)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None, index=True)
     # "imagine", "blend", or an Action value ("u", "v", "z2", ...) for a button press.
     action: Mapped[str] = mapped_column(String(16))

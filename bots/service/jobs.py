@@ -14,6 +14,7 @@ ignores for a job id it already holds (arq ``_job_id``), so a crash between comm
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,7 @@ from impasto.bots.service.views import (
     InfoView,
     JobTicket,
     JobView,
+    MessageView,
     PressResult,
     QueuedRender,
     SettingsView,
@@ -94,6 +96,7 @@ class _Context:
     user_key: str
     guild_id: int | None
     guild_key: str | None
+    channel_id: str | None
     daily_cap_gpu_seconds: float | None
     allowed_channels: tuple[str, ...]
     plan: Plan
@@ -155,6 +158,7 @@ class JobService:
         QueueFull / CreditsExhausted / DailyCapReached / RelaxNotAllowed / ChannelNotAllowed when refused (nothing is
         charged then). The same ``idempotency_key`` again returns the first call's tickets with ``duplicate=True``.
         """
+        idempotency_key = _request_key(idempotency_key)
         existing = await self._replay(idempotency_key)
         if existing is not None:
             return existing
@@ -181,6 +185,7 @@ class JobService:
         ``image_keys``: the same images already put in the ImageStore by the bot (optional); the worker loads them
         instead of downloading the links.
         """
+        idempotency_key = _request_key(idempotency_key)
         existing = await self._replay(idempotency_key)
         if existing is not None:
             return existing
@@ -211,6 +216,7 @@ class JobService:
         (parent, action, index) is stored. With Remix on (or Custom Zoom) and no ``remix_text``, the result is
         ``kind="remix"``: ask for the edited prompt, then press again with it.
         """
+        idempotency_key = _request_key(idempotency_key)
         parent = await self.job(job_id)
         if action is Action.DETAILS:
             return PressResult("details", parent)
@@ -454,6 +460,12 @@ class JobService:
             views = await self._views(session, select(Job).where(Job.id == job_id))
             return views[0] if views else None
 
+    async def messages(self, job_id: str) -> list[MessageView]:
+        """Every platform message recorded for a job, oldest first (e.g. the progress message to edit)."""
+        async with self.sessions() as session:
+            rows = await session.scalars(select(Message).where(Message.job_id == job_id).order_by(Message.id))
+            return [MessageView(m.platform, m.chat_id, m.message_id, m.kind, m.created_at) for m in rows]
+
     # ------------------------------------------------------------------------------------------------- guilds
 
     async def guild(self, platform: str, guild_id: str) -> GuildView:
@@ -673,6 +685,7 @@ class JobService:
                 row = Job(
                     user_id=ctx.user_id,
                     guild_id=ctx.guild_id,
+                    channel_id=ctx.channel_id,
                     parent_id=draft.parent_id,
                     action=draft.action,
                     image_index=draft.image_index,
@@ -804,6 +817,7 @@ class JobService:
                 user_key=f"{who.platform}:{who.user_id}",
                 guild_id=guild.id if guild is not None else None,
                 guild_key=f"{who.platform}:{who.guild_id}" if who.guild_id else None,
+                channel_id=who.channel_id,
                 daily_cap_gpu_seconds=guild.daily_cap_gpu_seconds if guild is not None else None,
                 allowed_channels=tuple(guild.allowed_channels) if guild is not None else (),
                 plan=plan,
@@ -948,7 +962,12 @@ class JobService:
                 )
             )
         }
-        return [_view(job, owners[job.user_id], tuple(images[job.id])) for job in jobs]
+        guild_ids = {job.guild_id for job in jobs if job.guild_id is not None}
+        guilds: dict[int, str] = {}
+        if guild_ids:
+            rows = await session.execute(select(Guild.id, Guild.platform_guild_id).where(Guild.id.in_(guild_ids)))
+            guilds = {row[0]: row[1] for row in rows}
+        return [_view(job, owners[job.user_id], guilds.get(job.guild_id or -1), tuple(images[job.id])) for job in jobs]
 
 
 def _ticket(row: Job, *, duplicate: bool = False, waiting: bool = False, notice: str | None = None) -> JobTicket:
@@ -965,12 +984,14 @@ def _ticket(row: Job, *, duplicate: bool = False, waiting: bool = False, notice:
     )
 
 
-def _view(job: Job, owner: tuple[str, str, str], images: tuple[ImageView, ...]) -> JobView:
+def _view(job: Job, owner: tuple[str, str, str], guild_id: str | None, images: tuple[ImageView, ...]) -> JobView:
     return JobView(
         job_id=job.id,
         platform=owner[0],
         user_id=owner[1],
         user_name=owner[2],
+        guild_id=guild_id,
+        channel_id=job.channel_id,
         parent_id=job.parent_id,
         action=job.action,
         image_index=job.image_index,
@@ -1048,6 +1069,13 @@ def _settings_view(prefs: Preference) -> SettingsView:
         suffix=prefs.suffix,
         settings_text=_settings_text(prefs),
     )
+
+
+def _request_key(key: str) -> str:
+    """Idempotency keys are platform ids (short); a longer one is hashed to fit its column, keeping it unique."""
+    if not key:
+        raise InvalidRequest("a request needs an idempotency key (the interaction or callback id)")
+    return key if len(key) <= 120 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _next_month(now: datetime) -> date:

@@ -40,6 +40,8 @@ class JobView:
     platform: str  # the owner's platform
     user_id: str  # the owner's platform user id
     user_name: str
+    guild_id: str | None  # the platform guild/group id the job was made in; None in DMs and the console
+    channel_id: str | None  # where it was asked (Requester.channel_id): where its result goes
     parent_id: str | None
     action: str  # "imagine", "blend", or an Action value
     image_index: int | None
@@ -69,6 +71,17 @@ class JobView:
     def is_grid(self) -> bool:
         """A 2×2 result (U1–U4 / V1–V4 buttons) rather than a single image."""
         return any(image.index == 0 for image in self.images) or len(self.images) > 1
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """A platform message that shows a job (recorded with ``record_message``)."""
+
+    platform: str
+    chat_id: str
+    message_id: str
+    kind: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)

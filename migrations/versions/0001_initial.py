@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=16), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("guild_id", sa.Integer(), nullable=True),
+        sa.Column("channel_id", sa.String(length=96), nullable=True),
         sa.Column("parent_id", sa.String(length=16), nullable=True),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("image_index", sa.Integer(), nullable=True),

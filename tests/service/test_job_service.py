@@ -146,7 +146,13 @@ async def test_a_jobs_sql_life(
     assert info.queued_jobs["fast"] == 0
     assert info.running_jobs == ()
 
+    assert (done.guild_id, done.channel_id) == ("900", "1")
+    await service.record_message(ticket.job_id, "discord", "1", "554", "progress")
     await service.record_message(ticket.job_id, "discord", "1", "555", "result")
+    assert [(m.message_id, m.kind) for m in await service.messages(ticket.job_id)] == [
+        ("554", "progress"),
+        ("555", "result"),
+    ]
     found = await service.find_job_by_message("discord", "1", "555")
     assert found is not None
     assert found.job_id == ticket.job_id
@@ -167,11 +173,15 @@ async def test_the_same_key_twice_makes_one_job_and_one_charge(
     both = await asyncio.gather(*(service.imagine(ADA, "a dog", idempotency_key="click-2") for _ in range(5)))
     assert [t.job_id for t in again] == [t.job_id for t in first]
     assert again[0].duplicate
+    long_key = "x" * 500
+    (long_first,) = await service.imagine(ADA, "a long key", idempotency_key=long_key)
+    (long_again,) = await service.imagine(ADA, "a long key", idempotency_key=long_key)
+    assert long_again.job_id == long_first.job_id
     assert len({t[0].job_id for t in both}) == 1
     async with sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(Job)) == 2
-        assert await session.scalar(select(func.count()).where(LedgerEntry.kind == "reserve")) == 2
-    assert (await usage(sessions))[1] == pytest.approx(2 * ESTIMATE)
+        assert await session.scalar(select(func.count()).select_from(Job)) == 3
+        assert await session.scalar(select(func.count()).where(LedgerEntry.kind == "reserve")) == 3
+    assert (await usage(sessions))[1] == pytest.approx(3 * ESTIMATE)
 
 
 async def test_fifty_concurrent_imagines_never_overspend(
