@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -134,3 +135,25 @@ async def test_reservation_never_passes_the_limit(sessions: async_sessionmaker[A
         assert await ledger.try_reserve(session, user.id, PERIOD, 60.0, limit=100.0)
         assert not await ledger.try_reserve(session, user.id, PERIOD, 60.0, limit=100.0)
         assert await ledger.try_reserve(session, user.id, PERIOD, 40.0, limit=100.0)
+
+
+async def test_relax_is_free_and_counted_as_relaxed_usage(sessions: async_sessionmaker[AsyncSession]) -> None:
+    job_id = await _queued_job(sessions, reserve=0.0, mode="relax")
+    async with sessions() as session, session.begin():
+        await claim_job(session, job_id, worker="w1")
+        assert await complete_job(session, job_id, images=GRID, gpu_seconds=5.0)
+    assert await _usage(sessions) == (0.0, 0.0)
+    async with sessions() as session:
+        user = (await session.scalars(select(User))).one()
+        assert (user.relaxed_images, user.relaxed_gpu_seconds) == (4, 5.0)
+        assert (user.lifetime_images, user.lifetime_gpu_seconds) == (4, 5.0)
+        job = await session.get(Job, job_id)
+        assert job is not None
+        assert (job.gpu_seconds, job.charged_gpu_seconds) == (5.0, 0.0)
+
+
+async def test_negative_gpu_seconds_are_refused(sessions: async_sessionmaker[AsyncSession]) -> None:
+    job_id = await _queued_job(sessions)
+    async with sessions() as session, session.begin():
+        with pytest.raises(ValueError, match="gpu_seconds"):
+            await complete_job(session, job_id, images=GRID, gpu_seconds=-1.0)
