@@ -12,10 +12,14 @@ from typing import Any, TypeAlias
 
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackContext, CommandHandler
+from telegram.ext import CallbackContext, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from impasto.bots.telegram import texts
 from impasto.bots.telegram.app import TgApp
+from impasto.bots.telegram.buttons import Buttons
+from impasto.bots.telegram.commands import Commands
+from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.photos import Photos
 from impasto.bots.telegram.replies import reply_error, reply_html
 
 log = logging.getLogger(__name__)
@@ -46,3 +50,20 @@ def install_basic(application: TgApp) -> None:
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("help", help_command))
     application.add_error_handler(on_error)
+
+
+def install(application: TgApp, deps: Deps) -> None:
+    """Every command, photo and button handler, on top of the basic ones."""
+    install_basic(application)
+    commands, photos, buttons = Commands(deps), Photos(deps), Buttons(deps)
+    application.add_handler(CommandHandler("imagine", commands.imagine))
+    application.add_handler(CommandHandler("blend", commands.blend_without_album))
+    application.add_handler(CommandHandler("settings", commands.settings))
+    application.add_handler(CommandHandler(["fast", "relax", "turbo"], commands.mode))
+    application.add_handler(CommandHandler("prefer", commands.prefer))
+    application.add_handler(CommandHandler("info", commands.info))
+    application.add_handler(CommandHandler("history", commands.history))
+    application.add_handler(CommandHandler("show", commands.show))
+    application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, photos.photo))
+    application.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, buttons.remix_reply))
+    application.add_handler(CallbackQueryHandler(buttons.pressed))

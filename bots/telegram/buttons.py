@@ -1,0 +1,275 @@
+"""Button presses (``callback_query``) and Remix replies.
+
+Everything a button needs is in its ``callback_data`` and in SQL/Redis, so a button on a message from last week,
+served by a process started a minute ago, works. Render buttons answer the callback at once (the client stops
+spinning) and then queue; quick buttons (❤️, details, file, settings) do their work and answer with the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from telegram import CallbackQuery, ForceReply, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.views import JobView, SettingsView
+from impasto.bots.telegram import panels
+from impasto.bots.telegram.callback_data import (
+    BadCallbackData,
+    DocumentButton,
+    JobButton,
+    SettingsButton,
+    decode,
+)
+from impasto.bots.telegram.commands import USER_ERRORS, guarded, user_error_text
+from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.escaping import code, text
+from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
+from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
+from impasto.bots.telegram.replies import reply_error
+from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
+from impasto.bots.telegram.routes import PREFIX
+
+log = logging.getLogger(__name__)
+
+REMIX_TTL_S = 24 * 3600
+_SHORT = {
+    Action.UPSCALE: "U{i}",
+    Action.VARIATION: "V{i}",
+    Action.REROLL: "🔄 Reroll",
+    Action.UPSCALE_SUBTLE: "Upscale (Subtle)",
+    Action.UPSCALE_CREATIVE: "Upscale (Creative)",
+    Action.VARY_SUBTLE: "Vary (Subtle)",
+    Action.VARY_STRONG: "Vary (Strong)",
+    Action.ZOOM_OUT_2: "Zoom Out 2x",
+    Action.ZOOM_OUT_1_5: "Zoom Out 1.5x",
+    Action.PAN_LEFT: "Pan ⬅️",
+    Action.PAN_RIGHT: "Pan ➡️",
+    Action.PAN_UP: "Pan ⬆️",
+    Action.PAN_DOWN: "Pan ⬇️",
+    Action.MAKE_SQUARE: "Make Square",
+}
+
+
+def short_label(action: Action, index: int) -> str:
+    return _SHORT.get(action, action.name.title()).format(i=index)
+
+
+def _where(query: CallbackQuery) -> Where | None:
+    message = query.message
+    if not isinstance(message, Message):
+        return None  # too old for Telegram to show us (an InaccessibleMessage): answer, post nothing there
+    return Where(message.chat_id, thread_of(message), message.message_id)
+
+
+class Buttons:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def pressed(self, update: Update, context: object) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        try:
+            button = decode(query.data)
+        except BadCallbackData:
+            await _answer(query, "This button is not one of mine.", alert=True)
+            return
+        chat = update.effective_chat
+        message = query.message
+        thread = thread_of(message) if isinstance(message, Message) else None
+        if chat is None:
+            await _answer(query, "This button only works in a chat.", alert=True)
+            return
+        who = requester(query.from_user, chat, thread)
+        if isinstance(button, SettingsButton):
+            await self._settings(query, who, button)
+        elif isinstance(button, DocumentButton):
+            await self._document(query, button)
+        else:
+            await self._job(query, who, button)
+
+    # ---- job buttons -----------------------------------------------------------------------------------------
+    async def _job(self, query: CallbackQuery, who: Requester, button: JobButton) -> None:
+        action, service = button.action, self.deps.service
+        where = _where(query)
+        index = button.index or None
+        if not action.renders and action is not Action.UPSCALE:
+            try:
+                result = await service.press(who, button.job_id, action, index, idempotency_key=callback_key(query.id))
+            except USER_ERRORS as exc:
+                await _answer(query, user_error_text(exc), alert=True)
+                return
+            if result.kind == "favorite":
+                await _answer(query, "❤️ Added to favourites" if result.view.favorite else "Removed from favourites")
+            else:
+                await self._details(query, result.view)
+            return
+        await _answer(query, f"{short_label(action, button.index)} — on it")
+        if where is None:
+            return
+        anchor = query.message
+        assert isinstance(anchor, Message)
+        await guarded(anchor, self._press(query, who, button, where, None))
+
+    async def _press(
+        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, remix_text: str | None
+    ) -> None:
+        service = self.deps.service
+        key = callback_key(query.id) if remix_text is None else f"{callback_key(query.id)}:remix"
+        result = await service.press(
+            who, button.job_id, button.action, button.index or None, idempotency_key=key, remix_text=remix_text
+        )
+        bot = query.get_bot()
+        if result.kind == "image":
+            await post_result(bot, service, self.deps.images, where, result.view)
+        elif result.kind == "remix":
+            await self._ask_remix(query, who, button, where, result.view)
+        elif result.kind == "job" and result.ticket is not None:
+            await start_progress(bot, self.deps.routes, service, where, result.view, result.ticket)
+
+    async def _details(self, query: CallbackQuery, view: JobView) -> None:
+        """Details go privately to whoever pressed; a user who never opened a chat with the bot is told how."""
+        try:
+            await query.get_bot().send_message(query.from_user.id, panels.details_text(view), parse_mode=ParseMode.HTML)
+        except Forbidden:
+            await _answer(query, "Open a private chat with me (press Start) to receive job details.", alert=True)
+            return
+        await _answer(query, "✉️ Sent you the details privately")
+
+    async def _document(self, query: CallbackQuery, button: DocumentButton) -> None:
+        where = _where(query)
+        try:
+            view = await self.deps.service.job(button.job_id)
+        except USER_ERRORS as exc:
+            await _answer(query, user_error_text(exc), alert=True)
+            return
+        if where is None or not view.images:
+            await _answer(query, f"Job {view.job_id} has no images yet.", alert=True)
+            return
+        await _answer(query, "📄 Sending the full-resolution file")
+        try:
+            await send_document(query.get_bot(), self.deps.images, where, view, button.index)
+        except (TelegramError, FileNotFoundError, ValueError) as exc:
+            log.warning("full-res file of job %s not sent: %s", view.job_id, exc)
+            anchor = query.message
+            if isinstance(anchor, Message):
+                await reply_error(anchor, "The full-resolution file could not be sent; try again in a minute.")
+
+    # ---- remix -----------------------------------------------------------------------------------------------
+    async def _ask_remix(
+        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, view: JobView
+    ) -> None:
+        label = short_label(button.action, button.index)
+        prompt = (
+            f"🎛️ <b>Remix</b> — {text(label)} of {code(view.job_id)}. Reply to this message with the edited prompt:\n"
+            f"{code(view.display or view.prompt, 3000)}"
+        )
+        asked = await query.get_bot().send_message(
+            where.chat_id,
+            prompt,
+            parse_mode=ParseMode.HTML,
+            message_thread_id=where.thread_id,
+            reply_parameters=where.reply_parameters,
+            reply_markup=ForceReply(selective=True, input_field_placeholder="edited prompt"),
+        )
+        state = {"job": button.job_id, "action": button.action.value, "index": button.index, "user": who.user_id}
+        await self.deps.routes.redis.set(_remix_key(asked.chat_id, asked.message_id), json.dumps(state), ex=REMIX_TTL_S)
+
+    async def remix_reply(self, update: Update, context: object) -> None:
+        """A reply to one of our Remix questions: press the button again with the edited prompt."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None or message.reply_to_message is None:
+            return
+        raw = await self.deps.routes.redis.get(_remix_key(message.chat_id, message.reply_to_message.message_id))
+        if raw is None:
+            return
+        state = json.loads(raw)
+        if state["user"] != str(user.id):
+            return  # someone else's remix question
+        who = requester(user, message.chat, thread_of(message))
+        button = JobButton(Action(state["action"]), state["job"], int(state["index"]))
+        where = Where(message.chat_id, thread_of(message), message.message_id)
+        edited = (message.text or "").strip()
+        if not edited:
+            await reply_error(message, "Reply with the edited prompt as text.")
+            return
+
+        async def run() -> None:
+            result = await self.deps.service.press(
+                who,
+                button.job_id,
+                button.action,
+                button.index or None,
+                idempotency_key=message_key(message),
+                remix_text=edited,
+            )
+            if result.ticket is not None:
+                await start_progress(
+                    message.get_bot(), self.deps.routes, self.deps.service, where, result.view, result.ticket
+                )
+
+        await guarded(message, run())
+
+    # ---- /settings panel -------------------------------------------------------------------------------------
+    async def _settings(self, query: CallbackQuery, who: Requester, button: SettingsButton) -> None:
+        service = self.deps.service
+        try:
+            current = await service.settings(who)
+            view = await _apply_setting(self.deps, who, current, button)
+        except USER_ERRORS as exc:
+            await _answer(query, user_error_text(exc), alert=True)
+            return
+        await _answer(query, "Settings saved")
+        message = query.message
+        if isinstance(message, Message):
+            try:
+                await message.edit_text(
+                    panels.settings_text(view),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=settings_keyboard(panels.settings_state(view), self.deps.models),
+                )
+            except BadRequest as exc:  # "message is not modified" when the value did not change
+                log.debug("settings panel not edited: %s", exc)
+
+
+async def _apply_setting(deps: Deps, who: Requester, current: SettingsView, button: SettingsButton) -> SettingsView:
+    service, key, value = deps.service, button.key, button.value
+    if key == "reset":
+        return await service.update_settings(who, reset=True)
+    if key == "raw":
+        return await service.update_settings(who, raw=not current.raw)
+    if key == "remix":
+        return await service.update_settings(who, remix=not current.remix)
+    if key == "stylize" and value in STYLIZE_PRESETS:
+        preset = STYLIZE_PRESETS[value]
+        if current.stylize == preset:
+            return await service.update_settings(who, clear_stylize=True)
+        return await service.update_settings(who, stylize=preset)
+    if key == "model":
+        if current.model == value:
+            return await service.update_settings(who, clear_model=True)
+        return await service.update_settings(who, model=value)
+    if key == "mode":
+        return await service.update_settings(who, mode=value)
+    if key == "visibility":
+        return await service.update_settings(who, visibility=value)
+    if key == "variation" and value in ("high", "low"):
+        return await service.update_settings(who, variation="high" if value == "high" else "low")
+    return current
+
+
+def _remix_key(chat_id: int, message_id: int) -> str:
+    return f"{PREFIX}remix:{chat_id}:{message_id}"
+
+
+async def _answer(query: CallbackQuery, answer: str, *, alert: bool = False) -> None:
+    """Answer once; a query older than Telegram keeps (about 15 minutes of waiting) cannot be answered at all."""
+    try:
+        await query.answer(answer[:200], show_alert=alert)
+    except BadRequest as exc:
+        log.debug("callback %s not answered: %s", query.id, exc)

@@ -1,0 +1,104 @@
+"""Whole flows: the real PTB client over HTTP, the real job service and SQL, the real queue and worker (no-op
+renderer), the real event stream. Only Telegram itself is faked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_botapi import BOT_USERNAME, Call
+from tg_stack import TelegramStack, telegram_stack
+
+from impasto.bots.telegram.callback_data import JobButton, decode
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
+
+
+def buttons(call: Call) -> dict[str, str]:
+    """Label → callback_data of the keyboard a message was sent with."""
+    markup = call.params.get("reply_markup") or call.params.get("media", {}).get("reply_markup") or {}
+    return {b["text"]: b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row}
+
+
+def is_result(call: Call) -> bool:
+    return call.method == "sendPhoto" and "reply_markup" in call.params
+
+
+async def imagine(stack: TelegramStack, text: str, **message: Any) -> tuple[Call, Call]:
+    """Send a command, run the worker, return (the progress message, the posted result)."""
+    api = stack.api
+    mark = len(api.calls)
+    await api.push(api.message(text, **message))
+    [progress] = await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
+    await stack.drain()
+    [result] = await api.wait_for(is_result, after=mark)
+    return progress, result
+
+
+async def press(stack: TelegramStack, result: Call, label: str, user_id: int = 42) -> tuple[int, Call]:
+    """Press a button on a posted message; return the call index before the press and the callback answer."""
+    api = stack.api
+    mark = len(api.calls)
+    await api.push(api.callback(buttons(result)[label], result.result, user_id=user_id))
+    [answer] = await api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+    return mark, answer
+
+
+async def test_imagine_u2_upscale_v1_in_a_private_chat(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+        progress, grid = await imagine(stack, "/imagine a lighthouse at dusk --ar 3:2")
+        assert "Waiting to start" in progress.params["text"]
+        assert progress.params["reply_parameters"]["message_id"] > 0
+        assert "a lighthouse at dusk" in grid.params["caption"]
+        assert "(fast)" in grid.params["caption"]
+        assert list(buttons(grid))[:5] == ["U1", "U2", "U3", "U4", "🔄"]
+        grid_button = decode(buttons(grid)["U2"])
+        assert isinstance(grid_button, JobButton)
+        job_id = grid_button.job_id
+
+        # U2: answered at once, the chosen image posted alone with the single-image tools.
+        mark, answer = await press(stack, grid, "U2")
+        assert "U2" in answer.params["text"]
+        [single] = await api.wait_for(is_result, after=mark)
+        assert "Image #2" in single.params["caption"]
+        assert "Upscale (Subtle)" in buttons(single)
+
+        # Upscale (Subtle): queued, rendered, posted as one image.
+        mark, answer = await press(stack, single, "Upscale (Subtle)")
+        await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
+        await stack.drain()
+        [upscaled] = await api.wait_for(is_result, after=mark)
+        assert "Upscaled (Subtle)" in upscaled.params["caption"]
+
+        # V1 on the first grid: a new grid.
+        mark, _answer = await press(stack, grid, "V1")
+        await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
+        await stack.drain()
+        [varied] = await api.wait_for(is_result, after=mark)
+        assert "Variations" in varied.params["caption"]
+        assert list(buttons(varied))[:4] == ["U1", "U2", "U3", "U4"]
+        view = await stack.service.job(job_id)
+        assert view.status == "done"
+
+
+async def test_imagine_in_a_group_with_botname(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        _progress, grid = await imagine(stack, f"/imagine@{BOT_USERNAME} a red fox", chat_id=-100777, group=True)
+        assert grid.chat_id == -100777
+        assert "a red fox" in grid.params["caption"]
+
+
+async def test_bad_input_gets_one_line(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+        await api.push(api.message("/imagine a cat --ar 0:3"))
+        [reply] = await api.wait_method("sendMessage")
+        assert reply.params["text"].startswith("⚠️")
+        assert "--ar" in reply.params["text"]
+        assert "\n" not in reply.params["text"]
+        mark = len(api.calls)
+        await api.push(api.message("/imagine"))
+        [reply] = await api.wait_method("sendMessage", after=mark)
+        assert "Write a prompt" in reply.params["text"]

@@ -1,0 +1,127 @@
+"""The whole Telegram front door on real parts: PTB polling the fake Bot API, the real JobService on a scratch
+database, the real queue (arq on Redis db 15) drained by a real worker with the no-op renderer, and the Deliverer
+consuming the real event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from arq.connections import ArqRedis
+from fake_botapi import FakeBotApi
+from redis.asyncio import Redis
+from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
+
+from impasto.bots.service.jobs import JobService
+from impasto.bots.telegram.app import TgApp
+from impasto.bots.telegram.delivery import Deliverer
+from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.handlers import install
+from impasto.bots.telegram.posting import result_recorder
+from impasto.bots.telegram.routes import Routes
+from impasto.engine.registry import load_registry
+from impasto.queue import events
+from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.renderer import NoopRenderer
+from impasto.queue.settings import WorkerConfig
+from impasto.queue.worker import WorkerSetup, build_worker
+from impasto.storage.db import session_factory
+from impasto.storage.images import ImageStore
+from impasto.storage.plans import load_plans
+from impasto.storage.testing import Backend, migrated_engine, scratch_database
+
+
+@dataclass
+class TelegramStack:
+    api: FakeBotApi
+    service: JobService
+    images: ImageStore
+    redis: Redis
+    pool: ArqRedis
+    db_url: str
+    group: str
+    application: TgApp | None = None
+    deliverer_task: asyncio.Task[None] | None = None
+
+    def deps(self) -> Deps:
+        return Deps(
+            service=self.service,
+            images=self.images,
+            routes=Routes(self.redis),
+            models=["tiny-sd15", "tiny-sdxl"],
+            album_wait_s=0.3,
+        )
+
+    async def start_bot(self) -> None:
+        """A fresh Application and Deliverer (a "restart" is stop_bot + start_bot: nothing survives in memory)."""
+        self.application = await start_polling(self.api, lambda app: install(app, self.deps()))
+
+        deliverer = Deliverer(
+            self.application.bot,
+            self.redis,
+            self.images,
+            edit_interval_s=0.001,
+            action_interval_s=0.001,
+            group=self.group,
+            on_result=result_recorder(self.service),
+        )
+        self.deliverer_task = asyncio.create_task(deliverer.run(consumer="bot-1", redeliver_every_s=0.1))
+
+    async def stop_bot(self) -> None:
+        if self.deliverer_task is not None:
+            self.deliverer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.deliverer_task
+        if self.application is not None:
+            await stop_polling(self.application)
+        self.application, self.deliverer_task = None, None
+
+    async def drain(self, steps: int = 3) -> None:
+        """One worker in burst mode with the no-op renderer, until the queue is empty."""
+        renderer = NoopRenderer(steps=steps, step_s=0.01)
+        setup = WorkerSetup(
+            config=WorkerConfig.model_validate({"name": "tg-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0}),
+            database_url=self.db_url,
+            image_root=self.images.root,
+            renderer_factory=lambda: renderer,
+        )
+        worker = build_worker(setup, redis_url=TEST_REDIS_URL, burst=True, handle_signals=False)
+        try:
+            await worker.main()
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await worker.close()
+
+
+@asynccontextmanager
+async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIterator[TelegramStack]:
+    async with (
+        FakeBotApi() as api,
+        scratch_database(backend, postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url,
+        migrated_engine(url) as engine,
+    ):
+        pool = await open_pool(TEST_REDIS_URL)
+        redis = Redis.from_url(TEST_REDIS_URL)
+        group = f"telegram-test-{secrets.token_hex(4)}"
+        await events.ensure_group(redis, group)
+        images = ImageStore(tmp_path / "images")
+        service = JobService(
+            session_factory(engine), images, load_registry(default="tiny-sd15"), load_plans(), service_enqueue(pool)
+        )
+        stack = TelegramStack(api, service, images, redis, pool, url, group)
+        try:
+            await stack.start_bot()
+            yield stack
+        finally:
+            await stack.stop_bot()
+            with contextlib.suppress(Exception):
+                await redis.xgroup_destroy(events.keys.EVENTS_STREAM, group)
+            await redis.aclose()
+            await pool.aclose()
