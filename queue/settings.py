@@ -19,13 +19,13 @@ class WorkerConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMPASTO_WORKER_", env_file=".env", extra="ignore")
 
     name: str = Field(default_factory=lambda: f"{socket.gethostname()}-gpu0")
-    max_wait_s: float = Field(3600.0, gt=0)
-    step_timeout_s: float = Field(120.0, gt=0)
-    max_run_s: float = Field(1800.0, gt=0)
-    lease_s: float = Field(30.0, gt=0)
-    cancel_poll_s: float = Field(1.0, gt=0)  # how often a running job asks SQL whether its owner cancelled it
-    preview_interval_s: float = Field(1.0, ge=0)  # at most one preview event per job per interval
-    preview_px: int = Field(128, ge=16, le=512)  # the longest side of a preview PNG
-    poll_delay_s: float = Field(0.2, gt=0)  # how often an idle worker looks at the queue
-    positions_announced: int = Field(25, ge=0)  # waiting jobs told their new position when a job starts
-    max_tries: int = Field(5, ge=1)  # deliveries of one job (crash retries) before arq gives up
+    max_wait_s: float = Field(default=3600.0, gt=0)
+    step_timeout_s: float = Field(default=120.0, gt=0)
+    max_run_s: float = Field(default=1800.0, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+    cancel_poll_s: float = Field(default=1.0, gt=0)  # how often a running job asks SQL whether its owner cancelled it
+    preview_interval_s: float = Field(default=1.0, ge=0)  # at most one preview event per job per interval
+    preview_px: int = Field(default=128, ge=16, le=512)  # the longest side of a preview PNG
+    poll_delay_s: float = Field(default=0.05, gt=0)  # how often an idle worker polls the queue (also its pause between jobs)
+    positions_announced: int = Field(default=25, ge=0)  # waiting jobs told their new position when a job starts
+    max_tries: int = Field(default=5, ge=1)  # deliveries of one job (crash retries) before arq gives up

@@ -1,0 +1,160 @@
+"""``impasto bench-service``: the service's own overhead, with the engine replaced by a no-op renderer.
+
+Every job takes the whole real path — job service admission in SQL, ``enqueue`` on arq/Redis, a worker claiming it,
+the no-op render on the GPU thread, images into the store, ``complete_job`` in SQL, the completion event — through
+one in-process worker. Two runs:
+
+* ``idle``: one job at a time, the next submitted when the previous is done. Enqueue → start latency of an idle
+  worker (bounded below by the worker's poll delay: arq polls the queue).
+* ``burst``: N jobs submitted at once. Jobs/s through one worker, and enqueue → start latency under a queue.
+
+Latency is measured in this process (``time.perf_counter``): from the call to ``enqueue`` to the renderer starting.
+It needs a Redis whose impasto queue is empty (it never flushes anything) and uses a fresh SQLite database in a
+temporary folder unless ``--database-url`` names an empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impasto.bots.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "bench-service",
+        help="measure queue/service overhead with a no-op renderer (latency p50/p99, jobs/s)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--jobs", type=int, default=200, help="jobs in the burst run (default 200)")
+    p.add_argument("--idle-jobs", type=int, default=30, help="jobs in the one-at-a-time run (default 30)")
+    p.add_argument("--redis-url", default=None, help="default: IMPASTO_REDIS_URL, else redis://127.0.0.1:6379/14")
+    p.add_argument("--database-url", default=None, help="an EMPTY database to migrate and use (default: temp SQLite)")
+    p.add_argument("--poll-delay-s", type=float, default=0.05, help="the worker's queue poll delay (default 0.05)")
+    p.set_defaults(handler=run_bench)
+
+
+@dataclass
+class _Clock:
+    enqueued: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
+    redis_url = args.redis_url or settings.redis_url or "redis://127.0.0.1:6379/14"
+    if args.jobs < 1 or args.idle_jobs < 0:
+        print("--jobs must be at least 1 and --idle-jobs at least 0", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="impasto-bench-") as tmp:
+        db_url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return asyncio.run(_bench(args, redis_url, db_url, Path(tmp)))
+
+
+async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Path) -> int:
+    import warnings
+
+    from impasto.bots.service.actions import Requester
+    from impasto.bots.service.jobs import JobService
+    from impasto.engine.registry import load_registry
+    from impasto.engine.spec import ProgressFn, RenderResult
+    from impasto.migrations.config import upgrade
+    from impasto.queue import events, keys
+    from impasto.queue.client import open_pool, service_enqueue
+    from impasto.queue.renderer import NoopRenderer
+    from impasto.queue.settings import WorkerConfig
+    from impasto.queue.specs import RenderWork
+    from impasto.queue.worker import WorkerSetup, build_worker
+    from impasto.storage.db import make_engine, session_factory
+    from impasto.storage.images import ImageStore
+    from impasto.storage.plans import load_plans
+
+    clock = _Clock()
+
+    class TimedRenderer(NoopRenderer):
+        def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
+            clock.started.setdefault(work.job_id, time.perf_counter())
+            return super().render(work, progress)
+
+    db = make_engine(db_url)
+    await upgrade(db)
+    pool = await open_pool(redis_url)
+    if await pool.zcard(keys.QUEUE_NAME):
+        print(f"the impasto queue on {redis_url} is not empty; use an idle Redis (--redis-url)", file=sys.stderr)
+        await pool.aclose()
+        await db.dispose()
+        return 2
+    enqueue = service_enqueue(pool)
+
+    async def timed_enqueue(queued: Any) -> object:
+        clock.enqueued[queued.job_id] = time.perf_counter()
+        return await enqueue(queued)
+
+    images = ImageStore(tmp / "images")
+    service = JobService(session_factory(db), images, load_registry(default="tiny-sd15"), load_plans(), timed_enqueue)
+    setup = WorkerSetup(
+        config=WorkerConfig(name="bench-gpu0", poll_delay_s=args.poll_delay_s, positions_announced=25),
+        database_url=db_url,
+        image_root=images.root,
+        renderer_factory=lambda: TimedRenderer(steps=1),
+    )
+    worker = build_worker(setup, redis_url=redis_url, handle_signals=False)
+    running = asyncio.create_task(worker.main())
+    counter = 0
+
+    def who() -> Requester:
+        nonlocal counter
+        counter += 1
+        # Spread over users so that plan limits (concurrent + queued jobs per user) never refuse a bench job.
+        return Requester(platform="discord", user_id=f"bench-{counter % 64}", display_name="bench", guild_id="bench")
+
+    try:
+        idle: list[str] = []
+        for i in range(args.idle_jobs):
+            since = await events.last_id(pool)
+            [ticket] = await service.imagine(who(), f"idle {i}", idempotency_key=f"bench-idle-{i}-{time.time()}")
+            async for _ in events.listen(pool, job_ids=[ticket.job_id], since=since):
+                pass
+            idle.append(ticket.job_id)
+
+        since = await events.last_id(pool)
+        t0 = time.perf_counter()
+        burst: list[str] = []
+        for i in range(args.jobs):
+            [ticket] = await service.imagine(who(), f"burst {i}", idempotency_key=f"bench-burst-{i}-{time.time()}")
+            burst.append(ticket.job_id)
+        submitted_s = time.perf_counter() - t0
+        async for _ in events.listen(pool, job_ids=burst, since=since):
+            pass
+        burst_s = time.perf_counter() - t0
+    finally:
+        running.cancel()
+        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await worker.close()
+        await pool.aclose()
+        await db.dispose()
+
+    print(f"impasto bench-service: no-op renderer (1 step), one worker, poll delay {args.poll_delay_s:g} s")
+    print(f"redis {redis_url}, database {db.url.get_backend_name()}")
+    if idle:
+        _latency("idle  (one job at a time)", [clock.started[j] - clock.enqueued[j] for j in idle])
+    _latency(f"burst ({args.jobs} jobs at once)", [clock.started[j] - clock.enqueued[j] for j in burst])
+    print(f"burst: submitted in {submitted_s:.2f} s ({args.jobs / submitted_s:.1f} jobs/s through the job service)")
+    print(f"burst: all done in {burst_s:.2f} s = {args.jobs / burst_s:.1f} jobs/s through one worker")
+    return 0
+
+
+def _latency(label: str, seconds: list[float]) -> None:
+    ms = sorted(s * 1000 for s in seconds)
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    print(f"{label}: enqueue→start p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms")
