@@ -36,6 +36,14 @@ class JobCard:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """An image a user attached, already checked (``intake``): its Discord CDN link and its bytes."""
+
+    url: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Progress:
     percent: int
     preview_png: bytes | None = None
@@ -90,11 +98,11 @@ class SettingsPanel:
 
 class Backend(Protocol):
     async def imagine(
-        self, who: Requester, text: str, *, images: Sequence[bytes], idempotency_key: str
+        self, who: Requester, text: str, *, images: Sequence[Attached], idempotency_key: str
     ) -> Sequence[JobCard]: ...
 
     async def blend(
-        self, who: Requester, images: Sequence[bytes], *, dimensions: str, idempotency_key: str
+        self, who: Requester, images: Sequence[Attached], *, dimensions: str, idempotency_key: str
     ) -> Sequence[JobCard]: ...
 
     async def press(
@@ -112,7 +120,7 @@ class Backend(Protocol):
 
     async def record_message(self, job_id: str, channel_id: str, message_id: str) -> None: ...
 
-    async def job_for_message(self, message_id: str) -> str | None: ...
+    async def job_for_message(self, channel_id: str, message_id: str) -> str | None: ...
 
     async def details(self, who: Requester, job_id: str) -> Details: ...
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from impasto.bots.discord.backend import (
+    Attached,
     Details,
     Event,
     Failed,
@@ -78,18 +79,20 @@ class StandInBackend:
     # -- Backend -------------------------------------------------------------------------------------------------
 
     async def imagine(
-        self, who: Requester, text: str, *, images: Sequence[bytes], idempotency_key: str
+        self, who: Requester, text: str, *, images: Sequence[Attached], idempotency_key: str
     ) -> Sequence[JobCard]:
-        self.calls.append(Call("imagine", who, {"text": text, "images": list(images), "key": idempotency_key}))
+        self.calls.append(
+            Call("imagine", who, {"text": text, "images": [i.data for i in images], "key": idempotency_key})
+        )
         if "--ar 0:1" in text:
             raise UserFacingError("--ar 0:1: both sides must be positive whole numbers, e.g. --ar 16:9")
         prompts = [text.replace("{a, b}", "a"), text.replace("{a, b}", "b")] if "{a, b}" in text else [text]
         return [self.new_card(p, who.user_id) for p in prompts]
 
     async def blend(
-        self, who: Requester, images: Sequence[bytes], *, dimensions: str, idempotency_key: str
+        self, who: Requester, images: Sequence[Attached], *, dimensions: str, idempotency_key: str
     ) -> Sequence[JobCard]:
-        self.calls.append(Call("blend", who, {"images": list(images), "dimensions": dimensions}))
+        self.calls.append(Call("blend", who, {"images": [i.data for i in images], "dimensions": dimensions}))
         if len(images) < 2:
             raise UserFacingError("/blend needs 2–5 images")
         return [self.new_card("blend", who.user_id)]
@@ -146,7 +149,7 @@ class StandInBackend:
         self.calls.append(Call("record_message", None, {"job": job_id, "channel": channel_id, "message": message_id}))
         self.messages[message_id] = job_id
 
-    async def job_for_message(self, message_id: str) -> str | None:
+    async def job_for_message(self, channel_id: str, message_id: str) -> str | None:
         return self.messages.get(message_id)
 
     async def details(self, who: Requester, job_id: str) -> Details:

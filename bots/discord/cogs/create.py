@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from impasto.bots.discord.backend import Backend
+from impasto.bots.discord.backend import Attached, Backend
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
@@ -24,12 +24,12 @@ DIMENSIONS = [
 ]
 
 
-async def read_images(attachments: list[discord.Attachment | None], max_bytes: int) -> list[bytes]:
+async def read_images(attachments: list[discord.Attachment | None], max_bytes: int) -> list[Attached]:
     """Check what Discord says about each file first, download only what passes, then decode it fully."""
     present = [a for a in attachments if a is not None]
     for attachment in present:
         check_declared(attachment.filename, attachment.size, attachment.content_type, max_bytes)
-    return [check_image(a.filename, await a.read(), max_bytes).data for a in present]
+    return [Attached(a.url, check_image(a.filename, await a.read(), max_bytes).data) for a in present]
 
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)

@@ -63,7 +63,7 @@ class Jobs(commands.Cog):
         emoji = str(payload.emoji)
         if emoji not in (ENVELOPE, CROSS):
             return
-        job_id = await self.backend.job_for_message(str(payload.message_id))
+        job_id = await self.backend.job_for_message(str(payload.channel_id), str(payload.message_id))
         if job_id is None:
             return
         who = requester_of_reaction(payload, self.bot)

@@ -1,0 +1,53 @@
+"""``impasto discord``: open Redis, the job service and the bot in one ``async with`` stack, then run until stopped."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from impasto.bots.config import Settings
+from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
+from impasto.bots.discord.endpoints import use_endpoints
+from impasto.bots.discord.service_backend import ServiceBackend
+from impasto.bots.service.runtime import job_service
+from impasto.queue.client import open_pool, service_enqueue
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A missing or bad setting, said as one line naming the variable."""
+
+
+def options_from(settings: Settings, *, sync_commands: bool = True) -> BotOptions:
+    return BotOptions(
+        test_guild=settings.discord_test_guild,
+        shards=settings.discord_shards,
+        sync_commands=sync_commands,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncExitStack | None = None) -> ImpastoBot:
+    """Open everything and start the bot; returns once it is ready. ``stack`` owns the resources (close it to stop)."""
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    if not token:
+        raise ConfigError("IMPASTO_DISCORD_TOKEN is not set: the bot token from the Discord developer portal")
+    if not settings.redis_url:
+        raise ConfigError("IMPASTO_REDIS_URL is not set: the Discord bot queues jobs for workers through Redis")
+    stack = stack or AsyncExitStack()
+    pool = await open_pool(settings.redis_url)
+    stack.push_async_callback(pool.aclose)
+    service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool)))
+    use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
+    bot = build_bot(ServiceBackend(service, pool), options_from(settings, sync_commands=sync_commands))
+    await stack.enter_async_context(bot)
+    await bot.login(token)
+    return bot
+
+
+async def run(settings: Settings, *, sync_commands: bool = True) -> None:
+    async with AsyncExitStack() as stack:
+        bot = await serve(settings, sync_commands=sync_commands, stack=stack)
+        log.info("connecting to the Discord gateway")
+        await bot.connect(reconnect=True)
