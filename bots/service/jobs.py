@@ -43,6 +43,7 @@ from impasto.bots.service.errors import (
     QueueUnavailable,
     RelaxNotAllowed,
 )
+from impasto.bots.service.fetch import FetchError, FetchImage, image_extension
 from impasto.bots.service.jobjson import job_from_json
 from impasto.bots.service.views import (
     Enqueue,
@@ -59,7 +60,7 @@ from impasto.bots.service.views import (
 )
 from impasto.engine.registry import Registry, RegistryError
 from impasto.storage import ledger
-from impasto.storage.images import ImageStore
+from impasto.storage.images import KEY_PATTERN, ImageStore
 from impasto.storage.lifecycle import fail_job, request_cancel
 from impasto.storage.models import (
     ACTIVE_STATUSES,
@@ -138,8 +139,12 @@ class JobService:
         plans: Plans,
         enqueue: Enqueue,
         *,
+        fetch_image: FetchImage | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``fetch_image`` downloads image prompt links into the store (``fetch.http_fetcher`` in production);
+        without it, links are kept as they are and only store keys given by the bot reach the worker."""
+        self.fetch_image = fetch_image
         self.sessions = sessions
         self.images = images
         self.registry = registry
@@ -150,7 +155,12 @@ class JobService:
     # ----------------------------------------------------------------------------------------------- making jobs
 
     async def imagine(
-        self, who: Requester, text: str, *, image_urls: Sequence[str] = (), idempotency_key: str
+        self,
+        who: Requester,
+        text: str,
+        *,
+        image_urls: Sequence[str] = (),
+        idempotency_key: str,
     ) -> list[JobTicket]:
         """``/imagine``: parse, admit (quota, limits) and queue one job per permutation × repeat.
 
@@ -169,6 +179,9 @@ class JobService:
             full_text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
         )
         drafts = [self._draft_from_parsed(job, action="imagine", prompt=text) for job in parsed]
+        stored = await self._store_links([url for job in parsed for url in job.image_prompts])
+        for draft in drafts:
+            _use_keys(draft, stored)
         return await self._submit(ctx, drafts, idempotency_key)
 
     async def blend(
@@ -196,7 +209,12 @@ class JobService:
         if keys and len(keys) != len(image_urls):
             raise InvalidRequest(f"/blend got {len(image_urls)} images but {len(keys)} stored copies")
         draft = self._draft_from_parsed(parsed, action="blend", prompt=" ".join(image_urls))
-        draft.input_image_keys = keys
+        if keys:
+            stored = dict(zip(parsed.image_prompts, keys, strict=True))
+        else:
+            stored = await self._store_links(list(parsed.image_prompts))
+        _use_keys(draft, stored)
+        draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
         return await self._submit(ctx, [draft], idempotency_key)
 
     async def press(
@@ -208,13 +226,15 @@ class JobService:
         *,
         idempotency_key: str,
         remix_text: str | None = None,
+        mask_key: str | None = None,
     ) -> PressResult:
         """A button under a job. The presser owns (and pays for) what it makes.
 
         U1–U4 → a finished single-image job holding the chosen picture (free, nothing rendered); ❤️ → toggles the
         favourite flag (owner only); details → the job itself; every other action queues a child job whose lineage
         (parent, action, index) is stored. With Remix on (or Custom Zoom) and no ``remix_text``, the result is
-        ``kind="remix"``: ask for the edited prompt, then press again with it.
+        ``kind="remix"``: ask for the edited prompt, then press again with it. Vary (Region) needs ``mask_key``:
+        a store key of the mask image (white = repaint), which the worker reads after the source image.
         """
         idempotency_key = _request_key(idempotency_key)
         parent = await self.job(job_id)
@@ -234,6 +254,13 @@ class JobService:
             if existing is None:
                 return PressResult("remix", parent)
         draft = self._draft_child(ctx, parent, action, index, input_key, remix_text)
+        if remix_text is not None:
+            links = [str(u) for u in draft.params.get("image_prompts", ()) if not KEY_PATTERN.match(str(u))]
+            _use_keys(draft, await self._store_links(links))
+        if action is Action.VARY_REGION:
+            if mask_key is None:
+                raise InvalidRequest("Vary (Region) needs the area to repaint: select it, then submit")
+            draft.input_image_keys.append(self._checked_key(mask_key))
         tickets = await self._submit(ctx, [draft], idempotency_key)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0])
 
@@ -904,6 +931,23 @@ class JobService:
         if ctx.allowed_channels and who.channel_id not in ctx.allowed_channels:
             raise ChannelNotAllowed("impasto is not enabled in this channel; ask a server admin where to use it")
 
+    async def _store_links(self, urls: list[str]) -> dict[str, str]:
+        """Download each distinct image link into the store; link -> key. Nothing happens without a fetcher."""
+        if self.fetch_image is None:
+            return {}
+        stored: dict[str, str] = {}
+        for url in dict.fromkeys(urls):
+            if KEY_PATTERN.match(url):
+                stored[url] = url
+                continue
+            try:
+                data = await self.fetch_image(url)
+                ext = image_extension(data)
+            except FetchError as exc:
+                raise InvalidRequest(f"the image link {url[:100]} {exc}") from None
+            stored[url] = self.images.put(data, ext=ext)
+        return stored
+
     def _checked_key(self, key: str) -> str:
         self.images.path(key)  # raises ImageKeyError for anything that is not a store key
         return key
@@ -1069,6 +1113,15 @@ def _settings_view(prefs: Preference) -> SettingsView:
         suffix=prefs.suffix,
         settings_text=_settings_text(prefs),
     )
+
+
+def _use_keys(draft: _Draft, stored: Mapping[str, str]) -> None:
+    """Point the job's image prompts at their store copies (the worker reads only the store); keep the links."""
+    links = [str(u) for u in draft.params.get("image_prompts", ())]
+    if not links or not stored:
+        return
+    draft.params["image_prompt_urls"] = links
+    draft.params["image_prompts"] = [stored.get(u, u) for u in links]
 
 
 def _request_key(key: str) -> str:

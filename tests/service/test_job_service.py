@@ -406,7 +406,8 @@ async def test_blend_makes_one_job_from_links_and_stored_copies(
     assert claimed is not None
     assert claimed.action == "blend"
     assert claimed.input_image_keys == tuple(keys)
-    assert list(claimed.params["image_prompts"]) == urls
+    assert list(claimed.params["image_prompts"]) == keys  # the worker reads the store, never the network
+    assert list(claimed.params["image_prompt_urls"]) == urls
     assert claimed.params["aspect_ratio"] == "3:2"
     with pytest.raises(PromptError, match="2 to 5 images"):
         await service.blend(ADA, urls[:1], None, idempotency_key="b2")

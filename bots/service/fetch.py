@@ -1,0 +1,55 @@
+"""Image links in prompts become store keys before a job is queued: the worker reads images only from the store.
+
+The job service calls a ``FetchImage`` for every image prompt link (``/imagine https://…/a.png a cat``, attachments,
+``/blend``). ``http_fetcher`` is the production one (httpx, a size limit, a short timeout); tests pass their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+FetchImage = Callable[[str], Awaitable[bytes]]
+
+
+class FetchError(Exception):
+    """A link that could not be read as an image; the message is one line for the user."""
+
+
+def image_extension(data: bytes) -> str:
+    """The file type from the first bytes; FetchError for anything but PNG, JPEG, WebP and GIF."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    raise FetchError("is not a PNG, JPEG, WebP or GIF image")
+
+
+def http_fetcher(*, max_bytes: int, timeout_s: float = 15.0) -> FetchImage:
+    """Download one image link with a size cap (``Settings.max_upload_bytes``)."""
+
+    async def fetch(url: str) -> bytes:
+        try:
+            async with (
+                httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise FetchError(f"answered HTTP {response.status_code}")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FetchError(f"is larger than {max_bytes // (1024 * 1024)} MB")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise FetchError(f"could not be downloaded ({type(exc).__name__})") from exc
+
+    return fetch

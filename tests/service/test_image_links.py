@@ -1,0 +1,100 @@
+"""Image prompt links are downloaded into the store before a job is queued (a real local HTTP server)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.errors import InvalidRequest
+from impasto.bots.service.fetch import FetchError, http_fetcher, image_extension
+from impasto.bots.service.jobs import JobService
+from impasto.bots.service.views import QueuedRender
+from impasto.engine.registry import load_registry
+from impasto.storage.images import ImageStore
+from impasto.storage.lifecycle import NewImage, claim_job, complete_job
+from impasto.storage.plans import load_plans
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+ADA = Requester("telegram", "7", "ada")
+
+
+@pytest.fixture
+async def image_server() -> AsyncIterator[str]:
+    async def png(_: web.Request) -> web.Response:
+        return web.Response(body=PNG, content_type="image/png")
+
+    async def text(_: web.Request) -> web.Response:
+        return web.Response(text="<html>not an image</html>")
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=PNG + b"\x00" * 4096, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/a.png", png)
+    app.router.add_get("/page.png", text)
+    app.router.add_get("/big.png", big)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def service(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> JobService:
+    async def enqueue(_: QueuedRender) -> None:
+        return None
+
+    return JobService(
+        sessions,
+        ImageStore(tmp_path / "images"),
+        load_registry(),
+        load_plans(),
+        enqueue,
+        fetch_image=http_fetcher(max_bytes=1024),
+    )
+
+
+def test_image_types_are_sniffed() -> None:
+    assert image_extension(PNG) == "png"
+    assert image_extension(b"\xff\xd8\xff\xe0rest") == "jpg"
+    assert image_extension(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    with pytest.raises(FetchError):
+        image_extension(b"<html>")
+
+
+async def test_links_become_store_keys(service: JobService, image_server: str) -> None:
+    url = f"{image_server}/a.png"
+    (ticket,) = await service.imagine(ADA, "a cat", image_urls=[url, url], idempotency_key="t1")
+    job = await service.job(ticket.job_id)
+    key = service.images.put(PNG)
+    assert list(job.params["image_prompts"]) == [key, key]
+    assert list(job.params["image_prompt_urls"]) == [url, url]
+
+    for path, reason in (("/page.png", "is not a PNG"), ("/big.png", "larger than"), ("/gone.png", "HTTP 404")):
+        with pytest.raises(InvalidRequest, match=reason):
+            await service.imagine(ADA, "a cat", image_urls=[image_server + path], idempotency_key=f"t-{path}")
+
+
+async def test_vary_region_needs_a_mask(service: JobService, sessions: async_sessionmaker[AsyncSession]) -> None:
+    (ticket,) = await service.imagine(ADA, "a cat", idempotency_key="v1")
+    async with sessions() as session, session.begin():
+        await claim_job(session, ticket.job_id, worker="w")
+        await complete_job(session, ticket.job_id, images=[NewImage(1, service.images.put(PNG), 8, 8)], gpu_seconds=1.0)
+    with pytest.raises(InvalidRequest, match="Vary \\(Region\\) needs"):
+        await service.press(ADA, ticket.job_id, Action.VARY_REGION, idempotency_key="v2")
+    mask = service.images.put(b"mask")
+    result = await service.press(ADA, ticket.job_id, Action.VARY_REGION, idempotency_key="v3", mask_key=mask)
+    async with sessions() as session, session.begin():
+        claimed = await claim_job(session, result.view.job_id, worker="w")
+    assert claimed is not None
+    assert claimed.input_image_keys == (service.images.put(PNG), mask)
