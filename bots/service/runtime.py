@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from impasto.bots.config import Settings
+from impasto.bots.service.fetch import http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import Enqueue
 from impasto.storage.db import make_engine, require_migrated, session_factory
@@ -31,6 +32,7 @@ async def job_service(settings: Settings, *, enqueue: Enqueue, plans: Plans | No
             settings.registry,
             plans or load_plans(plans_path_from_env()),
             enqueue,
+            fetch_image=fetch_image or http_fetcher(max_bytes=settings.max_upload_bytes),
         )
     finally:
         await engine.dispose()
