@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from impasto.bots.config import Settings
-from impasto.bots.service.fetch import http_fetcher
+from impasto.bots.service.fetch import FetchImage, http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import Enqueue
 from impasto.storage.db import make_engine, require_migrated, session_factory
@@ -21,8 +21,14 @@ from impasto.storage.plans import Plans, load_plans, plans_path_from_env
 
 
 @asynccontextmanager
-async def job_service(settings: Settings, *, enqueue: Enqueue, plans: Plans | None = None) -> AsyncIterator[JobService]:
-    """A ready JobService on ``settings``' database; raises ``NotMigrated`` (message: run `impasto db upgrade`)."""
+async def job_service(
+    settings: Settings, *, enqueue: Enqueue, plans: Plans | None = None, fetch_image: FetchImage | None = None
+) -> AsyncIterator[JobService]:
+    """A ready JobService on ``settings``' database; raises ``NotMigrated`` (message: run `impasto db upgrade`).
+
+    Plans come from ``IMPASTO_PLANS`` (or the shipped file); image prompt links are downloaded with a cap of
+    ``settings.max_upload_bytes`` unless another ``fetch_image`` is given.
+    """
     engine = make_engine(settings.database_url_or_default)
     try:
         await require_migrated(engine)
