@@ -99,6 +99,17 @@ def migration_head() -> str:
     return head
 
 
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    from impasto.migrations.config import alembic_config
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises ResolutionError/CommandError variants for unknown ids
+        return False
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
 
@@ -120,6 +131,11 @@ async def require_migrated(engine: AsyncEngine) -> None:
     head = migration_head()
     if current is None:
         raise NotMigrated("the database has no impasto tables yet; run `impasto db upgrade` first")
+    if current != head and not _known_revision(current):
+        raise DatabaseError(
+            f"the database is at revision {current}, which this impasto does not know (it knows up to {head}); "
+            "run the impasto release that migrated it"
+        )
     if current != head:
         raise NotMigrated(
             f"the database is at revision {current}, this impasto needs {head}; run `impasto db upgrade` first"

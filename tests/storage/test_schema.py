@@ -105,3 +105,18 @@ def test_impasto_db_cli_on_a_sqlite_file(tmp_path: Path) -> None:
     refused = _impasto("db", "--database-url", "mysql://x/y", "current", env=env, cwd=tmp_path)
     assert refused.returncode == 2
     assert "not supported" in refused.stderr
+
+
+async def test_a_database_from_a_newer_release_is_refused_with_its_reason(db_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'ffff_future'"))
+        with pytest.raises(DatabaseError, match="does not know") as caught:
+            await require_migrated(engine)
+        assert not isinstance(caught.value, NotMigrated)
+    finally:
+        await engine.dispose()
