@@ -146,6 +146,16 @@ class ModelCache:
         self._loaded[name] = loaded
         return loaded
 
+    def adopt(self, entry: ModelEntry, pipe: Any) -> LoadedModel:
+        """Make an already-built pipeline resident under ``entry.name`` (the bench's random-weight architectures)."""
+        size = pipeline_bytes(pipe)
+        self._evict_for(size)
+        pipe.to(self.device, self.dtype)
+        pipe.set_progress_bar_config(disable=True)
+        loaded = LoadedModel(entry, pipe, size, 0.0, PromptEncoder(pipe, entry.family))
+        self._loaded[entry.name] = loaded
+        return loaded
+
     def _evict_for(self, size: int) -> None:
         if self.memory_budget_bytes is None:
             return
