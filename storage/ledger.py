@@ -77,11 +77,9 @@ async def release(session: AsyncSession, job: Job) -> None:
 async def settle(session: AsyncSession, job: Job, *, gpu_seconds: float, charge: float, images: int) -> None:
     """Turn the reservation into the real charge and count the images. Call only in the transaction that set done."""
     held = job.reserved_gpu_seconds
-    for period in _periods(job):
-        await _add(session, job.user_id, period, reserved=-held, used=charge, images=images)
-    if charge > 0 or held > 0:
-        await record(session, job, "settle", charge, job.month_period)
     relaxed = job.mode == "relax"
+    # Lock order: the user row before the usage rows, as admission takes them (the job service locks the user row
+    # first). The opposite order would let a settle and an admission for the same user deadlock on PostgreSQL.
     await session.execute(
         update(User)
         .where(User.id == job.user_id)
@@ -93,6 +91,10 @@ async def settle(session: AsyncSession, job: Job, *, gpu_seconds: float, charge:
         )
         .execution_options(synchronize_session=False)
     )
+    for period in _periods(job):
+        await _add(session, job.user_id, period, reserved=-held, used=charge, images=images)
+    if charge > 0 or held > 0:
+        await record(session, job, "settle", charge, job.month_period)
 
 
 def _periods(job: Job) -> list[str]:

@@ -423,3 +423,28 @@ async def test_a_servers_daily_cap(service: JobService, sessions: async_sessionm
     # A DM is not under the server's cap.
     await service.imagine(Requester("discord", "100", "ada"), "two", idempotency_key="dc3")
     assert (await service.guild("discord", "900")).daily_cap_gpu_seconds == pytest.approx(1.5 * ESTIMATE)
+
+
+async def test_settling_and_admitting_at_once_for_one_user_never_deadlock(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore, recorder: Recorder
+) -> None:
+    service = make_service(sessions, store, recorder, make_plans(queued=100))
+    first = [(await service.imagine(ADA, f"first {n}", idempotency_key=f"f{n}"))[0] for n in range(10)]
+    for ticket in first:
+        async with sessions() as session, session.begin():
+            assert await claim_job(session, ticket.job_id, worker="w") is not None
+    key = store.put(b"img")
+
+    async def finish(job_id: str) -> None:
+        async with sessions() as session, session.begin():
+            assert await complete_job(session, job_id, images=[NewImage(1, key, 8, 8)], gpu_seconds=1.0)
+
+    results = await asyncio.gather(
+        *(finish(t.job_id) for t in first),
+        *(service.imagine(ADA, f"second {n}", idempotency_key=f"s{n}") for n in range(10)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    used, reserved = await usage(sessions)
+    assert used == pytest.approx(10.0)
+    assert reserved == pytest.approx(10 * ESTIMATE)
