@@ -123,6 +123,9 @@ class Controls:
             log.info("job %s: its message was deleted; no longer following", card.id)
         except DeliveryError:
             log.exception("job %s: could not update its message", card.id)
+        except Exception:
+            # A follower is a background task: nothing else would ever see its error.
+            log.exception("job %s: following it failed", card.id)
 
     async def start_jobs(
         self, interaction: _Interaction, cards: Sequence[JobCard], first: Target | None, who: Requester

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.backend import (
@@ -28,6 +31,8 @@ from impasto.bots.service.views import InfoView, JobView, SettingsView
 from impasto.queue import events
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+RECONNECT_S = 0.5
 
 WHAT: dict[str, str] = {
     Action.VARIATION.value: "Variations",
@@ -188,20 +193,36 @@ class ServiceBackend:
         if view.status in _FINAL:
             yield self._final_from_view(view)
             return
-        async for event in events.listen(self.redis, job_ids=[job_id], since=since):
-            if isinstance(event, events.Started):
-                yield Progress(0)
-            elif isinstance(event, events.Progress):
-                yield Progress(event.step * 100 // max(1, event.total), event.preview_png)
-            elif isinstance(event, events.Done):
-                yield self._finished(await self.service.job(job_id))
+        while True:
+            try:
+                async for event in events.listen(self.redis, job_ids=[job_id], since=since):
+                    translated = await self._translate(job_id, event)
+                    if translated is not None:
+                        yield translated
+                        if not isinstance(translated, Progress):
+                            return
                 return
-            elif isinstance(event, events.Failed):
-                yield Failed(event.message)
-                return
-            elif isinstance(event, events.Cancelled):
-                yield Failed("cancelled", cancelled=True)
-                return
+            except RedisConnectionError:
+                # Redis went away mid-read: wait, then look at the job row (the truth) before listening again.
+                log.warning("job %s: lost the event stream; reconnecting", job_id)
+                await asyncio.sleep(RECONNECT_S)
+                view = await self.service.job(job_id)
+                if view.status in _FINAL:
+                    yield self._final_from_view(view)
+                    return
+
+    async def _translate(self, job_id: str, event: events.Event) -> Event | None:
+        if isinstance(event, events.Started):
+            return Progress(0)
+        if isinstance(event, events.Progress):
+            return Progress(event.step * 100 // max(1, event.total), event.preview_png)
+        if isinstance(event, events.Done):
+            return self._finished(await self.service.job(job_id))
+        if isinstance(event, events.Failed):
+            return Failed(event.message)
+        if isinstance(event, events.Cancelled):
+            return Failed("cancelled", cancelled=True)
+        return None
 
     def _final_from_view(self, view: JobView) -> Event:
         if view.status == "done":

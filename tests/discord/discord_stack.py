@@ -1,0 +1,74 @@
+"""The Discord front door on real parts: the real JobService on a scratch database, the real queue (arq on Redis db 15)
+drained by a real worker (no-op renderer by default), the real event stream, and the real discord.py client on the
+fake Discord."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from arq.connections import ArqRedis
+
+from impasto.bots.discord.service_backend import ServiceBackend
+from impasto.bots.service.jobs import JobService
+from impasto.engine.registry import load_registry
+from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.renderer import NoopRenderer
+from impasto.queue.settings import WorkerConfig
+from impasto.queue.worker import WorkerSetup, build_worker
+from impasto.storage.db import session_factory
+from impasto.storage.images import ImageStore
+from impasto.storage.plans import load_plans
+from impasto.storage.testing import Backend, migrated_engine, scratch_database
+
+TEST_REDIS_URL = os.environ.get("IMPASTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_POSTGRES_URL = os.environ.get("IMPASTO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class ServiceStack:
+    service: JobService
+    backend: ServiceBackend
+    images: ImageStore
+    pool: ArqRedis
+    db_url: str
+
+    async def drain(self, steps: int = 3) -> None:
+        """One worker in burst mode until the queue is empty."""
+        renderer = NoopRenderer(steps=steps, step_s=0.01)
+        setup = WorkerSetup(
+            config=WorkerConfig.model_validate({"name": "discord-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0}),
+            database_url=self.db_url,
+            image_root=self.images.root,
+            renderer_factory=lambda: renderer,
+        )
+        worker = build_worker(setup, redis_url=TEST_REDIS_URL, burst=True, handle_signals=False)
+        try:
+            await worker.main()
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await worker.close()
+
+
+@asynccontextmanager
+async def service_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIterator[ServiceStack]:
+    async with (
+        scratch_database(backend, postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url,
+        migrated_engine(url) as engine,
+    ):
+        pool = await open_pool(TEST_REDIS_URL)
+        await pool.flushdb()  # db 15 only: the URL names it
+        images = ImageStore(tmp_path / "images")
+        service = JobService(
+            session_factory(engine), images, load_registry(default="tiny-sd15"), load_plans(), service_enqueue(pool)
+        )
+        try:
+            yield ServiceStack(service, ServiceBackend(service, pool), images, pool, url)
+        finally:
+            await pool.flushdb()
+            await pool.aclose()

@@ -1,0 +1,125 @@
+"""Whole sessions on the real job service, Redis queue, worker and event stream, through the real discord.py client."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from discord_stack import ServiceStack, service_stack
+from fake_discord import ALICE, BOB, FakeDiscord
+from PIL import Image
+
+from impasto.bots.discord.app import ImpastoBot
+
+Json = dict[str, Any]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServiceStack]:
+    async with service_stack(tmp_path, request.param) as stack:
+        yield stack
+
+
+@pytest.fixture
+async def live(start_bot, stack: ServiceStack) -> ImpastoBot:  # type: ignore[no-untyped-def]
+    bot: ImpastoBot = await start_bot(stack.backend)
+    return bot
+
+
+def image_size(fake: FakeDiscord, message: Json) -> tuple[int, int]:
+    with Image.open(io.BytesIO(fake.attachment_bytes(message))) as image:
+        return image.size
+
+
+async def rendered(fake: FakeDiscord, stack: ServiceStack, message_id: str) -> Json:
+    """Run the worker, then wait for ``message_id`` to become a result with buttons."""
+    await fake.wait_message(lambda m: m["id"] == message_id and "Waiting to start" in m["content"])
+    await stack.drain()
+    return await fake.wait_message(lambda m: m["id"] == message_id and bool(m["components"]))
+
+
+async def reply_to(fake: FakeDiscord, source_id: str) -> Json:
+    return await fake.wait_message(lambda m: m.get("message_reference", {}).get("message_id") == source_id)
+
+
+async def test_imagine_u2_zoom_out_v1(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a lighthouse --ar 3:2"}])
+    grid = await rendered(fake, stack, record.original_id or await fake.wait_for(lambda: record.original_id))
+    assert grid["content"].startswith("**a lighthouse --ar 3:2")
+    assert grid["content"].endswith(f"<@{ALICE}> (fast)")
+    assert image_size(fake, grid) == (64, 64)  # the no-op renderer's 2×2 of 32 px tiles
+    job_id = fake.button(grid, "U2")["custom_id"].rsplit(":", 1)[1]
+    assert (await stack.service.job(job_id)).status == "done"
+
+    await fake.press(grid["id"], fake.button(grid, "U2")["custom_id"], user_id=BOB)
+    single = await reply_to(fake, grid["id"])
+    assert "Image #2" in single["content"]
+    assert image_size(fake, single) == (32, 32)
+
+    await fake.press(single["id"], fake.button(single, "Zoom Out 2x")["custom_id"], user_id=BOB)
+    zoomed = await rendered(fake, stack, (await reply_to(fake, single["id"]))["id"])
+    assert "Zoom Out by" in zoomed["content"]
+    zoom_job = fake.button(zoomed, "V1")["custom_id"].rsplit(":", 1)[1]
+    view = await stack.service.job(zoom_job)
+    assert (view.action, view.user_id) == ("z2", BOB)  # the presser owns and pays for it
+
+    await fake.press(zoomed["id"], fake.button(zoomed, "V1")["custom_id"])
+    varied = await rendered(fake, stack, (await reply_to(fake, zoomed["id"]))["id"])
+    assert "Variations by" in varied["content"]
+    assert fake.button(fake.messages[zoomed["id"]], "V1")["style"] == 1
+
+
+async def test_remix_settings_info_and_reactions(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a fox"}])
+    grid = await rendered(fake, stack, await fake.wait_for(lambda: record.original_id))
+
+    # /prefer remix, then V3 asks for the prompt first.
+    record = await fake.slash("prefer", [{"name": "remix", "type": 1, "options": []}])
+    await fake.wait_message(lambda m: m["id"] == record.original_id and "Remix mode turned on" in m["content"])
+    press = await fake.press(grid["id"], fake.button(grid, "V3")["custom_id"])
+    await fake.wait_for(lambda: press.callback)
+    assert press.callback is not None
+    assert press.callback["type"] == 9
+    await fake.submit_modal(press, {"prompt": "a fox in snow"})
+    remixed = await rendered(fake, stack, (await reply_to(fake, grid["id"]))["id"])
+    assert remixed["content"].startswith("**a fox in snow")
+
+    # /settings shows remix on; the model dropdown lists the registry.
+    record = await fake.slash("settings")
+    panel = await fake.wait_message(lambda m: m["id"] == record.original_id and bool(m["components"]))
+    assert fake.button(panel, "Remix mode")["style"] == 3
+    await fake.press(panel["id"], fake.button(panel, "Turbo mode")["custom_id"])
+    await fake.wait_for(lambda: fake.button(fake.messages[panel["id"]], "Turbo mode")["style"] == 3, 10)
+
+    record = await fake.slash("info")
+    info = await fake.wait_message(lambda m: m["id"] == record.original_id and "**Job Mode**" in m["content"])
+    assert "**Job Mode**: Turbo" in info["content"]
+
+    # ✉️ by anyone: details and the four images by DM; ❌ by a stranger does nothing, by the owner deletes.
+    await fake.react(grid["id"], "✉️", user_id=BOB)
+    dm = await fake.wait_message(lambda m: m["content"].startswith("**Job ID**"))
+    assert len(dm["attachments"]) == 4
+    await fake.react(grid["id"], "❌", user_id=BOB)
+    await fake.react(grid["id"], "❌", user_id=ALICE)
+    await fake.wait_for(lambda: grid["id"] not in fake.messages)
+
+
+async def test_bad_prompt_and_blend(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a cat --ar 0:1"}])
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "--ar" in refused["content"]
+
+    def png(color: str) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (48, 48), color).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    a, b = fake.add_attachment("a.png", png("red")), fake.add_attachment("b.png", png("blue"))
+    options = [{"name": "image1", "type": 11, "value": a["id"]}, {"name": "image2", "type": 11, "value": b["id"]}]
+    record = await fake.slash("blend", options, attachments=[a, b])
+    blended = await rendered(fake, stack, await fake.wait_for(lambda: record.original_id))
+    assert len(fake.buttons(blended)) == 9
