@@ -62,3 +62,13 @@ async def test_imagine_is_deferred_then_answered(fake: FakeDiscord, bot: Impasto
     assert call.who is not None
     assert (call.who.guild_id, call.who.platform) == (GUILD_ID, "discord")
     assert call.args["key"] == f"discord:{record.id}"
+
+
+async def test_auto_sharded_client_connects(fake: FakeDiscord, start_bot, backend: StandInBackend) -> None:  # type: ignore[no-untyped-def]
+    from impasto.bots.discord.app import ShardedImpastoBot
+
+    bot = await start_bot(backend, shards=1)
+    assert isinstance(bot, ShardedImpastoBot)
+    assert bot.shard_count == 1
+    record = await fake.slash("help")
+    await fake.wait_for(lambda: record.callback)
