@@ -15,6 +15,7 @@ ignores for a job id it already holds (arq ``_job_id``), so a crash between comm
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -77,6 +78,8 @@ from impasto.storage.models import (
     utcnow,
 )
 from impasto.storage.plans import Plan, Plans
+
+log = logging.getLogger(__name__)
 
 MAX_SEED = 2**32 - 1
 DEFAULT_STEPS = 30
@@ -768,8 +771,14 @@ class JobService:
                 )
             return tickets
 
-    async def _announce(self, user_key: str, guild_key: str | None, tickets: list[JobTicket]) -> None:
-        """Hand queued jobs to the queue. If that fails, fail them (refunding) and tell the user."""
+    async def _announce(
+        self, user_key: str, guild_key: str | None, tickets: list[JobTicket], *, replay: bool = False
+    ) -> None:
+        """Hand queued jobs to the queue. If that fails, fail them (refunding) and tell the user.
+
+        On a replay (the same request again) the jobs were announced before and may well sit in the queue: a
+        failure then is only logged, never turned into failed jobs.
+        """
         for ticket in tickets:
             if ticket.status != QUEUED:
                 continue
@@ -783,6 +792,9 @@ class JobService:
             try:
                 await self.enqueue(request)
             except Exception as exc:
+                if replay:
+                    log.warning("re-announcing job %s failed: %s", ticket.job_id, exc)
+                    return
                 async with self.sessions() as session, session.begin():
                     for other in tickets:
                         if other.status == QUEUED:
@@ -806,7 +818,7 @@ class JobService:
                 )
             ).one()
         guild_key = f"{row[2]}:{row[3]}" if row[2] is not None else None
-        await self._announce(f"{row[0]}:{row[1]}", guild_key, tickets)
+        await self._announce(f"{row[0]}:{row[1]}", guild_key, tickets, replay=True)
         return tickets
 
     async def _tickets_for_key(self, session: AsyncSession, idempotency_key: str) -> list[JobTicket]:

@@ -372,6 +372,12 @@ async def test_queue_down_fails_the_job_and_charges_nothing(
     assert await usage(sessions) == (0.0, 0.0)
     (view,) = await service.history(ADA)
     assert view.status == "failed"
+    recorder.broken = False
+    (queued,) = await service.imagine(ADA, "a dog", idempotency_key="d2")
+    recorder.broken = True  # a repeated click while the queue is down leaves the queued job alone
+    (again,) = await service.imagine(ADA, "a dog", idempotency_key="d2")
+    assert again.job_id == queued.job_id
+    assert (await service.job(queued.job_id)).status == "queued"
 
 
 async def test_settings_and_preferences_shape_the_prompt(service: JobService) -> None:
