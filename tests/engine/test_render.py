@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,22 @@ def test_blend_two_images_to_the_asked_dimensions(engine: Engine, model: str) ->
     assert (result.width, result.height) == (320, 192)  # 3:2 at about 256² pixels, multiples of 64
     with pytest.raises(InvalidInput, match="2 to 5 images"):
         engine.blend(spec_for(model), [to_png(red)])
+
+
+def test_a_lora_changes_the_render_and_leaves_no_trace(engine: Engine, lora_dir: Path) -> None:
+    pytest.importorskip("peft", reason="diffusers loads LoRAs through peft")
+    from safetensors.torch import save_file
+
+    unet = engine.models.get("tiny-sd15").pipe.unet
+    g = torch.Generator().manual_seed(0)
+    weights = {}
+    for name, module in unet.named_modules():
+        if name.endswith(("attn1.to_q", "attn2.to_v")) and isinstance(module, torch.nn.Linear):
+            weights[f"unet.{name}.lora_A.weight"] = torch.randn(4, module.in_features, generator=g) * 0.5
+            weights[f"unet.{name}.lora_B.weight"] = torch.randn(module.out_features, 4, generator=g) * 0.5
+    save_file(weights, str(lora_dir / "ink.safetensors"))
+    plain = engine.imagine(spec_for("tiny-sd15", batch_size=1))
+    inked = engine.imagine(spec_for("tiny-sd15", batch_size=1, prompts=(("a lighthouse at dusk <lora:ink:1>", 1.0),)))
+    assert inked.images != plain.images
+    assert engine.imagine(spec_for("tiny-sd15", batch_size=1)).images == plain.images  # unloaded after the render
+    (lora_dir / "ink.safetensors").unlink()
