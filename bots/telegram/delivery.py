@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -110,6 +111,7 @@ class Deliverer:
         self.on_result = on_result
         self.wait_inline_s = wait_inline_s
         self.group = group
+        self.reconnect_s = 1.0
 
     # ---- the loops -------------------------------------------------------------------------------------------
     async def run(self, *, consumer: str | None = None, redeliver_every_s: float = 1.0) -> None:
@@ -117,20 +119,37 @@ class Deliverer:
         name = consumer or consumer_name()
         redeliver = asyncio.create_task(self._redeliver_loop(redeliver_every_s))
         try:
-            async for delivery in events.consume(self.redis, group=self.group, consumer=name, block_ms=1000):
+            while True:
                 try:
-                    await self.handle(delivery.event)
-                except Exception:
-                    log.exception("event %s for job %s not handled", delivery.event.kind, delivery.event.job_id)
-                await events.ack(self.redis, self.group, delivery.entry_id)
+                    await self._consume(name)
+                except RedisError as exc:
+                    # Redis restarted or the stream was removed: the group is re-created on the next read, and
+                    # what we had not acknowledged is delivered to us again.
+                    log.warning("event stream unavailable (%s); retrying in %.0f s", exc, self.reconnect_s)
+                    await asyncio.sleep(self.reconnect_s)
         finally:
             redeliver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await redeliver
 
+    async def _consume(self, name: str) -> None:
+        async for delivery in events.consume(self.redis, group=self.group, consumer=name, block_ms=1000):
+            try:
+                await self.handle(delivery.event)
+            except RedisError:
+                raise
+            except Exception:
+                log.exception("event %s for job %s not handled", delivery.event.kind, delivery.event.job_id)
+            await events.ack(self.redis, self.group, delivery.entry_id)
+
     async def _redeliver_loop(self, every_s: float) -> None:
         while True:
-            for job_id, payload in await self.routes.due_redeliveries():
+            try:
+                due = await self.routes.due_redeliveries()
+            except RedisError as exc:
+                log.warning("redelivery schedule unavailable: %s", exc)
+                due = []
+            for job_id, payload in due:
                 try:
                     done = events.Done.model_validate_json(payload)
                     await self.deliver_result(done)

@@ -1,0 +1,54 @@
+"""``impasto telegram``: run the Telegram bot (long polling, or a webhook when IMPASTO_TELEGRAM_WEBHOOK_URL is set)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from impasto.bots.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "telegram",
+        help="run the Telegram bot",
+        description=(
+            "Serve Telegram users with IMPASTO_TELEGRAM_TOKEN against the Bot API at IMPASTO_TELEGRAM_API_URL "
+            "(default https://api.telegram.org). Long polling by default; with IMPASTO_TELEGRAM_WEBHOOK_URL and "
+            "IMPASTO_TELEGRAM_WEBHOOK_SECRET it registers that webhook and listens on --listen/--port instead. "
+            "Needs IMPASTO_REDIS_URL (queue and events) and a migrated database (impasto db upgrade)."
+        ),
+    )
+    p.add_argument("--listen", default="0.0.0.0", help="webhook mode: address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8443, help="webhook mode: port to listen on (default 8443)")
+    p.add_argument("--no-commands", action="store_true", help="do not (re)register the command menu at start-up")
+    p.set_defaults(handler=run_telegram)
+
+
+def run_telegram(args: argparse.Namespace) -> int:
+    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
+    if settings.telegram_token is None:
+        print("IMPASTO_TELEGRAM_TOKEN is not set: get a token from @BotFather", file=sys.stderr)
+        return 2
+    if not settings.redis_url:
+        print("IMPASTO_REDIS_URL is not set: the bot queues jobs and hears results on Redis", file=sys.stderr)
+        return 2
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        print("IMPASTO_TELEGRAM_WEBHOOK_SECRET is required with IMPASTO_TELEGRAM_WEBHOOK_URL", file=sys.stderr)
+        return 2
+    from impasto.bots.telegram.main import RunOptions, main
+    from impasto.storage.db import DatabaseError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every URL, and Bot API URLs hold the token
+    options = RunOptions(webhook_listen=args.listen, webhook_port=args.port, set_commands=not args.no_commands)
+    try:
+        asyncio.run(main(settings, settings.telegram_token.get_secret_value(), settings.redis_url, options))
+    except DatabaseError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,82 @@
+"""The Telegram bot process: everything opened in one ``async with`` stack and injected (STYLE.md 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from impasto.bots.config import Settings
+from impasto.bots.service.runtime import job_service
+from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
+from impasto.bots.telegram.delivery import Deliverer
+from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.handlers import install
+from impasto.bots.telegram.posting import result_recorder
+from impasto.bots.telegram.routes import Routes
+from impasto.queue.client import open_pool, service_enqueue
+
+log = logging.getLogger("impasto.telegram")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    set_commands: bool = True
+
+
+async def serve(settings: Settings, token: str, redis_url: str, options: RunOptions, stop: asyncio.Event) -> None:
+    pool = await open_pool(redis_url)
+    redis = Redis.from_url(redis_url)
+    try:
+        async with job_service(settings, enqueue=service_enqueue(pool)) as service:
+            application = build_application(token, settings.telegram_api_url)
+            deps = Deps(
+                service=service,
+                images=service.images,
+                routes=Routes(redis),
+                models=settings.registry.names(),
+                max_upload_bytes=settings.max_upload_bytes,
+            )
+            install(application, deps)
+            async with application:
+                if options.set_commands:
+                    await register_commands(application)
+                deliverer = Deliverer(application.bot, redis, service.images, on_result=result_recorder(service))
+                delivering = asyncio.create_task(deliverer.run())
+                try:
+                    if settings.telegram_webhook_url:
+                        secret = settings.telegram_webhook_secret
+                        await run_webhook(
+                            application,
+                            stop,
+                            url=settings.telegram_webhook_url,
+                            secret=secret.get_secret_value() if secret else "",
+                            listen=options.webhook_listen,
+                            port=options.webhook_port,
+                        )
+                    else:
+                        await application.bot.delete_webhook()
+                        await run_polling(application, stop)
+                finally:
+                    delivering.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await delivering
+    finally:
+        await redis.aclose()
+        await pool.aclose()
+
+
+async def main(settings: Settings, token: str, redis_url: str, options: RunOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("telegram bot starting (api %s)", settings.telegram_api_url)
+    await serve(settings, token, redis_url, options, stop)
