@@ -18,6 +18,7 @@ from impasto.bots.discord.backend import Backend
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
 from impasto.bots.discord.cogs.jobs import Jobs
+from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.views import DYNAMIC_ITEMS
 
@@ -62,6 +63,7 @@ class ImpastoBot(commands.Bot):
         await self.add_cog(Create(self.backend, self.controls, max_upload_bytes=self.options.max_upload_bytes))
         await self.add_cog(Account(self.backend))
         await self.add_cog(Jobs(self, self.backend))
+        await self.add_cog(Server(self.backend))
         if self.options.sync_commands:
             await self.sync_commands()
 

@@ -314,6 +314,42 @@ class ServiceBackend:
             return "No custom options yet: `/prefer option set name value`."
         return "\n".join(f"`--{texts.escape(k)}`: `{texts.escape(v)}`" for k, v in options.items())
 
+    # /server: the adapter checked Manage Server; the service stores the rules and applies them to every request.
+
+    def _guild_id(self, who: Requester) -> str:
+        if who.guild_id is None:
+            raise UserFacingError("/server works in a server, not in DMs")
+        return who.guild_id
+
+    async def _cmd_server_show(self, who: Requester, _: str) -> str:
+        guild = await self.service.guild("discord", self._guild_id(who))
+        channels = ", ".join(f"<#{int(c)}>" for c in guild.allowed_channels) or "every channel"
+        roles = ", ".join(f"<@&{int(r)}> → {texts.escape(p)}" for r, p in guild.role_plans.items()) or "none"
+        plans = ", ".join(sorted(self.service.plans.plans))
+        return f"**Channels**: {channels}\n**Role plans**: {roles}\n**Plans**: {plans}"
+
+    async def _cmd_server_allow(self, who: Requester, channel_id: str) -> str:
+        guild_id = self._guild_id(who)
+        current = list((await self.service.guild("discord", guild_id)).allowed_channels)
+        allowed = [c for c in current if c != channel_id] if channel_id in current else [*current, channel_id]
+        await self.service.configure_guild("discord", guild_id, allowed_channels=allowed)
+        return await self._cmd_server_show(who, "")
+
+    async def _cmd_server_allow_all(self, who: Requester, _: str) -> str:
+        await self.service.configure_guild("discord", self._guild_id(who), allowed_channels=[])
+        return await self._cmd_server_show(who, "")
+
+    async def _cmd_server_plan(self, who: Requester, text: str) -> str:
+        role_id, _, plan = text.partition(" ")
+        guild_id = self._guild_id(who)
+        plans = dict((await self.service.guild("discord", guild_id)).role_plans)
+        if plan:
+            plans[role_id] = plan
+        else:
+            plans.pop(role_id, None)
+        await self.service.configure_guild("discord", guild_id, role_plans=plans)
+        return await self._cmd_server_show(who, "")
+
     def _panel(self, view: SettingsView) -> SettingsPanel:
         return SettingsPanel(
             model=view.model or (self.models[0] if self.models else ""),

@@ -26,7 +26,8 @@ NSFW_CHANNEL_ID = "3000000000000000002"
 DM_CHANNEL_ID = "3000000000000000009"
 ALICE = "4000000000000000001"
 BOB = "4000000000000000002"
-PERMISSIONS = "2248473465835073"
+PERMISSIONS = "2248473465835073"  # a member's usual rights (no Manage Server)
+MANAGER_PERMISSIONS = str(2248473465835073 | 1 << 5)  # with Manage Server
 EPHEMERAL = 64
 
 Json = dict[str, Any]
@@ -243,7 +244,7 @@ class FakeDiscord:
 
     # -- what a user does ------------------------------------------------------------------------------------------
 
-    def _context(self, user_id: str, channel_id: str, *, dm: bool) -> Json:
+    def _context(self, user_id: str, channel_id: str, *, dm: bool, permissions: str = PERMISSIONS) -> Json:
         user = user_payload(user_id)
         if dm:
             return {
@@ -268,14 +269,22 @@ class FakeDiscord:
                 "roles": [],
                 "joined_at": "2024-01-01T00:00:00+00:00",
                 "flags": 0,
-                "permissions": PERMISSIONS,
+                "permissions": permissions,
             },
             "guild_locale": "en-US",
             "context": 0,
         }
 
     async def _interaction(
-        self, itype: int, data: Json, *, user_id: str, channel_id: str, dm: bool, message: Json | None = None
+        self,
+        itype: int,
+        data: Json,
+        *,
+        user_id: str,
+        channel_id: str,
+        dm: bool,
+        message: Json | None = None,
+        permissions: str = PERMISSIONS,
     ) -> InteractionRecord:
         iid = str(next(self._ids))
         record = InteractionRecord(
@@ -300,7 +309,7 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": GUILD_ID},
             "attachment_size_limit": 26214400,
             "data": data,
-            **self._context(user_id, channel_id, dm=dm),
+            **self._context(user_id, channel_id, dm=dm, permissions=permissions),
         }
         if message is not None:
             payload["message"] = message
@@ -329,12 +338,16 @@ class FakeDiscord:
         channel_id: str = CHANNEL_ID,
         dm: bool = False,
         attachments: list[Json] | None = None,
+        resolved: Json | None = None,
+        permissions: str = PERMISSIONS,
     ) -> InteractionRecord:
-        """A user runs a slash command. Options are ``{"name", "type", "value"}`` (subcommands nest ``options``)."""
+        """A user runs a slash command. Options are ``{"name", "type", "value"}`` (subcommands nest ``options``);
+        ``resolved`` carries the channels/roles that options name, as Discord sends them."""
         data: Json = {"id": str(next(self._ids)), "name": name, "type": 1, "options": options or []}
+        data["resolved"] = dict(resolved or {})
         if attachments:
-            data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
-        return await self._interaction(2, data, user_id=user_id, channel_id=channel_id, dm=dm)
+            data["resolved"]["attachments"] = {a["id"]: a for a in attachments}
+        return await self._interaction(2, data, user_id=user_id, channel_id=channel_id, dm=dm, permissions=permissions)
 
     async def press(
         self, message_id: str, custom_id: str, *, user_id: str = ALICE, values: list[str] | None = None

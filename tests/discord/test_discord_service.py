@@ -123,3 +123,42 @@ async def test_bad_prompt_and_blend(fake: FakeDiscord, live: ImpastoBot, stack: 
     record = await fake.slash("blend", options, attachments=[a, b])
     blended = await rendered(fake, stack, await fake.wait_for(lambda: record.original_id))
     assert len(fake.buttons(blended)) == 9
+
+
+async def test_server_rules(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
+    from fake_discord import CHANNEL_ID, GUILD_ID, MANAGER_PERMISSIONS, NSFW_CHANNEL_ID
+
+    channel = {"id": CHANNEL_ID, "type": 0, "name": "general", "permissions": "0", "guild_id": GUILD_ID}
+    options = [{"name": "allow", "type": 1, "options": [{"name": "channel", "type": 7, "value": CHANNEL_ID}]}]
+    record = await fake.slash("server", options, resolved={"channels": {CHANNEL_ID: channel}}, permissions="0")
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "Manage Server" in refused["content"]
+
+    record = await fake.slash(
+        "server", options, resolved={"channels": {CHANNEL_ID: channel}}, permissions=MANAGER_PERMISSIONS
+    )
+    shown = await fake.wait_message(lambda m: m["id"] == record.original_id and "**Channels**" in m["content"])
+    assert f"<#{CHANNEL_ID}>" in shown["content"]
+    assert (await stack.service.guild("discord", GUILD_ID)).allowed_channels == (CHANNEL_ID,)
+
+    record = await fake.slash(
+        "imagine", [{"name": "prompt", "type": 3, "value": "elsewhere"}], channel_id=NSFW_CHANNEL_ID
+    )
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "elsewhere" not in refused["content"]
+
+    role = {"id": "6000000000000000001", "name": "patrons", "permissions": "0", "position": 1, "color": 0}
+    role.update({"hoist": False, "managed": False, "mentionable": False})
+    plan = next(iter(sorted(stack.service.plans.plans)))
+    options = [
+        {
+            "name": "plan",
+            "type": 1,
+            "options": [{"name": "role", "type": 8, "value": role["id"]}, {"name": "plan", "type": 3, "value": plan}],
+        }
+    ]
+    record = await fake.slash(
+        "server", options, resolved={"roles": {role["id"]: role}}, permissions=MANAGER_PERMISSIONS
+    )
+    await fake.wait_message(lambda m: m["id"] == record.original_id and "**Role plans**" in m["content"])
+    assert dict((await stack.service.guild("discord", GUILD_ID)).role_plans) == {role["id"]: plan}

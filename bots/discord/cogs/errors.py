@@ -27,6 +27,8 @@ async def answer(interaction: discord.Interaction[Any], text: str) -> None:
 
 async def report(interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
     cause: BaseException = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, app_commands.CheckFailure) and interaction.response.is_done():
+        return  # the check already told the user why
     if isinstance(cause, UserFacingError | AttachmentRefused):
         await answer(interaction, texts.refusal(cause.message))
         return
