@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from impasto.engine.conditioning import HOUSE_NEGATIVE, build_segments, strip_loras
-from impasto.engine.errors import Cancelled, EngineOutOfMemory, InvalidInput, UnknownLora
+from impasto.engine.errors import EngineOutOfMemory, InvalidInput, UnknownLora
 from impasto.engine.grid import compose_grid
 from impasto.engine.images import decode_image, encode_png
 from impasto.engine.loading import LoadedModel, ModelCache
@@ -502,8 +502,6 @@ def _oom_guard(job: _Job, device: torch.device) -> Iterator[None]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         raise EngineOutOfMemory(f"{job.kind} {job.batch}×{job.width}x{job.height}", str(device)) from None
-    except Cancelled:
-        raise
 
 
 @contextlib.contextmanager

@@ -156,6 +156,13 @@ class ModelCache:
         self._loaded[entry.name] = loaded
         return loaded
 
+    def evict(self, name: str) -> None:
+        """Drop one resident model and give its memory back."""
+        self._loaded.pop(name, None)
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def _evict_for(self, size: int) -> None:
         if self.memory_budget_bytes is None:
             return
