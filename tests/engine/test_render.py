@@ -22,7 +22,7 @@ from impasto.engine.spec import Outpaint, Progress, Upscale, Vary
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("width", "height"), [(64, 128), (128, 64)])
+@pytest.mark.parametrize(("model", "width", "height"), [("tiny-sd15", 64, 128), ("tiny-sdxl", 128, 64)])
 def test_imagine_paints_four_images_and_a_grid_at_the_asked_size(
     engine: Engine, model: str, width: int, height: int
 ) -> None:
@@ -62,7 +62,8 @@ def test_chaos_spreads_the_four_images(engine: Engine) -> None:
     assert _spread(wild.images) > _spread(calm.images)
 
 
-def test_provenance_chunk_in_every_png(engine: Engine, model: str) -> None:
+def test_provenance_chunk_in_every_png(engine: Engine) -> None:
+    model = "tiny-sdxl"
     spec = spec_for(model, prompts=(("a cat", 2.0), ("fog", 1.0), ("people", -0.5)), style_raw=True)
     result = engine.imagine(spec)
     text = png_text(result.images[1])
