@@ -17,7 +17,7 @@ from impasto.engine.errors import Cancelled, InvalidInput
 from impasto.engine.grid import split_grid
 from impasto.engine.images import png_text
 from impasto.engine.outpaint import zoom_layout
-from impasto.engine.spec import Outpaint, Progress, Upscale, Vary
+from impasto.engine.spec import Blend, Outpaint, Progress, Upscale, Vary
 
 pytestmark = pytest.mark.slow
 
@@ -177,14 +177,17 @@ def test_inpaint_changes_only_the_masked_region(engine: Engine, model: str) -> N
 
 def test_blend_two_images_to_the_asked_dimensions(engine: Engine, model: str) -> None:
     red, blue = Image.new("RGB", (80, 60), (200, 30, 30)), Image.new("RGB", (60, 80), (30, 30, 200))
-    result = engine.blend(
-        spec_for(model, width=256, height=256, batch_size=2), [to_png(red), to_png(blue)], "landscape"
-    )
+    spec = spec_for(model, width=256, height=256, batch_size=2)
+    result = engine.render(spec, Blend((to_png(red), to_png(blue)), "landscape"))
     assert result.kind == "blend"
     assert len(result.images) == 2
     assert (result.width, result.height) == (320, 192)  # 3:2 at about 256² pixels, multiples of 64
     with pytest.raises(InvalidInput, match="2 to 5 images"):
         engine.blend(spec_for(model), [to_png(red)])
+    # An /imagine with an image prompt (--iw) starts from that image instead of pure noise.
+    prompted = engine.imagine(spec_for(model, image_prompts=(to_png(red),), image_weight=2.0, batch_size=1))
+    assert prompted.kind == "imagine"
+    assert "Denoising strength: 0.5" in prompted.parameters[0]
 
 
 def test_a_lora_changes_the_render_and_leaves_no_trace(engine: Engine, lora_dir: Path) -> None:
