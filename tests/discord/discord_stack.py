@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arq.connections import ArqRedis
+from arq.worker import Worker
 
 from impasto.bots.discord.service_backend import ServiceBackend
 from impasto.bots.service.jobs import JobService
@@ -19,7 +20,7 @@ from impasto.engine.registry import load_registry
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.settings import WorkerConfig
-from impasto.queue.worker import WorkerSetup, build_worker
+from impasto.queue.worker import RendererFactory, WorkerSetup, build_worker
 from impasto.storage.db import session_factory
 from impasto.storage.images import ImageStore
 from impasto.storage.plans import load_plans
@@ -37,16 +38,21 @@ class ServiceStack:
     pool: ArqRedis
     db_url: str
 
-    async def drain(self, steps: int = 3) -> None:
-        """One worker in burst mode until the queue is empty."""
-        renderer = NoopRenderer(steps=steps, step_s=0.01)
+    renderer_factory: RendererFactory | None = None  # None: the no-op renderer
+
+    def worker(self, *, burst: bool, steps: int = 3) -> Worker:
+        factory = self.renderer_factory or (lambda: NoopRenderer(steps=steps, step_s=0.01))
         setup = WorkerSetup(
-            config=WorkerConfig.model_validate({"name": "discord-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0}),
+            config=WorkerConfig.model_validate({"name": "discord-gpu0", "poll_delay_s": 0.05, "lease_s": 30.0}),
             database_url=self.db_url,
             image_root=self.images.root,
-            renderer_factory=lambda: renderer,
+            renderer_factory=factory,
         )
-        worker = build_worker(setup, redis_url=TEST_REDIS_URL, burst=True, handle_signals=False)
+        return build_worker(setup, redis_url=TEST_REDIS_URL, burst=burst, handle_signals=False)
+
+    async def drain(self, steps: int = 3) -> None:
+        """One worker in burst mode until the queue is empty."""
+        worker = self.worker(burst=True, steps=steps)
         try:
             await worker.main()
         finally:
@@ -56,7 +62,9 @@ class ServiceStack:
 
 
 @asynccontextmanager
-async def service_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIterator[ServiceStack]:
+async def service_stack(
+    tmp_path: Path, backend: Backend = "sqlite", *, default_model: str = "tiny-sd15"
+) -> AsyncIterator[ServiceStack]:
     async with (
         scratch_database(backend, postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url,
         migrated_engine(url) as engine,
@@ -65,7 +73,7 @@ async def service_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIte
         await pool.flushdb()  # db 15 only: the URL names it
         images = ImageStore(tmp_path / "images")
         service = JobService(
-            session_factory(engine), images, load_registry(default="tiny-sd15"), load_plans(), service_enqueue(pool)
+            session_factory(engine), images, load_registry(default=default_model), load_plans(), service_enqueue(pool)
         )
         try:
             yield ServiceStack(service, ServiceBackend(service, pool), images, pool, url)

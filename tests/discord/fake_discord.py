@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +62,8 @@ class InteractionRecord:
     message_id: str | None  # the component's message, for type 3
     callback: Json | None = None
     original_id: str | None = None
+    sent_at: float = 0.0  # time.monotonic() when the fake dispatched it
+    answered_at: float | None = None  # ... and when the bot's interaction callback arrived
 
 
 @dataclass
@@ -313,6 +316,7 @@ class FakeDiscord:
         }
         if message is not None:
             payload["message"] = message
+        record.sent_at = time.monotonic()
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
 
@@ -548,6 +552,7 @@ class FakeDiscord:
     def _callback(self, iid: str, body: Json, files: list[tuple[str, bytes]]) -> Json:
         record = self.interactions[iid]
         record.callback = body
+        record.answered_at = time.monotonic()
         kind = body["type"]
         data = body.get("data") or {}
         answer: Json = {"id": iid, "type": record.type, "response_message_loading": kind == 5}
