@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from engine_helpers import spec_for, to_png
 from PIL import Image
 
 from impasto.engine.engine import Engine
-from impasto.engine.errors import InvalidInput, UnknownLora, UnknownModel, UnsafeCheckpoint
+from impasto.engine.errors import EngineOutOfMemory, InvalidInput, UnknownLora, UnknownModel, UnsafeCheckpoint
 from impasto.engine.images import MAX_IMAGE_PIXELS, decode_image
 from impasto.engine.registry import BUILTIN_MODELS, ModelEntry, Registry
 
@@ -68,3 +69,15 @@ def test_decompression_bombs_and_non_images_are_refused() -> None:
         decode_image(bomb)
     with pytest.raises(InvalidInput, match="not a readable PNG, JPEG or WebP"):
         decode_image(b"GIF89a nonsense")
+
+
+def test_out_of_memory_becomes_engine_out_of_memory(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device OOM (raised at the pipeline call: a CPU cannot run out on cue) reaches the queue as one type."""
+    from impasto.engine.loading import LoadedModel
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(LoadedModel, "view", lambda self, task: exhausted)
+    with pytest.raises(EngineOutOfMemory, match=r"out of memory on cpu while rendering imagine 4×64x64"):
+        engine.imagine(spec_for("tiny-sd15"))
