@@ -315,13 +315,14 @@ class Engine:
                 **call,
             )
             images: list[Image.Image] = list(out.images)
+            sampler = type(pipe.scheduler).__name__  # Euler under --stop
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         steps_run = int(getattr(pipe, "_num_timesteps", steps))
         gpu_seconds = time.perf_counter() - gpu_started
         if job.keep is not None:
             images = [_paste_back(img, *job.keep, keep_mask) for img in images]
-        return self._result(spec, job, entry, images, seed, seeds, steps_run, guidance, gpu_seconds, started)
+        return self._result(spec, job, entry, images, seed, seeds, steps_run, guidance, sampler, gpu_seconds, started)
 
     def _noise(
         self, model: LoadedModel, job: _Job, seed: int, generators: list[torch.Generator], chaos: int
@@ -382,10 +383,10 @@ class Engine:
         seeds: tuple[int, ...],
         steps: int,
         guidance: float,
+        sampler: str,
         gpu_seconds: float,
         started: float,
     ) -> RenderResult:
-        sampler = type(self.models.get(spec.model).pipe.scheduler).__name__
         negative_extra = "" if spec.style_raw else HOUSE_NEGATIVE
         texts = tuple(
             parameters(
