@@ -152,7 +152,12 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
     stop_reason: str | None = None
     stopped_at = 0.0
     while True:
-        done, _ = await asyncio.wait({future}, timeout=tick_s)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=tick_s)
+        except asyncio.CancelledError:
+            # The worker is shutting down (arq re-queues the job): stop the GPU thread at its next step too.
+            watch.cancel.set()
+            raise
         await _flush(redis, watch)
         if done:
             break

@@ -30,3 +30,5 @@ class WorkerConfig(BaseSettings):
     poll_delay_s: float = Field(default=0.05, gt=0)
     positions_announced: int = Field(default=25, ge=0)  # waiting jobs told their new position when a job starts
     max_tries: int = Field(default=5, ge=1)  # deliveries of one job (crash retries) before arq gives up
+    # On SIGTERM, let the running job finish for up to this long (then it is stopped and re-run elsewhere).
+    shutdown_wait_s: int = Field(default=50, ge=0)

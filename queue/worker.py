@@ -89,6 +89,7 @@ def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, han
         poll_delay=config.poll_delay_s,
         burst=burst,
         handle_signals=handle_signals,
+        job_completion_wait=config.shutdown_wait_s,
         job_serializer=serialize,
         job_deserializer=deserialize,
         keep_result=24 * 3600,
