@@ -113,8 +113,14 @@ def _fields(event: Event) -> dict[str, str]:
     return {"job": event.job_id, "kind": event.kind, "data": event.model_dump_json()}
 
 
-def _parse(fields: dict[bytes, bytes]) -> Event:
-    return _EVENT.validate_json(fields[b"data"])
+def _field(fields: dict[Any, Any], name: str) -> str:
+    """A stream entry field, whether the client decodes responses (str keys) or not (bytes, as arq's pool)."""
+    value = fields.get(name.encode(), fields.get(name, b""))
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse(fields: dict[Any, Any]) -> Event:
+    return _EVENT.validate_json(_field(fields, "data"))
 
 
 async def publish(redis: Redis, event: Event) -> str:
@@ -180,7 +186,7 @@ async def listen(
         for _stream, entries in batches or []:
             for entry_id, fields in entries:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-                if wanted is not None and fields.get(b"job", b"").decode() not in wanted:
+                if wanted is not None and _field(fields, "job") not in wanted:
                     continue
                 event = _parse(fields)
                 yield event
@@ -234,4 +240,4 @@ async def ack(redis: Redis, group: str, entry_id: str) -> None:
 async def history(redis: Redis, job_id: str, *, limit: int = 10_000) -> list[Event]:
     """Every kept event of one job, oldest first (tests, `impasto` diagnostics)."""
     entries = await redis.xrange(keys.EVENTS_STREAM, count=limit)
-    return [_parse(f) for _id, f in entries if f.get(b"job", b"").decode() == job_id]
+    return [_parse(f) for _id, f in entries if _field(f, "job") == job_id]
