@@ -7,9 +7,11 @@ progress bar). Pickle checkpoints are refused before anything is read: ``use_saf
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,11 +84,28 @@ def _load_pipeline(entry: ModelEntry, cache_dir: Path, dtype: torch.dtype) -> An
         if pickles and not any(path.rglob("*.safetensors")):
             raise UnsafeCheckpoint(str(pickles[0]))
     try:
-        return cls.from_pretrained(str(path) if path.is_dir() else source, torch_dtype=dtype, use_safetensors=True)
+        if not path.is_dir():  # a Hugging Face id: the download shows huggingface_hub's progress bars
+            return cls.from_pretrained(source, torch_dtype=dtype, use_safetensors=True)
+        with _quiet_loading():  # a local folder loads in a blink: no per-component progress bars
+            return cls.from_pretrained(str(path), torch_dtype=dtype, use_safetensors=True)
     except OSError as exc:
         if "safetensors" in str(exc).lower():
             raise UnsafeCheckpoint(source) from exc
         raise InvalidInput(f"model {entry.name}: cannot load {source}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _set_scheduler(pipe: Any, entry: ModelEntry) -> None:
