@@ -270,7 +270,8 @@ class Engine:
     ) -> RenderResult:
         started = time.perf_counter()
         _validate(spec, job)
-        model = self.models.get(spec.model)
+        with _oom_guard(job, self.device):  # loading a model onto a full GPU fails the same way
+            model = self.models.get(spec.model)
         entry = model.entry
         pipe = model.view(job.task)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(MAX_SEED)
