@@ -54,6 +54,7 @@ class Finished:
     grid_png: bytes | None  # a grid job's 2×2 image; None for a single-image job
     images_png: tuple[bytes, ...] = ()
     flagged: bool = False  # moderation flagged it: shown as a spoiler outside NSFW channels
+    note: str = ""  # a line under the caption ("the built-in tiny model paints noise")
 
 
 @dataclass(frozen=True)

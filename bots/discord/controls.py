@@ -111,7 +111,8 @@ class Controls:
                     await editor.update(texts.progress(card.prompt, card.owner_id, event.percent, card.mode), preview)
                 elif isinstance(event, Finished):
                     file = result_file(card, event, nsfw_channel=nsfw_channel)
-                    await editor.finish(result_content(card), file, result_view(card))
+                    content = result_content(card) + (f"\n-# {event.note}" if event.note else "")
+                    await editor.finish(content, file, result_view(card))
                     return
                 elif isinstance(event, Failed):
                     if event.cancelled:
