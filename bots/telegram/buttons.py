@@ -25,6 +25,7 @@ from impasto.bots.telegram.callback_data import (
     decode,
 )
 from impasto.bots.telegram.commands import USER_ERRORS, guarded, user_error_text
+from impasto.bots.telegram.delivery import DeliveryDeferred, DeliveryDropped, call_telegram
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.escaping import code, text
 from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
@@ -36,6 +37,7 @@ from impasto.bots.telegram.routes import PREFIX
 log = logging.getLogger(__name__)
 
 REMIX_TTL_S = 24 * 3600
+DOUBLE_CLICK_S = 3.0
 _SHORT = {
     Action.UPSCALE: "U{i}",
     Action.VARIATION: "V{i}",
@@ -60,9 +62,28 @@ def short_label(action: Action, index: int) -> str:
 
 def _where(query: CallbackQuery) -> Where | None:
     message = query.message
+    if message is None:
+        return None  # a button on an inline-mode message: there is no chat to post in
     if not isinstance(message, Message):
-        return None  # too old for Telegram to show us (an InaccessibleMessage): answer, post nothing there
+        # An InaccessibleMessage (too old for Telegram to show us): its chat is known, its topic is not.
+        return Where(message.chat.id, None, None)
     return Where(message.chat_id, thread_of(message), message.message_id)
+
+
+async def tell(query: CallbackQuery, where: Where, line: str) -> None:
+    """One ⚠️ line in the chat, replying to the pressed message when there is one."""
+    try:
+        await call_telegram(
+            lambda: query.get_bot().send_message(
+                where.chat_id,
+                f"⚠️ {text(line, 500)}",
+                parse_mode=ParseMode.HTML,
+                message_thread_id=where.thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+        )
+    except (TelegramError, DeliveryDeferred, DeliveryDropped) as exc:
+        log.warning("could not tell chat %s: %s", where.chat_id, exc)
 
 
 class Buttons:
@@ -108,12 +129,22 @@ class Buttons:
             else:
                 await self._details(query, result.view)
             return
-        await _answer(query, f"{short_label(action, button.index)} — on it")
         if where is None:
+            await _answer(query, "This button only works in a chat.", alert=True)
             return
-        anchor = query.message
-        assert isinstance(anchor, Message)
-        await guarded(anchor, self._press(query, who, button, where, None))
+        # A double click sends two callback queries with different ids; the second one within a few seconds is
+        # answered, not queued (the service dedupes by idempotency key, and these keys differ).
+        gate = f"press:{who.user_id}:{button.job_id}:{action.value}:{button.index}"
+        if not await self.deps.routes.claim(gate, "", DOUBLE_CLICK_S):
+            await _answer(query, f"{short_label(action, button.index)} is already on its way")
+            return
+        await _answer(query, f"{short_label(action, button.index)} — on it")
+        try:
+            await self._press(query, who, button, where, None)
+        except USER_ERRORS as exc:
+            await tell(query, where, user_error_text(exc))
+        except (DeliveryDeferred, DeliveryDropped) as exc:
+            log.warning("button reply to chat %s not sent: %s", where.chat_id, exc)
 
     async def _press(
         self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, remix_text: str | None

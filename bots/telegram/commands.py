@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable
-from typing import Any
 
 from telegram import Message, Update
 
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.actions import Requester
 from impasto.bots.service.errors import ServiceError
-from impasto.bots.service.views import JobTicket
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.delivery import DeliveryDeferred, DeliveryDropped
 from impasto.bots.telegram.deps import Deps
@@ -48,32 +45,13 @@ def where_for(message: Message) -> Where:
     return Where(message.chat_id, thread_of(message), message.message_id)
 
 
-async def submit_imagine(
-    deps: Deps, message: Message, who: Requester, prompt: str, *, image_urls: list[str], image_keys: list[str]
-) -> None:
-    """Queue an /imagine (text or photos) and post a progress message per job it made."""
+async def submit_imagine(deps: Deps, message: Message, who: Requester, prompt: str, *, image_urls: list[str]) -> None:
+    """Queue an /imagine (text, or photos as store links in front) and post a progress message per job it made."""
     service = deps.service
-    key = message_key(message)
-    if image_keys:
-        # The service reads image prompts as links; the stored copies let the worker skip downloading them.
-        tickets = await _imagine_with_keys(deps, who, prompt, image_urls, image_keys, key)
-    else:
-        tickets = await service.imagine(who, prompt, image_urls=image_urls, idempotency_key=key)
+    tickets = await service.imagine(who, prompt, image_urls=image_urls, idempotency_key=message_key(message))
     for ticket in tickets:
         view = await service.job(ticket.job_id)
         await start_progress(message.get_bot(), deps.routes, service, where_for(message), view, ticket)
-
-
-async def _imagine_with_keys(
-    deps: Deps, who: Requester, prompt: str, urls: list[str], keys: list[str], key: str
-) -> list[JobTicket]:
-    # JobService.blend takes the bot's stored copies (``image_keys``); imagine does not yet, and the worker reads
-    # image prompts from the store only. Pass the copies as soon as the service accepts them.
-    imagine: Any = deps.service.imagine
-    if "image_keys" in inspect.signature(imagine).parameters:
-        tickets: list[JobTicket] = await imagine(who, prompt, image_urls=urls, image_keys=keys, idempotency_key=key)
-        return tickets
-    return await deps.service.imagine(who, prompt, image_urls=urls, idempotency_key=key)
 
 
 async def guarded(message: Message, work: Awaitable[None]) -> None:
@@ -101,7 +79,7 @@ class Commands:
         if not prompt:
             await reply_error(message, "Write a prompt after /imagine, e.g. /imagine a lighthouse at dusk --ar 16:9")
             return
-        await guarded(message, submit_imagine(self.deps, message, who, prompt, image_urls=[], image_keys=[]))
+        await guarded(message, submit_imagine(self.deps, message, who, prompt, image_urls=[]))
 
     async def blend_without_album(self, update: Update, context: object) -> None:
         if update.effective_message is not None:

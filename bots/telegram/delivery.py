@@ -269,6 +269,11 @@ class Deliverer:
             log.info("result of job %s dropped: %s", done.job_id, exc)
             await self.routes.mark_delivered(done.job_id)
             return None
+        except FileNotFoundError:
+            log.error("result of job %s: its images are not in the image store %s", done.job_id, self.images.root)
+            await self.routes.mark_delivered(done.job_id)
+            await self._final_text(route, captions.failed_caption(route.caption, "The result could not be loaded."))
+            return None
         finally:
             await self.routes.release("result", done.job_id)
         await self.routes.mark_delivered(done.job_id)

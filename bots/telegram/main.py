@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from impasto.bots.config import Settings
+from impasto.bots.service.fetch import http_fetcher
 from impasto.bots.service.runtime import job_service
 from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
 from impasto.bots.telegram.delivery import Deliverer
@@ -18,7 +19,9 @@ from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.handlers import install
 from impasto.bots.telegram.posting import result_recorder
 from impasto.bots.telegram.routes import Routes
+from impasto.bots.telegram.uploads import store_fetcher
 from impasto.queue.client import open_pool, service_enqueue
+from impasto.storage.images import ImageStore
 
 log = logging.getLogger("impasto.telegram")
 
@@ -34,7 +37,9 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
     pool = await open_pool(redis_url)
     redis = Redis.from_url(redis_url)
     try:
-        async with job_service(settings, enqueue=service_enqueue(pool)) as service:
+        images = ImageStore.in_data_dir(settings.data_dir)
+        fetch = store_fetcher(images, http_fetcher(max_bytes=settings.max_upload_bytes))
+        async with job_service(settings, enqueue=service_enqueue(pool), fetch_image=fetch) as service:
             application = build_application(token, settings.telegram_api_url)
             deps = Deps(
                 service=service,

@@ -22,7 +22,7 @@ from impasto.bots.telegram.posting import start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import message_key, requester, thread_of
 from impasto.bots.telegram.routes import PREFIX
-from impasto.bots.telegram.uploads import UploadRefused, download_image
+from impasto.bots.telegram.uploads import UploadRefused, download_image, store_url
 
 MAX_IMAGINE_PHOTOS = 5
 COMMAND = re.compile(r"^/(imagine|blend)(@\w+)?(\s|$)", re.IGNORECASE)
@@ -47,12 +47,6 @@ def part_of(message: Message) -> Part | None:
     if document is not None and (document.mime_type or "").startswith("image/"):
         return Part(document.file_id, document.file_unique_id, document.file_size, message.caption, message.message_id)
     return None
-
-
-def pseudo_url(part: Part) -> str:
-    """A stand-in link for a Telegram photo in the prompt text: ``.invalid`` (RFC 2606) is never fetched, and the
-    bot's real file URL would carry its token. The stored copy is what the worker renders from."""
-    return f"https://telegram.invalid/{part.file_unique_id}.jpg"
 
 
 class Photos:
@@ -111,9 +105,9 @@ class Photos:
         except UploadRefused as exc:
             await reply_error(message, exc.message)
             return
-        urls = [pseudo_url(p) for p in parts]
+        urls = [store_url(key) for key in keys]
         if command == "imagine":
-            await guarded(message, submit_imagine(self.deps, message, who, text, image_urls=urls, image_keys=keys))
+            await guarded(message, submit_imagine(self.deps, message, who, text, image_urls=urls))
         else:
             await guarded(message, self._blend(message, text, urls, keys))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,10 @@ from impasto.bots.telegram import captions, escaping
 from impasto.bots.telegram.delivery import ResultSent, call_telegram
 from impasto.bots.telegram.keyboards import grid_keyboard, single_keyboard
 from impasto.bots.telegram.routes import Route, Routes
+from impasto.bots.telegram.uploads import STORE_URL
 from impasto.storage.images import ImageStore
+
+_STORE_LINK = re.compile(re.escape(STORE_URL) + r"\S+")
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,11 @@ class Where:
 
 
 def caption_info(view: JobView) -> captions.CaptionInfo:
+    # Photos a user sent travel as store links; the caption shows them as a picture sign, not a long address.
+    prompt = _STORE_LINK.sub("🖼️", view.display or view.prompt)
     return captions.CaptionInfo(
         job_id=view.job_id,
-        prompt=view.display or view.prompt,
+        prompt=prompt,
         user_id=view.user_id,
         user_name=view.user_name,
         mode=view.mode,

@@ -13,8 +13,34 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 from telegram import Bot
 
+from impasto.bots.service.fetch import FetchError, FetchImage
+from impasto.storage.images import KEY_PATTERN, ImageStore
+
 MAX_PIXELS = 40_000_000  # well above any camera photo, far below what would exhaust a small bot host
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+
+# A user's photo, once checked and stored, travels in the prompt as this link (``.invalid`` is reserved by RFC 2606:
+# nothing ever resolves it). The bot's real file URL would carry its token into the database and the prompt.
+STORE_URL = "https://telegram.invalid/"
+
+
+def store_url(key: str) -> str:
+    return STORE_URL + key
+
+
+def store_fetcher(images: ImageStore, fallback: FetchImage) -> FetchImage:
+    """The job service's image fetcher for a Telegram bot: our own store links are read from the store, every other
+    link (one a user typed) goes to ``fallback`` (the capped HTTP fetcher)."""
+
+    async def fetch(url: str) -> bytes:
+        if url.startswith(STORE_URL):
+            key = url.removeprefix(STORE_URL)
+            if not KEY_PATTERN.match(key) or not images.exists(key):
+                raise FetchError("is not an image this bot received")
+            return images.get(key)
+        return await fallback(url)
+
+    return fetch
 
 
 class UploadRefused(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,13 +12,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from impasto.bots.service.actions import GRID_ACTIONS, SINGLE_ACTIONS, Action
+from impasto.bots.service.fetch import FetchError
 from impasto.bots.telegram import callback_data as cd
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.app import api_urls
 from impasto.bots.telegram.captions import CaptionInfo, progress_caption, result_caption, waiting_caption
 from impasto.bots.telegram.keyboards import grid_keyboard, settings_keyboard, single_keyboard
 from impasto.bots.telegram.texts import COMMANDS, HELP, command_menu
-from impasto.bots.telegram.uploads import UploadRefused, check_image
+from impasto.bots.telegram.uploads import UploadRefused, check_image, store_fetcher, store_url
+from impasto.storage.images import ImageStore
 
 JOB = "abcDEF0123456789"  # storage's job ids are 16 characters
 
@@ -178,3 +181,22 @@ def test_command_menu_in_english_and_chinese() -> None:
 
 def test_api_urls_append_the_token_after_bot() -> None:
     assert api_urls("http://127.0.0.1:8081/") == ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")
+
+
+async def test_store_fetcher_reads_our_links_and_passes_others_on(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path)
+    key = store.put(_png(), "png")
+    seen: list[str] = []
+
+    async def fallback(url: str) -> bytes:
+        seen.append(url)
+        return b"remote"
+
+    fetch = store_fetcher(store, fallback)
+    assert await fetch(store_url(key)) == store.get(key)
+    assert await fetch("https://example.org/a.png") == b"remote"
+    assert seen == ["https://example.org/a.png"]
+    with pytest.raises(FetchError):
+        await fetch(store_url("0" * 64 + ".png"))  # a well-formed key this store never held
+    with pytest.raises(FetchError):
+        await fetch(store_url("../../etc/passwd"))

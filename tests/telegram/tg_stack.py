@@ -18,6 +18,7 @@ from fake_botapi import FakeBotApi
 from redis.asyncio import Redis
 from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
 
+from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.app import TgApp
 from impasto.bots.telegram.delivery import Deliverer
@@ -25,6 +26,7 @@ from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.handlers import install
 from impasto.bots.telegram.posting import result_recorder
 from impasto.bots.telegram.routes import Routes
+from impasto.bots.telegram.uploads import store_fetcher
 from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
@@ -100,6 +102,10 @@ class TelegramStack:
                 await worker.close()
 
 
+async def refuse_network(url: str) -> bytes:
+    raise FetchError("cannot be downloaded in tests (no network)")
+
+
 @asynccontextmanager
 async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIterator[TelegramStack]:
     async with (
@@ -113,7 +119,12 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
         await events.ensure_group(redis, group)
         images = ImageStore(tmp_path / "images")
         service = JobService(
-            session_factory(engine), images, load_registry(default="tiny-sd15"), load_plans(), service_enqueue(pool)
+            session_factory(engine),
+            images,
+            load_registry(default="tiny-sd15"),
+            load_plans(),
+            service_enqueue(pool),
+            fetch_image=store_fetcher(images, refuse_network),
         )
         stack = TelegramStack(api, service, images, redis, pool, url, group)
         try:
