@@ -454,3 +454,13 @@ async def test_settling_and_admitting_at_once_for_one_user_never_deadlock(
     used, reserved = await usage(sessions)
     assert used == pytest.approx(10.0)
     assert reserved == pytest.approx(10 * ESTIMATE)
+
+
+async def test_history_search_treats_wildcards_as_text(service: JobService) -> None:
+    (percent,) = await service.imagine(ADA, "100% pure joy", idempotency_key="h1")
+    await service.imagine(ADA, "a quiet_lake", idempotency_key="h2")
+    await service.imagine(ADA, "a quiet lake", idempotency_key="h3")
+    assert [v.job_id for v in await service.history(ADA, search="0% p")] == [percent.job_id]
+    assert [v.prompt for v in await service.history(ADA, search="t_l")] == ["a quiet_lake"]
+    assert len(await service.history(ADA, limit=2)) == 2
+    assert await service.history(BOB) == []
