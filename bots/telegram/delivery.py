@@ -34,6 +34,7 @@ from impasto.storage.images import ImageStore
 log = logging.getLogger(__name__)
 
 GROUP = "telegram"
+ORPHAN_RETRIES = 3
 T = TypeVar("T")
 
 
@@ -256,6 +257,10 @@ class Deliverer:
         """Post the finished job once. On a 429 or network trouble it is scheduled again, never lost."""
         route = await self.routes.get(done.job_id)
         if route is None:
+            # Not ours (a Discord or console job), or ours finishing before its route was saved (a very fast
+            # render): look again a few times before letting it go.
+            if await self.routes.count_orphan(done.job_id) <= ORPHAN_RETRIES:
+                await self.routes.schedule_redelivery(done.job_id, done.model_dump_json(), 1.0)
             return None
         if await self.routes.delivered(done.job_id) or not await self.routes.claim("result", done.job_id, 120):
             return None

@@ -80,6 +80,15 @@ class Routes:
     async def delivered(self, job_id: str) -> bool:
         return bool(await self.redis.exists(f"{PREFIX}delivered:{job_id}"))
 
+    async def count_orphan(self, job_id: str) -> int:
+        """How often a result without a route was seen (kept a minute)."""
+        key = f"{PREFIX}orphan:{job_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 60)
+            count, _ = await pipe.execute()
+        return int(count)
+
     async def schedule_redelivery(self, job_id: str, payload: str, delay_s: float) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(f"{PREFIX}pending:{job_id}", payload, ex=ROUTE_TTL_S)

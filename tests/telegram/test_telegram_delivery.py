@@ -181,3 +181,13 @@ async def test_events_of_other_platforms_are_ignored(rig: Rig) -> None:
     await events.publish_final(rig.redis, events.Cancelled(job_id=mine))
     await rig.api.wait_method("editMessageText")
     assert rig.api.sent("sendPhoto") == []
+
+
+async def test_a_result_that_beats_its_route_is_still_posted(rig: Rig) -> None:
+    job = job_id()
+    key = rig.store.put(png((3, 3, 3)))
+    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await asyncio.sleep(0.3)  # the worker was faster than the handler that saves the route
+    await rig.new_route(job)
+    [result] = await rig.api.wait_method("sendPhoto", timeout_s=10)
+    assert result.files["photo"] == rig.store.get(key)

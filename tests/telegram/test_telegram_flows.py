@@ -124,3 +124,32 @@ async def test_bad_input_gets_one_line(tmp_path: Path) -> None:
         await api.push(api.message("/imagine"))
         [reply] = await api.wait_method("sendMessage", after=mark)
         assert "Write a prompt" in reply.params["text"]
+
+
+async def test_history_show_and_prefer(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+
+        async def ask(text: str) -> Call:
+            mark = len(api.calls)
+            await api.push(api.message(text))
+            [reply] = await api.wait_for(lambda c: c.method in ("sendMessage", "sendPhoto"), after=mark)
+            return reply
+
+        assert "Suffix set to" in (await ask("/prefer suffix --ar 16:9")).params["text"]
+        assert "--mine" in (await ask("/prefer option set mine --s 250")).params["text"]
+        assert "--s 250" in (await ask("/prefer option list")).params["text"]
+        _progress, grid = await imagine(stack, "/imagine a harbour --mine")
+        assert "--ar 16:9" in grid.params["caption"]  # the suffix applied
+        job = decode(buttons(grid)["U1"])
+        assert isinstance(job, JobButton)
+        history = await ask("/history harbour")
+        assert job.job_id in history.params["text"]
+        shown = await ask(f"/show {job.job_id}")
+        assert shown.method == "sendPhoto"
+        assert list(buttons(shown))[:5] == ["U1", "U2", "U3", "U4", "🔄"]
+        missing = await ask("/show nosuchjob")
+        assert missing.params["text"].startswith("⚠️")
+        found = await stack.service.find_job_by_message("telegram", "42", str(shown.result["message_id"]))
+        assert found is not None
+        assert found.job_id == job.job_id
