@@ -31,40 +31,40 @@ class Enqueued:
     score: int
 
 
-async def open_pool(redis_url: str) -> ArqRedis:
+async def open_pool(redis_url: str, *, ns: keys.Namespace = keys.DEFAULT) -> ArqRedis:
     """An arq pool on ``redis_url`` that serialises jobs as JSON. Close it with ``await pool.aclose()``."""
     return await create_pool(
         RedisSettings.from_dsn(redis_url),
         job_serializer=serialize,
         job_deserializer=deserialize,
-        default_queue_name=keys.QUEUE_NAME,
+        default_queue_name=ns.queue,
     )
 
 
-async def enqueue(pool: ArqRedis, request: RenderRequest) -> Enqueued:
-    """Queue one render in its lane at its fair place and announce its position."""
+async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) -> Enqueued:
+    """Queue one render in its lane at its fair place (in ``ns``, the deployment's queue) and announce its position."""
     if pool.job_serializer is not serialize:
         raise RuntimeError("enqueue needs a pool from impasto.queue.client.open_pool (JSON, not pickle)")
-    score = await fairness.assign_score(pool, request)
+    score = await fairness.assign_score(pool, request, ns=ns)
     job = await pool.enqueue_job(
         keys.RENDER_FUNCTION,
         request.to_wire(),
         _job_id=request.job_id,
-        _queue_name=keys.QUEUE_NAME,
+        _queue_name=ns.queue,
         # arq's score is a run-after time; ours lies in the past (see fairness), so the job is runnable at once.
         _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
         _expires=MESSAGE_TTL_S,
     )
-    ahead = await fairness.position(pool, score)
+    ahead = await fairness.position(pool, score, ns=ns)
     if job is not None:
         await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead))
     return Enqueued(job_id=request.job_id, created=job is not None, position=ahead, score=score)
 
 
-def service_enqueue(pool: ArqRedis) -> Callable[[Any], Awaitable[Enqueued]]:
+def service_enqueue(pool: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> Callable[[Any], Awaitable[Enqueued]]:
     """The job service's ``Enqueue`` seam: takes its ``QueuedRender`` dataclass (same fields as ``RenderRequest``)."""
 
     async def _enqueue(queued: Any) -> Enqueued:
-        return await enqueue(pool, RenderRequest.model_validate(dataclasses.asdict(queued)))
+        return await enqueue(pool, RenderRequest.model_validate(dataclasses.asdict(queued)), ns=ns)
 
     return _enqueue

@@ -69,15 +69,15 @@ def _guild_of(request: RenderRequest) -> str:
     return request.guild_key or f"dm:{request.user_key}"
 
 
-async def assign_score(redis: Redis, request: RenderRequest) -> int:
+async def assign_score(redis: Redis, request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) -> int:
     """The job's arq score (lane band + fair tag); the same job always gets the same score."""
     raw = await cast(Any, redis).eval(
         _ASSIGN,
         4,
-        keys.job_tag(request.job_id),
-        keys.lane_clock(request.lane),
-        keys.lane_user_finish(request.lane),
-        keys.lane_guild_users(request.lane, _guild_of(request)),
+        ns.job_tag(request.job_id),
+        ns.lane_clock(request.lane),
+        ns.lane_user_finish(request.lane),
+        ns.lane_guild_users(request.lane, _guild_of(request)),
         request.user_key,
         LANE_BASE_SCORE[request.lane],
         TAG_TTL_S,
@@ -85,20 +85,22 @@ async def assign_score(redis: Redis, request: RenderRequest) -> int:
     return int(float(raw))
 
 
-async def job_started(redis: Redis, request: RenderRequest, *, score: int, first_try: bool) -> None:
+async def job_started(
+    redis: Redis, request: RenderRequest, *, score: int, first_try: bool, ns: keys.Namespace = keys.DEFAULT
+) -> None:
     """Advance the lane's clock past a job that starts; it no longer waits in its guild."""
     await cast(Any, redis).eval(
         _STARTED,
         3,
-        keys.lane_clock(request.lane),
-        keys.lane_user_finish(request.lane),
-        keys.lane_guild_users(request.lane, _guild_of(request)),
+        ns.lane_clock(request.lane),
+        ns.lane_user_finish(request.lane),
+        ns.lane_guild_users(request.lane, _guild_of(request)),
         score - LANE_BASE_SCORE[request.lane],
         request.user_key,
         "1" if first_try else "0",
     )
 
 
-async def position(redis: Redis, score: int) -> int:
+async def position(redis: Redis, score: int, *, ns: keys.Namespace = keys.DEFAULT) -> int:
     """Jobs ahead of a job with this score (the ones being painted included)."""
-    return int(await redis.zcount(keys.QUEUE_NAME, "-inf", f"({score}"))
+    return int(await redis.zcount(ns.queue, "-inf", f"({score}"))

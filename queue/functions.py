@@ -102,8 +102,9 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
 
     job_id = request.job_id
     await _renew_lease(redis, job_id, state.config.lease_s)
-    await fairness.job_started(redis, request, score=int(ctx["score"]), first_try=job_try == 1)
-    await _announce_positions(redis, state.config.positions_announced)
+    ns = state.config.ns
+    await fairness.job_started(redis, request, score=int(ctx["score"]), first_try=job_try == 1, ns=ns)
+    await _announce_positions(redis, ns, state.config.positions_announced, starting=job_id)
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
@@ -199,13 +200,20 @@ async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
     await redis.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))
 
 
-async def _announce_positions(redis: Redis, count: int) -> None:
+async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, starting: str) -> None:
+    """Tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs being painted included)."""
     if count <= 0:
         return
-    waiting = await redis.zrange(keys.QUEUE_NAME, 0, count - 1)
+    waiting = await redis.zrange(ns.queue, 0, count)
+    head = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in waiting]
     async with redis.pipeline(transaction=False) as pipe:
-        for ahead, raw in enumerate(waiting):
-            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for job_id in head:
+            pipe.exists(in_progress_key_prefix + job_id)
+        running = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for ahead, (job_id, is_running) in enumerate(zip(head, running, strict=True)):
+            if is_running or job_id == starting:
+                continue
             event = events.Queued(job_id=job_id, position=ahead)
             pipe.xadd(keys.EVENTS_STREAM, {"job": job_id, "kind": event.kind, "data": event.model_dump_json()})
         await pipe.execute()

@@ -6,11 +6,11 @@ ones below are ours. All start with ``impasto:`` so an operator can tell them ap
 
 from __future__ import annotations
 
-PREFIX = "impasto:"
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-#: The one arq queue (a sorted set) every GPU worker consumes. Lanes and fairness live in the scores, not in
-#: separate queues: arq starts the lowest score first, so the score *is* the scheduling order (see ``fairness``).
-QUEUE_NAME = PREFIX + "queue"
+PREFIX = "impasto:"
 
 #: The arq function name of the render job. Callers never write it: ``client.enqueue`` does.
 RENDER_FUNCTION = "impasto_render"
@@ -18,37 +18,57 @@ RENDER_FUNCTION = "impasto_render"
 #: The progress and completion event stream (Redis stream, capped). See ``events``.
 EVENTS_STREAM = PREFIX + "events"
 
-#: Lane virtual clock: the fair tag of the last job started in the lane (a string float).
-LANE_CLOCK = PREFIX + "fair:{lane}:clock"
-
-#: Hash user key → the virtual finish tag of that user's latest queued job in the lane.
-LANE_USER_FINISH = PREFIX + "fair:{lane}:finish"
-
-#: Hash user key → how many of the user's jobs wait in that guild's part of the lane (the guild's active users).
-LANE_GUILD_USERS = PREFIX + "fair:{lane}:guild:{guild}"
-
-#: The fair tag given to one job (so enqueueing it twice neither moves it nor charges its user twice in time).
-JOB_TAG = PREFIX + "tag:{job_id}"
-
 #: Set when a job's terminal event (done / failed / cancelled) was published: at most one per job.
 JOB_FINAL = PREFIX + "final:{job_id}"
 
 
-def lane_clock(lane: str) -> str:
-    return LANE_CLOCK.format(lane=lane)
-
-
-def lane_user_finish(lane: str) -> str:
-    return LANE_USER_FINISH.format(lane=lane)
-
-
-def lane_guild_users(lane: str, guild: str) -> str:
-    return LANE_GUILD_USERS.format(lane=lane, guild=guild)
-
-
-def job_tag(job_id: str) -> str:
-    return JOB_TAG.format(job_id=job_id)
-
-
 def job_final(job_id: str) -> str:
     return JOB_FINAL.format(job_id=job_id)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where one deployment's queue and fair-share state live in Redis.
+
+    Production uses ``DEFAULT``; a staging deployment sharing a Redis, or a test session sharing db 15 with others,
+    uses its own prefix so that no other worker takes its jobs. (The event stream is shared: events name their job.)
+    """
+
+    prefix: str = PREFIX
+
+    @property
+    def queue(self) -> str:
+        """The arq queue (a sorted set) the workers consume. Lanes and fairness live in its scores."""
+        return self.prefix + "queue"
+
+    def lane_clock(self, lane: str) -> str:
+        """The lane's virtual clock: the fair tag of the job started last (a string number)."""
+        return f"{self.prefix}fair:{lane}:clock"
+
+    def lane_user_finish(self, lane: str) -> str:
+        """Hash user key → the virtual finish tag of that user's latest queued job in the lane."""
+        return f"{self.prefix}fair:{lane}:finish"
+
+    def lane_guild_users(self, lane: str, guild: str) -> str:
+        """Hash user key → how many of the user's jobs wait in that guild's part of the lane."""
+        return f"{self.prefix}fair:{lane}:guild:{guild}"
+
+    def job_tag(self, job_id: str) -> str:
+        """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""
+        return f"{self.prefix}tag:{job_id}"
+
+
+DEFAULT = Namespace()
+
+#: The environment variable naming a deployment's namespace (the Redis key prefix); unset: ``DEFAULT``.
+NAMESPACE_ENV = "IMPASTO_QUEUE_NAMESPACE"
+
+
+def namespace_from_env(environ: Mapping[str, str] | None = None) -> Namespace:
+    """The namespace ``IMPASTO_QUEUE_NAMESPACE`` names (call it in ``main()``); bots and workers must agree."""
+    value = (environ if environ is not None else os.environ).get(NAMESPACE_ENV)
+    return Namespace(value) if value else DEFAULT
+
+
+#: The default deployment's queue (``DEFAULT.queue``).
+QUEUE_NAME = DEFAULT.queue

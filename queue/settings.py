@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from impasto.queue import keys
 
 
 class WorkerConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMPASTO_WORKER_", env_file=".env", extra="ignore")
 
     name: str = Field(default_factory=lambda: f"{socket.gethostname()}-gpu0")
+    # The Redis key prefix of the queue this worker consumes (keys.Namespace): IMPASTO_QUEUE_NAMESPACE, the same
+    # variable the bots and the console read, so that they all agree.
+    namespace: str = Field(
+        default=keys.PREFIX, min_length=1, validation_alias=AliasChoices("namespace", keys.NAMESPACE_ENV)
+    )
     max_wait_s: float = Field(default=3600.0, gt=0)
     step_timeout_s: float = Field(default=120.0, gt=0)
     max_run_s: float = Field(default=1800.0, gt=0)
@@ -32,3 +39,7 @@ class WorkerConfig(BaseSettings):
     max_tries: int = Field(default=5, ge=1)  # deliveries of one job (crash retries) before arq gives up
     # On SIGTERM, let the running job finish for up to this long (then it is stopped and re-run elsewhere).
     shutdown_wait_s: int = Field(default=50, ge=0)
+
+    @property
+    def ns(self) -> keys.Namespace:
+        return keys.Namespace(self.namespace)

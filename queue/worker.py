@@ -80,7 +80,7 @@ def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, han
                 max_tries=config.max_tries,
             )
         ],
-        queue_name=keys.QUEUE_NAME,
+        queue_name=config.ns.queue,
         redis_settings=RedisSettings.from_dsn(redis_url),
         on_startup=on_startup,
         on_shutdown=on_shutdown,

@@ -90,7 +90,7 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
     db = make_engine(db_url)
     await upgrade(db)
     pool = await open_pool(redis_url)
-    if await pool.zcard(keys.QUEUE_NAME):
+    if await pool.zcard(keys.DEFAULT.queue):
         print(f"the impasto queue on {redis_url} is not empty; use an idle Redis (--redis-url)", file=sys.stderr)
         await pool.aclose()
         await db.dispose()

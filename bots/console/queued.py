@@ -52,6 +52,7 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
     """The job service on the configured database (and the queue when ``with_queue``), closed afterwards."""
     from impasto.bots.service.jobs import JobService
     from impasto.queue.client import open_pool, service_enqueue
+    from impasto.queue.keys import namespace_from_env
     from impasto.storage.db import make_engine, require_migrated, session_factory
     from impasto.storage.images import ImageStore
     from impasto.storage.plans import load_plans, plans_path_from_env
@@ -74,7 +75,7 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
             images,
             settings.registry,
             load_plans(plans_path_from_env()),
-            service_enqueue(pool) if pool is not None else no_queue,
+            service_enqueue(pool, ns=namespace_from_env()) if pool is not None else no_queue,
         )
         yield ConsoleService(service=service, images=images, pool=pool, settings=settings)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
 from impasto.engine.registry import load_registry
+from impasto.queue import keys
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.storage.db import session_factory
 from impasto.storage.images import ImageStore
@@ -20,13 +22,19 @@ from impasto.storage.testing import migrated_engine, scratch_database
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[ArqRedis]:
-    pool = await open_pool(TEST_REDIS_URL)
-    await pool.flushdb()  # db 15 only: the URL names it
+def ns() -> keys.Namespace:
+    """A queue of this test's own: other test sessions' workers on db 15 never take its jobs. Nothing is flushed."""
+    return keys.Namespace(f"impasto-test-{secrets.token_hex(6)}:")
+
+
+@pytest.fixture
+async def pool(ns: keys.Namespace) -> AsyncIterator[ArqRedis]:
+    pool = await open_pool(TEST_REDIS_URL, ns=ns)
     try:
         yield pool
     finally:
-        await pool.flushdb()
+        async for key in pool.scan_iter(match=ns.prefix + "*"):
+            await pool.delete(key)
         await pool.aclose()
 
 
@@ -46,7 +54,12 @@ async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 
 @pytest.fixture
 def stack(
-    pool: ArqRedis, sessions: async_sessionmaker[AsyncSession], db_url: str, data_dir: Path, clean_env: None
+    pool: ArqRedis,
+    ns: keys.Namespace,
+    sessions: async_sessionmaker[AsyncSession],
+    db_url: str,
+    data_dir: Path,
+    clean_env: None,
 ) -> Stack:
     images = data_dir / "images"
     service = JobService(
@@ -54,6 +67,6 @@ def stack(
         ImageStore(images),
         load_registry(default="tiny-sd15"),
         load_plans(),
-        service_enqueue(pool),
+        service_enqueue(pool, ns=ns),
     )
-    return Stack(service=service, pool=pool, sessions=sessions, db_url=db_url, image_root=images)
+    return Stack(service=service, pool=pool, ns=ns, sessions=sessions, db_url=db_url, image_root=images)

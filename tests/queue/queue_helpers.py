@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
+from impasto.queue import keys
 from impasto.queue.renderer import NoopRenderer, Renderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
@@ -25,12 +26,18 @@ class Stack:
 
     service: JobService
     pool: ArqRedis
+    ns: keys.Namespace
     sessions: async_sessionmaker[AsyncSession]
     db_url: str
     image_root: Path
 
     def setup(self, renderer: Renderer | None = None, **config: object) -> WorkerSetup:
-        values: dict[str, object] = {"name": "test-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0}
+        values: dict[str, object] = {
+            "name": "test-gpu0",
+            "poll_delay_s": 0.05,
+            "lease_s": 3.0,
+            "namespace": self.ns.prefix,
+        }
         values.update(config)
         chosen = renderer or NoopRenderer()
         return WorkerSetup(

@@ -20,6 +20,7 @@ def console_env(stack: Stack, data_dir: Path) -> Iterator[dict[str, str]]:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_")},
         "IMPASTO_REDIS_URL": TEST_REDIS_URL,
+        "IMPASTO_QUEUE_NAMESPACE": stack.ns.prefix,
         "IMPASTO_DATABASE_URL": stack.db_url,
         "IMPASTO_DATA_DIR": str(data_dir),
         "IMPASTO_DEFAULT_MODEL": "tiny-sd15",

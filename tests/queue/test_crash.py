@@ -24,6 +24,7 @@ def _worker(stack: Stack, name: str, data_dir: Path, *, step_s: float) -> subpro
     env = {
         **os.environ,
         "IMPASTO_REDIS_URL": TEST_REDIS_URL,
+        "IMPASTO_QUEUE_NAMESPACE": stack.ns.prefix,
         "IMPASTO_DATABASE_URL": stack.db_url,
         "IMPASTO_DATA_DIR": str(data_dir),
         "IMPASTO_WORKER_NAME": name,

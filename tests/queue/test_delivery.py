@@ -28,9 +28,9 @@ async def _settles(stack: Stack, job_id: str) -> int:
 async def test_same_job_enqueued_twice_runs_once(stack: Stack) -> None:
     [ticket] = await stack.service.imagine(BOB, "a teapot", idempotency_key="d-1")
     again = RenderRequest(job_id=ticket.job_id, lane="fast", user_key="telegram:2002", enqueued_at=time.time())
-    second = await enqueue(stack.pool, again)
+    second = await enqueue(stack.pool, again, ns=stack.ns)
     assert not second.created
-    assert await stack.pool.zcard(keys.QUEUE_NAME) == 1
+    assert await stack.pool.zcard(stack.ns.queue) == 1
 
     await stack.drain()
     async with stack.sessions() as session:
@@ -39,7 +39,7 @@ async def test_same_job_enqueued_twice_runs_once(stack: Stack) -> None:
         assert (job.status, job.attempts) == ("done", 1)
     assert await _settles(stack, ticket.job_id) == 1
     # Still remembered after it ran (arq keeps the result): a late duplicate is not queued again.
-    assert not (await enqueue(stack.pool, again)).created
+    assert not (await enqueue(stack.pool, again, ns=stack.ns)).created
 
 
 async def test_redelivery_of_a_finished_job_renders_nothing_and_announces_nothing(stack: Stack) -> None:
@@ -48,7 +48,7 @@ async def test_redelivery_of_a_finished_job_renders_nothing_and_announces_nothin
     # Forget arq's result so the queue accepts the id again: the SQL row is what must stop the second run.
     await stack.pool.delete(result_key_prefix + ticket.job_id)
     request = RenderRequest(job_id=ticket.job_id, lane="fast", user_key="telegram:2002", enqueued_at=time.time())
-    assert (await enqueue(stack.pool, request)).created
+    assert (await enqueue(stack.pool, request, ns=stack.ns)).created
     await stack.drain()
 
     async with stack.sessions() as session:
@@ -65,12 +65,12 @@ async def test_a_message_from_another_contract_version_fails_the_job_clearly(sta
     [ticket] = await stack.service.imagine(BOB, "a desk", idempotency_key="d-3")
     # Replace the queued message by one from a future release.
     await stack.pool.delete(f"arq:job:{ticket.job_id}")
-    await stack.pool.zrem(keys.QUEUE_NAME, ticket.job_id)
+    await stack.pool.zrem(stack.ns.queue, ticket.job_id)
     await stack.pool.enqueue_job(
         keys.RENDER_FUNCTION,
         {"version": 99, "job_id": ticket.job_id},
         _job_id=ticket.job_id,
-        _queue_name=keys.QUEUE_NAME,
+        _queue_name=stack.ns.queue,
     )
     await stack.drain()
     view = await stack.service.job(ticket.job_id)

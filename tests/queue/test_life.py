@@ -48,3 +48,17 @@ async def test_listen_follows_one_job_to_its_end(stack: Stack) -> None:
     seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=100)]
     assert seen[-1].kind == "done"
     assert {e.job_id for e in seen} == {ticket.job_id}
+
+
+async def test_waiting_jobs_hear_their_position_move_and_never_after_they_start(stack: Stack) -> None:
+    tickets = await stack.service.imagine(ALICE, "a harbour --repeat 3", idempotency_key="i-3")
+    assert len(tickets) == 3
+    await stack.drain()
+    last = tickets[-1].job_id
+    kinds = [(e.kind, getattr(e, "position", None)) for e in await events.history(stack.pool, last)]
+    started = kinds.index(("started", None))
+    positions = [p for kind, p in kinds[:started] if kind == "queued"]
+    assert positions[0] == 2
+    assert positions == sorted(positions, reverse=True)
+    assert 1 in positions
+    assert all(kind != "queued" for kind, _p in kinds[started:])
