@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 
 from impasto.bots.discord.service_backend import ServiceBackend
+from impasto.bots.service.fetch import http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.engine.registry import load_registry
 from impasto.queue.client import open_pool, service_enqueue
@@ -73,7 +74,12 @@ async def service_stack(
         await pool.flushdb()  # db 15 only: the URL names it
         images = ImageStore(tmp_path / "images")
         service = JobService(
-            session_factory(engine), images, load_registry(default=default_model), load_plans(), service_enqueue(pool)
+            session_factory(engine),
+            images,
+            load_registry(default=default_model),
+            load_plans(),
+            service_enqueue(pool),
+            fetch_image=http_fetcher(max_bytes=10 * 1024 * 1024),
         )
         try:
             yield ServiceStack(service, ServiceBackend(service, pool), images, pool, url)

@@ -124,6 +124,15 @@ async def test_bad_prompt_and_blend(fake: FakeDiscord, live: ImpastoBot, stack: 
     blended = await rendered(fake, stack, await fake.wait_for(lambda: record.original_id))
     assert len(fake.buttons(blended)) == 9
 
+    # /imagine with an attachment: the service fetches it from Discord's CDN into the store for the worker.
+    c = fake.add_attachment("c.png", png("green"))
+    options = [{"name": "prompt", "type": 3, "value": "like this"}, {"name": "image", "type": 11, "value": c["id"]}]
+    record = await fake.slash("imagine", options, attachments=[c])
+    grid = await rendered(fake, stack, await fake.wait_for(lambda: record.original_id))
+    job = await stack.service.job(fake.button(grid, "U1")["custom_id"].rsplit(":", 1)[1])
+    [key] = job.params["image_prompts"]
+    assert stack.images.get(str(key)) == png("green")
+
 
 async def test_server_rules(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
     from fake_discord import CHANNEL_ID, GUILD_ID, MANAGER_PERMISSIONS, NSFW_CHANNEL_ID
