@@ -50,7 +50,9 @@ async def test_imagine_u2_zoom_out_v1(fake: FakeDiscord, live: ImpastoBot, stack
     record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a lighthouse --ar 3:2"}])
     grid = await rendered(fake, stack, record.original_id or await fake.wait_for(lambda: record.original_id))
     assert grid["content"].startswith("**a lighthouse --ar 3:2")
-    assert grid["content"].endswith(f"<@{ALICE}> (fast)")
+    caption, note = grid["content"].split("\n")
+    assert caption.endswith(f"<@{ALICE}> (fast)")
+    assert note == "-# made by a built-in tiny test model: the picture is noise"
     assert image_size(fake, grid) == (64, 64)  # the no-op renderer's 2×2 of 32 px tiles
     job_id = fake.button(grid, "U2")["custom_id"].rsplit(":", 1)[1]
     assert (await stack.service.job(job_id)).status == "done"
