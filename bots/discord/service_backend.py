@@ -249,6 +249,10 @@ class ServiceBackend:
 
     async def cancel_or_delete(self, who: Requester, job_id: str) -> Literal["cancelled", "deleted"]:
         status = await _refusing(self.service.cancel(who, job_id))
+        if status == "cancelled":
+            # A queued job is cancelled at once, but its final event would wait until a worker dequeues it:
+            # announce it now (at most once per job) so every message showing it says "Stopped" right away.
+            await events.publish_final(self.redis, events.Cancelled(job_id=job_id, refunded=True))
         # A finished job has nothing to stop: ❌ removes its message (the service checked ownership either way).
         return "deleted" if status in ("done", "failed") else "cancelled"
 

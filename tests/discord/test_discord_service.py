@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -173,3 +174,20 @@ async def test_server_rules(fake: FakeDiscord, live: ImpastoBot, stack: ServiceS
     )
     await fake.wait_message(lambda m: m["id"] == record.original_id and "**Role plans**" in m["content"])
     assert dict((await stack.service.guild("discord", GUILD_ID)).role_plans) == {role["id"]: plan}
+
+
+async def test_cross_on_a_queued_job_stops_it_at_once(fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "never mind"}])
+    waiting = await fake.wait_message(lambda m: m["id"] == record.original_id and "Waiting" in m["content"])
+    # The bot records which job the message shows right after posting it; a reaction before that finds no job.
+    for _ in range(200):
+        if await stack.service.find_job_by_message("discord", waiting["channel_id"], waiting["id"]):
+            break
+        await asyncio.sleep(0.02)
+    await fake.react(waiting["id"], "❌", user_id=BOB)  # not the owner: nothing happens
+    await fake.react(waiting["id"], "❌", user_id=ALICE)
+    stopped = await fake.wait_message(lambda m: m["id"] == waiting["id"] and "(Stopped)" in m["content"])
+    assert stopped["content"] == f"**never mind** - <@{ALICE}> (Stopped)"
+    view = await stack.service.find_job_by_message("discord", waiting["channel_id"], waiting["id"])
+    assert view is not None
+    assert view.status == "cancelled"
