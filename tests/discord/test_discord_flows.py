@@ -373,3 +373,12 @@ async def test_a_429_from_rest_is_waited_out(fake: FakeDiscord, bot: ImpastoBot,
     message = await fake.wait_message(lambda m: m["id"] == record.original_id and "Waiting" in m["content"])
     assert fake.rate_limited == [f"PATCH /webhooks/{1000000000000000001}/{record.token}/messages/@original"]
     assert message["content"] == f"**patient** - <@{ALICE}> (Waiting to start)"
+
+
+async def test_a_429_on_a_channel_post_is_retried(fake: FakeDiscord, bot: ImpastoBot, backend: StandInBackend) -> None:
+    grid = await imagine_grid(fake, backend)
+    fake.rate_limit("POST", f"/channels/{grid['channel_id']}/messages", retry_after_s=0.2)
+    await fake.press(grid["id"], fake.button(grid, "U3")["custom_id"])
+    single = await fake.wait_message(lambda m: "Image #3" in m["content"])
+    assert fake.rate_limited == [f"POST /channels/{grid['channel_id']}/messages"]
+    assert single["attachments"]  # the multipart body was sent again, whole
