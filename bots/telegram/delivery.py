@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from PIL import Image
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from impasto.bots.telegram import captions
 from impasto.bots.telegram.keyboards import grid_keyboard, single_keyboard
@@ -34,6 +36,7 @@ from impasto.storage.images import ImageStore
 log = logging.getLogger(__name__)
 
 GROUP = "telegram"
+PHOTO_LIMIT_BYTES = 10 * 1000 * 1000  # Bot API sendPhoto limit
 ORPHAN_RETRIES = 3
 T = TypeVar("T")
 
@@ -293,13 +296,38 @@ class Deliverer:
         single = done.grid_key is None and len(done.image_keys) == 1
         key = done.image_keys[0] if single else (done.grid_key or done.image_keys[0])
         photo = await asyncio.to_thread(self.images.get, key)
+        if len(photo) > PHOTO_LIMIT_BYTES:
+            # sendPhoto takes 10 MB; a 2× upscale as PNG can be more. The PNG stays one 📄 press away.
+            photo = await asyncio.to_thread(as_jpeg, photo)
         caption = captions.result_caption(route.caption, single=single)
         if done.paints_noise:
             caption += "\n🧪 <i>test model: the picture is noise</i>"
         markup = single_keyboard(done.job_id) if single else grid_keyboard(done.job_id)
-        return await call_telegram(
-            lambda: self._send_photo(route, photo, caption, markup), wait_inline_s=self.wait_inline_s
-        )
+        try:
+            return await call_telegram(
+                lambda: self._send_photo(route, photo, caption, markup), wait_inline_s=self.wait_inline_s
+            )
+        except ChatMigrated as exc:
+            # The group became a supergroup: same people, new chat id.
+            moved = replace(route, chat_id=int(exc.new_chat_id))
+            await self.routes.save(moved)
+            raise DeliveryDeferred(0.0, f"chat moved to {exc.new_chat_id}") from exc
+        except BadRequest as exc:
+            # Telegram refused the picture as a photo (dimensions, size): the file itself, with the same buttons.
+            log.warning("result of job %s refused as a photo (%s); sending it as a file", done.job_id, exc)
+            return await call_telegram(
+                lambda: self.bot.send_document(
+                    route.chat_id,
+                    photo,
+                    filename=f"{route.job_id}.png",
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    message_thread_id=route.thread_id,
+                    reply_parameters=_reply_to(route.reply_to),
+                ),
+                wait_inline_s=self.wait_inline_s,
+            )
 
     async def _send_photo(
         self, route: Route, photo: bytes, caption: str, markup: InlineKeyboardMarkup | None
@@ -318,6 +346,13 @@ class Deliverer:
     async def _delete(self, chat_id: int, message_id: int) -> None:
         with contextlib.suppress(TelegramError, DeliveryDeferred, DeliveryDropped):
             await call_telegram(lambda: self.bot.delete_message(chat_id, message_id), attempts=1)
+
+
+def as_jpeg(data: bytes, quality: int = 90) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:

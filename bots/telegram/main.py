@@ -21,6 +21,7 @@ from impasto.bots.telegram.posting import result_recorder
 from impasto.bots.telegram.routes import Routes
 from impasto.bots.telegram.uploads import store_fetcher
 from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.keys import namespace_from_env
 from impasto.storage.images import ImageStore
 
 log = logging.getLogger("impasto.telegram")
@@ -34,12 +35,13 @@ class RunOptions:
 
 
 async def serve(settings: Settings, token: str, redis_url: str, options: RunOptions, stop: asyncio.Event) -> None:
-    pool = await open_pool(redis_url)
+    ns = namespace_from_env()  # IMPASTO_QUEUE_NAMESPACE: the workers of this deployment read the same one
+    pool = await open_pool(redis_url, ns=ns)
     redis = Redis.from_url(redis_url)
     try:
         images = ImageStore.in_data_dir(settings.data_dir)
         fetch = store_fetcher(images, http_fetcher(max_bytes=settings.max_upload_bytes))
-        async with job_service(settings, enqueue=service_enqueue(pool), fetch_image=fetch) as service:
+        async with job_service(settings, enqueue=service_enqueue(pool, ns=ns), fetch_image=fetch) as service:
             application = build_application(token, settings.telegram_api_url)
             deps = Deps(
                 service=service,

@@ -191,3 +191,30 @@ async def test_a_result_that_beats_its_route_is_still_posted(rig: Rig) -> None:
     await rig.new_route(job)
     [result] = await rig.api.wait_method("sendPhoto", timeout_s=10)
     assert result.files["photo"] == rig.store.get(key)
+
+
+async def test_a_photo_telegram_refuses_goes_as_a_file_with_its_buttons(rig: Rig) -> None:
+    job = job_id()
+    await rig.new_route(job)
+    key = rig.store.put(png((4, 4, 4)))
+    rig.api.fail("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    [document] = await rig.api.wait_method("sendDocument")
+    assert document.files["document"] == rig.store.get(key)
+    assert "Upscale (Subtle)" in str(document.params["reply_markup"])
+
+
+async def test_a_group_that_became_a_supergroup_still_gets_its_result(rig: Rig) -> None:
+    job = job_id()
+    await rig.new_route(job, chat_id=-5001)
+    key = rig.store.put(png((5, 5, 5)))
+    rig.api.fail("sendPhoto", 400, "Bad Request: group chat was upgraded", {"migrate_to_chat_id": -1005001})
+    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    [_refused, posted] = await rig.api.wait_method("sendPhoto", count=2)
+    assert posted.chat_id == -1005001
+
+
+def test_big_results_are_sent_as_jpeg() -> None:
+    from impasto.bots.telegram.delivery import as_jpeg
+
+    assert as_jpeg(png((1, 2, 3), 32)).startswith(b"\xff\xd8\xff")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,8 @@ async def live_processes(
         IMPASTO_TELEGRAM_TOKEN=TOKEN,
         IMPASTO_TELEGRAM_API_URL=api.url,
         IMPASTO_TELEGRAM_CONSUMER=f"e2e-{os.getpid()}",
+        # Our own queue: no other session's worker on db 15 takes these jobs.
+        IMPASTO_QUEUE_NAMESPACE=f"impasto-e2e-{secrets.token_hex(4)}:",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )

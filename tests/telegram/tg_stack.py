@@ -30,6 +30,7 @@ from impasto.bots.telegram.uploads import store_fetcher
 from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.keys import Namespace
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
@@ -48,6 +49,7 @@ class TelegramStack:
     pool: ArqRedis
     db_url: str
     group: str
+    ns: Namespace
     application: TgApp | None = None
     deliverer_task: asyncio.Task[None] | None = None
 
@@ -88,7 +90,9 @@ class TelegramStack:
         """One worker in burst mode with the no-op renderer, until the queue is empty."""
         renderer = NoopRenderer(steps=steps, step_s=0.01)
         setup = WorkerSetup(
-            config=WorkerConfig.model_validate({"name": "tg-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0}),
+            config=WorkerConfig.model_validate(
+                {"name": "tg-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0, "namespace": self.ns.prefix}
+            ),
             database_url=self.db_url,
             image_root=self.images.root,
             renderer_factory=lambda: renderer,
@@ -113,7 +117,9 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
         scratch_database(backend, postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url,
         migrated_engine(url) as engine,
     ):
-        pool = await open_pool(TEST_REDIS_URL)
+        # A namespace of our own: no other test session's worker on db 15 takes these jobs, and ours takes no other.
+        ns = Namespace(f"impasto-test-{secrets.token_hex(4)}:")
+        pool = await open_pool(TEST_REDIS_URL, ns=ns)
         redis = Redis.from_url(TEST_REDIS_URL)
         group = f"telegram-test-{secrets.token_hex(4)}"
         await events.ensure_group(redis, group)
@@ -123,10 +129,10 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
             images,
             load_registry(default="tiny-sd15"),
             load_plans(),
-            service_enqueue(pool),
+            service_enqueue(pool, ns=ns),
             fetch_image=store_fetcher(images, refuse_network),
         )
-        stack = TelegramStack(api, service, images, redis, pool, url, group)
+        stack = TelegramStack(api, service, images, redis, pool, url, group, ns)
         try:
             await stack.start_bot()
             yield stack
