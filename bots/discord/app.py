@@ -8,13 +8,15 @@ whatever the intents, and reactions need only the reaction intents.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from impasto.bots.discord.backend import Backend
+from impasto.bots.discord.backend import Backend, CatchUp
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
 from impasto.bots.discord.cogs.jobs import Jobs
@@ -33,6 +35,7 @@ class BotOptions:
     min_edit_interval_s: float = 2.0  # progress edits per message, at most one per this
     max_upload_bytes: int = 10 * 1024 * 1024
     guild_ready_timeout_s: float = 2.0
+    consumer: str | None = None  # this process's name in the "discord" event consumer group (default host-pid)
 
 
 def intents() -> discord.Intents:
@@ -44,7 +47,9 @@ def intents() -> discord.Intents:
 
 
 class ImpastoBot(commands.Bot):
-    def __init__(self, backend: Backend, options: BotOptions, **kwargs: Any) -> None:
+    def __init__(
+        self, backend: Backend, options: BotOptions, *, catch_up: CatchUp | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -57,6 +62,7 @@ class ImpastoBot(commands.Bot):
         self.options = options
         self.controls = Controls(backend, min_edit_interval_s=options.min_edit_interval_s)
         self.synced: list[discord.app_commands.AppCommand] = []
+        self.catch_up_source = catch_up
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
@@ -66,6 +72,9 @@ class ImpastoBot(commands.Bot):
         await self.add_cog(Server(self.backend))
         if self.options.sync_commands:
             await self.sync_commands()
+        if self.catch_up_source is not None:
+            consumer = self.options.consumer or f"discord-{socket.gethostname()}-{os.getpid()}"
+            self.controls.spawn(self.controls.catch_up(self, self.catch_up_source, consumer=consumer))
 
     async def sync_commands(self) -> None:
         if self.options.test_guild is not None:
@@ -85,7 +94,7 @@ class ShardedImpastoBot(ImpastoBot, commands.AutoShardedBot):
     """The same bot over several gateway connections (``IMPASTO_DISCORD_SHARDS``)."""
 
 
-def build_bot(backend: Backend, options: BotOptions) -> ImpastoBot:
+def build_bot(backend: Backend, options: BotOptions, *, catch_up: CatchUp | None = None) -> ImpastoBot:
     if options.shards is not None:
-        return ShardedImpastoBot(backend, options, shard_count=options.shards)
-    return ImpastoBot(backend, options)
+        return ShardedImpastoBot(backend, options, catch_up=catch_up, shard_count=options.shards)
+    return ImpastoBot(backend, options, catch_up=catch_up)

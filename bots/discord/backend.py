@@ -7,7 +7,7 @@ Discord with any implementation, and keeps discord.py out of the job service (it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -95,6 +95,20 @@ class SettingsPanel:
     raw: bool
     stylize: int | None
     suffix: str
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A job that ended while no process was following its message (the bot restarted meanwhile)."""
+
+    card: JobCard
+    channel_id: str
+    message_id: str
+    event: Finished | Failed
+
+
+class CatchUp(Protocol):
+    def orphans(self, *, consumer: str, is_followed: Callable[[str], bool]) -> AsyncIterator[Orphan]: ...
 
 
 class Backend(Protocol):

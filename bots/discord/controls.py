@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -13,9 +14,11 @@ import discord
 from impasto.bots.discord import texts
 from impasto.bots.discord.backend import (
     Backend,
+    CatchUp,
     Failed,
     Finished,
     JobCard,
+    Orphan,
     PressResult,
     Progress,
     SettingsPanel,
@@ -30,7 +33,14 @@ from impasto.bots.discord.views import grid_view, settings_view, single_view, wi
 from impasto.bots.service.actions import Action, Requester
 
 log = logging.getLogger(__name__)
+RECENT_JOBS = 4096
 _Interaction = discord.Interaction[Any]
+
+
+def _is_nsfw(client: discord.Client, channel_id: int) -> bool:
+    channel = client.get_channel(channel_id)
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 async def tell(interaction: _Interaction, text: str) -> None:
@@ -79,6 +89,8 @@ class Controls:
         self.backend = backend
         self.min_edit_interval_s = min_edit_interval_s
         self._tasks: set[asyncio.Task[None]] = set()
+        self.followed: set[str] = set()  # job ids whose message this process is updating
+        self._recent: OrderedDict[str, None] = OrderedDict()  # ... or updated lately (their final event may lag)
 
     # -- following jobs --------------------------------------------------------------------------------------------
 
@@ -100,6 +112,7 @@ class Controls:
 
     async def follow(self, card: JobCard, target: Target, *, nsfw_channel: bool, announced: bool = False) -> None:
         editor = ProgressEditor(target, min_interval_s=self.min_edit_interval_s)
+        self.followed.add(card.id)
         try:
             if not announced:
                 await editor.finish(texts.waiting(card.prompt, card.owner_id))
@@ -127,6 +140,43 @@ class Controls:
         except Exception:
             # A follower is a background task: nothing else would ever see its error.
             log.exception("job %s: following it failed", card.id)
+        finally:
+            self.followed.discard(card.id)
+            self._recent[card.id] = None
+            while len(self._recent) > RECENT_JOBS:
+                self._recent.popitem(last=False)
+
+    def is_followed(self, job_id: str) -> bool:
+        return job_id in self.followed or job_id in self._recent
+
+    async def finish_orphan(self, client: discord.Client, orphan: Orphan) -> None:
+        """Post the end of a job nobody followed (it finished while the bot was restarting) on its message."""
+        channel = client.get_partial_messageable(int(orphan.channel_id))
+        target = ChannelMessage(channel.get_partial_message(int(orphan.message_id)))
+        card, event = orphan.card, orphan.event
+        try:
+            if isinstance(event, Finished):
+                file = result_file(card, event, nsfw_channel=_is_nsfw(client, int(orphan.channel_id)))
+                content = result_content(card) + (f"\n-# {event.note}" if event.note else "")
+                await target.edit(content, file=file, view=result_view(card))
+            elif event.cancelled:
+                await target.edit(texts.cancelled(card.prompt, card.owner_id))
+            else:
+                await target.edit(texts.failed(card.prompt, card.owner_id, event.reason))
+        except DeliveryError:
+            log.warning("job %s: could not post its result on message %s", card.id, orphan.message_id)
+
+    async def catch_up(self, client: discord.Client, source: CatchUp, *, consumer: str) -> None:
+        """Run for the bot's lifetime: finish the messages of jobs that ended while no process followed them."""
+        while True:
+            try:
+                async for orphan in source.orphans(consumer=consumer, is_followed=self.is_followed):
+                    await self.finish_orphan(client, orphan)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("catching up on finished jobs failed; retrying")
+                await asyncio.sleep(1.0)
 
     async def start_jobs(
         self, interaction: _Interaction, cards: Sequence[JobCard], first: Target | None, who: Requester

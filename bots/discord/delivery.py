@@ -76,7 +76,7 @@ class OriginalResponse:
 class ChannelMessage:
     """A message the bot posted itself (a reply under the pressed message)."""
 
-    def __init__(self, message: discord.Message | discord.WebhookMessage) -> None:
+    def __init__(self, message: discord.Message | discord.WebhookMessage | discord.PartialMessage) -> None:
         self.message = message
         self.message_id: int | None = message.id
         self.channel_id: int | None = message.channel.id

@@ -40,7 +40,8 @@ async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncE
     stack.push_async_callback(pool.aclose)
     service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool)))
     use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
-    bot = build_bot(ServiceBackend(service, pool), options_from(settings, sync_commands=sync_commands))
+    backend = ServiceBackend(service, pool)
+    bot = build_bot(backend, options_from(settings, sync_commands=sync_commands), catch_up=backend)
     await stack.enter_async_context(bot)
     await bot.login(token)
     return bot

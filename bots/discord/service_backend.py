@@ -19,6 +19,7 @@ from impasto.bots.discord.backend import (
     Failed,
     Finished,
     JobCard,
+    Orphan,
     PressResult,
     Progress,
     SettingsPanel,
@@ -29,11 +30,16 @@ from impasto.bots.service.actions import Action, Requester
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import InfoView, JobView, SettingsView
-from impasto.queue import events
+from impasto.queue import events, keys
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 RECONNECT_S = 0.5
+EVENT_GROUP = "discord"  # one consumer group for every Discord bot process
+# Our own key under the queue's prefix: job id → "channel:message" of the message showing it.
+MESSAGE_KEY = keys.PREFIX + "discord:message:{job_id}"
+MESSAGE_TTL_S = 7 * 24 * 3600
+NOISE_NOTE = "made by a built-in tiny test model: the picture is noise"
 
 WHAT: dict[str, str] = {
     Action.VARIATION.value: "Variations",
@@ -220,7 +226,7 @@ class ServiceBackend:
         if isinstance(event, events.Done):
             finished = self._finished(await self.service.job(job_id))
             if event.paints_noise:
-                return replace(finished, note="made by a built-in tiny test model: the picture is noise")
+                return replace(finished, note=NOISE_NOTE)
             return finished
         if isinstance(event, events.Failed):
             return Failed(event.message)
@@ -235,6 +241,28 @@ class ServiceBackend:
 
     async def record_message(self, job_id: str, channel_id: str, message_id: str) -> None:
         await _refusing(self.service.record_message(job_id, "discord", channel_id, message_id, "result"))
+        # The reverse map (job → its newest message) lets any process finish the message after a restart.
+        await self.redis.set(MESSAGE_KEY.format(job_id=job_id), f"{channel_id}:{message_id}", ex=MESSAGE_TTL_S)
+
+    async def orphans(self, *, consumer: str, is_followed: Callable[[str], bool]) -> AsyncIterator[Orphan]:
+        """Final events of jobs with a Discord message that no follower in this process is updating."""
+        async for delivery in events.consume(self.redis, group=EVENT_GROUP, consumer=consumer):
+            event = delivery.event
+            try:
+                if not event.final or is_followed(event.job_id):
+                    continue
+                where = await self.redis.get(MESSAGE_KEY.format(job_id=event.job_id))
+                if where is None:
+                    continue
+                channel_id, _, message_id = where.decode().partition(":")
+                view = await self.service.job(event.job_id)
+                final = self._final_from_view(view)
+                if isinstance(final, Finished) and isinstance(event, events.Done) and event.paints_noise:
+                    final = replace(final, note=NOISE_NOTE)
+                assert not isinstance(final, Progress)
+                yield Orphan(card_of(view), channel_id, message_id, final)
+            finally:
+                await events.ack(self.redis, EVENT_GROUP, delivery.entry_id)
 
     async def job_for_message(self, channel_id: str, message_id: str) -> str | None:
         view = await self.service.find_job_by_message("discord", channel_id, message_id)

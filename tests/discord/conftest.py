@@ -35,11 +35,11 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
     """Start a bot (several in one test model a restart); each is closed at the end."""
     running: list[tuple[ImpastoBot, asyncio.Task[None]]] = []
 
-    async def start(backend: Backend, **options: Any) -> ImpastoBot:
+    async def start(backend: Backend, *, catch_up: Any = None, **options: Any) -> ImpastoBot:
         use_endpoints(fake.api_url, fake.gateway_url)
         options.setdefault("min_edit_interval_s", 0.0)
         options.setdefault("guild_ready_timeout_s", 0.05)
-        bot = build_bot(backend, BotOptions(**options))
+        bot = build_bot(backend, BotOptions(**options), catch_up=catch_up)
         task = asyncio.create_task(bot.start("fake-token"))
         running.append((bot, task))
         while not bot.is_ready():

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from discord_stack import ServiceStack, service_stack
-from fake_discord import ALICE, BOB, FakeDiscord
+from fake_discord import ALICE, BOB, CHANNEL_ID, FakeDiscord
 from PIL import Image
 
 from impasto.bots.discord.app import ImpastoBot
@@ -27,7 +27,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def live(start_bot, stack: ServiceStack) -> ImpastoBot:  # type: ignore[no-untyped-def]
-    bot: ImpastoBot = await start_bot(stack.backend)
+    bot: ImpastoBot = await start_bot(stack.backend, catch_up=stack.backend, consumer="live")
     return bot
 
 
@@ -191,3 +191,28 @@ async def test_cross_on_a_queued_job_stops_it_at_once(fake: FakeDiscord, live: I
     view = await stack.service.find_job_by_message("discord", waiting["channel_id"], waiting["id"])
     assert view is not None
     assert view.status == "cancelled"
+
+
+async def test_a_job_that_ends_during_a_restart_still_gets_its_grid(
+    fake: FakeDiscord,
+    start_bot,
+    stack: ServiceStack,  # type: ignore[no-untyped-def]
+) -> None:
+    from impasto.bots.discord.service_backend import ServiceBackend
+
+    first = await start_bot(stack.backend, catch_up=stack.backend, consumer="first")
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "while you were out"}])
+    await fake.wait_message(lambda m: m["id"] == record.original_id and "Waiting" in m["content"])
+    for _ in range(200):  # the message is recorded right after it is posted
+        if await stack.service.find_job_by_message("discord", CHANNEL_ID, record.original_id or ""):
+            break
+        await asyncio.sleep(0.02)
+    await first.close()  # the process that followed the job is gone...
+    await stack.drain()  # ...when the worker finishes it
+    assert "Waiting" in fake.messages[record.original_id or ""]["content"]
+
+    backend = ServiceBackend(stack.service, stack.pool)  # a new process: nothing in memory
+    await start_bot(backend, catch_up=backend, consumer="second")
+    grid = await fake.wait_message(lambda m: m["id"] == record.original_id and bool(m["components"]))
+    assert grid["content"].startswith(f"**while you were out** - <@{ALICE}> (fast)")
+    assert len(grid["attachments"]) == 1
