@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from contextlib import AsyncExitStack
 
 from impasto.bots.config import Settings
@@ -25,6 +27,8 @@ def options_from(settings: Settings, *, sync_commands: bool = True) -> BotOption
         shards=settings.discord_shards,
         sync_commands=sync_commands,
         max_upload_bytes=settings.max_upload_bytes,
+        # A stable name per process slot lets a restarted bot re-read the events it had not finished handling.
+        consumer=os.environ.get("IMPASTO_DISCORD_CONSUMER") or f"discord-{socket.gethostname()}",
     )
 
 
