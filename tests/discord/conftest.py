@@ -53,6 +53,7 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
     for bot, task in running:
         await bot.close()
         await asyncio.wait_for(task, 10)
+    use_endpoints(None, None)  # discord.py keeps them in class attributes: leave no fake behind
 
 
 @pytest.fixture
