@@ -32,7 +32,6 @@ from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
-from impasto.bots.telegram.routes import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +207,9 @@ class Buttons:
             reply_markup=ForceReply(selective=True, input_field_placeholder="edited prompt"),
         )
         state = {"job": button.job_id, "action": button.action.value, "index": button.index, "user": who.user_id}
-        await self.deps.routes.redis.set(_remix_key(asked.chat_id, asked.message_id), json.dumps(state), ex=REMIX_TTL_S)
+        await self.deps.routes.redis.set(
+            self.deps.routes.key("remix", asked.chat_id, asked.message_id), json.dumps(state), ex=REMIX_TTL_S
+        )
 
     async def remix_reply(self, update: Update, context: object) -> None:
         """A reply to one of our Remix questions: press the button again with the edited prompt."""
@@ -216,7 +217,9 @@ class Buttons:
         user = update.effective_user
         if message is None or user is None or message.reply_to_message is None:
             return
-        raw = await self.deps.routes.redis.get(_remix_key(message.chat_id, message.reply_to_message.message_id))
+        raw = await self.deps.routes.redis.get(
+            self.deps.routes.key("remix", message.chat_id, message.reply_to_message.message_id)
+        )
         if raw is None:
             return
         state = json.loads(raw)
@@ -292,10 +295,6 @@ async def _apply_setting(deps: Deps, who: Requester, current: SettingsView, butt
     if key == "variation" and value in ("high", "low"):
         return await service.update_settings(who, variation="high" if value == "high" else "low")
     return current
-
-
-def _remix_key(chat_id: int, message_id: int) -> str:
-    return f"{PREFIX}remix:{chat_id}:{message_id}"
 
 
 async def _answer(query: CallbackQuery, answer: str, *, alert: bool = False) -> None:

@@ -104,11 +104,12 @@ class Deliverer:
         action_interval_s: float = 4.5,
         wait_inline_s: float = 5.0,
         group: str = GROUP,
+        routes: Routes | None = None,
         on_result: Callable[[ResultSent], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
         self.redis = redis
-        self.routes = Routes(redis)
+        self.routes = routes or Routes(redis)
         self.images = images
         self.edit_interval_s = edit_interval_s
         self.action_interval_s = action_interval_s

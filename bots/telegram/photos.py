@@ -21,7 +21,6 @@ from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.posting import start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import message_key, requester, thread_of
-from impasto.bots.telegram.routes import PREFIX
 from impasto.bots.telegram.uploads import UploadRefused, download_image, store_url
 
 MAX_IMAGINE_PHOTOS = 5
@@ -65,7 +64,7 @@ class Photos:
                 await self._handle(message, [part])
             return
         redis = self.deps.routes.redis
-        key = f"{PREFIX}album:{message.media_group_id}"
+        key = self.deps.routes.key("album", message.media_group_id)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, json.dumps(part.__dict__))
             pipe.expire(key, ALBUM_TTL_S)

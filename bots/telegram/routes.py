@@ -18,11 +18,6 @@ from impasto.bots.telegram.captions import CaptionInfo
 
 PREFIX = "impasto:telegram:"
 ROUTE_TTL_S = 7 * 24 * 3600
-REDELIVER_ZSET = PREFIX + "redeliver"
-
-
-def _route_key(job_id: str) -> str:
-    return f"{PREFIX}route:{job_id}"
 
 
 @dataclass(frozen=True)
@@ -51,38 +46,42 @@ class Route:
 class Routes:
     """Routes, the per-chat rate gate and the redelivery schedule, all in Redis."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, prefix: str = PREFIX) -> None:
         self.redis = redis
+        self.prefix = prefix  # tests (and two deployments sharing one Redis) use their own
+
+    def key(self, *parts: object) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
 
     async def save(self, route: Route) -> None:
-        await self.redis.set(_route_key(route.job_id), route.to_json(), ex=ROUTE_TTL_S)
+        await self.redis.set(self.key("route", route.job_id), route.to_json(), ex=ROUTE_TTL_S)
 
     async def get(self, job_id: str) -> Route | None:
-        raw = await self.redis.get(_route_key(job_id))
+        raw = await self.redis.get(self.key("route", job_id))
         return Route.from_json(raw) if raw else None
 
     async def gate(self, name: str, chat_id: int, interval_s: float) -> bool:
         """True at most once per ``interval_s`` per chat across every bot process (Telegram's edit limits)."""
-        key = f"{PREFIX}gate:{name}:{chat_id}"
+        key = self.key("gate", name, chat_id)
         return bool(await self.redis.set(key, "1", nx=True, px=max(1, int(interval_s * 1000))))
 
     async def claim(self, name: str, job_id: str, ttl_s: float) -> bool:
         """One process does a job's delivery at a time; the claim expires if that process dies mid-way."""
-        return bool(await self.redis.set(f"{PREFIX}claim:{name}:{job_id}", "1", nx=True, px=int(ttl_s * 1000)))
+        return bool(await self.redis.set(self.key("claim", name, job_id), "1", nx=True, px=int(ttl_s * 1000)))
 
     async def release(self, name: str, job_id: str) -> None:
-        await self.redis.delete(f"{PREFIX}claim:{name}:{job_id}")
+        await self.redis.delete(self.key("claim", name, job_id))
 
     async def mark_delivered(self, job_id: str) -> bool:
         """True the first time: a result is posted once even if its event is handled twice."""
-        return bool(await self.redis.set(f"{PREFIX}delivered:{job_id}", "1", nx=True, ex=ROUTE_TTL_S))
+        return bool(await self.redis.set(self.key("delivered", job_id), "1", nx=True, ex=ROUTE_TTL_S))
 
     async def delivered(self, job_id: str) -> bool:
-        return bool(await self.redis.exists(f"{PREFIX}delivered:{job_id}"))
+        return bool(await self.redis.exists(self.key("delivered", job_id)))
 
     async def count_orphan(self, job_id: str) -> int:
         """How often a result without a route was seen (kept a minute)."""
-        key = f"{PREFIX}orphan:{job_id}"
+        key = self.key("orphan", job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, 60)
@@ -91,17 +90,17 @@ class Routes:
 
     async def schedule_redelivery(self, job_id: str, payload: str, delay_s: float) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{PREFIX}pending:{job_id}", payload, ex=ROUTE_TTL_S)
-            pipe.zadd(REDELIVER_ZSET, {job_id: time.time() + delay_s})
+            pipe.set(self.key("pending", job_id), payload, ex=ROUTE_TTL_S)
+            pipe.zadd(self.key("redeliver"), {job_id: time.time() + delay_s})
             await pipe.execute()
 
     async def due_redeliveries(self, limit: int = 20) -> list[tuple[str, str]]:
         """``(job_id, payload)`` whose time has come; each is removed from the schedule by the process taking it."""
         due: list[tuple[str, str]] = []
-        for raw_id in await self.redis.zrangebyscore(REDELIVER_ZSET, 0, time.time(), start=0, num=limit):
+        for raw_id in await self.redis.zrangebyscore(self.key("redeliver"), 0, time.time(), start=0, num=limit):
             job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            if await self.redis.zrem(REDELIVER_ZSET, job_id):  # only one process wins each entry
-                payload = await self.redis.get(f"{PREFIX}pending:{job_id}")
+            if await self.redis.zrem(self.key("redeliver"), job_id):  # only one process wins each entry
+                payload = await self.redis.get(self.key("pending", job_id))
                 if payload:
                     due.append((job_id, payload.decode() if isinstance(payload, bytes) else str(payload)))
         return due

@@ -47,6 +47,7 @@ class Rig:
         self.api, self.redis, self.store, self.group = api, redis, store, group
         self.application = build_application(TOKEN, api.url, read_timeout_s=5)
         self.results: list[ResultSent] = []
+        self.routes = Routes(redis, prefix=f"impasto-test-telegram-{secrets.token_hex(4)}:")
 
         async def remember(sent: ResultSent) -> None:
             self.results.append(sent)
@@ -59,6 +60,7 @@ class Rig:
             action_interval_s=0.001,
             wait_inline_s=0,
             group=group,
+            routes=self.routes,
             on_result=remember,
         )
 
@@ -71,7 +73,7 @@ class Rig:
             reply_to=7,
             progress_message_id=progress.message_id,
         )
-        await Routes(self.redis).save(route)
+        await self.routes.save(route)
         return route
 
 
@@ -88,6 +90,8 @@ async def rig(api: FakeBotApi, redis: Redis, tmp_path: Path) -> AsyncIterator[Ri
         await task
     await rig.application.shutdown()
     await redis.xgroup_destroy("impasto:events", group)
+    async for key in redis.scan_iter(match=rig.routes.prefix + "*"):
+        await redis.delete(key)
 
 
 async def until(condition: Callable[[], object], timeout_s: float = 10.0) -> None:

@@ -50,6 +50,7 @@ class TelegramStack:
     db_url: str
     group: str
     ns: Namespace
+    routes: Routes
     application: TgApp | None = None
     deliverer_task: asyncio.Task[None] | None = None
 
@@ -57,7 +58,7 @@ class TelegramStack:
         return Deps(
             service=self.service,
             images=self.images,
-            routes=Routes(self.redis),
+            routes=self.routes,
             models=["tiny-sd15", "tiny-sdxl"],
             album_wait_s=0.3,
         )
@@ -73,6 +74,7 @@ class TelegramStack:
             edit_interval_s=0.001,
             action_interval_s=0.001,
             group=self.group,
+            routes=self.routes,
             on_result=result_recorder(self.service),
         )
         self.deliverer_task = asyncio.create_task(deliverer.run(consumer="bot-1", redeliver_every_s=0.1))
@@ -132,7 +134,8 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
             service_enqueue(pool, ns=ns),
             fetch_image=store_fetcher(images, refuse_network),
         )
-        stack = TelegramStack(api, service, images, redis, pool, url, group, ns)
+        routes = Routes(redis, prefix=f"impasto-test-telegram-{secrets.token_hex(4)}:")
+        stack = TelegramStack(api, service, images, redis, pool, url, group, ns, routes)
         try:
             await stack.start_bot()
             yield stack
@@ -140,5 +143,7 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
             await stack.stop_bot()
             with contextlib.suppress(Exception):
                 await redis.xgroup_destroy(events.keys.EVENTS_STREAM, group)
+            async for key in redis.scan_iter(match=routes.prefix + "*"):  # leave db 15 as we found it
+                await redis.delete(key)
             await redis.aclose()
             await pool.aclose()
