@@ -32,13 +32,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=run_imagine)
 
     p = subparsers.add_parser("upscale", help="2× upscale an image (subtle by default)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="an image file, or a job id when IMPASTO_REDIS_URL is set")
+    p.add_argument(
+        "index",
+        nargs="?",
+        type=int,
+        choices=[1, 2, 3, 4],
+        help="with IMPASTO_REDIS_URL set: which image of JOB_ID's grid",
+    )
     p.add_argument("--creative", action="store_true", help="more freedom to add detail")
     _common(p)
     p.set_defaults(handler=run_action, action="upscale")
 
     p = subparsers.add_parser("vary", help="four variations of an image (subtle by default)")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="an image file, or a job id when IMPASTO_REDIS_URL is set")
+    p.add_argument(
+        "index",
+        nargs="?",
+        type=int,
+        choices=[1, 2, 3, 4],
+        help="with IMPASTO_REDIS_URL set: which image of JOB_ID's grid",
+    )
     p.add_argument("--strong", action="store_true", help="stronger variation")
     _common(p)
     p.set_defaults(handler=run_action, action="vary")
@@ -223,6 +237,12 @@ def run_action(args: argparse.Namespace) -> int:
     from impasto.engine.errors import EngineError
 
     action: str = args.action
+    if getattr(args, "index", None) is not None:
+        print(
+            "error: an image number goes with a job id (IMPASTO_REDIS_URL set); inline, pass the single image file",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.model is not None:
             settings.registry.get(args.model)

@@ -1,4 +1,4 @@
-"""The console through the queue: `impasto imagine`, `upscale JOB:N`, `vary JOB:N --strong`, `info`, `history`,
+"""The console through the queue: `impasto imagine`, `upscale JOB N`, `vary JOB:N --strong`, `info`, `history`,
 each a real `impasto` process, with a real worker process painting flat tiles."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_imagine_then_upscale_and_vary_by_job_id(console_env: dict[str, str], da
     assert grid.read_bytes().startswith(b"\x89PNG")
     assert "NOISE" in made.stderr  # the tiny model says what it paints
 
-    picked = _impasto(console_env, "upscale", f"{job_id[1]}:2", "--out", str(out))
+    picked = _impasto(console_env, "upscale", job_id[1], "2", "--out", str(out))
     assert picked.returncode == 0, picked.stderr
     assert "-1.png" in picked.stdout
 
