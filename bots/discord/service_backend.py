@@ -38,6 +38,7 @@ RECONNECT_S = 0.5
 EVENT_GROUP = "discord"  # one consumer group for every Discord bot process
 # Our own key under the queue's prefix: job id → "channel:message" of the message showing it.
 MESSAGE_KEY = keys.PREFIX + "discord:message:{job_id}"
+DELIVERED_KEY = keys.PREFIX + "discord:delivered:{job_id}"  # set once: who posts a job's end
 MESSAGE_TTL_S = 7 * 24 * 3600
 NOISE_NOTE = "made by a built-in tiny test model: the picture is noise"
 
@@ -204,10 +205,12 @@ class ServiceBackend:
             try:
                 async for event in events.listen(self.redis, job_ids=[job_id], since=since):
                     translated = await self._translate(job_id, event)
-                    if translated is not None:
+                    if isinstance(translated, Progress):
                         yield translated
-                        if not isinstance(translated, Progress):
-                            return
+                    elif translated is not None:
+                        if await self._claim_final(job_id):
+                            yield translated
+                        return
                 return
             except RedisConnectionError:
                 # Redis went away mid-read: wait, then look at the job row (the truth) before listening again.
@@ -215,7 +218,8 @@ class ServiceBackend:
                 await asyncio.sleep(RECONNECT_S)
                 view = await self.service.job(job_id)
                 if view.status in _FINAL:
-                    yield self._final_from_view(view)
+                    if await self._claim_final(job_id):
+                        yield self._final_from_view(view)
                     return
 
     async def _translate(self, job_id: str, event: events.Event) -> Event | None:
@@ -239,6 +243,12 @@ class ServiceBackend:
             return self._finished(view)
         return Failed(view.error or view.status, cancelled=view.status == "cancelled")
 
+    async def _claim_final(self, job_id: str) -> bool:
+        """Win the right to post a job's end. Several bot processes may hear the same final event (the follower in
+        one, the catch-up consumer in another); only the first to claim edits the message, so it changes once."""
+        claimed = await self.redis.set(DELIVERED_KEY.format(job_id=job_id), "1", nx=True, ex=MESSAGE_TTL_S)
+        return bool(claimed)
+
     async def record_message(self, job_id: str, channel_id: str, message_id: str) -> None:
         await _refusing(self.service.record_message(job_id, "discord", channel_id, message_id, "result"))
         # The reverse map (job → its newest message) lets any process finish the message after a restart.
@@ -260,6 +270,8 @@ class ServiceBackend:
                 if isinstance(final, Finished) and isinstance(event, events.Done) and event.paints_noise:
                     final = replace(final, note=NOISE_NOTE)
                 assert not isinstance(final, Progress)
+                if not await self._claim_final(event.job_id):
+                    continue  # the process following the job (or another catching up) posts it
                 yield Orphan(card_of(view), channel_id, message_id, final)
             finally:
                 await events.ack(self.redis, EVENT_GROUP, delivery.entry_id)

@@ -216,3 +216,43 @@ async def test_a_job_that_ends_during_a_restart_still_gets_its_grid(
     grid = await fake.wait_message(lambda m: m["id"] == record.original_id and bool(m["components"]))
     assert grid["content"].startswith(f"**while you were out** - <@{ALICE}> (fast)")
     assert len(grid["attachments"]) == 1
+
+
+async def test_two_processes_hearing_one_result_post_it_once(
+    fake: FakeDiscord,
+    start_bot,
+    stack: ServiceStack,  # type: ignore[no-untyped-def]
+) -> None:
+    """The follower in one process and the catch-up consumer of another both hear the job's end: one edit wins."""
+    from contextlib import suppress
+
+    from impasto.bots.discord.service_backend import ServiceBackend
+
+    # This process follows the job; its own catch-up is off so the event group's only consumer is the other process.
+    await start_bot(stack.backend, catch_up=None, consumer="follower")
+    other = ServiceBackend(stack.service, stack.pool)  # another bot process: it follows nothing itself
+    orphans: list[object] = []
+
+    async def catch_up() -> None:
+        async for orphan in other.orphans(consumer="other", is_followed=lambda _job: False):
+            orphans.append(orphan)
+
+    task = asyncio.create_task(catch_up())
+    try:
+        record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "heard twice"}])
+        mid = record.original_id or await fake.wait_for(lambda: record.original_id)
+        await fake.wait_message(lambda m: m["id"] == mid and "Waiting to start" in m["content"])
+        await stack.drain()
+        for _ in range(500):
+            if orphans or fake.messages[mid]["components"]:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # time for the loser to act, were it going to
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert fake.messages[mid]["components"] or orphans
+    # The only job of the test: every edit carrying buttons is a posting of its result.
+    finals = [r for r in fake.requests if r.method == "PATCH" and (r.body or {}).get("components")]
+    assert len(finals) + len(orphans) == 1
