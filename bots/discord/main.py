@@ -13,6 +13,7 @@ from impasto.bots.discord.endpoints import use_endpoints
 from impasto.bots.discord.service_backend import ServiceBackend
 from impasto.bots.service.runtime import job_service
 from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.keys import namespace_from_env
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,10 @@ async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncE
     if not settings.redis_url:
         raise ConfigError("IMPASTO_REDIS_URL is not set: the Discord bot queues jobs for workers through Redis")
     stack = stack or AsyncExitStack()
-    pool = await open_pool(settings.redis_url)
+    ns = namespace_from_env()  # IMPASTO_QUEUE_NAMESPACE: the workers of this deployment read the same one
+    pool = await open_pool(settings.redis_url, ns=ns)
     stack.push_async_callback(pool.aclose)
-    service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool)))
+    service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool, ns=ns)))
     use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
     backend = ServiceBackend(service, pool)
     bot = build_bot(backend, options_from(settings, sync_commands=sync_commands), catch_up=backend)
