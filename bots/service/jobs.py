@@ -833,18 +833,7 @@ class JobService:
             guild = await self._guild(session, who.platform, who.guild_id) if who.guild_id else None
             prefs = await session.get(Preference, user.id)
             if prefs is None:
-                prefs = Preference(
-                    user_id=user.id,
-                    suffix="",
-                    options={},
-                    remix=False,
-                    mode="fast",
-                    visibility="public",
-                    variation="high",
-                    raw=False,
-                    stylize=None,
-                    model=None,
-                )
+                prefs = _default_preferences(user.id)
             if who.platform == "console":
                 plan = self.plans.get(self.plans.operator)
             elif guild is not None:
@@ -906,18 +895,7 @@ class JobService:
     async def _prefs_for_update(self, session: AsyncSession, user_id: int) -> Preference:
         prefs = await session.get(Preference, user_id, with_for_update=True)
         if prefs is None:
-            prefs = Preference(
-                user_id=user_id,
-                suffix="",
-                options={},
-                remix=False,
-                mode="fast",
-                visibility="public",
-                variation="high",
-                raw=False,
-                stylize=None,
-                model=None,
-            )
+            prefs = _default_preferences(user_id)
             session.add(prefs)
         return prefs
 
@@ -1159,3 +1137,19 @@ async def _insert_ignore(
         await session.execute(postgresql.insert(model).values(**values).on_conflict_do_nothing(constraint=constraint))
     else:
         await session.execute(sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns))
+
+
+def _default_preferences(user_id: int) -> Preference:
+    """A user's preferences before they changed anything (not yet added to the session)."""
+    return Preference(
+        user_id=user_id,
+        suffix="",
+        options={},
+        remix=False,
+        mode="fast",
+        visibility="public",
+        variation="high",
+        raw=False,
+        stylize=None,
+        model=None,
+    )
