@@ -25,6 +25,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: IMPASTO_DATA_DIR/renders)")
 
 
+def _file_or_job(parser: argparse.ArgumentParser) -> None:
+    """Upscale and vary take an image file inline, or ``JOB_ID N`` through the queue (Midjourney's U/V buttons)."""
+    parser.add_argument("file", type=Path, help="an image file, or a job id when IMPASTO_REDIS_URL is set")
+    parser.add_argument(
+        "index", nargs="?", type=int, choices=[1, 2, 3, 4], help="with a job id: which image of its grid"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("imagine", help="render a 2×2 grid from a prompt", description="Render a prompt inline.")
     p.add_argument("prompt", help='the prompt with its parameters, quoted: "a lighthouse --ar 16:9 --no people"')
@@ -32,27 +40,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=run_imagine)
 
     p = subparsers.add_parser("upscale", help="2× upscale an image (subtle by default)")
-    p.add_argument("file", type=Path, help="an image file, or a job id when IMPASTO_REDIS_URL is set")
-    p.add_argument(
-        "index",
-        nargs="?",
-        type=int,
-        choices=[1, 2, 3, 4],
-        help="with IMPASTO_REDIS_URL set: which image of JOB_ID's grid",
-    )
+    _file_or_job(p)
     p.add_argument("--creative", action="store_true", help="more freedom to add detail")
     _common(p)
     p.set_defaults(handler=run_action, action="upscale")
 
     p = subparsers.add_parser("vary", help="four variations of an image (subtle by default)")
-    p.add_argument("file", type=Path, help="an image file, or a job id when IMPASTO_REDIS_URL is set")
-    p.add_argument(
-        "index",
-        nargs="?",
-        type=int,
-        choices=[1, 2, 3, 4],
-        help="with IMPASTO_REDIS_URL set: which image of JOB_ID's grid",
-    )
+    _file_or_job(p)
     p.add_argument("--strong", action="store_true", help="stronger variation")
     _common(p)
     p.set_defaults(handler=run_action, action="vary")
