@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from PIL import Image
 from redis.asyncio import Redis
@@ -25,12 +26,13 @@ from sqlalchemy import select
 
 from impasto.engine.errors import Cancelled, EngineError, EngineOutOfMemory
 from impasto.engine.spec import Progress, RenderResult
-from impasto.queue import events, fairness, keys
+from impasto.queue import endings, events, fairness, keys
 from impasto.queue.contract import ContractError, RenderRequest
 from impasto.queue.renderer import render_with_oom_retry
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
 from impasto.queue.state import WorkerState
-from impasto.storage.lifecycle import NewImage, cancel_job, cancel_requested, claim_job, complete_job, fail_job
+from impasto.queue.sweep import waited_too_long
+from impasto.storage.lifecycle import NewImage, cancel_requested, claim_job, complete_job
 from impasto.storage.models import CANCELLED, DONE, FAILED, Job
 from impasto.storage.models import Image as ImageRow
 
@@ -42,6 +44,15 @@ STEP_EVENT_INTERVAL_S = 0.25
 
 class Stalled(Exception):
     """The render reported no step for too long, or ran past its cap; the message is for the user."""
+
+
+class GpuStuck(Stalled):
+    """A stalled render whose GPU thread did not even stop at a step when told to: the thread is wedged.
+
+    The job is failed and refunded like any stalled one; then the worker process exits (``worker.after_job_end``)
+    because every later job would queue behind the wedged thread. Its supervisor (docker-compose's
+    ``restart: unless-stopped``) starts a fresh one, and the other workers go on meanwhile.
+    """
 
 
 @dataclass
@@ -89,7 +100,7 @@ def _small_png(image: Image.Image, px: int) -> bytes:
 async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
     """The arq function registered as ``keys.RENDER_FUNCTION``. Returns a small JSON summary (arq keeps it)."""
     state = WorkerState.of(ctx)
-    redis: Redis = ctx["redis"]
+    redis: ArqRedis = ctx["redis"]  # arq's pool: it speaks our JSON serializer, so released jobs can be queued
     job_try: int = ctx["job_try"]
     try:
         request = RenderRequest.from_wire(payload)
@@ -108,11 +119,7 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
-        message = (
-            f"waited {waited_s / 60:.0f} min in the queue, longer than the {state.config.max_wait_s / 60:.0f} min "
-            "limit; nothing was charged, please try again"
-        )
-        return await _fail(state, redis, job_id, message)
+        return await _fail(state, redis, job_id, waited_too_long(waited_s, state.config.max_wait_s))
 
     async with state.sessions() as session, session.begin():
         claimed = await claim_job(session, job_id, worker=state.config.name)
@@ -129,6 +136,9 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         result, retried = await _supervised_render(state, redis, work)
     except Cancelled:
         return await _cancel(state, redis, job_id)
+    except GpuStuck as exc:
+        state.gpu_stuck = True  # after_job_end takes this worker down once arq has recorded the job's end
+        return await _fail(state, redis, job_id, str(exc))
     except Stalled as exc:
         return await _fail(state, redis, job_id, str(exc))
     except EngineOutOfMemory as exc:
@@ -178,10 +188,9 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
                 stopped_at = now
                 watch.cancel.set()
         elif now - stopped_at > config.step_timeout_s:
-            # The GPU thread did not even reach its next step: give up on it. The next job queues behind it on the
-            # single GPU thread, so an operator should restart this worker; the job itself is failed and refunded.
-            log.critical("job %s: the GPU thread is stuck; restart this worker", work.job_id)
-            raise Stalled(stop_reason)
+            # The GPU thread did not even reach its next step: give up on it (see GpuStuck).
+            log.critical("job %s: the GPU thread did not stop within %.0f s", work.job_id, config.step_timeout_s)
+            raise GpuStuck(stop_reason)
     try:
         return future.result()
     except Cancelled:
@@ -219,7 +228,7 @@ async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, s
         await pipe.execute()
 
 
-async def _complete(state: WorkerState, redis: Redis, job_id: str, result: RenderResult) -> dict[str, Any]:
+async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult) -> dict[str, Any]:
     singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
     new_images = [
         NewImage(index=i, key=key, width_px=result.width, height_px=result.height)
@@ -246,6 +255,7 @@ async def _complete(state: WorkerState, redis: Redis, job_id: str, result: Rende
             paints_noise=result.paints_noise,
         ),
     )
+    await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
 
 
@@ -276,17 +286,11 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
     await events.publish_final(redis, event)
 
 
-async def _fail(state: WorkerState, redis: Redis, job_id: str, message: str) -> dict[str, Any]:
-    async with state.sessions() as session, session.begin():
-        failed = await fail_job(session, job_id, error=message)
-    if failed:
-        await events.publish_final(redis, events.Failed(job_id=job_id, message=message, refunded=True))
+async def _fail(state: WorkerState, redis: ArqRedis, job_id: str, message: str) -> dict[str, Any]:
+    failed = await endings.fail(state.sessions, redis, job_id, message, ns=state.config.ns)
     return {"outcome": "failed" if failed else "duplicate", "error": message}
 
 
-async def _cancel(state: WorkerState, redis: Redis, job_id: str) -> dict[str, Any]:
-    async with state.sessions() as session, session.begin():
-        cancelled = await cancel_job(session, job_id)
-    if cancelled:
-        await events.publish_final(redis, events.Cancelled(job_id=job_id, refunded=True))
+async def _cancel(state: WorkerState, redis: ArqRedis, job_id: str) -> dict[str, Any]:
+    cancelled = await endings.cancel(state.sessions, redis, job_id, ns=state.config.ns)
     return {"outcome": "cancelled" if cancelled else "duplicate"}

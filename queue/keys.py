@@ -53,6 +53,11 @@ class Namespace:
         """Hash user key → how many of the user's jobs wait in that guild's part of the lane."""
         return f"{self.prefix}fair:{lane}:guild:{guild}"
 
+    @property
+    def sweep_turn(self) -> str:
+        """Held by the worker whose turn it is to sweep (``queue.sweep``); expires before the next turn is due."""
+        return self.prefix + "sweep-turn"
+
     def job_tag(self, job_id: str) -> str:
         """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""
         return f"{self.prefix}tag:{job_id}"

@@ -37,18 +37,22 @@ class NoopRenderer:
     """Paints ``spec.batch_size`` flat tiles of ``tile_px`` in ``steps`` steps of ``step_s`` seconds each.
 
     ``max_batch`` imitates a device too small for the whole batch: a larger batch raises ``EngineOutOfMemory``.
+    ``hang_s`` imitates a wedged device call: the first step blocks that long without reporting progress.
     """
 
     steps: int = 4
     step_s: float = 0.0
     tile_px: int = 32
     max_batch: int | None = None
+    hang_s: float = 0.0
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
         spec = work.spec
         if self.max_batch is not None and spec.batch_size > self.max_batch:
             raise EngineOutOfMemory(f"{spec.batch_size} images", "noop")
         started = time.monotonic()
+        if self.hang_s:
+            time.sleep(self.hang_s)
         for step in range(1, self.steps + 1):
             if self.step_s:
                 time.sleep(self.step_s)

@@ -2,9 +2,12 @@
 
 Timeouts, converted once here (STYLE 2): a job that *waited* longer than ``max_wait_s`` is failed and refunded when a
 worker reaches it; a *running* job that reports no step for ``step_timeout_s`` is stopped and failed (the clock
-resets on every step); ``max_run_s`` caps a whole render. ``lease_s`` is how long arq's in-progress lock outlives a
-worker that died: the live worker renews it every ``lease_s / 3``, so a job of a SIGKILLed worker is picked up by
-another one about ``lease_s`` later.
+resets on every step); ``max_run_s`` caps a whole render. Every ``sweep_interval_s`` one worker also sweeps for what
+no worker would reach (``queue.sweep``): jobs past ``max_wait_s`` that nobody started, running jobs nobody holds,
+released jobs missing from Redis, and held jobs whose user has room.
+
+``lease_s`` is how long arq's in-progress lock outlives a worker that died: the live worker renews it every
+``lease_s / 3``, so a job of a SIGKILLed worker is picked up by another one about ``lease_s`` later.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class WorkerConfig(BaseSettings):
         default=keys.PREFIX, min_length=1, validation_alias=AliasChoices("namespace", keys.NAMESPACE_ENV)
     )
     max_wait_s: float = Field(default=3600.0, gt=0)
+    sweep_interval_s: float = Field(default=15.0, ge=0)  # 0: this worker never sweeps
     step_timeout_s: float = Field(default=120.0, gt=0)
     max_run_s: float = Field(default=1800.0, gt=0)
     lease_s: float = Field(default=30.0, gt=0)

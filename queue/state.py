@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ class WorkerState:
     db: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     images: ImageStore
+    gpu_stuck: bool = False  # the GPU thread ignored a stop: this process must exit (functions.GpuStuck)
+    sweeper: asyncio.Task[None] | None = None  # the background sweep (queue.sweep), cancelled at shutdown
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerState:

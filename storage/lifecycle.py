@@ -8,6 +8,12 @@ None of these functions commits; the caller owns the transaction::
 
     async with sessions() as session, session.begin():
         claimed = await claim_job(session, job_id, worker="gpu0")
+
+Concurrency limits live here too. A plan allows a user a number of jobs *in flight* (in the GPU queue or painting);
+the job service admits the rest as *held* (``released_at`` is NULL) and ``release_held`` hands them to the queue,
+oldest first, as the user's jobs end. Whoever ends a job calls it in a transaction of its own after the final
+transition commits: it takes the per-user lock first (as admission does), so two lock orders never meet, and a
+process that dies between the two leaves held jobs that the queue's sweep releases later.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import ledger
@@ -199,6 +205,85 @@ async def request_cancel(session: AsyncSession, job_id: str) -> str | None:
         .execution_options(synchronize_session=False)
     )
     return await session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+@dataclass(frozen=True)
+class Released:
+    """A held job that may now run: what the queue needs to place it in its lane, fairly."""
+
+    job_id: str
+    mode: str  # fast | relax | turbo: the lane
+    user_key: str  # "discord:1234"
+    guild_key: str | None  # "discord:5678"; None in DMs and the console
+
+
+async def lock_user(session: AsyncSession, user_id: int) -> None:
+    """Take the per-user lock that admission and release share (SQLite: ``BEGIN IMMEDIATE`` already holds one)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+async def in_flight(session: AsyncSession, user_id: int) -> int:
+    """The user's jobs in the GPU queue or painting: released and not final."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.user_id == user_id, Job.status.in_(ACTIVE_STATUSES), Job.released_at.is_not(None))
+    )
+    return int(count or 0)
+
+
+async def release_held(session: AsyncSession, user_id: int) -> list[Released]:
+    """Release the user's held jobs, oldest first, while fewer than their limit are in flight.
+
+    Each held job carries the limit of the plan it was admitted under. The caller enqueues what comes back after
+    committing; the ``released_at`` stamp is also the start of the job's "waited too long" clock.
+    """
+    await lock_user(session, user_id)
+    held = (
+        await session.scalars(
+            select(Job)
+            .where(Job.user_id == user_id, Job.status == QUEUED, Job.released_at.is_(None))
+            # A prompt's permutations share queued_at; "key/2" before "key/10".
+            .order_by(Job.queued_at, func.length(Job.idempotency_key), Job.idempotency_key)
+        )
+    ).all()
+    if not held:
+        return []
+    flying = await in_flight(session, user_id)
+    now = utcnow()
+    chosen: list[Job] = []
+    for job in held:
+        if flying >= job.max_concurrent:
+            break
+        job.released_at = now
+        flying += 1
+        chosen.append(job)
+    if not chosen:
+        return []
+    await session.flush()
+    user = await session.get_one(User, user_id)
+    guild_ids = {job.guild_id for job in chosen if job.guild_id is not None}
+    guilds = {g.id: f"{g.platform}:{g.platform_guild_id}" for g in await _guilds(session, guild_ids)}
+    return [
+        Released(
+            job_id=job.id,
+            mode=job.mode,
+            user_key=f"{user.platform}:{user.platform_user_id}",
+            guild_key=guilds.get(job.guild_id) if job.guild_id is not None else None,
+        )
+        for job in chosen
+    ]
+
+
+async def _guilds(session: AsyncSession, ids: set[int]) -> Sequence[Guild]:
+    if not ids:
+        return []
+    return (await session.scalars(select(Guild).where(Guild.id.in_(ids)))).all()
+
+
+async def user_of(session: AsyncSession, job_id: str) -> int | None:
+    """The id of the user who owns a job (None for an unknown job)."""
+    return await session.scalar(select(Job.user_id).where(Job.id == job_id))
 
 
 async def _transition(session: AsyncSession, job_id: str, status: str, **values: Any) -> Job | None:

@@ -108,6 +108,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_user_status", "user_id", "status"),
         Index("ix_jobs_user_queued_at", "user_id", "queued_at"),
+        Index("ix_jobs_status_released_at", "status", "released_at"),
     )
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True, default=new_job_id)
@@ -132,6 +133,9 @@ class Job(Base):
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     request_key: Mapped[str] = mapped_column(String(150), index=True)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the job entered the GPU queue. A queued job with none is *held*: its user already has as many jobs in
+    # flight as their plan's concurrency limit allows, and it is released (queued for real) when one of them ends.
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # measured, as the worker reported it
@@ -139,6 +143,8 @@ class Job(Base):
     reserved_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # held while active
     # Charge per measured GPU-second, fixed at enqueue from the plan: fast 1, turbo 2, relax 0, free actions 0.
     cost_multiplier: Mapped[float] = mapped_column(Float, default=1.0)
+    # The plan's concurrent-job limit when the job was admitted: how many of its user's jobs may be in flight.
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=3)
     # The usage periods the reservation sits in, so settling lands there even across a month boundary.
     month_period: Mapped[str] = mapped_column(String(16), default="")
     day_period: Mapped[str | None] = mapped_column(String(96), default=None)

@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     p.add_argument("--noop-steps", type=int, default=4, help="noop renderer: steps per job")
     p.add_argument("--noop-step-s", type=float, default=0.0, help="noop renderer: seconds per step")
+    p.add_argument(
+        "--noop-hang-s",
+        type=float,
+        default=0.0,
+        help="noop renderer: block this long before the first step, as a wedged GPU call would (to test recovery)",
+    )
     p.set_defaults(handler=run_worker)
 
 
@@ -55,7 +61,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     def renderer() -> Renderer:
         if args.renderer == "noop":
-            return NoopRenderer(steps=args.noop_steps, step_s=args.noop_step_s)
+            return NoopRenderer(steps=args.noop_steps, step_s=args.noop_step_s, hang_s=args.noop_hang_s)
         return EngineRenderer.load(
             settings.registry,
             cache_dir=settings.data_dir / "models",

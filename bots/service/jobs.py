@@ -62,9 +62,10 @@ from impasto.bots.service.views import (
 from impasto.engine.registry import Registry, RegistryError
 from impasto.storage import ledger
 from impasto.storage.images import KEY_PATTERN, ImageStore
-from impasto.storage.lifecycle import fail_job, request_cancel
+from impasto.storage.lifecycle import Released, fail_job, release_held, request_cancel, user_of
 from impasto.storage.models import (
     ACTIVE_STATUSES,
+    CANCELLED,
     DONE,
     QUEUED,
     RUNNING,
@@ -84,6 +85,10 @@ log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1
 DEFAULT_STEPS = 30
 STYLIZE_PRESETS = (50, 100, 250, 750)
+HELD_NOTICE = (
+    "Job queued: you have reached the maximum allowed number of concurrent jobs; "
+    "this job will start as soon as another one finishes"
+)
 MODES = ("fast", "relax", "turbo")
 VISIBILITIES = ("public", "stealth")
 # Actions that paint one image at twice the side (four times the pixels); every other render paints a 2×2 grid.
@@ -275,6 +280,12 @@ class JobService:
             return view.status
         async with self.sessions() as session, session.begin():
             status = await request_cancel(session, job_id)
+        if status == CANCELLED:
+            # A queued job left the user's in-flight count (a held one never entered it): let a held one go.
+            async with self.sessions() as session, session.begin():
+                owner = await user_of(session, job_id)
+                released = await release_held(session, owner) if owner is not None else []
+            await self._announce(released)
         return status or view.status
 
     # --------------------------------------------------------------------------------------------------- reading
@@ -657,17 +668,19 @@ class JobService:
             if draft.mode == "relax" and not ctx.plan.relax and not draft.done_images:
                 raise self._relax_refusal(ctx.plan)
         try:
-            tickets = await self._admit(ctx, drafts, idempotency_key)
+            tickets, released = await self._admit(ctx, drafts, idempotency_key)
         except IntegrityError:
             # Another request with this key won the race on the unique index: answer with its jobs.
             replay = await self._replay(idempotency_key)
             if replay is None:
                 raise
             return replay
-        await self._announce(ctx.user_key, ctx.guild_key, tickets)
+        await self._announce(released, failing=tickets)
         return tickets
 
-    async def _admit(self, ctx: _Context, drafts: list[_Draft], idempotency_key: str) -> list[JobTicket]:
+    async def _admit(
+        self, ctx: _Context, drafts: list[_Draft], idempotency_key: str
+    ) -> tuple[list[JobTicket], list[Released]]:
         now = utcnow()
         month = ledger.month_period(now)
         async with self.sessions() as session, session.begin():
@@ -675,7 +688,7 @@ class JobService:
             await session.execute(select(User.id).where(User.id == ctx.user_id).with_for_update())
             existing = await self._tickets_for_key(session, idempotency_key)
             if existing:
-                return existing
+                return existing, []
             renders = [d for d in drafts if not d.done_images]
             active = 0
             day: str | None = None
@@ -733,8 +746,10 @@ class JobService:
                     queued_at=now,
                     started_at=now if draft.done_images else None,
                     finished_at=now if draft.done_images else None,
+                    released_at=now if draft.done_images else None,
                     reserved_gpu_seconds=reserved,
                     cost_multiplier=multiplier,
+                    max_concurrent=ctx.plan.max_concurrent_jobs,
                     month_period=month,
                     day_period=day if reserved > 0 else None,
                 )
@@ -754,49 +769,33 @@ class JobService:
                     )
                 if row.reserved_gpu_seconds > 0:
                     await ledger.record(session, row, "reserve", row.reserved_gpu_seconds, month)
-            tickets = []
-            for n, row in enumerate(rows):
-                waiting = row.status == QUEUED and active + n >= ctx.plan.max_concurrent_jobs
-                tickets.append(
-                    _ticket(
-                        row,
-                        waiting=waiting,
-                        notice=(
-                            "Job queued: you have reached the maximum allowed number of concurrent jobs; "
-                            "this job will start as soon as another one finishes"
-                        )
-                        if waiting
-                        else None,
-                    )
-                )
-            return tickets
+            # Jobs past the plan's concurrency limit stay held in SQL; the rest go to the queue after the commit.
+            released = await release_held(session, ctx.user_id)
+            return [_ticket(row) for row in rows], released
 
-    async def _announce(
-        self, user_key: str, guild_key: str | None, tickets: list[JobTicket], *, replay: bool = False
-    ) -> None:
-        """Hand queued jobs to the queue. If that fails, fail them (refunding) and tell the user.
+    async def _announce(self, released: list[Released], *, failing: list[JobTicket] | None = None) -> None:
+        """Hand released jobs to the queue.
 
-        On a replay (the same request again) the jobs were announced before and may well sit in the queue: a
-        failure then is only logged, never turned into failed jobs.
+        If that fails, the request's own queued jobs (``failing``) are failed, refunding, and the user is told. Without
+        ``failing`` (a replay of an earlier request, a job released by a cancel) a failure is only logged: the jobs
+        stay released in SQL and the queue's sweep puts them on the queue once it is reachable again.
         """
-        for ticket in tickets:
-            if ticket.status != QUEUED:
-                continue
+        for job in released:
             request = QueuedRender(
-                job_id=ticket.job_id,
-                lane=ticket.mode,  # type: ignore[arg-type]  # modes and lanes share names: fast, relax, turbo
-                user_key=user_key,
-                guild_key=guild_key,
+                job_id=job.job_id,
+                lane=job.mode,  # type: ignore[arg-type]  # modes and lanes share names: fast, relax, turbo
+                user_key=job.user_key,
+                guild_key=job.guild_key,
                 enqueued_at=time.time(),
             )
             try:
                 await self.enqueue(request)
             except Exception as exc:
-                if replay:
-                    log.warning("re-announcing job %s failed: %s", ticket.job_id, exc)
+                if failing is None:
+                    log.warning("queueing job %s failed (the sweep will retry): %s", job.job_id, exc)
                     return
                 async with self.sessions() as session, session.begin():
-                    for other in tickets:
+                    for other in failing:
                         if other.status == QUEUED:
                             await fail_job(session, other.job_id, error=f"could not be queued: {exc}")
                 raise QueueUnavailable(
@@ -804,7 +803,7 @@ class JobService:
                 ) from exc
 
     async def _replay(self, idempotency_key: str) -> list[JobTicket] | None:
-        """The tickets of an earlier request with this key (re-announcing its still-queued jobs), or None."""
+        """The tickets of an earlier request with this key (re-announcing its released, still-queued jobs), or None."""
         async with self.sessions() as session:
             tickets = await self._tickets_for_key(session, idempotency_key)
             if not tickets:
@@ -818,7 +817,14 @@ class JobService:
                 )
             ).one()
         guild_key = f"{row[2]}:{row[3]}" if row[2] is not None else None
-        await self._announce(f"{row[0]}:{row[1]}", guild_key, tickets, replay=True)
+        user_key = f"{row[0]}:{row[1]}"
+        await self._announce(
+            [
+                Released(job_id=t.job_id, mode=t.mode, user_key=user_key, guild_key=guild_key)
+                for t in tickets
+                if t.status == QUEUED and not t.waiting
+            ]
+        )
         return tickets
 
     async def _tickets_for_key(self, session: AsyncSession, idempotency_key: str) -> list[JobTicket]:
@@ -1004,7 +1010,8 @@ class JobService:
         return [_view(job, owners[job.user_id], guilds.get(job.guild_id or -1), tuple(images[job.id])) for job in jobs]
 
 
-def _ticket(row: Job, *, duplicate: bool = False, waiting: bool = False, notice: str | None = None) -> JobTicket:
+def _ticket(row: Job, *, duplicate: bool = False) -> JobTicket:
+    waiting = row.status == QUEUED and row.released_at is None
     return JobTicket(
         job_id=row.id,
         status=row.status,
@@ -1014,7 +1021,7 @@ def _ticket(row: Job, *, duplicate: bool = False, waiting: bool = False, notice:
         reserved_gpu_seconds=row.reserved_gpu_seconds,
         duplicate=duplicate,
         waiting=waiting,
-        notice=notice,
+        notice=HELD_NOTICE if waiting else None,
     )
 
 

@@ -14,7 +14,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from impasto.migrations.config import downgrade, upgrade
-from impasto.storage.db import DatabaseError, NotMigrated, database_url, make_engine, require_migrated
+from impasto.storage.db import (
+    DatabaseError,
+    NotMigrated,
+    database_url,
+    make_engine,
+    migration_head,
+    require_migrated,
+)
 from impasto.storage.models import Base
 
 TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger"}
@@ -96,7 +103,7 @@ def test_impasto_db_cli_on_a_sqlite_file(tmp_path: Path) -> None:
     assert "none (empty)" in current.stdout
     upgraded = _impasto("db", "upgrade", env=env, cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "at revision 0001" in upgraded.stdout
+    assert f"at revision {migration_head()}" in upgraded.stdout
     assert "up to date" in upgraded.stdout
     assert (tmp_path / "data" / "impasto.db").is_file()
     down = _impasto("db", "downgrade", "base", env=env, cwd=tmp_path)
@@ -118,5 +125,45 @@ async def test_a_database_from_a_newer_release_is_refused_with_its_reason(db_url
         with pytest.raises(DatabaseError, match="does not know") as caught:
             await require_migrated(engine)
         assert not isinstance(caught.value, NotMigrated)
+    finally:
+        await engine.dispose()
+
+
+async def test_jobs_queued_before_held_jobs_existed_count_as_released(db_url: str) -> None:
+    """0002 adds held jobs; a job that was queued under 0001 is already on the queue, so it counts as released."""
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, platform, platform_user_id, display_name, created_at, lifetime_images,"
+                    " lifetime_gpu_seconds, relaxed_images, relaxed_gpu_seconds)"
+                    " VALUES (1, 'discord', '42', 'old', '2026-11-01 10:00:00+00', 0, 0, 0, 0)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO jobs (id, user_id, action, prompt, display, params, input_image_keys, seed, model,"
+                    " mode, visibility, status, idempotency_key, request_key, queued_at, gpu_seconds,"
+                    " charged_gpu_seconds, reserved_gpu_seconds, cost_multiplier, month_period, attempts,"
+                    " cancel_requested, favorite) VALUES ('old-job', 1, 'imagine', 'a cat', 'a cat', '{}', '[]', 1,"
+                    " 'tiny-sd15', 'fast', 'public', 'queued', 'k/0', 'k', '2026-11-01 10:00:00+00', 0, 0, 5, 1,"
+                    " '2026-11', 0, false, false)"
+                )
+            )
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(text("SELECT released_at, queued_at, max_concurrent FROM jobs"))
+            ).one()
+        assert row[0] is not None and str(row[0]) == str(row[1])
+        assert row[2] == 3
+        await downgrade(engine, "0001")  # and the new columns go away again
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("jobs")})
+        assert "released_at" not in columns and "max_concurrent" not in columns
     finally:
         await engine.dispose()

@@ -1,0 +1,99 @@
+"""How a job ends on the queue's side: the SQL transition, its one terminal event, and the user's next held job.
+
+Failing or cancelling a job is the same three moves wherever it happens (the render function, the sweep): a
+conditional transition in SQL that refunds, the terminal event only if this call made the transition, then
+``release_after``.
+
+When one of a user's jobs ends, the next of their held jobs goes on the queue.
+
+A plan allows each user some jobs *in flight* (``max_concurrent``, 3 by default); the job service admits the rest
+as held in SQL (Midjourney's "Job queued") and only in-flight jobs ever reach the arq queue, so a user's fourth job
+cannot start on a second GPU while their first three paint. ``storage.lifecycle.release_held`` decides, under the
+per-user lock, which held jobs may go; this module puts them on the queue.
+
+Releasing happens after the transaction that ended a job has committed. A worker that dies in between leaves jobs
+held with a free slot, and an enqueue that fails leaves a job released in SQL but missing from Redis: the sweep
+(``queue.sweep``) finds and fixes both, so neither loses a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from impasto.queue import events, keys
+from impasto.queue.client import enqueue
+from impasto.queue.contract import LANES, Lane, RenderRequest
+from impasto.storage.lifecycle import Released, cancel_job, fail_job, release_held, user_of
+
+log = logging.getLogger("impasto.queue")
+
+_LANE_OF_MODE: dict[str, Lane] = {lane: lane for lane in LANES}  # modes and lanes share names
+
+
+async def fail(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, message: str, *, ns: keys.Namespace
+) -> bool:
+    """Fail an active job with a one-line reason for its user, refunding; False if it had already ended."""
+    async with sessions() as session, session.begin():
+        failed = await fail_job(session, job_id, error=message)
+    if failed:
+        await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True))
+        await release_after(sessions, pool, job_id, ns=ns)
+    return failed
+
+
+async def cancel(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, *, ns: keys.Namespace
+) -> bool:
+    """Cancel an active job at its owner's request, refunding; False if it had already ended."""
+    async with sessions() as session, session.begin():
+        cancelled = await cancel_job(session, job_id)
+    if cancelled:
+        await events.publish_final(pool, events.Cancelled(job_id=job_id, refunded=True))
+        await release_after(sessions, pool, job_id, ns=ns)
+    return cancelled
+
+
+async def release_after(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, *, ns: keys.Namespace
+) -> list[str]:
+    """A job of some user just ended: release as many of that user's held jobs as their limit allows."""
+    async with sessions() as session, session.begin():
+        user_id = await user_of(session, job_id)
+        released = await release_held(session, user_id) if user_id is not None else []
+    return await enqueue_released(pool, released, ns=ns)
+
+
+async def release_user(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, user_id: int, *, ns: keys.Namespace
+) -> list[str]:
+    async with sessions() as session, session.begin():
+        released = await release_held(session, user_id)
+    return await enqueue_released(pool, released, ns=ns)
+
+
+async def enqueue_released(pool: ArqRedis, released: list[Released], *, ns: keys.Namespace) -> list[str]:
+    """Queue released jobs in their lanes; the "waited too long" clock starts now. Returns the ids queued.
+
+    A failure is logged, not raised: the job stays released in SQL and the sweep queues it once Redis answers.
+    """
+    queued: list[str] = []
+    for job in released:
+        request = RenderRequest(
+            job_id=job.job_id,
+            lane=_LANE_OF_MODE.get(job.mode, "fast"),
+            user_key=job.user_key,
+            guild_key=job.guild_key,
+            enqueued_at=time.time(),
+        )
+        try:
+            await enqueue(pool, request, ns=ns)
+        except Exception as exc:  # Redis down or slow: the sweep retries
+            log.warning("could not queue released job %s (the sweep will retry): %s", job.job_id, exc)
+            continue
+        queued.append(job.job_id)
+    return queued
