@@ -20,7 +20,9 @@ from impasto.storage.models import LedgerEntry, Usage
 DAN = Requester(platform="discord", user_id="5005", display_name="dan", guild_id="g5")
 
 
-def _worker(stack: Stack, name: str, data_dir: Path, *, step_s: float) -> subprocess.Popen[bytes]:
+def _worker(
+    stack: Stack, name: str, data_dir: Path, *, step_s: float, extra: tuple[str, ...] = (), **env_extra: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "IMPASTO_REDIS_URL": TEST_REDIS_URL,
@@ -30,9 +32,10 @@ def _worker(stack: Stack, name: str, data_dir: Path, *, step_s: float) -> subpro
         "IMPASTO_WORKER_NAME": name,
         "IMPASTO_WORKER_LEASE_S": "2",
         "IMPASTO_WORKER_POLL_DELAY_S": "0.1",
+        **env_extra,
     }
     cmd = [sys.executable, "-m", "impasto.bots", "worker", "--renderer", "noop", "--noop-steps", "20"]
-    return subprocess.Popen([*cmd, "--noop-step-s", str(step_s)], env=env, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*cmd, "--noop-step-s", str(step_s), *extra], env=env, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.slow
@@ -72,3 +75,34 @@ async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack
         used = await session.scalar(select(func.sum(Usage.used_gpu_seconds)))
     assert settles == 1
     assert used == pytest.approx(view.charged_gpu_seconds)
+
+
+@pytest.mark.slow
+async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack: Stack, data_dir: Path) -> None:
+    [first, second] = await stack.service.imagine(DAN, "{a clock, a bell}", idempotency_key="k-2")
+    wedged = _worker(
+        stack, "wedged", data_dir, step_s=0.01, extra=("--noop-hang-s", "600"), IMPASTO_WORKER_STEP_TIMEOUT_S="1"
+    )
+    fresh: subprocess.Popen[bytes] | None = None
+    try:
+        # No progress for 1 s: told to stop; the thread does not stop within another second: the job fails with a
+        # refund and the process exits for its supervisor to restart, without taking the next job.
+        status = await asyncio.to_thread(wedged.wait, 60)
+        assert status == 75
+        view = await stack.service.job(first.job_id)
+        assert (view.status, view.charged_gpu_seconds) == ("failed", 0)
+        assert view.error == "the render made no progress for 1 s and was stopped"
+        assert (await stack.service.job(second.job_id)).status == "queued"
+
+        fresh = _worker(stack, "fresh", data_dir, step_s=0.01)
+        async with asyncio.timeout(60):
+            while (await stack.service.job(second.job_id)).status != "done":
+                await asyncio.sleep(0.2)
+    finally:
+        for proc in (wedged, fresh):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    async with stack.sessions() as session:
+        reserved = await session.scalar(select(func.sum(Usage.reserved_gpu_seconds)))
+    assert reserved == 0
