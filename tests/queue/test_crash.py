@@ -94,15 +94,16 @@ async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack
         assert view.error == "the render made no progress for 1 s and was stopped"
         assert (await stack.service.job(second.job_id)).status == "queued"
 
+        since = await events.last_id(stack.pool)
         fresh = _worker(stack, "fresh", data_dir, step_s=0.01)
         async with asyncio.timeout(60):
-            while (await stack.service.job(second.job_id)).status != "done":
-                await asyncio.sleep(0.2)
+            final = [e async for e in events.listen(stack.pool, job_ids=[second.job_id], since=since) if e.final]
     finally:
         for proc in (wedged, fresh):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
+    assert [e.kind for e in final] == ["done"]
     async with stack.sessions() as session:
         reserved = await session.scalar(select(func.sum(Usage.reserved_gpu_seconds)))
     assert reserved == 0

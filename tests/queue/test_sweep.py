@@ -50,10 +50,13 @@ async def test_a_job_nobody_started_in_time_is_failed_refunded_and_taken_off_the
     assert report.expired == [tickets[0].job_id]
     view = await stack.service.job(tickets[0].job_id)
     assert view.status == "failed"
-    assert view.error == "waited 120 min in the queue, longer than the 60 min limit; nothing was charged, please try again"
+    assert view.error == (
+        "waited 120 min in the queue, longer than the 60 min limit; nothing was charged, please try again"
+    )
     assert await stack.pool.zscore(stack.ns.queue, tickets[0].job_id) is None
     [final] = [e for e in await events.history(stack.pool, tickets[0].job_id) if e.final]
-    assert isinstance(final, events.Failed) and final.refunded
+    assert isinstance(final, events.Failed)
+    assert final.refunded
     # Its slot went to the held fourth job, which is on the queue now; the others were not touched.
     assert report.released == []  # released by the failure itself, not by the held-jobs pass
     assert await stack.pool.zscore(stack.ns.queue, tickets[3].job_id) is not None
@@ -79,7 +82,8 @@ async def test_a_running_job_no_worker_holds_and_arq_gave_up_on_is_failed(stack:
     assert report.orphaned == [dead.job_id]
     view = await stack.service.job(dead.job_id)
     assert (view.status, view.charged_gpu_seconds) == ("failed", 0)
-    assert view.error is not None and "stopped 1 time and it was not retried" in view.error
+    assert view.error is not None
+    assert "stopped 1 time and it was not retried" in view.error
     assert (await stack.service.job(alive.job_id)).status == "running"
 
 
@@ -112,6 +116,7 @@ async def test_held_jobs_with_room_are_released(stack: Stack) -> None:
 
 async def test_a_running_worker_sweeps_on_its_own(stack: Stack) -> None:
     [ticket] = await stack.service.imagine(GIL, "a forgotten job", idempotency_key="s-5")
+    since = await events.last_id(stack.pool)
     await _lose(stack, ticket.job_id)
     async with stack.sessions() as session, session.begin():
         await session.execute(
@@ -123,12 +128,13 @@ async def test_a_running_worker_sweeps_on_its_own(stack: Stack) -> None:
     running = asyncio.create_task(worker.main())
     try:
         async with asyncio.timeout(30):
-            while (await stack.service.job(ticket.job_id)).status != "failed":
-                await asyncio.sleep(0.1)
+            final = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since) if e.final]
     finally:
         running.cancel()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             await worker.close()
+    assert [e.kind for e in final] == ["failed"]
     view = await stack.service.job(ticket.job_id)
-    assert view.error is not None and "waited 120 min" in view.error
+    assert view.error is not None
+    assert "waited 120 min" in view.error

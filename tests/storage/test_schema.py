@@ -156,14 +156,14 @@ async def test_jobs_queued_before_held_jobs_existed_count_as_released(db_url: st
             )
         await upgrade(engine)
         async with engine.connect() as connection:
-            row = (
-                await connection.execute(text("SELECT released_at, queued_at, max_concurrent FROM jobs"))
-            ).one()
-        assert row[0] is not None and str(row[0]) == str(row[1])
+            row = (await connection.execute(text("SELECT released_at, queued_at, max_concurrent FROM jobs"))).one()
+        assert row[0] is not None
+        assert str(row[0]) == str(row[1])
         assert row[2] == 3
         await downgrade(engine, "0001")  # and the new columns go away again
         async with engine.connect() as connection:
             columns = await connection.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("jobs")})
-        assert "released_at" not in columns and "max_concurrent" not in columns
+        assert "released_at" not in columns
+        assert "max_concurrent" not in columns
     finally:
         await engine.dispose()
