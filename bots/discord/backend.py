@@ -33,6 +33,7 @@ class JobCard:
     kind: str = "grid"  # grid (4 images) | single (one image)
     what: str = ""  # "Variations (Strong)", "Zoom Out", "Upscaled (Subtle)"…; empty for /imagine
     index: int = 0  # the image of the parent this derives from (U#, V#), 0 if none
+    notice: str = ""  # a line for the requester alone, e.g. "Job queued: …" when over their concurrency limit
 
 
 @dataclass(frozen=True)

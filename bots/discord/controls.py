@@ -188,6 +188,9 @@ class Controls:
                 continue
             message = await reply_to(interaction, texts.waiting(card.prompt, card.owner_id))
             self.spawn(self.follow(card, message, nsfw_channel=who.nsfw_channel, announced=True))
+        # Midjourney's "Job queued" line, once, to the requester alone (the jobs start as their others end).
+        for notice in dict.fromkeys(card.notice for card in cards if card.notice):
+            await tell(interaction, f"⏳ {notice}")
 
     # -- buttons ---------------------------------------------------------------------------------------------------
 

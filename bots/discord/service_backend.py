@@ -140,7 +140,7 @@ class ServiceBackend:
         cards = []
         for ticket in tickets:
             self._since.setdefault(ticket.job_id, since)
-            cards.append(JobCard(ticket.job_id, ticket.display, who.user_id, ticket.mode))
+            cards.append(JobCard(ticket.job_id, ticket.display, who.user_id, ticket.mode, notice=ticket.notice or ""))
         return cards
 
     async def blend(
@@ -155,7 +155,7 @@ class ServiceBackend:
         )
         for ticket in tickets:
             self._since.setdefault(ticket.job_id, since)
-        return [JobCard(t.job_id, t.display, who.user_id, t.mode) for t in tickets]
+        return [JobCard(t.job_id, t.display, who.user_id, t.mode, notice=t.notice or "") for t in tickets]
 
     async def press(
         self,
@@ -186,7 +186,8 @@ class ServiceBackend:
                 raise UserFacingError(f"job {view.job_id} has no image to show yet")
             return PressResult(single=card_of(view, kind="single"), single_png=self.store.get(image.key))
         self._since.setdefault(view.job_id, since)
-        return PressResult(jobs=[card_of(view)])
+        notice = result.ticket.notice if result.ticket is not None else None
+        return PressResult(jobs=[replace(card_of(view), notice=notice or "")])
 
     # -- following -----------------------------------------------------------------------------------------------
 

@@ -256,3 +256,18 @@ async def test_two_processes_hearing_one_result_post_it_once(
     # The only job of the test: every edit carrying buttons is a posting of its result.
     finals = [r for r in fake.requests if r.method == "PATCH" and (r.body or {}).get("components")]
     assert len(finals) + len(orphans) == 1
+
+
+async def test_jobs_past_the_concurrency_limit_say_job_queued(
+    fake: FakeDiscord, live: ImpastoBot, stack: ServiceStack
+) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a bee --repeat 4"}])
+    notice = await fake.wait_message(lambda m: "Job queued" in m["content"])
+    assert notice["flags"] & 64  # ephemeral: only the requester sees it
+    assert notice["content"].startswith("⏳ Job queued: you have reached the maximum allowed number of concurrent jobs")
+    assert await fake.wait_for(lambda: record.original_id)
+    # Four messages follow the four jobs; the fourth starts once one of the first three has ended.
+    waiting = [m for m in fake.messages.values() if "Waiting to start" in m["content"]]
+    assert len(waiting) == 4
+    await stack.drain()
+    await fake.wait_for(lambda: sum(bool(m["components"]) for m in fake.messages.values()) == 4, 30)
