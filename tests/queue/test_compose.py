@@ -47,6 +47,10 @@ def test_start_order_and_the_gpu_reservation() -> None:
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
+    # A worker that exits (a wedged GPU thread: status 75) or crashes is started again; the one-shot step is not.
+    for name in ("worker", "discord", "telegram"):
+        assert services[name]["restart"] == "unless-stopped"
+    assert services["migrate"]["restart"] == "no"
     [device] = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia"
     assert device["capabilities"] == ["gpu"]

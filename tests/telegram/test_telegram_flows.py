@@ -153,3 +153,15 @@ async def test_history_show_and_prefer(tmp_path: Path) -> None:
         found = await stack.service.find_job_by_message("telegram", "42", str(shown.result["message_id"]))
         assert found is not None
         assert found.job_id == job.job_id
+
+
+async def test_a_job_past_the_concurrency_limit_says_job_queued_and_still_arrives(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+        mark = len(api.calls)
+        await api.push(api.message("/imagine a bee --repeat 4"))
+        waiting = await api.wait_for(lambda c: c.method == "sendMessage", after=mark, count=4)
+        queued = [c.params["text"] for c in waiting if "Job queued" in c.params["text"]]
+        assert len(queued) == 1  # the basic plan allows 3 jobs in flight: the fourth waits for one of them
+        assert "maximum allowed number of concurrent jobs" in queued[0]
+        await settle(stack, mark, count=4)
