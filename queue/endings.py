@@ -28,6 +28,7 @@ from impasto.queue import events, keys
 from impasto.queue.client import enqueue
 from impasto.queue.contract import LANES, Lane, RenderRequest
 from impasto.storage.lifecycle import Released, cancel_job, fail_job, release_held, user_of
+from impasto.storage.models import ACTIVE_STATUSES
 
 log = logging.getLogger("impasto.queue")
 
@@ -35,11 +36,18 @@ _LANE_OF_MODE: dict[str, Lane] = {lane: lane for lane in LANES}  # modes and lan
 
 
 async def fail(
-    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, message: str, *, ns: keys.Namespace
+    sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    job_id: str,
+    message: str,
+    *,
+    ns: keys.Namespace,
+    only_if: tuple[str, ...] = ACTIVE_STATUSES,
 ) -> bool:
-    """Fail an active job with a one-line reason for its user, refunding; False if it had already ended."""
+    """Fail an active job (in one of ``only_if``) with a one-line reason for its user, refunding; False if it had
+    already ended or moved on."""
     async with sessions() as session, session.begin():
-        failed = await fail_job(session, job_id, error=message)
+        failed = await fail_job(session, job_id, error=message, only_if=only_if)
     if failed:
         await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True))
         await release_after(sessions, pool, job_id, ns=ns)

@@ -33,7 +33,7 @@ from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
 from impasto.storage.lifecycle import NewImage, cancel_requested, claim_job, complete_job
-from impasto.storage.models import CANCELLED, DONE, FAILED, Job
+from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
 
 log = logging.getLogger("impasto.queue")
@@ -119,7 +119,8 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
-        return await _fail(state, redis, job_id, waited_too_long(waited_s, state.config.max_wait_s))
+        message = waited_too_long(waited_s, state.config.max_wait_s)
+        return await _fail(state, redis, job_id, message, only_if=(QUEUED,))
 
     async with state.sessions() as session, session.begin():
         claimed = await claim_job(session, job_id, worker=state.config.name)
@@ -286,8 +287,10 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
     await events.publish_final(redis, event)
 
 
-async def _fail(state: WorkerState, redis: ArqRedis, job_id: str, message: str) -> dict[str, Any]:
-    failed = await endings.fail(state.sessions, redis, job_id, message, ns=state.config.ns)
+async def _fail(
+    state: WorkerState, redis: ArqRedis, job_id: str, message: str, *, only_if: tuple[str, ...] = ACTIVE_STATUSES
+) -> dict[str, Any]:
+    failed = await endings.fail(state.sessions, redis, job_id, message, ns=state.config.ns, only_if=only_if)
     return {"outcome": "failed" if failed else "duplicate", "error": message}
 
 

@@ -81,9 +81,11 @@ async def sweep(
         ).all()
     for job_id, released_at in stale:
         waited_s = (at - _aware(released_at)).total_seconds() if released_at is not None else config.max_wait_s
-        if await endings.fail(sessions, pool, job_id, waited_too_long(waited_s, config.max_wait_s), ns=ns):
+        message = waited_too_long(waited_s, config.max_wait_s)
+        # Only while still queued: a worker that claimed it a moment ago paints it.
+        if await endings.fail(sessions, pool, job_id, message, ns=ns, only_if=(QUEUED,)):
             report.expired.append(job_id)
-        await _drop_from_queue(pool, job_id, ns)
+            await _drop_from_queue(pool, job_id, ns)
 
     async with sessions() as session:
         running = (
@@ -100,7 +102,7 @@ async def sweep(
             f"the worker painting this job stopped {attempts} time{'s' if attempts != 1 else ''} and it was not "
             "retried; nothing was charged, please try again"
         )
-        if await endings.fail(sessions, pool, job_id, message, ns=ns):
+        if await endings.fail(sessions, pool, job_id, message, ns=ns, only_if=(RUNNING,)):
             report.orphaned.append(job_id)
 
     async with sessions() as session:

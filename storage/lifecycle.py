@@ -152,9 +152,15 @@ async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[N
     return True
 
 
-async def fail_job(session: AsyncSession, job_id: str, *, error: str) -> bool:
-    """Mark the job failed with a one-line reason and release its reservation. False if it was already final."""
-    job = await _transition(session, job_id, FAILED, error=error)
+async def fail_job(
+    session: AsyncSession, job_id: str, *, error: str, only_if: tuple[str, ...] = ACTIVE_STATUSES
+) -> bool:
+    """Mark the job failed with a one-line reason and release its reservation. False if it was already final.
+
+    ``only_if`` narrows which active statuses may fail: "waited too long" must not fail a job that a worker claimed
+    a moment ago (``only_if=(QUEUED,)``).
+    """
+    job = await _transition(session, job_id, FAILED, only_if=only_if, error=error)
     if job is None:
         return False
     await ledger.release(session, job)
@@ -286,11 +292,13 @@ async def user_of(session: AsyncSession, job_id: str) -> int | None:
     return await session.scalar(select(Job.user_id).where(Job.id == job_id))
 
 
-async def _transition(session: AsyncSession, job_id: str, status: str, **values: Any) -> Job | None:
+async def _transition(
+    session: AsyncSession, job_id: str, status: str, *, only_if: tuple[str, ...] = ACTIVE_STATUSES, **values: Any
+) -> Job | None:
     """Move an active job to a final status; None when it was not active. The row comes back reloaded."""
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+        .where(Job.id == job_id, Job.status.in_(only_if))
         .values(status=status, finished_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
