@@ -238,13 +238,15 @@ async def in_flight(session: AsyncSession, user_id: int) -> int:
     return int(count or 0)
 
 
-async def release_held(session: AsyncSession, user_id: int) -> list[Released]:
+async def release_held(session: AsyncSession, user_id: int, *, locked: bool = False) -> list[Released]:
     """Release the user's held jobs, oldest first, while fewer than their limit are in flight.
 
     Each held job carries the limit of the plan it was admitted under. The caller enqueues what comes back after
-    committing; the ``released_at`` stamp is also the start of the job's "waited too long" clock.
+    committing; the ``released_at`` stamp is also the start of the job's "waited too long" clock. ``locked``: the
+    caller already holds the per-user lock (admission does).
     """
-    await lock_user(session, user_id)
+    if not locked:
+        await lock_user(session, user_id)
     held = (
         await session.scalars(
             select(Job)
@@ -267,24 +269,16 @@ async def release_held(session: AsyncSession, user_id: int) -> list[Released]:
     if not chosen:
         return []
     await session.flush()
-    user = await session.get_one(User, user_id)
-    guild_ids = {job.guild_id for job in chosen if job.guild_id is not None}
-    guilds = {g.id: f"{g.platform}:{g.platform_guild_id}" for g in await _guilds(session, guild_ids)}
+    rows = await session.execute(
+        select(Job.id, User.platform, User.platform_user_id, Guild.platform, Guild.platform_guild_id)
+        .join(User, User.id == Job.user_id)
+        .outerjoin(Guild, Guild.id == Job.guild_id)
+        .where(Job.id.in_([job.id for job in chosen]))
+    )
+    keys = {row[0]: (f"{row[1]}:{row[2]}", f"{row[3]}:{row[4]}" if row[3] is not None else None) for row in rows}
     return [
-        Released(
-            job_id=job.id,
-            mode=job.mode,
-            user_key=f"{user.platform}:{user.platform_user_id}",
-            guild_key=guilds.get(job.guild_id) if job.guild_id is not None else None,
-        )
-        for job in chosen
+        Released(job_id=job.id, mode=job.mode, user_key=keys[job.id][0], guild_key=keys[job.id][1]) for job in chosen
     ]
-
-
-async def _guilds(session: AsyncSession, ids: set[int]) -> Sequence[Guild]:
-    if not ids:
-        return []
-    return (await session.scalars(select(Guild).where(Guild.id.in_(ids)))).all()
 
 
 async def user_of(session: AsyncSession, job_id: str) -> int | None:

@@ -770,7 +770,7 @@ class JobService:
                 if row.reserved_gpu_seconds > 0:
                     await ledger.record(session, row, "reserve", row.reserved_gpu_seconds, month)
             # Jobs past the plan's concurrency limit stay held in SQL; the rest go to the queue after the commit.
-            released = await release_held(session, ctx.user_id)
+            released = await release_held(session, ctx.user_id, locked=True)
             return [_ticket(row) for row in rows], released
 
     async def _announce(self, released: list[Released], *, failing: list[JobTicket] | None = None) -> None:
