@@ -158,6 +158,7 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
     loop = asyncio.get_running_loop()
     watch = _Watch(work.job_id, loop, config.preview_interval_s, config.preview_px)
     future = loop.run_in_executor(state.gpu, render_with_oom_retry, state.renderer, work, watch.on_progress)
+    state.render = future  # on_shutdown waits for it
     started = time.monotonic()
     tick_s = min(config.lease_s / 3, config.cancel_poll_s, 0.5)
     last_cancel_check = started

@@ -31,6 +31,9 @@ class WorkerConfig(BaseSettings):
     )
     max_wait_s: float = Field(default=3600.0, gt=0)
     sweep_interval_s: float = Field(default=15.0, ge=0)  # 0: this worker never sweeps
+    # Exit (status 75) when the GPU thread is wedged, for the supervisor to restart the worker. Off only where the
+    # worker runs inside another program that must not exit (tests, the service benchmark).
+    exit_when_wedged: bool = True
     step_timeout_s: float = Field(default=120.0, gt=0)
     max_run_s: float = Field(default=1800.0, gt=0)
     lease_s: float = Field(default=30.0, gt=0)

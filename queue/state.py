@@ -24,6 +24,7 @@ class WorkerState:
     db: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     images: ImageStore
+    render: asyncio.Future[Any] | None = None  # the latest render handed to the GPU thread
     gpu_stuck: bool = False  # the GPU thread ignored a stop: this process must exit (functions.GpuStuck)
     sweeper: asyncio.Task[None] | None = None  # the background sweep (queue.sweep), cancelled at shutdown
 

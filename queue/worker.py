@@ -78,22 +78,35 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     if isinstance(state, WorkerState):
         if state.sweeper is not None:
             state.sweeper.cancel()
+        if state.render is not None and not state.render.done():
+            # A job cut off by shutdown told its render to stop at the next step; give it a step's time.
+            await asyncio.wait({state.render}, timeout=state.config.step_timeout_s)
+            if not state.render.done():
+                state.gpu_stuck = True
         state.gpu.shutdown(wait=False, cancel_futures=True)
         await state.db.dispose()
+        if state.gpu_stuck:
+            _exit_wedged(state)
+
+
+def _exit_wedged(state: WorkerState) -> None:
+    if not state.config.exit_when_wedged:
+        log.critical("worker %s: the GPU thread is wedged; later jobs wait behind it", state.config.name)
+        return
+    log.critical(
+        "worker %s: the GPU thread is wedged. Exiting with status %d so that the supervisor starts a fresh worker",
+        state.config.name,
+        EXIT_GPU_STUCK,
+    )
+    logging.shutdown()
+    # Not sys.exit: interpreter shutdown joins the executor's threads, and the wedged one never returns.
+    os._exit(EXIT_GPU_STUCK)
 
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
     state = ctx.get(STATE_KEY)
     if isinstance(state, WorkerState) and state.gpu_stuck:
-        log.critical(
-            "worker %s: the GPU thread is wedged; its job was failed and refunded. Exiting with status %d so that "
-            "the supervisor starts a fresh worker",
-            state.config.name,
-            EXIT_GPU_STUCK,
-        )
-        logging.shutdown()
-        # Not sys.exit: interpreter shutdown joins the executor's threads, and the wedged one never returns.
-        os._exit(EXIT_GPU_STUCK)
+        _exit_wedged(state)  # its job was failed and refunded; no later job may queue behind the thread
 
 
 def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, handle_signals: bool = True) -> Worker:

@@ -104,7 +104,9 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
     images = ImageStore(tmp / "images")
     service = JobService(session_factory(db), images, load_registry(default="tiny-sd15"), load_plans(), timed_enqueue)
     setup = WorkerSetup(
-        config=WorkerConfig(name="bench-gpu0", poll_delay_s=args.poll_delay_s, positions_announced=25),
+        config=WorkerConfig(
+            name="bench-gpu0", poll_delay_s=args.poll_delay_s, positions_announced=25, exit_when_wedged=False
+        ),
         database_url=db_url,
         image_root=images.root,
         renderer_factory=lambda: TimedRenderer(steps=1),

@@ -37,6 +37,7 @@ class Stack:
             "poll_delay_s": 0.05,
             "lease_s": 3.0,
             "namespace": self.ns.prefix,
+            "exit_when_wedged": False,  # in-process: a slow step on a loaded machine must not end pytest
         }
         values.update(config)
         chosen = renderer or NoopRenderer()

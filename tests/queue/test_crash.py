@@ -107,3 +107,36 @@ async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack
     async with stack.sessions() as session:
         reserved = await session.scalar(select(func.sum(Usage.reserved_gpu_seconds)))
     assert reserved == 0
+
+
+@pytest.mark.slow
+async def test_sigterm_ends_a_worker_even_while_its_gpu_thread_is_wedged(stack: Stack, data_dir: Path) -> None:
+    since = await events.last_id(stack.pool)
+    [ticket] = await stack.service.imagine(DAN, "a stopped clock", idempotency_key="k-3")
+    wedged = _worker(
+        stack,
+        "wedged",
+        data_dir,
+        step_s=0.01,
+        extra=("--noop-hang-s", "600"),
+        IMPASTO_WORKER_STEP_TIMEOUT_S="3",
+        IMPASTO_WORKER_SHUTDOWN_WAIT_S="0",
+    )
+    try:
+        async with asyncio.timeout(60):
+            async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200):
+                if isinstance(event, events.Started):
+                    break
+        # "started" comes just before the render reaches the GPU thread (a wedged render reports nothing after it);
+        # stop the worker well inside the render but before its own 3 s watchdog would.
+        await asyncio.sleep(2)
+        wedged.send_signal(signal.SIGTERM)
+        # The job is cut off and left for another worker; the wedged thread cannot stop, so the process exits 75
+        # about one step timeout later instead of hanging in interpreter shutdown.
+        assert await asyncio.to_thread(wedged.wait, 30) == 75
+    finally:
+        if wedged.poll() is None:
+            wedged.kill()
+            wedged.wait()
+    view = await stack.service.job(ticket.job_id)
+    assert view.status in ("queued", "running")  # not failed: another worker takes it over (lease)
