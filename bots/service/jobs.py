@@ -187,6 +187,12 @@ class JobService:
             full_text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
         )
         drafts = [self._draft_from_parsed(job, action="imagine", prompt=text) for job in parsed]
+        if len(drafts) > 1 and any(draft.mode == "relax" for draft in drafts):
+            # Midjourney's rule: many jobs from one prompt would crowd the free lane.
+            raise InvalidRequest(
+                f"permutations and --repeat run only in fast or turbo mode, and this prompt makes {len(drafts)} "
+                "relax jobs; add --fast (or switch with /fast), or send them one at a time"
+            )
         stored = await self._store_links([url for job in parsed for url in job.image_prompts])
         for draft in drafts:
             _use_keys(draft, stored)

@@ -354,6 +354,9 @@ async def test_modes_plans_and_refusals(
     (relaxed,) = await service.imagine(vip, "a cat --relax", idempotency_key="m4")
     assert relaxed.reserved_gpu_seconds == 0.0  # relax costs nothing
     assert recorder.queued[-1].lane == "relax"
+    with pytest.raises(InvalidRequest, match="run only in fast or turbo mode, and this prompt makes 2 relax jobs"):
+        await service.imagine(vip, "a {cat, dog} --relax", idempotency_key="m4b")
+    assert len(await service.imagine(vip, "a {cat, dog} --fast", idempotency_key="m4c")) == 2
     (turbo,) = await service.imagine(vip, "a cat --turbo", idempotency_key="m5")
     assert turbo.reserved_gpu_seconds == pytest.approx(2 * ESTIMATE)  # turbo holds twice the estimate
     assert (await service.info(vip)).plan == "vip"
