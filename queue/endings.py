@@ -2,9 +2,7 @@
 
 Failing or cancelling a job is the same three moves wherever it happens (the render function, the sweep): a
 conditional transition in SQL that refunds, the terminal event only if this call made the transition, then
-``release_after``.
-
-When one of a user's jobs ends, the next of their held jobs goes on the queue.
+``release_after``, which puts the user's next held jobs on the queue.
 
 A plan allows each user some jobs *in flight* (``max_concurrent``, 3 by default); the job service admits the rest
 as held in SQL (Midjourney's "Job queued") and only in-flight jobs ever reach the arq queue, so a user's fourth job
@@ -69,16 +67,16 @@ async def cancel(
 async def release_after(
     sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, *, ns: keys.Namespace
 ) -> list[str]:
-    """A job of some user just ended: release as many of that user's held jobs as their limit allows."""
-    async with sessions() as session, session.begin():
+    """A job just ended: release as many of its user's held jobs as their limit allows. Returns the ids queued."""
+    async with sessions() as session:
         user_id = await user_of(session, job_id)
-        released = await release_held(session, user_id) if user_id is not None else []
-    return await enqueue_released(pool, released, ns=ns)
+    return await release_user(sessions, pool, user_id, ns=ns) if user_id is not None else []
 
 
 async def release_user(
     sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, user_id: int, *, ns: keys.Namespace
 ) -> list[str]:
+    """Release as many of the user's held jobs as their limit allows and queue them. Returns the ids queued."""
     async with sessions() as session, session.begin():
         released = await release_held(session, user_id)
     return await enqueue_released(pool, released, ns=ns)

@@ -62,7 +62,7 @@ from impasto.bots.service.views import (
 from impasto.engine.registry import Registry, RegistryError
 from impasto.storage import ledger
 from impasto.storage.images import KEY_PATTERN, ImageStore
-from impasto.storage.lifecycle import Released, fail_job, release_held, request_cancel, user_of
+from impasto.storage.lifecycle import Released, fail_job, lock_user, release_held, request_cancel, user_of
 from impasto.storage.models import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -690,8 +690,8 @@ class JobService:
         now = utcnow()
         month = ledger.month_period(now)
         async with self.sessions() as session, session.begin():
-            # The per-user lock: every admission for this user queues here (SQLite: BEGIN IMMEDIATE already did).
-            await session.execute(select(User.id).where(User.id == ctx.user_id).with_for_update())
+            # The per-user lock: every admission and release for this user queues here.
+            await lock_user(session, ctx.user_id)
             existing = await self._tickets_for_key(session, idempotency_key)
             if existing:
                 return existing, []
@@ -799,7 +799,7 @@ class JobService:
             except Exception as exc:
                 if failing is None:
                     log.warning("queueing job %s failed (the sweep will retry): %s", job.job_id, exc)
-                    return
+                    continue
                 async with self.sessions() as session, session.begin():
                     for other in failing:
                         if other.status == QUEUED:
