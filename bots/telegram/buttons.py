@@ -19,6 +19,7 @@ from impasto.bots.service.views import JobView, SettingsView
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.callback_data import (
     BadCallbackData,
+    CancelButton,
     DocumentButton,
     JobButton,
     SettingsButton,
@@ -32,6 +33,8 @@ from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
+from impasto.queue import events
+from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class Buttons:
             await self._settings(query, who, button)
         elif isinstance(button, DocumentButton):
             await self._document(query, button)
+        elif isinstance(button, CancelButton):
+            await self._cancel(query, who, button)
         else:
             await self._job(query, who, button)
 
@@ -160,6 +165,27 @@ class Buttons:
             await self._ask_remix(query, who, button, where, result.view)
         elif result.kind == "job" and result.ticket is not None:
             await start_progress(bot, self.deps.routes, service, where, result.view, result.ticket)
+
+    async def _cancel(self, query: CallbackQuery, who: Requester, button: CancelButton) -> None:
+        """❌ under a job in progress: its owner stops it (nothing is charged); anyone else is told it is not theirs."""
+        service = self.deps.service
+        try:
+            before = (await service.job(button.job_id)).status
+            status = await service.cancel(who, button.job_id) if before in ACTIVE_STATUSES else before
+        except USER_ERRORS as exc:
+            await _answer(query, user_error_text(exc), alert=True)
+            return
+        if before not in ACTIVE_STATUSES:
+            await _answer(query, f"This job is already {before}.")
+        elif status == CANCELLED:
+            # A waiting job is cancelled at once, but no worker may reach it for a while (a held one never): announce
+            # its end now (at most once per job), and the progress message turns into "Cancelled".
+            await events.publish_final(self.deps.routes.redis, events.Cancelled(job_id=button.job_id, refunded=True))
+            await _answer(query, "🚫 Cancelled; nothing was charged")
+        elif status == RUNNING:
+            await _answer(query, "🚫 Stopping at the next step; nothing will be charged")
+        else:
+            await _answer(query, f"This job is already {status}.")  # it ended while we asked
 
     async def _details(self, query: CallbackQuery, view: JobView) -> None:
         """Details go privately to whoever pressed; a user who never opened a chat with the bot is told how."""

@@ -1,10 +1,11 @@
 """What a Telegram button carries: everything needed to serve it, in at most 64 bytes of ``callback_data``.
 
 Buttons must work on any message, from any bot process, after any restart, so the data names the job, the action
-and the image index and nothing lives in memory. Three kinds share one ``kind:a:b:c`` shape:
+and the image index and nothing lives in memory. The kinds share one ``kind:a:b:c`` shape:
 
 - ``j:<action>:<index>:<job_id>`` — a job button (``Action`` value; index 1–4 for U#/V#, 0 otherwise);
 - ``d:<index>:<job_id>`` — send the full-resolution file as a document (Telegram recompresses photos);
+- ``c:<job_id>`` — ❌ cancel a job that is waiting or being painted (its owner only);
 - ``s:<key>:<value>`` — a ``/settings`` panel toggle.
 
 Everything is validated on decode: a client can send any bytes it likes.
@@ -40,12 +41,17 @@ class DocumentButton:
 
 
 @dataclass(frozen=True)
+class CancelButton:
+    job_id: str
+
+
+@dataclass(frozen=True)
 class SettingsButton:
     key: str
     value: str
 
 
-Button = JobButton | DocumentButton | SettingsButton
+Button = JobButton | DocumentButton | CancelButton | SettingsButton
 
 
 def encode(button: Button) -> str:
@@ -56,6 +62,8 @@ def encode(button: Button) -> str:
         if not 0 <= button.index <= 4:
             raise BadCallbackData(f"image index {button.index} is not 0–4")
         data = f"d:{button.index}:{_check_job(button.job_id)}"
+    elif isinstance(button, CancelButton):
+        data = f"c:{_check_job(button.job_id)}"
     else:
         if not (_TOKEN.match(button.key) and _TOKEN.match(button.value)):
             raise BadCallbackData(f"settings button {button.key}={button.value} has characters outside [A-Za-z0-9_.-]")
@@ -80,6 +88,8 @@ def decode(data: str | None) -> Button:
         return JobButton(action, _check_job(parts[3]), index)
     if kind == "d" and len(parts) == 3:
         return DocumentButton(_check_job(parts[2]), _parse_index(parts[1]))
+    if kind == "c" and len(parts) == 2:
+        return CancelButton(_check_job(parts[1]))
     if kind == "s" and len(parts) == 3 and _TOKEN.match(parts[1]) and _TOKEN.match(parts[2]):
         return SettingsButton(parts[1], parts[2])
     raise BadCallbackData(f"unrecognised callback data {data!r}")

@@ -28,7 +28,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from impasto.bots.telegram import captions
-from impasto.bots.telegram.keyboards import grid_keyboard, single_keyboard
+from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, single_keyboard
 from impasto.bots.telegram.routes import Route, Routes
 from impasto.queue import events
 from impasto.storage.images import ImageStore
@@ -206,26 +206,36 @@ class Deliverer:
         if route.progress_message_id is None:
             return
         chat, message_id = route.chat_id, route.progress_message_id
+        markup = cancel_keyboard(route.job_id)  # an edit without it would take the ❌ away
         try:
             if preview is not None and route.progress_is_photo:
                 media = InputMediaPhoto(preview, caption=text, parse_mode=ParseMode.HTML)
                 await call_telegram(
-                    lambda: self.bot.edit_message_media(media, chat_id=chat, message_id=message_id), attempts=1
+                    lambda: self.bot.edit_message_media(
+                        media, chat_id=chat, message_id=message_id, reply_markup=markup
+                    ),
+                    attempts=1,
                 )
             elif preview is not None:
-                sent = await call_telegram(lambda: self._send_photo(route, preview, text, None), attempts=1)
+                sent = await call_telegram(lambda: self._send_photo(route, preview, text, markup), attempts=1)
                 await self.routes.save(route.with_progress(sent.message_id, is_photo=True))
                 await self._delete(chat, message_id)
             elif route.progress_is_photo:
                 await call_telegram(
                     lambda: self.bot.edit_message_caption(
-                        chat_id=chat, message_id=message_id, caption=text, parse_mode=ParseMode.HTML
+                        chat_id=chat,
+                        message_id=message_id,
+                        caption=text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
                     ),
                     attempts=1,
                 )
             else:
                 await call_telegram(
-                    lambda: self.bot.edit_message_text(text, chat_id=chat, message_id=message_id, parse_mode="HTML"),
+                    lambda: self.bot.edit_message_text(
+                        text, chat_id=chat, message_id=message_id, parse_mode="HTML", reply_markup=markup
+                    ),
                     attempts=1,
                 )
         except BadRequest as exc:

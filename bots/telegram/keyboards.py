@@ -1,4 +1,4 @@
-"""Inline keyboards: the grid's U/🔄/V rows, the single image's tools, and the ``/settings`` panel."""
+"""Inline keyboards: ❌ under a job in progress, the grid's U/🔄/V rows, the single image's tools, ``/settings``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,23 @@ from collections.abc import Mapping, Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from impasto.bots.service.actions import Action
-from impasto.bots.telegram.callback_data import DocumentButton, JobButton, SettingsButton, encode, is_token
+from impasto.bots.telegram.callback_data import (
+    CancelButton,
+    DocumentButton,
+    JobButton,
+    SettingsButton,
+    encode,
+    is_token,
+)
 
 
 def _job(label: str, action: Action, job_id: str, index: int = 0) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=encode(JobButton(action, job_id, index)))
+
+
+def cancel_keyboard(job_id: str) -> InlineKeyboardMarkup:
+    """Under a job's progress message while it waits or paints: its owner may stop it (refunded)."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton("❌ Cancel", callback_data=encode(CancelButton(job_id)))]])
 
 
 def grid_keyboard(job_id: str) -> InlineKeyboardMarkup:

@@ -14,7 +14,7 @@ from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import JobTicket, JobView
 from impasto.bots.telegram import captions, escaping
 from impasto.bots.telegram.delivery import ResultSent, call_telegram
-from impasto.bots.telegram.keyboards import grid_keyboard, single_keyboard
+from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, single_keyboard
 from impasto.bots.telegram.routes import Route, Routes
 from impasto.bots.telegram.uploads import STORE_URL
 from impasto.storage.images import ImageStore
@@ -67,6 +67,7 @@ async def start_progress(
             parse_mode=ParseMode.HTML,
             message_thread_id=where.thread_id,
             reply_parameters=where.reply_parameters,
+            reply_markup=cancel_keyboard(view.job_id),
         )
     )
     route = Route(

@@ -3,6 +3,7 @@ renderer), the real event stream. Only Telegram itself is faked."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,59 @@ async def test_a_job_past_the_concurrency_limit_says_job_queued_and_still_arrive
         assert len(queued) == 1  # the basic plan allows 3 jobs in flight: the fourth waits for one of them
         assert "maximum allowed number of concurrent jobs" in queued[0]
         await settle(stack, mark, count=4)
+
+
+async def test_the_owner_cancels_a_waiting_job_with_its_cancel_button(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+        mark = len(api.calls)
+        await api.push(api.message("/imagine a slow snail", chat_id=-100900, group=True))
+        [progress] = await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
+        cancel = buttons(progress)["❌ Cancel"]
+        job_id = cancel.split(":")[1]
+
+        mark = len(api.calls)
+        await api.push(api.callback(cancel, progress.result, user_id=77, name="Mallory"))
+        [answer] = await api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+        assert answer.params["show_alert"] is True  # not her job: nothing happens
+        assert (await stack.service.job(job_id)).status == "queued"
+
+        mark = len(api.calls)
+        await api.push(api.callback(cancel, progress.result))
+        [answer] = await api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+        assert answer.params["text"] == "🚫 Cancelled; nothing was charged"
+        [edited] = await api.wait_for(lambda c: c.method == "editMessageText", after=mark)
+        assert "Cancelled" in edited.params["text"]
+        assert "reply_markup" not in edited.params  # the ❌ is gone with the job
+        view = await stack.service.job(job_id)
+        assert (view.status, view.charged_gpu_seconds) == ("cancelled", 0)
+
+        mark = len(api.calls)
+        await api.push(api.callback(cancel, progress.result))  # pressed again: already over
+        [answer] = await api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+        assert answer.params["text"] == "This job is already cancelled."
+
+
+async def test_cancel_stops_a_job_being_painted(tmp_path: Path) -> None:
+    async with telegram_stack(tmp_path) as stack:
+        api = stack.api
+        mark = len(api.calls)
+        await api.push(api.message("/imagine a long fresco"))
+        [progress] = await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
+        cancel = buttons(progress)["❌ Cancel"]
+        job_id = cancel.split(":")[1]
+        painting = asyncio.create_task(stack.drain(steps=3000))  # 30 s of steps unless stopped
+        try:
+            edited = await api.wait_for(lambda c: c.method == "editMessageText" and "%" in c.params["text"], after=mark)
+            assert buttons(edited[0])["❌ Cancel"] == cancel  # progress edits keep the button
+            mark = len(api.calls)
+            await api.push(api.callback(cancel, progress.result))
+            [answer] = await api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+            assert answer.params["text"] == "🚫 Stopping at the next step; nothing will be charged"
+            await api.wait_for(
+                lambda c: c.method == "editMessageText" and "Cancelled" in c.params["text"], after=mark, timeout_s=20
+            )
+        finally:
+            await asyncio.wait_for(painting, 30)
+        view = await stack.service.job(job_id)
+        assert (view.status, view.charged_gpu_seconds) == ("cancelled", 0)

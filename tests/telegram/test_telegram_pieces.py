@@ -17,7 +17,7 @@ from impasto.bots.telegram import callback_data as cd
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.app import api_urls
 from impasto.bots.telegram.captions import CaptionInfo, progress_caption, result_caption, waiting_caption
-from impasto.bots.telegram.keyboards import grid_keyboard, settings_keyboard, single_keyboard
+from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, settings_keyboard, single_keyboard
 from impasto.bots.telegram.texts import COMMANDS, HELP, command_menu
 from impasto.bots.telegram.uploads import UploadRefused, check_image, store_fetcher, store_url
 from impasto.storage.images import ImageStore
@@ -54,6 +54,8 @@ def test_every_action_round_trips_within_64_bytes(action: Action) -> None:
         "s:mode:<b>",
         "x:1:2",
         "j:u:1",
+        "c:bad/id",
+        "c:" + JOB + ":1",
     ],
 )
 def test_decode_refuses_what_the_bot_never_made(data: str | None) -> None:
@@ -68,6 +70,14 @@ def test_decode_never_crashes_on_garbage(data: str) -> None:
     except cd.BadCallbackData:
         return
     assert cd.encode(button) == data
+
+
+def test_the_cancel_button_round_trips_and_names_its_job() -> None:
+    data = cd.encode(cd.CancelButton("x" * 48))
+    assert data == "c:" + "x" * 48
+    assert cd.decode(data) == cd.CancelButton("x" * 48)
+    [(label, callback)] = _labels_and_data(cancel_keyboard(JOB))
+    assert (label, callback) == ("❌ Cancel", f"c:{JOB}")
 
 
 def test_encode_refuses_bad_values() -> None:
