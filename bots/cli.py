@@ -13,6 +13,8 @@ import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from impasto.bots import console
 
 Handler = Callable[[argparse.Namespace], int]
@@ -43,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RedisConnectionError as exc:
+        # Every queue-backed command (worker, status, the bots, imagine through the queue) lands here alike.
+        print(f"cannot reach Redis: {exc} (is it running, and is IMPASTO_REDIS_URL right?)", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # `impasto explain --json … | head`: the reader left; no traceback. Point stdout at devnull so the
         # interpreter's final flush does not raise again.

@@ -71,3 +71,7 @@ async def test_the_cli_prints_json(stack: Stack, data_dir: Path) -> None:
     missing = await asyncio.to_thread(_impasto, {k: v for k, v in env.items() if k != "IMPASTO_REDIS_URL"}, "status")
     assert missing.returncode == 2
     assert "IMPASTO_REDIS_URL is not set" in missing.stderr
+    unreachable = await asyncio.to_thread(_impasto, {**env, "IMPASTO_REDIS_URL": "redis://127.0.0.1:1/0"}, "status")
+    assert unreachable.returncode == 2
+    assert unreachable.stderr.splitlines()[-1].startswith("cannot reach Redis: ")
+    assert "Traceback" not in unreachable.stderr
