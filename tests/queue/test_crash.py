@@ -38,6 +38,19 @@ def _worker(
     return subprocess.Popen([*cmd, "--noop-step-s", str(step_s), *extra], env=env, stderr=subprocess.DEVNULL)
 
 
+async def _finals(stack: Stack, job_id: str, since: str, *, timeout_s: float) -> list[events.Event]:
+    """The job's terminal events published after ``since`` (waits for the first)."""
+    async with asyncio.timeout(timeout_s):
+        return [e async for e in events.listen(stack.pool, job_ids=[job_id], since=since) if e.final]
+
+
+def _stop(*procs: subprocess.Popen[bytes] | None) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
 @pytest.mark.slow
 async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack, data_dir: Path) -> None:
     since = await events.last_id(stack.pool)
@@ -54,13 +67,9 @@ async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack
         assert (await stack.service.job(ticket.job_id)).status == "running"  # as the dead worker left it
 
         second = _worker(stack, "survivor", data_dir, step_s=0.01)
-        async with asyncio.timeout(120):
-            final = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since) if e.final]
+        final = await _finals(stack, ticket.job_id, since, timeout_s=120)
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        _stop(first, second)
 
     assert [e.kind for e in final] == ["done"]
     history = await events.history(stack.pool, ticket.job_id)
@@ -96,13 +105,9 @@ async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack
 
         since = await events.last_id(stack.pool)
         fresh = _worker(stack, "fresh", data_dir, step_s=0.01)
-        async with asyncio.timeout(60):
-            final = [e async for e in events.listen(stack.pool, job_ids=[second.job_id], since=since) if e.final]
+        final = await _finals(stack, second.job_id, since, timeout_s=60)
     finally:
-        for proc in (wedged, fresh):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
+        _stop(wedged, fresh)
     assert [e.kind for e in final] == ["done"]
     async with stack.sessions() as session:
         reserved = await session.scalar(select(func.sum(Usage.reserved_gpu_seconds)))
