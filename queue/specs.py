@@ -1,7 +1,8 @@
 """From a claimed SQL job to the engine's input: a ``RenderSpec`` and the action's input images.
 
-The stored parameters are the command language's ``Job.to_json()``; the action is ``"imagine"``, ``"blend"`` or an
-``Action`` value from ``impasto.bots.service.actions``. Torch-free: it only builds the engine's plain dataclasses.
+The stored parameters are the command language's ``Job.to_json()``; the action is an ``Action`` wire id, and what it
+paints is read from its row in ``impasto.queue.actions`` (never from the string). Torch-free: it only builds the
+engine's plain dataclasses.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from impasto.engine.spec import ActionInput, Blend, Inpaint, Outpaint, PanDirection, RenderSpec, Upscale, Vary
+from impasto.engine.spec import ActionInput, Blend, Inpaint, Outpaint, RenderSpec, Upscale, Vary
+from impasto.queue.actions import ACTIONS, Action
 from impasto.storage.lifecycle import ClaimedJob
 
 GRID_SIZE = 4
-
-_PAN: dict[str, PanDirection] = {"pl": "left", "pr": "right", "pu": "up", "pd": "down"}
-_ZOOM: dict[str, float] = {"z2": 2.0, "z15": 1.5}
 
 
 class UnrenderableJob(Exception):
@@ -81,13 +80,15 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
 
     params = claimed.params
     prompt_images = tuple(image(str(k), "image prompt") for k in params.get("image_prompts", ()))
-    action = claimed.action
+    try:
+        row = ACTIONS[Action(claimed.action)]
+    except ValueError:
+        raise UnrenderableJob(f"job {claimed.job_id} has an unknown action {claimed.action!r}") from None
     spec = build_spec(claimed, image_prompts=prompt_images)
-    single = build_spec(claimed, image_prompts=prompt_images, batch_size=1)
     work_action: ActionInput | None
-    if action in ("imagine", "r"):
-        work_action = None
-    elif action == "blend":
+    if not row.renders:
+        raise UnrenderableJob(f"action {row.label!r} paints nothing; the job service answers it without a worker")
+    if row.action is Action.BLEND:
         extra = params.get("extra") or {}
         dims = extra.get("dimensions", "square")
         if dims not in ("portrait", "square", "landscape"):
@@ -95,31 +96,27 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
         keys = claimed.input_image_keys or tuple(str(k) for k in params.get("image_prompts", ()))
         spec = build_spec(claimed)
         work_action = Blend(images=tuple(image(k, "blend image") for k in keys), dimensions=dims)
-    elif action in ("v", "vt"):
-        work_action = Vary(image=source(), strength="strong")
-    elif action == "vs":
-        work_action = Vary(image=source(), strength="subtle")
-    elif action in ("us", "uc"):
-        spec = single
-        work_action = Upscale(image=source(), creative=action == "uc")
-    elif action in _ZOOM:
-        work_action = Outpaint(image=source(), zoom=_ZOOM[action])
-    elif action == "zc":
-        zoom = params.get("zoom")
-        if zoom is None:
-            raise UnrenderableJob(f"custom zoom job {claimed.job_id} has no zoom factor")
-        work_action = Outpaint(image=source(), zoom=float(zoom))
-    elif action in _PAN:
-        work_action = Outpaint(image=source(), pan=_PAN[action])
-    elif action == "sq":
-        work_action = Outpaint(image=source(), square=True)
-    elif action == "vr":
+    elif row.needs_mask:
         if len(claimed.input_image_keys) < 2:
-            raise UnrenderableJob(f"vary region job {claimed.job_id} needs an image and a mask")
+            raise UnrenderableJob(f"{row.label} job {claimed.job_id} needs an image and a mask")
         work_action = Inpaint(
             image=image(claimed.input_image_keys[0], "source image"),
             mask=image(claimed.input_image_keys[1], "mask"),
         )
+    elif row.strength is not None:
+        work_action = Vary(image=source(), strength=row.strength)
+    elif row.upscale is not None:
+        spec = build_spec(claimed, image_prompts=prompt_images, batch_size=1)
+        work_action = Upscale(image=source(), creative=row.upscale == "creative")
+    elif row.zoom is not None:
+        zoom = row.zoom or params.get("zoom")  # 0.0: Custom Zoom, the factor the user typed
+        if zoom is None:
+            raise UnrenderableJob(f"custom zoom job {claimed.job_id} has no zoom factor")
+        work_action = Outpaint(image=source(), zoom=float(zoom))
+    elif row.pan is not None:
+        work_action = Outpaint(image=source(), pan=row.pan)
+    elif row.square:
+        work_action = Outpaint(image=source(), square=True)
     else:
-        raise UnrenderableJob(f"action {action!r} paints nothing; the job service answers it without a worker")
+        work_action = None  # imagine and reroll: text to image
     return RenderWork(job_id=claimed.job_id, spec=spec, action=work_action)

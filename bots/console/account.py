@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from impasto.bots.config import Settings
+from impasto.queue.actions import label_of
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,6 +73,6 @@ async def _history(search: str | None, limit: int) -> int:
     for view in views:
         when = view.queued_at.strftime("%Y-%m-%d %H:%M")
         what = view.display or view.prompt
-        index = f" {view.image_index}" if view.image_index else ""
-        print(f"{view.job_id}  {when}  {view.status:<9}  {view.action}{index:<3}  {what}")
+        action = label_of(view.action).replace("#", str(view.image_index or ""))
+        print(f"{view.job_id}  {when}  {view.status:<9}  {action:<18}  {what}")
     return 0

@@ -65,8 +65,8 @@ def run_bench(args: argparse.Namespace) -> int:
 async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Path) -> int:
     import warnings
 
-    from impasto.bots.service.actions import Requester
     from impasto.bots.service.jobs import JobService
+    from impasto.bots.service.requester import Requester
     from impasto.engine.registry import load_registry
     from impasto.engine.spec import ProgressFn, RenderResult
     from impasto.migrations.config import upgrade

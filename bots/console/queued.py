@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from impasto.bots.config import Settings
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
+from impasto.queue.actions import Action
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis

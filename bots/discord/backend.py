@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
+from impasto.queue.actions import Action
 
 
 class UserFacingError(Exception):

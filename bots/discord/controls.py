@@ -30,7 +30,8 @@ from impasto.bots.discord.modals import modal_for
 from impasto.bots.discord.progress import ProgressEditor
 from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.views import grid_view, settings_view, single_view, with_pressed
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
+from impasto.queue.actions import Action
 
 log = logging.getLogger(__name__)
 RECENT_JOBS = 4096

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from impasto.bots.service.actions import Action
+from impasto.queue.actions import BUTTONS, Action
 
 MAX_CUSTOM_ID = 100
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,80}"
@@ -34,6 +34,8 @@ class ButtonId:
     def __post_init__(self) -> None:
         if not re.fullmatch(JOB_ID_PATTERN, self.job_id):
             raise InvalidCustomId(f"job id {self.job_id!r} must be 1–80 letters, digits, '-' or '_'")
+        if self.action not in BUTTONS:
+            raise InvalidCustomId(f"{self.action.label} is a command, not a button")
         if not 0 <= self.index <= 4:
             raise InvalidCustomId(f"image index {self.index} must be 0–4")
 

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 from discord import ui
 
-from impasto.bots.service.actions import Action
+from impasto.queue.actions import Action
 
 Submit = Callable[[discord.Interaction[Any], str], Awaitable[None]]
 MAX_PROMPT = 4000  # Discord's limit for a text input

@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 
 
 def _is_nsfw(channel: object) -> bool:

@@ -26,11 +26,12 @@ from impasto.bots.discord.backend import (
     UserFacingError,
 )
 from impasto.bots.language.errors import PromptError
-from impasto.bots.service.actions import Action, Requester
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import InfoView, JobView, SettingsView
 from impasto.queue import events, keys
+from impasto.queue.actions import ACTIONS, Action
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -42,23 +43,6 @@ DELIVERED_KEY = keys.PREFIX + "discord:delivered:{job_id}"  # set once: who post
 MESSAGE_TTL_S = 7 * 24 * 3600
 NOISE_NOTE = "made by a built-in tiny test model: the picture is noise"
 
-WHAT: dict[str, str] = {
-    Action.VARIATION.value: "Variations",
-    Action.VARY_SUBTLE.value: "Variations (Subtle)",
-    Action.VARY_STRONG.value: "Variations (Strong)",
-    Action.VARY_REGION.value: "Vary (Region)",
-    Action.UPSCALE_SUBTLE.value: "Upscaled (Subtle)",
-    Action.UPSCALE_CREATIVE.value: "Upscaled (Creative)",
-    Action.ZOOM_OUT_2.value: "Zoom Out",
-    Action.ZOOM_OUT_1_5.value: "Zoom Out",
-    Action.ZOOM_CUSTOM.value: "Zoom Out",
-    Action.PAN_LEFT.value: "Pan Left",
-    Action.PAN_RIGHT.value: "Pan Right",
-    Action.PAN_UP.value: "Pan Up",
-    Action.PAN_DOWN.value: "Pan Down",
-    Action.MAKE_SQUARE.value: "Make Square",
-}
-_SINGLE_ACTIONS = (Action.UPSCALE.value, Action.UPSCALE_SUBTLE.value, Action.UPSCALE_CREATIVE.value)
 _FINAL = ("done", "failed", "cancelled")
 MODE_REPLIES = {
     "fast": "Fast mode on: your jobs use fast GPU time.",
@@ -73,8 +57,8 @@ def card_of(view: JobView, *, kind: str | None = None) -> JobCard:
         prompt=view.display,
         owner_id=view.user_id,
         mode=view.mode,
-        kind=kind or ("single" if view.action in _SINGLE_ACTIONS else "grid"),
-        what=WHAT.get(view.action, ""),
+        kind=kind or ACTIONS[Action(view.action)].output,
+        what=ACTIONS[Action(view.action)].caption or "",
         index=view.image_index or 0,
     )
 

@@ -11,7 +11,7 @@ import discord
 from discord import ui
 
 from impasto.bots.discord.custom_ids import BUTTON_TEMPLATE, SETTING_TEMPLATE, ButtonId, SettingId
-from impasto.bots.service.actions import Action
+from impasto.queue.actions import GRID_ROWS, SINGLE_ROWS, Action, offered
 
 _Interaction = discord.Interaction[Any]
 
@@ -30,39 +30,10 @@ def _controls(interaction: _Interaction) -> ControlHandler:
     return cast(HasControls, interaction.client).controls
 
 
-# label, emoji for each button; None where the other carries it
-LABELS: dict[Action, tuple[str | None, str | None]] = {
-    Action.REROLL: (None, "🔄"),
-    Action.UPSCALE_SUBTLE: ("Upscale (Subtle)", None),
-    Action.UPSCALE_CREATIVE: ("Upscale (Creative)", None),
-    Action.VARY_SUBTLE: ("Vary (Subtle)", None),
-    Action.VARY_STRONG: ("Vary (Strong)", None),
-    Action.VARY_REGION: ("Vary (Region)", None),
-    Action.ZOOM_OUT_2: ("Zoom Out 2x", None),
-    Action.ZOOM_OUT_1_5: ("Zoom Out 1.5x", None),
-    Action.ZOOM_CUSTOM: ("Custom Zoom", None),
-    Action.MAKE_SQUARE: ("Make Square", None),
-    Action.PAN_LEFT: (None, "⬅️"),
-    Action.PAN_RIGHT: (None, "➡️"),
-    Action.PAN_UP: (None, "⬆️"),
-    Action.PAN_DOWN: (None, "⬇️"),
-    Action.FAVORITE: (None, "❤️"),
-    Action.DETAILS: (None, "✉️"),
-}
-
-SINGLE_ROWS: tuple[tuple[Action, ...], ...] = (
-    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.VARY_REGION),
-    (Action.ZOOM_OUT_2, Action.ZOOM_OUT_1_5, Action.ZOOM_CUSTOM, Action.MAKE_SQUARE),
-    (Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP, Action.PAN_DOWN, Action.FAVORITE),
-)
-
-
 def label_of(button: ButtonId) -> tuple[str | None, str | None]:
-    if button.action is Action.UPSCALE:
-        return f"U{button.index}", None
-    if button.action is Action.VARIATION:
-        return f"V{button.index}", None
-    return LABELS[button.action]
+    """The button's text and icon, from the action table (icon-only buttons carry no text)."""
+    row = button.action.row
+    return (None if row.icon_only else row.button_text(button.index)), row.emoji
 
 
 class JobButton(ui.DynamicItem[ui.Button[Any]], template=BUTTON_TEMPLATE):
@@ -120,22 +91,22 @@ DYNAMIC_ITEMS: tuple[type[ui.DynamicItem[Any]], ...] = (JobButton, ModelSelect, 
 
 def grid_view(job_id: str, pressed: frozenset[str] = frozenset()) -> ui.View:
     view = ui.View(timeout=None)
-    rows = (
-        [ButtonId(job_id, Action.UPSCALE, i) for i in range(1, 5)] + [ButtonId(job_id, Action.REROLL, 0)],
-        [ButtonId(job_id, Action.VARIATION, i) for i in range(1, 5)],
-    )
-    for row, buttons in enumerate(rows):
-        for button in buttons:
-            view.add_item(JobButton(button, pressed=button.encode() in pressed, row=row))
+    for row, actions in enumerate(GRID_ROWS):
+        for action in actions:
+            indexes = range(1, 5) if action.needs_index else (0,)
+            for index in indexes:
+                button = ButtonId(job_id, action, index)
+                view.add_item(JobButton(button, pressed=button.encode() in pressed, row=row))
     return view
 
 
-def single_view(job_id: str, index: int, *, square: bool = False) -> ui.View:
-    """Buttons under one image. Make Square is offered only for a non-square image, as Midjourney does."""
+def single_view(job_id: str, index: int, *, square: bool = False, mask_editor: bool = False) -> ui.View:
+    """Buttons under one image. Make Square is offered only for a non-square image, as Midjourney does; Vary (Region)
+    only where a mask editor exists."""
     view = ui.View(timeout=None)
     for row, actions in enumerate(SINGLE_ROWS):
         for action in actions:
-            if action is Action.MAKE_SQUARE and square:
+            if (action is Action.MAKE_SQUARE and square) or not offered(action, mask_editor=mask_editor):
                 continue
             view.add_item(JobButton(ButtonId(job_id, action, index), row=row))
     return view

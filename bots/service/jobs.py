@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine, parse_remix
 from impasto.bots.language.prefs import MAX_OPTIONS, Preferences, validate_option, validate_suffix
-from impasto.bots.service.actions import Action, Requester
 from impasto.bots.service.errors import (
     ChannelNotAllowed,
     CreditsExhausted,
@@ -46,6 +45,7 @@ from impasto.bots.service.errors import (
 )
 from impasto.bots.service.fetch import FetchError, FetchImage, image_extension
 from impasto.bots.service.jobjson import job_from_json
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import (
     Enqueue,
     GuildView,
@@ -60,6 +60,7 @@ from impasto.bots.service.views import (
     Variation,
 )
 from impasto.engine.registry import Registry, RegistryError
+from impasto.queue.actions import Action
 from impasto.storage import ledger
 from impasto.storage.images import KEY_PATTERN, ImageStore
 from impasto.storage.lifecycle import Released, fail_job, lock_user, release_held, request_cancel, user_of
@@ -91,10 +92,6 @@ HELD_NOTICE = (
 )
 MODES = ("fast", "relax", "turbo")
 VISIBILITIES = ("public", "stealth")
-# Actions that paint one image at twice the side (four times the pixels); every other render paints a 2×2 grid.
-_UPSCALES = (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE)
-# Actions whose result should differ from the original: they draw a new seed.
-_NEW_SEED = (Action.REROLL, Action.VARIATION, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.VARY_REGION)
 
 
 @dataclass(frozen=True)
@@ -587,15 +584,16 @@ class JobService:
         else:
             # A button uses the presser's current mode (as Midjourney does), not the one the parent ran in.
             edited, mode = original, ctx.prefs.mode
-        seed = self._new_seed() if action in _NEW_SEED else (edited.seed if edited.seed is not None else parent.seed)
+        seed = self._new_seed() if action.new_seed else (edited.seed if edited.seed is not None else parent.seed)
         params = edited.to_json()
         params["seed"] = seed
         params["mode"] = mode
-        if action in _NEW_SEED and action is not Action.REROLL:
+        if action.row.strength is not None or action.row.needs_mask:
             params["variation"] = ctx.prefs.variation  # high/low variation mode, for V1–V4 and Vary
         width, height, images = edited.width, edited.height, 4
-        if action in _UPSCALES:
-            width, height, images = width * 2, height * 2, 1
+        if action.row.output == "single":
+            scale = action.row.scale
+            width, height, images = width * scale, height * scale, 1
         return _Draft(
             action=action.value,
             prompt=remix_text if remix_text is not None else parent.prompt,

@@ -14,7 +14,7 @@ from telegram import CallbackQuery, ForceReply, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView, SettingsView
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.callback_data import (
@@ -34,32 +34,18 @@ from impasto.bots.telegram.posting import Where, post_result, send_document, sta
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
 from impasto.queue import events
+from impasto.queue.actions import Action
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, RUNNING
 
 log = logging.getLogger(__name__)
 
 REMIX_TTL_S = 24 * 3600
 DOUBLE_CLICK_S = 3.0
-_SHORT = {
-    Action.UPSCALE: "U{i}",
-    Action.VARIATION: "V{i}",
-    Action.REROLL: "🔄 Reroll",
-    Action.UPSCALE_SUBTLE: "Upscale (Subtle)",
-    Action.UPSCALE_CREATIVE: "Upscale (Creative)",
-    Action.VARY_SUBTLE: "Vary (Subtle)",
-    Action.VARY_STRONG: "Vary (Strong)",
-    Action.ZOOM_OUT_2: "Zoom Out 2x",
-    Action.ZOOM_OUT_1_5: "Zoom Out 1.5x",
-    Action.PAN_LEFT: "Pan ⬅️",
-    Action.PAN_RIGHT: "Pan ➡️",
-    Action.PAN_UP: "Pan ⬆️",
-    Action.PAN_DOWN: "Pan ⬇️",
-    Action.MAKE_SQUARE: "Make Square",
-}
 
 
 def short_label(action: Action, index: int) -> str:
-    return _SHORT.get(action, action.name.title()).format(i=index)
+    row = action.row
+    return f"{row.emoji} {row.button_text(index)}" if row.emoji else row.button_text(index)
 
 
 def _where(query: CallbackQuery) -> Where | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from impasto.bots.service.actions import Action
+from impasto.queue.actions import BUTTONS, Action
 
 MAX_BYTES = 64  # Bot API: callback_data is 1–64 bytes
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
@@ -107,6 +107,8 @@ def _parse_index(text: str) -> int:
 
 
 def _check_index(action: Action, index: int) -> None:
+    if action not in BUTTONS:
+        raise BadCallbackData(f"{action.label} is a command, not a button")
     if action.needs_index and not 1 <= index <= 4:
         raise BadCallbackData(f"{action.name} needs an image index 1–4, got {index}")
     if not action.needs_index and index != 0:

@@ -8,28 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impasto.bots.service.actions import Action
 from impasto.bots.telegram import escaping
+from impasto.queue.actions import ACTIONS, Action
 
 PROMPT_BUDGET = 700  # leaves room in the 1024-character caption for the user, the mode and the job id
 
-_ACTION_LABELS: dict[str, str] = {
-    Action.VARIATION.value: "Variations (Strong)",
-    Action.VARY_STRONG.value: "Variations (Strong)",
-    Action.VARY_SUBTLE.value: "Variations (Subtle)",
-    Action.REROLL.value: "Reroll",
-    Action.UPSCALE_SUBTLE.value: "Upscaled (Subtle)",
-    Action.UPSCALE_CREATIVE.value: "Upscaled (Creative)",
-    Action.ZOOM_OUT_2.value: "Zoom Out 2x",
-    Action.ZOOM_OUT_1_5.value: "Zoom Out 1.5x",
-    Action.ZOOM_CUSTOM.value: "Custom Zoom",
-    Action.PAN_LEFT.value: "Pan Left",
-    Action.PAN_RIGHT.value: "Pan Right",
-    Action.PAN_UP.value: "Pan Up",
-    Action.PAN_DOWN.value: "Pan Down",
-    Action.MAKE_SQUARE.value: "Make Square",
-    "blend": "Blend",
-}
+
+def _caption_of(action: str) -> str | None:
+    try:
+        return ACTIONS[Action(action)].caption
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -49,10 +38,11 @@ def result_caption(info: CaptionInfo, *, single: bool = False) -> str:
     prompt = f"<b>{escaping.text(info.prompt or '(image prompt)', PROMPT_BUDGET)}</b>"
     user = escaping.user_link(info.user_id, info.user_name)
     mode = escaping.text(info.mode, 8)
-    if info.action == Action.UPSCALE.value or (single and info.action not in _ACTION_LABELS):
+    what = _caption_of(info.action)
+    if info.action == Action.UPSCALE.value or (single and what is None):
         middle = f"Image #{info.index} {user}" if info.index else user
-    elif info.action in _ACTION_LABELS:
-        middle = f"{_ACTION_LABELS[info.action]} by {user} ({mode})"
+    elif what is not None:
+        middle = f"{what} by {user} ({mode})"
     else:
         middle = f"{user} ({mode})"
     return f"{prompt} - {middle}\n<code>{escaping.text(info.job_id, 48)}</code>"

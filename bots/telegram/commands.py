@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 from telegram import Message, Update
 
 from impasto.bots.language.errors import PromptError
-from impasto.bots.service.actions import Requester
 from impasto.bots.service.errors import ServiceError
+from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.delivery import DeliveryDeferred, DeliveryDropped
 from impasto.bots.telegram.deps import Deps

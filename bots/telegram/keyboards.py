@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from impasto.bots.service.actions import Action
 from impasto.bots.telegram.callback_data import (
     CancelButton,
     DocumentButton,
@@ -15,6 +14,7 @@ from impasto.bots.telegram.callback_data import (
     encode,
     is_token,
 )
+from impasto.queue.actions import GRID_ROWS, SINGLE_ROWS, Action, offered
 
 
 def _job(label: str, action: Action, job_id: str, index: int = 0) -> InlineKeyboardButton:
@@ -26,49 +26,49 @@ def cancel_keyboard(job_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("❌ Cancel", callback_data=encode(CancelButton(job_id)))]])
 
 
+def _label(action: Action, index: int = 0) -> str:
+    row = action.row
+    if row.icon_only:
+        return row.emoji or row.button_text(index)
+    return f"{row.emoji} {row.button_text(index)}" if row.emoji else row.button_text(index)
+
+
+def _file_button(job_id: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton("📄 Full-res file", callback_data=encode(DocumentButton(job_id)))
+
+
 def grid_keyboard(job_id: str) -> InlineKeyboardMarkup:
     """``U1 U2 U3 U4 🔄`` / ``V1 V2 V3 V4`` / a row for the full-resolution grid file."""
-    upscale = [_job(f"U{i}", Action.UPSCALE, job_id, i) for i in range(1, 5)]
-    variation = [_job(f"V{i}", Action.VARIATION, job_id, i) for i in range(1, 5)]
-    return InlineKeyboardMarkup(
-        [
-            [*upscale, _job("🔄", Action.REROLL, job_id)],
-            variation,
-            [InlineKeyboardButton("📄 Full-res file", callback_data=encode(DocumentButton(job_id)))],
-        ]
-    )
+    rows: list[list[InlineKeyboardButton]] = []
+    for actions in GRID_ROWS:
+        rows.append(
+            [
+                _job(_label(action, i), action, job_id, i)
+                for action in actions
+                for i in (range(1, 5) if action.needs_index else (0,))
+            ]
+        )
+    return InlineKeyboardMarkup([*rows, [_file_button(job_id)]])
 
 
-def single_keyboard(job_id: str) -> InlineKeyboardMarkup:
-    """The tools under one image, in Midjourney's order; details and the file come back to the presser."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                _job("Upscale (Subtle)", Action.UPSCALE_SUBTLE, job_id),
-                _job("Upscale (Creative)", Action.UPSCALE_CREATIVE, job_id),
-            ],
-            [
-                _job("🪄 Vary (Subtle)", Action.VARY_SUBTLE, job_id),
-                _job("🪄 Vary (Strong)", Action.VARY_STRONG, job_id),
-            ],
-            [
-                _job("🔍 Zoom Out 2x", Action.ZOOM_OUT_2, job_id),
-                _job("🔍 Zoom Out 1.5x", Action.ZOOM_OUT_1_5, job_id),
-                _job("↔️ Make Square", Action.MAKE_SQUARE, job_id),
-            ],
-            [
-                _job("⬅️", Action.PAN_LEFT, job_id),
-                _job("➡️", Action.PAN_RIGHT, job_id),
-                _job("⬆️", Action.PAN_UP, job_id),
-                _job("⬇️", Action.PAN_DOWN, job_id),
-            ],
-            [
-                _job("❤️", Action.FAVORITE, job_id),
-                _job("✉️ Details", Action.DETAILS, job_id),
-                InlineKeyboardButton("📄 Full-res file", callback_data=encode(DocumentButton(job_id))),
-            ],
+# Custom Zoom asks for a factor in a Discord modal; Telegram has no modal, so it is not offered here.
+_NOT_ON_TELEGRAM = frozenset({Action.ZOOM_CUSTOM})
+
+
+def single_keyboard(job_id: str, *, mask_editor: bool = False) -> InlineKeyboardMarkup:
+    """The tools under one image, in Midjourney's order; details and the file come back to the presser. Vary (Region)
+    is offered only where a mask editor exists."""
+    rows: list[list[InlineKeyboardButton]] = []
+    for actions in SINGLE_ROWS:
+        row = [
+            _job(_label(action), action, job_id)
+            for action in actions
+            if action not in _NOT_ON_TELEGRAM and offered(action, mask_editor=mask_editor)
         ]
-    )
+        if row:
+            rows.append(row)
+    rows[-1].append(_file_button(job_id))
+    return InlineKeyboardMarkup(rows)
 
 
 # The panel: (key, value, label). Values are what SettingsButton carries; handlers map them to the service.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import Chat, Message, User
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 
 GROUP_TYPES = (Chat.GROUP, Chat.SUPERGROUP)
 

@@ -27,7 +27,8 @@ from impasto.bots.discord.backend import (
     SettingsPanel,
     UserFacingError,
 )
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
+from impasto.queue.actions import Action
 
 
 def png(color: str = "red", size: int = 8) -> bytes:

@@ -86,14 +86,14 @@ async def test_imagine_u2_zoom_out_v1_with_real_processes(fake: FakeDiscord, tmp
                 lambda m: m.get("message_reference", {}).get("message_id") == single["id"] and bool(m["components"]),
                 400,
             )
-            assert "Zoom Out by" in zoomed["content"]
+            assert "Zoom Out 2x by" in zoomed["content"]
 
             await fake.press(zoomed["id"], fake.button(zoomed, "V1")["custom_id"])
             varied = await fake.wait_message(
                 lambda m: m.get("message_reference", {}).get("message_id") == zoomed["id"] and bool(m["components"]),
                 400,
             )
-            assert "Variations by" in varied["content"]
+            assert "Variations (Strong) by" in varied["content"]
             assert [b.get("label") for b in fake.buttons(varied)][:4] == ["U1", "U2", "U3", "U4"]
         except BaseException:
             for log in sorted(logs.iterdir()):

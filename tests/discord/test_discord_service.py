@@ -65,14 +65,14 @@ async def test_imagine_u2_zoom_out_v1(fake: FakeDiscord, live: ImpastoBot, stack
 
     await fake.press(single["id"], fake.button(single, "Zoom Out 2x")["custom_id"], user_id=BOB)
     zoomed = await rendered(fake, stack, (await reply_to(fake, single["id"]))["id"])
-    assert "Zoom Out by" in zoomed["content"]
+    assert "Zoom Out 2x by" in zoomed["content"]
     zoom_job = fake.button(zoomed, "V1")["custom_id"].rsplit(":", 1)[1]
     view = await stack.service.job(zoom_job)
     assert (view.action, view.user_id) == ("z2", BOB)  # the presser owns and pays for it
 
     await fake.press(zoomed["id"], fake.button(zoomed, "V1")["custom_id"])
     varied = await rendered(fake, stack, (await reply_to(fake, zoomed["id"]))["id"])
-    assert "Variations by" in varied["content"]
+    assert "Variations (Strong) by" in varied["content"]
     assert fake.button(fake.messages[zoomed["id"]], "V1")["style"] == 1
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from queue_helpers import Stack
 from sqlalchemy import select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobTicket
 from impasto.queue.renderer import NoopRenderer
 from impasto.storage.models import Job, Usage

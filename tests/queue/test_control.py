@@ -7,7 +7,7 @@ import asyncio
 from queue_helpers import Stack
 from sqlalchemy import select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import events
 from impasto.queue.renderer import NoopRenderer
 from impasto.storage.models import Job, Usage

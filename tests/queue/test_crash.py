@@ -13,7 +13,7 @@ import pytest
 from queue_helpers import TEST_REDIS_URL, Stack
 from sqlalchemy import func, select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import events
 from impasto.storage.models import LedgerEntry, Usage
 

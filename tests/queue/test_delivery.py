@@ -8,7 +8,7 @@ from arq.constants import result_key_prefix
 from queue_helpers import Stack
 from sqlalchemy import func, select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import events, keys
 from impasto.queue.client import enqueue
 from impasto.queue.contract import RenderRequest

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from queue_helpers import Stack
 
-from impasto.bots.service.actions import Action, Requester
+from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
 from impasto.queue import events
+from impasto.queue.actions import Action
 from impasto.queue.renderer import EngineRenderer
 from impasto.storage.images import ImageStore
 

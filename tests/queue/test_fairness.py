@@ -11,7 +11,7 @@ from arq.connections import ArqRedis
 from queue_helpers import Stack
 from sqlalchemy import select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import fairness, keys
 from impasto.queue.client import enqueue
 from impasto.queue.contract import Lane, RenderRequest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from queue_helpers import Stack
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import events
 from impasto.storage.images import ImageStore
 from impasto.storage.models import Job

@@ -12,7 +12,7 @@ from pathlib import Path
 from arq.constants import in_progress_key_prefix
 from queue_helpers import TEST_REDIS_URL, Stack
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue.status import lane_of_score, queue_status
 from impasto.storage.lifecycle import claim_job
 

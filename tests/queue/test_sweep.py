@@ -10,7 +10,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from queue_helpers import TEST_REDIS_URL, Stack
 from sqlalchemy import select, update
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import events
 from impasto.queue.sweep import sweep
 from impasto.queue.worker import build_worker

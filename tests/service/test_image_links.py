@@ -9,12 +9,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from impasto.bots.service.actions import Action, Requester
 from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.fetch import FetchError, http_fetcher, image_extension
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import QueuedRender
 from impasto.engine.registry import load_registry
+from impasto.queue.actions import Action
 from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import NewImage, claim_job, complete_job
 from impasto.storage.plans import load_plans

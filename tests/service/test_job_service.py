@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.language.errors import PromptError
-from impasto.bots.service.actions import Action, Requester
 from impasto.bots.service.errors import (
     ChannelNotAllowed,
     CreditsExhausted,
@@ -22,8 +21,10 @@ from impasto.bots.service.errors import (
     RelaxNotAllowed,
 )
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import QueuedRender
 from impasto.engine.registry import load_registry
+from impasto.queue.actions import Action
 from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import NewImage, cancel_job, claim_job, complete_job, fail_job
 from impasto.storage.models import Job, LedgerEntry, Usage

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from impasto.bots.config import Settings
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.runtime import job_service
 from impasto.bots.service.views import QueuedRender
 from impasto.migrations.config import upgrade

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from impasto.bots.service.actions import Requester
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import QueuedRender
 from impasto.engine.registry import load_registry
 from impasto.storage.db import session_factory

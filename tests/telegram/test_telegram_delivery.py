@@ -16,13 +16,13 @@ from PIL import Image
 from redis.asyncio import Redis
 from tg_harness import TEST_REDIS_URL
 
-from impasto.bots.service.actions import Action
 from impasto.bots.telegram.app import build_application
 from impasto.bots.telegram.callback_data import JobButton, decode
 from impasto.bots.telegram.captions import CaptionInfo
 from impasto.bots.telegram.delivery import Deliverer, ResultSent
 from impasto.bots.telegram.routes import Route, Routes
 from impasto.queue import events
+from impasto.queue.actions import Action
 from impasto.storage.images import ImageStore
 
 # PTB's RetryAfter constructor itself reads the deprecated int ``retry_after``.

@@ -23,9 +23,12 @@ def buttons(call: Call) -> dict[str, str]:
 
 
 def is_result(call: Call) -> bool:
-    """A posted result: a photo with buttons that the server accepted (not a 429 answer)."""
+    """A posted result: a photo with job buttons (U#, V#, tools: ``j:`` callback data) that the server accepted (not
+    a 429 answer). A progress preview is a photo too, but its only button is ❌ (``c:``): it is not a result."""
     posted = isinstance(call.result, dict) and "message_id" in call.result
-    return call.method == "sendPhoto" and "reply_markup" in call.params and posted
+    if call.method != "sendPhoto" or not posted:
+        return False
+    return any(data.startswith("j:") for data in buttons(call).values())
 
 
 async def settle(stack: TelegramStack, after: int, count: int = 1, rounds: int = 6) -> list[Call]:

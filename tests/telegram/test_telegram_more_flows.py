@@ -62,7 +62,6 @@ async def test_every_grid_and_single_button_after_a_restart(tmp_path: Path) -> N
             captions += [r.params["caption"] for r in results]
         assert len(captions) == len(pressed)
         for word in [
-            "Reroll",
             "Variations (Strong)",
             "Upscaled (Creative)",
             "Variations (Subtle)",

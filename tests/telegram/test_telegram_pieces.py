@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from impasto.bots.service.actions import GRID_ACTIONS, SINGLE_ACTIONS, Action
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.telegram import callback_data as cd
 from impasto.bots.telegram import escaping
@@ -20,6 +19,7 @@ from impasto.bots.telegram.captions import CaptionInfo, progress_caption, result
 from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, settings_keyboard, single_keyboard
 from impasto.bots.telegram.texts import COMMANDS, HELP, command_menu
 from impasto.bots.telegram.uploads import UploadRefused, check_image, store_fetcher, store_url
+from impasto.queue.actions import BUTTONS, GRID_ROWS, SINGLE_ROWS, Action
 from impasto.storage.images import ImageStore
 
 JOB = "abcDEF0123456789"  # storage's job ids are 16 characters
@@ -30,7 +30,7 @@ def _labels_and_data(markup: object) -> list[tuple[str, str]]:
     return [(b.text, b.callback_data) for row in rows for b in row]
 
 
-@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("action", BUTTONS)
 def test_every_action_round_trips_within_64_bytes(action: Action) -> None:
     index = 3 if action.needs_index else 0
     button = cd.JobButton(action, "x" * 48, index)
@@ -92,7 +92,7 @@ def test_grid_keyboard_is_u_reroll_then_v_with_file_row() -> None:
     assert [b.text for b in rows[0]] == ["U1", "U2", "U3", "U4", "🔄"]
     assert [b.text for b in rows[1]] == ["V1", "V2", "V3", "V4"]
     decoded = [cd.decode(b.callback_data) for row in rows for b in row]
-    assert {b.action for b in decoded if isinstance(b, cd.JobButton)} == set(GRID_ACTIONS)
+    assert {b.action for b in decoded if isinstance(b, cd.JobButton)} == {a for row in GRID_ROWS for a in row}
     assert cd.decode(rows[1][1].callback_data) == cd.JobButton(Action.VARIATION, JOB, 2)
     assert isinstance(decoded[-1], cd.DocumentButton)
 
@@ -100,7 +100,10 @@ def test_grid_keyboard_is_u_reroll_then_v_with_file_row() -> None:
 def test_single_keyboard_has_every_tool_but_region_and_custom_zoom() -> None:
     decoded = [cd.decode(data) for _label, data in _labels_and_data(single_keyboard(JOB))]
     actions = {b.action for b in decoded if isinstance(b, cd.JobButton)}
-    assert actions == set(SINGLE_ACTIONS) - {Action.VARY_REGION, Action.ZOOM_CUSTOM}
+    assert actions == {a for row in SINGLE_ROWS for a in row} - {Action.VARY_REGION, Action.ZOOM_CUSTOM}
+    # With a mask editor (the web front door), Vary (Region) is offered.
+    with_editor = [cd.decode(data) for _label, data in _labels_and_data(single_keyboard(JOB, mask_editor=True))]
+    assert Action.VARY_REGION in {b.action for b in with_editor if isinstance(b, cd.JobButton)}
     assert any(isinstance(b, cd.DocumentButton) for b in decoded)
 
 
