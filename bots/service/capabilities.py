@@ -1,0 +1,35 @@
+"""Step 3 of admission: what the engine can do. A pure check, before any credit is held.
+
+The command language accepts Midjourney's whole syntax; the engine honours most of it. Anything it would refuse or
+silently ignore is refused here, with the usual one-line reason, so nothing is charged, queued and then failed on
+the GPU (or painted without the option the user paid for).
+"""
+
+from __future__ import annotations
+
+from impasto.bots.language.errors import PromptError
+from impasto.bots.language.job import Job
+from impasto.queue.actions import Action
+
+
+def paints_from_text(action: Action, job: Job) -> bool:
+    """Text-to-image from noise: /imagine and 🔄 without image prompts. Everything else starts from images."""
+    return action in (Action.IMAGINE, Action.REROLL) and not job.image_prompts
+
+
+def check_capabilities(action: Action, job: Job) -> None:
+    """Raise ``PromptError`` for an option the engine would refuse or ignore for this action."""
+    if job.weird:
+        raise PromptError(
+            f"--weird {job.weird} is not supported by this engine; only --weird 0 is allowed",
+            option="--weird",
+            value=str(job.weird),
+        )
+    if job.stop != 100 and not paints_from_text(action, job):
+        what = "image prompts" if job.image_prompts else action.label
+        raise PromptError(
+            f"--stop works only when painting from text (/imagine without image prompts, 🔄), not with {what}; "
+            "remove --stop",
+            option="--stop",
+            value=str(job.stop),
+        )

@@ -1,0 +1,167 @@
+"""Every way a job is born goes through every policy check, and the engine-capability check, before anything is charged.
+
+Parametrised over entry points × checks: a check added to ``POLICY_CHECKS`` is one more column here, an entry point
+one more row; a pair where the check does not apply would make a job, charge it and fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from test_job_service import Recorder, make_plans, render
+
+from impasto.bots.language.errors import PromptError
+from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
+from impasto.bots.service.context import Context
+from impasto.bots.service.errors import ChannelNotAllowed, ServiceError
+from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
+from impasto.engine.registry import load_registry
+from impasto.queue.actions import Action
+from impasto.storage.images import ImageStore
+from impasto.storage.models import Job, LedgerEntry
+
+OWNER = Requester("discord", "100", "ada", guild_id="900", channel_id="open")
+
+
+class Banned(ServiceError):
+    pass
+
+
+async def ban_everyone(ctx: Context, intent: Intent) -> None:
+    """A stand-in for checks other issues add (moderation, rate limits): refuses everything it is shown."""
+    raise Banned(f"refused {intent.entry} {intent.action.value}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A policy check, how to make it refuse (where the request comes from, extra checks), and its refusal."""
+
+    name: str
+    where: Requester
+    extra: tuple[PolicyCheck, ...]
+    refusal: type[Exception]
+    setup: Callable[[JobService], Awaitable[None]] | None = None
+
+
+async def close_the_channel(service: JobService) -> None:
+    await service.configure_guild("discord", "900", allowed_channels=["open"])
+
+
+SCENARIOS = [
+    Scenario("closed channel", replace(OWNER, channel_id="closed"), (), ChannelNotAllowed, close_the_channel),
+    Scenario("any added check", OWNER, (ban_everyone,), Banned),
+]
+assert len(POLICY_CHECKS) == 1, "a new policy check needs its scenario above"
+
+# Every entry point that makes a job: (name, call). ``parent`` is a finished grid, ``single`` a finished U2.
+Entry = Callable[[JobService, Requester, str, str], Awaitable[object]]
+ENTRIES: dict[str, Entry] = {
+    "imagine": lambda s, who, grid, single: s.imagine(who, "a cat", idempotency_key="e-imagine"),
+    "blend": lambda s, who, grid, single: s.blend(
+        who, ["https://x.test/a.png", "https://x.test/b.png"], idempotency_key="e-blend"
+    ),
+    "U2 (pick)": lambda s, who, grid, single: s.press(who, grid, Action.UPSCALE, 3, idempotency_key="e-u"),
+    "V1": lambda s, who, grid, single: s.press(who, grid, Action.VARIATION, 1, idempotency_key="e-v"),
+    "reroll": lambda s, who, grid, single: s.press(who, grid, Action.REROLL, idempotency_key="e-r"),
+    "remix": lambda s, who, grid, single: s.press(
+        who, grid, Action.VARIATION, 2, idempotency_key="e-remix", remix_text="a dog"
+    ),
+    **{
+        action.label: (
+            lambda s, who, grid, single, action=action: s.press(
+                who,
+                single,
+                action,
+                idempotency_key=f"e-{action.value}",
+                remix_text="a cat --zoom 1.5" if action is Action.ZOOM_CUSTOM else None,
+                mask_key=s.images.put(b"mask") if action.row.needs_mask else None,
+            )
+        )
+        for action in Action
+        if action.row.where == "single" and action.renders
+    },
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ImageStore:
+    return ImageStore(tmp_path / "images")
+
+
+async def jobs_and_charges(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+    async with sessions() as session:
+        jobs = await session.scalar(select(func.count()).select_from(Job))
+        charges = await session.scalar(select(func.count()).select_from(LedgerEntry))
+        return int(jobs or 0), int(charges or 0)
+
+
+@pytest.mark.parametrize("entry", list(ENTRIES))
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+async def test_every_check_applies_to_every_entry_point(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore, entry: str, scenario: Scenario
+) -> None:
+    recorder = Recorder()
+    open_service = JobService(sessions, store, load_registry(), make_plans(), recorder)
+    # A finished grid and a finished U2 to press buttons on, made while nothing refuses.
+    [ticket] = await open_service.imagine(OWNER, "a lighthouse", idempotency_key="parent")
+    await render(sessions, store, ticket.job_id)
+    picked = await open_service.press(OWNER, ticket.job_id, Action.UPSCALE, 2, idempotency_key="pick")
+    before = await jobs_and_charges(sessions)
+
+    service = JobService(
+        sessions, store, load_registry(), make_plans(), recorder, checks=[*POLICY_CHECKS, *scenario.extra]
+    )
+    if scenario.setup is not None:
+        await scenario.setup(service)
+    with pytest.raises(scenario.refusal):
+        await ENTRIES[entry](service, scenario.where, ticket.job_id, picked.view.job_id)
+    assert await jobs_and_charges(sessions) == before, "a refused request made a job or charged"
+
+    # The same request where nothing refuses is admitted: the refusal above came from the check, not the call.
+    if scenario.extra:
+        await ENTRIES[entry](open_service, OWNER, ticket.job_id, picked.view.job_id)
+        assert (await jobs_and_charges(sessions))[0] > before[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ("a cat --weird 250", "--weird"),
+        ("https://x.test/a.png a cat --stop 50", "--stop"),  # an image prompt starts from an image
+    ],
+)
+async def test_what_the_engine_cannot_do_is_refused_before_charging(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore, text: str, option: str
+) -> None:
+    service = JobService(sessions, store, load_registry(), make_plans(), Recorder())
+    with pytest.raises(PromptError) as refused:
+        await service.imagine(OWNER, text, idempotency_key="k")
+    assert refused.value.option == option
+    assert option in refused.value.message
+    assert await jobs_and_charges(sessions) == (0, 0)
+
+
+async def test_stop_is_honoured_for_text_and_not_carried_into_buttons(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    recorder = Recorder()
+    service = JobService(sessions, store, load_registry(), make_plans(), recorder)
+    [ticket] = await service.imagine(OWNER, "a cat --stop 50", idempotency_key="k")
+    grid = await service.job(ticket.job_id)
+    assert grid.params["stop"] == 50
+    await render(sessions, store, ticket.job_id)
+    reroll = await service.press(OWNER, ticket.job_id, Action.REROLL, idempotency_key="r")
+    assert reroll.view.params["stop"] == 50  # 🔄 paints from text again
+    varied = await service.press(OWNER, ticket.job_id, Action.VARIATION, 1, idempotency_key="v")
+    assert varied.view.params["stop"] == 100  # V1 starts from an image: stored as what it paints
+    assert "--stop" not in varied.view.display
+    with pytest.raises(PromptError, match="--stop works only"):
+        await service.press(
+            OWNER, ticket.job_id, Action.VARIATION, 2, idempotency_key="v2", remix_text="a dog --stop 40"
+        )
