@@ -404,13 +404,18 @@ class Engine:
             )
             for img, s in zip(images, seeds, strict=True)
         )
-        meta = spec_json(spec, seed)
+        meta = spec_json(spec, seed, steps=steps, guidance=guidance)
         pngs = tuple(
             encode_png(img, {PARAMETERS_KEY: t, IMPASTO_KEY: meta}) for img, t in zip(images, texts, strict=True)
         )
-        grid = (
-            encode_png(compose_grid(images), {PARAMETERS_KEY: texts[0], IMPASTO_KEY: meta}) if len(images) > 1 else None
-        )
+        grid = None
+        if len(images) > 1:
+            sheet = compose_grid(images)
+            # The grid's own size (not one image's), so a tool reading the grid file sees what it holds.
+            grid_text = texts[0].replace(
+                f"Size: {images[0].width}x{images[0].height}", f"Size: {sheet.width}x{sheet.height}"
+            )
+            grid = encode_png(sheet, {PARAMETERS_KEY: grid_text, IMPASTO_KEY: meta})
         return RenderResult(
             kind=job.kind,
             model=entry.name,

@@ -75,11 +75,16 @@ def parameters(
     return "\n".join(lines)
 
 
-def spec_json(spec: RenderSpec, seed: int) -> str:
-    """The spec as JSON, without image bytes (they would bloat every PNG)."""
+def spec_json(spec: RenderSpec, seed: int, *, steps: int | None = None, guidance: float | None = None) -> str:
+    """The spec as JSON, without image bytes (they would bloat every PNG); ``steps``/``guidance`` are the values the
+    render used (the spec leaves them None when the model's registry entry decides), as in the text chunk."""
     data: dict[str, Any] = asdict(spec)
     data["image_prompts"] = len(spec.image_prompts)
     data["seed"] = seed
+    if steps is not None:
+        data["steps"] = steps
+    if guidance is not None:
+        data["guidance"] = guidance
     return json.dumps(data, separators=(",", ":"))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from impasto.storage.db import make_engine
+from impasto.storage.db import make_engine, url_from_environment
 from impasto.storage.models import Base
 
 config = context.config
@@ -24,9 +24,8 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from impasto.bots.config import Settings
-
-    return Settings().database_url_or_default  # type: ignore[call-arg]  # pydantic-settings reads the environment
+    # Migrations sit below the bots: they read the environment themselves rather than import ``bots.config``.
+    return url_from_environment()
 
 
 def _configure(connection: Connection) -> None:

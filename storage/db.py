@@ -6,6 +6,7 @@ picks asyncpg or aiosqlite itself. Built in ``main()`` and injected (STYLE.md 5)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def database_url(operator_url: str) -> URL:
             raise DatabaseError(f"database driver {url.drivername!r} is not async; write sqlite:///path.db instead")
         return url.set(drivername="sqlite+aiosqlite")
     raise DatabaseError(f"database URL scheme {backend!r} is not supported; use postgresql:// or sqlite:///")
+
+
+def url_from_environment() -> str:
+    """``IMPASTO_DATABASE_URL``, else the SQLite file under ``IMPASTO_DATA_DIR`` (``./impasto-data``): the same
+    default as the bots' settings, for tools that run below them (Alembic run by hand)."""
+    url = os.environ.get("IMPASTO_DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(os.environ.get("IMPASTO_DATA_DIR", "./impasto-data"))
+    return f"sqlite:///{(data_dir / 'impasto.db').resolve()}"
 
 
 def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:

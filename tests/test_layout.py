@@ -55,3 +55,30 @@ def bots_modules() -> list[str]:
 def test_cli_help_lists_commands() -> None:
     out = _run("from impasto.bots.cli import build_parser; print(build_parser().format_help())")
     assert "impasto" in out
+
+
+# Dependencies point one way: bots → queue → engine, storage (migrations sit beside storage).
+FORBIDDEN_IMPORTS = {
+    "queue": ("impasto.bots",),
+    "storage": ("impasto.bots", "impasto.queue", "impasto.engine"),
+    "migrations": ("impasto.bots", "impasto.queue", "impasto.engine"),
+    "engine": ("impasto.bots", "impasto.queue", "impasto.storage"),
+}
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    import ast
+
+    offenders = []
+    for folder, forbidden in FORBIDDEN_IMPORTS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.startswith(forbidden)]
+    assert offenders == []

@@ -71,7 +71,14 @@ def test_provenance_chunk_in_every_png(engine: Engine) -> None:
     assert lines[0] == "a cat::2 fog::1"
     assert lines[1] == "Negative prompt: people"
     assert f"Seed: 43, Size: 64x64, Model: {model}" in lines[2]
-    assert json.loads(text["impasto"])["prompts"] == [["a cat", 2.0], ["fog", 1.0], ["people", -0.5]]
+    meta = json.loads(text["impasto"])
+    assert meta["prompts"] == [["a cat", 2.0], ["fog", 1.0], ["people", -0.5]]
+    # The JSON chunk names the steps and guidance the render used, as the text chunk does.
+    assert f"Steps: {meta['steps']}," in lines[2]
+    assert f"CFG scale: {meta['guidance']:g}," in lines[2]
+    # The grid's text chunk gives the grid's size, not one image's.
+    assert result.grid is not None
+    assert "Size: 128x128," in png_text(result.grid)["parameters"]
 
 
 def test_progress_every_step_with_a_preview_and_cancellation(engine: Engine, model: str) -> None:
