@@ -47,7 +47,7 @@ def test_imagine_then_upscale_and_vary_by_job_id(console_env: dict[str, str], da
     out = data_dir / "out"
     made = _impasto(console_env, "imagine", "a lighthouse at dusk", "--out", str(out))
     assert made.returncode == 0, made.stderr
-    job_id = re.search(r"job (\w+):", made.stdout)
+    job_id = re.search(r"job ([\w-]+):", made.stdout)
     assert job_id is not None, made.stdout
     grid = out / f"{job_id[1]}-grid.png"
     assert grid.read_bytes().startswith(b"\x89PNG")
