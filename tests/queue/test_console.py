@@ -64,6 +64,10 @@ def test_imagine_then_upscale_and_vary_by_job_id(console_env: dict[str, str], da
     history = _impasto(console_env, "history", "lighthouse")
     assert history.returncode == 0, history.stderr
     assert job_id[1] in history.stdout
+    # Actions by name, never by wire code ("vt", "u"): U3 then Vary (Strong) on it.
+    assert "Vary (Strong)" in history.stdout
+    assert "U3" in history.stdout
+    assert " vt " not in history.stdout
     info = _impasto(console_env, "info")
     assert info.returncode == 0, info.stderr
     assert "Plan:" in info.stdout
