@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from impasto.engine.conditioning import HOUSE_NEGATIVE, build_segments, strip_loras
+from impasto.engine.editing import EmbeddingSwitch, embedding_switch, steps_to_run
 from impasto.engine.errors import EngineOutOfMemory, InvalidInput, UnknownLora
 from impasto.engine.grid import compose_grid
 from impasto.engine.images import decode_image, encode_png
@@ -290,7 +291,9 @@ class Engine:
             _vae_tiling(model.pipe, vae_tiling),
             _stopping(pipe, spec, job, steps) as sigmas,
         ):
-            call: dict[str, Any] = dict(model.encoder.encode(segments).kwargs)
+            run = steps_to_run(job.task, steps, job.strength, sigmas)
+            switch = embedding_switch(model.encoder, segments, run, family=entry.family, batch=job.batch)
+            call: dict[str, Any] = dict(switch.first.kwargs)
             call.update(job.call)
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             if job.task == "txt2img":
@@ -311,7 +314,7 @@ class Engine:
                 height=job.height,
                 num_images_per_prompt=job.batch,
                 guidance_scale=guidance,
-                callback_on_step_end=_callback(model, progress),
+                callback_on_step_end=_callback(model, progress, switch),
                 output_type="pil",
                 **call,
             )
@@ -484,14 +487,14 @@ def _paste_back(image: Image.Image, old: Image.Image, layout: Layout, mask: Imag
     return out
 
 
-def _callback(model: LoadedModel, progress: ProgressFn | None) -> Any:
+def _callback(model: LoadedModel, progress: ProgressFn | None, switch: EmbeddingSwitch) -> Any:
     family = model.entry.family
 
     def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if progress is not None:
             total = int(getattr(pipe, "_num_timesteps", step + 1))
             progress(Progress(step + 1, total, latent_preview(kwargs["latents"], family)))
-        return kwargs
+        return {**kwargs, **switch.after_step(pipe, step, kwargs)}  # prompt editing: the next step's embeddings
 
     return on_step_end
 
