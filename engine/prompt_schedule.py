@@ -33,67 +33,82 @@ class _Alternate:
 _Node = str | _Scheduled | _Alternate
 
 
-def _parse(text: str, pos: int, stops: str) -> tuple[list[_Node], int]:
-    """Nodes from ``pos`` up to (not including) the first character of ``stops`` at this level, and that index."""
-    nodes: list[_Node] = []
-    plain: list[str] = []
+#: Schedules nested deeper than this are read as plain text (they mean nothing; the evaluation is recursive).
+MAX_NESTING = 32
 
-    def flush() -> None:
-        if plain:
-            nodes.append("".join(plain))
-            plain.clear()
 
+@dataclass
+class _Frame:
+    """An open ``(`` or ``[`` (or the whole text, ``kind`` ""): what has been read inside it so far."""
+
+    kind: str
+    parts: list[list[_Node]]
+    separators: list[str]
+    nesting: int = 0  # the deepest schedule inside
+
+
+def _parse(text: str) -> list[_Node]:
+    """The text as plain strings and schedules. Iterative with an explicit stack: 6000 nested brackets are fine."""
+    stack = [_Frame("", [[]], [])]
+    pos = 0
     while pos < len(text):
-        char = text[pos]
+        char, top = text[pos], stack[-1]
         if char == "\\":
-            plain.append(text[pos : pos + 2])
+            top.parts[-1].append(text[pos : pos + 2])
             pos += 2
-        elif char in stops:
-            break
-        elif char == "(":
-            inner, end = _parse(text, pos + 1, ")")
-            flush()
-            nodes.append("(")
-            nodes.extend(inner)
-            if end < len(text):
-                nodes.append(")")
-            pos = end + 1
-        elif char == "[":
-            flush()
-            node, pos = _bracket(text, pos)
-            nodes.extend(node)
+            continue
+        if char in "([":
+            stack.append(_Frame(char, [[]], []))
+        elif char == ")" and top.kind == "(":
+            stack.pop()
+            _add(stack[-1], ["(", *top.parts[0], ")"], top.nesting)
+        elif char in ":|" and top.kind == "[":
+            top.separators.append(char)
+            top.parts.append([])
+        elif char == "]" and top.kind == "[":
+            stack.pop()
+            nodes, nesting = _bracket(top)
+            _add(stack[-1], nodes, nesting)
         else:
-            plain.append(char)
-            pos += 1
-    flush()
-    return nodes, pos
+            top.parts[-1].append(char)
+        pos += 1
+    while len(stack) > 1:  # unclosed brackets: kept as text, as A1111's emphasis reads them (to the end)
+        top = stack.pop()
+        _add(stack[-1], [top.kind, *_joined(top.parts, top.separators)], top.nesting)
+    return _merged(stack[0].parts[0])
 
 
-def _bracket(text: str, pos: int) -> tuple[list[_Node], int]:
-    """A ``[`` at ``pos``: a schedule, an alternation, or plain emphasis brackets (kept as text for later)."""
-    parts: list[list[_Node]] = []
-    separators: list[str] = []
-    cursor = pos + 1
-    while True:
-        part, cursor = _parse(text, cursor, ":|]")
-        parts.append(part)
-        if cursor >= len(text):  # unclosed: literal "[" and the rest, as A1111's emphasis reads it
-            return ["[", *_joined(parts, separators)], cursor
-        if text[cursor] == "]":
-            break
-        separators.append(text[cursor])
-        cursor += 1
-    end = cursor + 1
-    if separators and set(separators) == {"|"}:
-        return [_Alternate(tuple(tuple(p) for p in parts))], end
-    if separators and set(separators) == {":"} and len(parts) in (2, 3):
-        last = parts[-1]
-        number = _NUMBER.fullmatch(last[0]) if len(last) == 1 and isinstance(last[0], str) else None
-        if number is not None:
-            before = tuple(parts[0]) if len(parts) == 3 else ()
-            after = tuple(parts[1]) if len(parts) == 3 else tuple(parts[0])
-            return [_Scheduled(before, after, float(number[1]))], end
-    return ["[", *_joined(parts, separators), "]"], end
+def _add(frame: _Frame, nodes: list[_Node], nesting: int) -> None:
+    frame.parts[-1].extend(nodes)
+    frame.nesting = max(frame.nesting, nesting)
+
+
+def _merged(nodes: list[_Node]) -> list[_Node]:
+    """Adjacent strings joined into one."""
+    out: list[_Node] = []
+    for node in nodes:
+        if isinstance(node, str) and out and isinstance(out[-1], str):
+            out[-1] += node
+        else:
+            out.append(node)
+    return out
+
+
+def _bracket(frame: _Frame) -> tuple[list[_Node], int]:
+    """A closed ``[…]``: a schedule, an alternation, or plain emphasis brackets (kept as text for later)."""
+    parts = [_merged(p) for p in frame.parts]
+    separators = frame.separators
+    if frame.nesting < MAX_NESTING:
+        if separators and set(separators) == {"|"}:
+            return [_Alternate(tuple(tuple(p) for p in parts))], frame.nesting + 1
+        if separators and set(separators) == {":"} and len(parts) in (2, 3):
+            last = parts[-1]
+            number = _NUMBER.fullmatch(last[0]) if len(last) == 1 and isinstance(last[0], str) else None
+            if number is not None:
+                before = tuple(parts[0]) if len(parts) == 3 else ()
+                after = tuple(parts[1]) if len(parts) == 3 else tuple(parts[0])
+                return [_Scheduled(before, after, float(number[1]))], frame.nesting + 1
+    return ["[", *_joined(parts, separators), "]"], frame.nesting
 
 
 def _joined(parts: list[list[_Node]], separators: list[str]) -> list[_Node]:
@@ -136,7 +151,7 @@ def has_schedule(text: str) -> bool:
     """Whether ``text`` holds prompt editing or alternation (most prompts do not: they skip all of this)."""
     if "[" not in text:
         return False
-    nodes, _ = _parse(text, 0, "")
+    nodes = _parse(text)
     return any(not isinstance(n, str) for n in nodes)
 
 
@@ -146,7 +161,7 @@ def prompt_schedule(text: str, steps: int) -> list[tuple[int, str]]:
     The last pair ends at ``steps``. Consecutive steps that read the same text are merged.
     """
     steps = max(1, steps)
-    nodes, _ = _parse(text, 0, "")
+    nodes = _parse(text)
     ends: set[int] = {steps}
     _boundaries(nodes, steps, ends)
     schedule: list[tuple[int, str]] = []

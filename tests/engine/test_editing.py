@@ -97,7 +97,8 @@ def test_break_starts_a_new_77_token_chunk(engine: Engine, model: str) -> None:
     one = encoder.encode(_raw("a red cat")).kwargs["prompt_embeds"]
     two = encoder.encode(_raw("a red cat BREAK a blue dog")).kwargs["prompt_embeds"]
     alone = encoder.encode(_raw("a blue dog")).kwargs["prompt_embeds"]
-    assert one.shape[1] == 77 and two.shape[1] == 154
+    assert one.shape[1] == 77
+    assert two.shape[1] == 154
     assert torch.allclose(two[:, :77], one, atol=1e-5)
     assert torch.allclose(two[:, 77:], alone, atol=1e-5)
     joined = encoder.encode(_raw("a red cat a blue dog")).kwargs["prompt_embeds"]
@@ -165,11 +166,21 @@ def test_prompt_editing_counts_the_steps_an_img2img_runs(engine: Engine) -> None
     source = to_png(png(engine.imagine(spec_for(model, batch_size=1)).images[0]))
     spy = _UNetSpy(engine.models.get(model).pipe.unet)
     try:  # vary strong: 0.7 of 10 steps = 7 steps run; "[…:0.5]" switches after int(3.5) = 3 of them
-        engine.variation(spec_for(model, prompts=(("[a red cat:a blue dog:0.5]", 1.0),), steps=10, style_raw=True,
-                                  batch_size=2), source, "strong")
+        engine.variation(
+            spec_for(model, prompts=(("[a red cat:a blue dog:0.5]", 1.0),), steps=10, style_raw=True, batch_size=2),
+            source,
+            "strong",
+        )
     finally:
         spy.close()
     cat, dog = _expected(engine, model, "a red cat", "a blue dog")
     assert len(spy.hidden) == 7
     assert all(torch.allclose(h, cat["prompt_embeds"].expand_as(h), atol=1e-5) for h in spy.hidden[:3])
     assert all(torch.allclose(h, dog["prompt_embeds"].expand_as(h), atol=1e-5) for h in spy.hidden[3:])
+
+
+def test_deep_nesting_stays_cheap_and_bounded() -> None:
+    deep = "[" * 3000 + "a:b:1]" * 3000
+    assert prompt_schedule(deep, 4)[-1][0] == 4
+    assert not has_schedule("[" * 6000 + "a")
+    assert prompt_schedule("(" * 6000 + "a", 4) == [(4, "(" * 6000 + "a")]
