@@ -29,7 +29,7 @@ from impasto.engine.outpaint import BLEND_RATIOS, Layout, pan_layout, size_for_a
 from impasto.engine.outpaint import zoom_layout as _zoom_layout
 from impasto.engine.preview import latent_preview
 from impasto.engine.provenance import IMPASTO_KEY, PARAMETERS_KEY, parameters, spec_json
-from impasto.engine.registry import ModelEntry, Registry
+from impasto.engine.registry import ModelEntry, Registry, RegistryError, scaled_steps
 from impasto.engine.spec import (
     ActionInput,
     Blend,
@@ -58,20 +58,23 @@ MAX_SEED = 2**32
 
 
 def steps_for(base: int, quality: float, draft: bool) -> int:
-    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` halves them. At least one step."""
-    steps = max(1, round(base * quality))
-    return max(1, steps // 2) if draft else steps
+    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` (no few-step variant) halves them. At least 1."""
+    return scaled_steps(base, quality, draft)
 
 
 def guidance_for(base: float, stylize: int) -> float:
     """``--stylize`` → classifier-free guidance. The registry's guidance is the value at the default 100.
 
     Midjourney: low stylize follows the prompt literally, high stylize is freer and more "artistic". So guidance
-    falls as stylize rises: ×1.25 at 0, ×1 at 100, ×0.5 at 1000 (linear in between), never below 1.5.
+    falls as stylize rises: ×1.25 at 0, ×1 at 100, ×0.5 at 1000 (linear in between), never below 1.5 (or below the
+    model's own guidance when that is lower). Few-step models distilled without guidance (SDXL-Turbo, Lightning,
+    LCM) have a registry guidance of 1 or less: it is used as it is, since guidance > 1 would burn their pictures.
     """
+    if base <= 1.0:
+        return round(base, 3)
     s = min(max(stylize, 0), 1000)
     factor = 1.25 - 0.25 * s / 100 if s <= 100 else 1.0 - 0.5 * (s - 100) / 900
-    return round(max(1.5, base * factor), 3)
+    return round(max(min(1.5, base), base * factor), 3)
 
 
 def chaos_mix(chaos: int) -> float:
@@ -271,16 +274,21 @@ class Engine:
     ) -> RenderResult:
         started = time.perf_counter()
         _validate(spec, job)
+        chosen, halve = self._for_render(spec)
         with _oom_guard(job, self.device):  # loading a model onto a full GPU fails the same way
-            model = self.models.get(spec.model)
+            model = self.models.get(chosen.name)
         entry = model.entry
+        few_step = chosen.name != spec.model  # --draft on the model's few-step variant: its own steps and guidance
         pipe = model.view(job.task)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(MAX_SEED)
         seeds = image_seeds(seed, job.batch)
-        steps = steps_for(spec.steps or entry.steps, spec.quality, spec.draft)
+        steps = steps_for(entry.steps if few_step else spec.steps or entry.steps, spec.quality, halve)
         if job.strength is not None and job.strength < 1.0:
             steps = max(steps, math.ceil(1 / job.strength))  # diffusers runs int(steps × strength) ≥ 1 steps
-        guidance = spec.guidance if spec.guidance is not None else guidance_for(entry.guidance, spec.stylize)
+        if spec.guidance is not None and not few_step:
+            guidance = spec.guidance
+        else:
+            guidance = guidance_for(entry.guidance, spec.stylize)
         segments = build_segments(_clean_prompts(spec.prompts), style_raw=spec.style_raw, stylize=spec.stylize)
 
         gpu_started = time.perf_counter()
@@ -327,6 +335,13 @@ class Engine:
         if job.keep is not None:
             images = [_paste_back(img, *job.keep, keep_mask) for img in images]
         return self._result(spec, job, entry, images, seed, seeds, steps_run, guidance, sampler, gpu_seconds, started)
+
+    def _for_render(self, spec: RenderSpec) -> tuple[ModelEntry, bool]:
+        try:
+            return self.models.registry.for_render(spec.model, spec.draft)
+        except RegistryError:
+            self.models.entry(spec.model)  # the engine's own error for an unknown model
+            raise
 
     def _noise(
         self, model: LoadedModel, job: _Job, seed: int, generators: list[torch.Generator], chaos: int

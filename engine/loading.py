@@ -117,14 +117,16 @@ def _quiet_loading() -> Iterator[None]:
 
 
 def _set_scheduler(pipe: Any, entry: ModelEntry) -> None:
-    if not entry.scheduler:
+    """The registry's scheduler class and timestep spacing, over the model's own scheduler config."""
+    if not entry.scheduler and not entry.timestep_spacing:
         return
     import diffusers
 
-    cls = getattr(diffusers, entry.scheduler, None)
+    cls = getattr(diffusers, entry.scheduler, None) if entry.scheduler else type(pipe.scheduler)
     if cls is None or not hasattr(cls, "from_config"):
         raise InvalidInput(f"model {entry.name}: unknown scheduler {entry.scheduler!r} (a diffusers class name)")
-    pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    overrides = {"timestep_spacing": entry.timestep_spacing} if entry.timestep_spacing else {}
+    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
 
 
 class ModelCache:

@@ -17,6 +17,12 @@ DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
 BUILTIN_PREFIX = "builtin:"
 
 
+def scaled_steps(base: int, quality: float, halve: bool) -> int:
+    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` without a few-step variant halves them."""
+    steps = max(1, round(base * quality))
+    return max(1, steps // 2) if halve else steps
+
+
 class RegistryError(ValueError):
     """The registry file is malformed, or a name is not in it."""
 
@@ -30,6 +36,10 @@ class ModelEntry:
     steps: int
     guidance: float
     scheduler: str | None = None
+    #: Few-step models: "trailing" puts the few steps at the end of the noise schedule (SDXL-Turbo, Lightning).
+    timestep_spacing: str | None = None
+    #: The registry name of this model's few-step variant, used by ``--draft`` (Midjourney's draft mode).
+    draft: str | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -45,8 +55,22 @@ class ModelEntry:
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5),
-    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0),
+    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0, draft="tiny-sdxl-turbo"),
+    # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
+    # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
+    ModelEntry(
+        "tiny-sdxl-turbo",
+        "sdxl",
+        BUILTIN_PREFIX + "tiny-sdxl",
+        256,
+        1,
+        0.0,
+        "EulerAncestralDiscreteScheduler",
+        "trailing",
+    ),
+    ModelEntry("tiny-sd15-lcm", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 1.0, "LCMScheduler"),
 )
+TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,19 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self.models)
+
+    def for_render(self, name: str, draft: bool) -> tuple[ModelEntry, bool]:
+        """The model that paints a job and whether its steps are halved: ``--draft`` takes the model's few-step
+        variant when the registry names one (run at that variant's own steps), else halves the model's steps."""
+        entry = self.get(name)
+        if draft and entry.draft:
+            return self.get(entry.draft), False
+        return entry, draft
+
+    def planned_steps(self, name: str, quality: float, draft: bool) -> int:
+        """The denoising steps a txt2img job will run (for cost estimates before the job runs): the engine's rule."""
+        entry, halve = self.for_render(name, draft)
+        return scaled_steps(entry.steps, quality, halve)
 
     def default_model(self) -> ModelEntry:
         return self.get(self.default)
@@ -100,9 +137,17 @@ def _entry(name: str, raw: object) -> ModelEntry:
         raise RegistryError(f"[models.{name}] steps must be a positive whole number")
     if not isinstance(guidance, int | float):
         raise RegistryError(f"[models.{name}] guidance must be a number")
+    if guidance < 0:
+        raise RegistryError(f"[models.{name}] guidance must be 0 or more (1 or less turns guidance off)")
     if scheduler is not None and not isinstance(scheduler, str):
         raise RegistryError(f"[models.{name}] scheduler must be a diffusers scheduler class name")
-    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler)
+    spacing = raw.get("timestep_spacing")
+    if spacing is not None and spacing not in TIMESTEP_SPACINGS:
+        raise RegistryError(f"[models.{name}] timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)}")
+    draft = raw.get("draft")
+    if draft is not None and (not isinstance(draft, str) or draft == name):
+        raise RegistryError(f"[models.{name}] draft must name another model of the registry (its few-step variant)")
+    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler, spacing, draft)
 
 
 def load_registry(path: Path | None = None, default: str | None = None) -> Registry:
@@ -128,4 +173,12 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job
+    for entry in models.values():
+        if entry.draft is not None:
+            drafted = models.get(entry.draft)
+            if drafted is None or drafted.family != entry.family or drafted.draft is not None:
+                raise RegistryError(
+                    f"[models.{entry.name}] draft {entry.draft!r} must be another {entry.family} model of the "
+                    "registry, without a draft of its own"
+                )
     return registry
