@@ -47,10 +47,14 @@ from impasto.engine.spec import (
     Upscale,
     Vary,
 )
+from impasto.engine.upscaler import SuperResolution, blend_tiles, load_upscaler, refine_tiles
 
 #: img2img strengths (fraction of the schedule re-run). Midjourney's "subtle" keeps the composition.
 VARY_STRENGTH: dict[Strength, float] = {"subtle": 0.35, "strong": 0.7}
-UPSCALE_STRENGTH = {False: 0.25, True: 0.5}  # subtle, creative
+UPSCALE_STRENGTH = {False: 0.25, True: 0.5}  # subtle, creative (the path without an SR model)
+UPSCALE_SCALES = (2, 4)
+#: Creative after an SR model: the SR model already made the detail, so the refine re-runs less of the schedule.
+REFINE_STRENGTH = 0.35
 INPAINT_STRENGTH = 0.9  # vary region: keep a hint of the old colours under the mask
 OUTPAINT_STRENGTH = 1.0  # new canvas area: painted from pure noise
 BLEND_STRENGTH = 0.8
@@ -134,6 +138,7 @@ class Engine:
             cache_dir=cache_dir,
             memory_budget_bytes=memory_budget_bytes,
         )
+        self._upscalers: dict[str, SuperResolution] = {}
 
     # --- The public actions ---------------------------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class Engine:
         if isinstance(action, Vary):
             return self.variation(spec, action.image, action.strength, progress)
         if isinstance(action, Upscale):
-            return self.upscale(spec, action.image, creative=action.creative, progress=progress)
+            return self.upscale(spec, action.image, creative=action.creative, scale=action.scale, progress=progress)
         if isinstance(action, Outpaint):
             return self.outpaint(
                 spec, action.image, zoom=action.zoom, pan=action.pan, square=action.square, progress=progress
@@ -178,14 +183,50 @@ class Engine:
         return self._run(spec, job, progress)
 
     def upscale(
-        self, spec: RenderSpec, image_png: bytes, *, creative: bool = False, progress: ProgressFn | None = None
+        self,
+        spec: RenderSpec,
+        image_png: bytes,
+        *,
+        creative: bool = False,
+        scale: int = 2,
+        progress: ProgressFn | None = None,
     ) -> RenderResult:
-        """Upscale (Subtle/Creative): 2× Lanczos resize, then img2img at a low/higher strength; one image."""
-        image = _fit8(decode_image(image_png))
-        big = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
-        job = _Job("upscale", "img2img", big.width, big.height, 1, {"image": big})
-        job.strength = UPSCALE_STRENGTH[creative]
-        return self._run(spec, job, progress, vae_tiling=True)
+        """Upscale (Subtle/Creative) ×2 or ×4; one image.
+
+        With the model's SR weights (registry ``upscaler``): Subtle is the SR model alone (no diffusion, nothing
+        invented); Creative is the SR model, then img2img over overlapping tiles of the model's native size at
+        ``REFINE_STRENGTH``. Without them: a Lanczos resize, then img2img of the whole image (tiled VAE).
+        """
+        if scale not in UPSCALE_SCALES:
+            raise InvalidInput(f"upscale scale must be 2 or 4, not {scale}")
+        image = decode_image(image_png)
+        sr = self._upscaler(spec.model)
+        if sr is not None and not creative:  # no diffusion follows: any size goes, pixel for pixel
+            started = time.perf_counter()
+            big = sr.upscale(image, scale)
+            entry, seed = self.models.entry(spec.model), spec.seed if spec.seed is not None else 0
+            job = _Job("upscale", "sr", big.width, big.height, 1)
+            elapsed = time.perf_counter() - started
+            return self._result(spec, job, entry, [big], seed, (seed,), 0, 0.0, sr.name, elapsed, started)
+        image = _fit8(image)
+        if sr is None:
+            big = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
+            job = _Job("upscale", "img2img", big.width, big.height, 1, {"image": big})
+            job.strength = UPSCALE_STRENGTH[creative]
+            return self._run(spec, job, progress, vae_tiling=True)
+        big = sr.upscale(image, scale)
+        job = _Job("upscale", "img2img", big.width, big.height, 1)
+        job.strength = REFINE_STRENGTH
+        return self._run(spec, job, progress, refine=(big, sr.name))
+
+    def _upscaler(self, model: str) -> SuperResolution | None:
+        """The model's SR weights, loaded once and kept (a few MB to a few hundred MB); None when none are set."""
+        source = self.models.entry(model).upscaler
+        if source is None:
+            return None
+        if source not in self._upscalers:
+            self._upscalers[source] = load_upscaler(source, self.models.cache_dir, self.device, self.dtype)
+        return self._upscalers[source]
 
     def outpaint(
         self,
@@ -271,6 +312,7 @@ class Engine:
         blend_sources: list[Image.Image] | None = None,
         vae_tiling: bool = False,
         keep_mask: Image.Image | None = None,
+        refine: tuple[Image.Image, str] | None = None,
     ) -> RenderResult:
         started = time.perf_counter()
         _validate(spec, job)
@@ -317,17 +359,22 @@ class Engine:
                 call["sigmas"] = sigmas
             else:
                 call["num_inference_steps"] = steps
-            out = pipe(
-                width=job.width,
-                height=job.height,
-                num_images_per_prompt=job.batch,
-                guidance_scale=guidance,
-                callback_on_step_end=_callback(model, progress, switch),
-                output_type="pil",
-                **call,
-            )
-            images: list[Image.Image] = list(out.images)
-            sampler = type(pipe.scheduler).__name__  # Euler under --stop
+            images: list[Image.Image]
+            if refine is None:
+                out = pipe(
+                    width=job.width,
+                    height=job.height,
+                    num_images_per_prompt=job.batch,
+                    guidance_scale=guidance,
+                    callback_on_step_end=_callback(model, progress, switch),
+                    output_type="pil",
+                    **call,
+                )
+                images = list(out.images)
+                sampler = type(pipe.scheduler).__name__  # Euler under --stop
+            else:
+                images = [_refine_tiled(pipe, model, refine[0], call, seed, guidance, progress, switch)]
+                sampler = f"{refine[1]} + {type(pipe.scheduler).__name__}"
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         steps_run = int(getattr(pipe, "_num_timesteps", steps))
@@ -512,6 +559,50 @@ def _callback(model: LoadedModel, progress: ProgressFn | None, switch: Embedding
         return {**kwargs, **switch.after_step(pipe, step, kwargs)}  # prompt editing: the next step's embeddings
 
     return on_step_end
+
+
+def _refine_tiled(
+    pipe: Any,
+    model: LoadedModel,
+    image: Image.Image,
+    call: dict[str, Any],
+    seed: int,
+    guidance: float,
+    progress: ProgressFn | None,
+    switch: EmbeddingSwitch,
+) -> Image.Image:
+    """img2img over overlapping tiles of the model's native size, blended with feathered edges.
+
+    Each tile is a native-size render (what the model does best, and memory bounded by the tile, not the image);
+    progress counts the steps of all tiles together.
+    """
+    native = model.entry.native_px
+    overlap = max(16, native // 8 // 8 * 8)
+    tiles = refine_tiles(image.width, image.height, native, overlap)
+    shared = {k: v for k, v in call.items() if k not in ("generator", "image")}
+    painted: list[Image.Image] = []
+    for index, tile in enumerate(tiles):
+        tile_progress = None
+        if progress is not None:
+            done, report = index, progress
+
+            def tile_progress(p: Progress, done: int = done, report: ProgressFn = report) -> None:
+                report(Progress(done * p.total + p.step, len(tiles) * p.total, p.preview))
+
+        crop = image.crop(tile.box)
+        out = pipe(
+            image=crop,
+            width=crop.width,
+            height=crop.height,
+            num_images_per_prompt=1,
+            guidance_scale=guidance,
+            generator=[torch.Generator("cpu").manual_seed((seed + index) % MAX_SEED)],
+            callback_on_step_end=_callback(model, tile_progress, switch),
+            output_type="pil",
+            **shared,
+        )
+        painted.append(out.images[0])
+    return blend_tiles(image.size, tiles, painted)
 
 
 @contextlib.contextmanager

@@ -40,6 +40,9 @@ class ModelEntry:
     timestep_spacing: str | None = None
     #: The registry name of this model's few-step variant, used by ``--draft`` (Midjourney's draft mode).
     draft: str | None = None
+    #: Super-resolution weights for Upscale (a .safetensors / .pth file, or builtin:tiny-sr); None: the old
+    #: Lanczos + img2img path.
+    upscaler: str | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -51,11 +54,16 @@ class ModelEntry:
         return self.native_px * self.native_px
 
 
+TINY_UPSCALER = BUILTIN_PREFIX + "tiny-sr"
+UPSCALER_SUFFIXES = (".safetensors", ".pth")
+
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5),
-    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0, draft="tiny-sdxl-turbo"),
+    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, upscaler=TINY_UPSCALER),
+    ModelEntry(
+        "tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0, draft="tiny-sdxl-turbo", upscaler=TINY_UPSCALER
+    ),
     # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
     # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
     ModelEntry(
@@ -118,7 +126,7 @@ class Registry:
         return self.models[nijis[-1]] if nijis else None
 
 
-def _entry(name: str, raw: object) -> ModelEntry:
+def _entry(name: str, raw: object, default_upscaler: object = None) -> ModelEntry:
     if not isinstance(raw, dict):
         raise RegistryError(f"[models.{name}] must be a table")
     family = raw.get("family")
@@ -147,7 +155,16 @@ def _entry(name: str, raw: object) -> ModelEntry:
     draft = raw.get("draft")
     if draft is not None and (not isinstance(draft, str) or draft == name):
         raise RegistryError(f"[models.{name}] draft must name another model of the registry (its few-step variant)")
-    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler, spacing, draft)
+    upscaler = raw.get("upscaler", default_upscaler)
+    if upscaler is not None and (
+        not isinstance(upscaler, str) or not (upscaler == TINY_UPSCALER or upscaler.lower().endswith(UPSCALER_SUFFIXES))
+    ):
+        raise RegistryError(
+            f"[models.{name}] upscaler must be a .safetensors or .pth super-resolution file (or {TINY_UPSCALER})"
+        )
+    return ModelEntry(
+        name, cast(Family, family), source, native_px, steps, float(guidance), scheduler, spacing, draft, upscaler
+    )
 
 
 def load_registry(path: Path | None = None, default: str | None = None) -> Registry:
@@ -169,7 +186,7 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
         raise RegistryError(f"model registry {path}: [models] must be a table")
     models = {m.name: m for m in BUILTIN_MODELS}
     for name, raw in raw_models.items():
-        models[name] = _entry(name, raw)
+        models[name] = _entry(name, raw, data.get("upscaler"))  # a top-level upscaler serves every model
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job
