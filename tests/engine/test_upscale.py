@@ -4,6 +4,7 @@ tiles that join without seams, Subtle (SR alone) vs Creative (SR + tiled img2img
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -156,3 +157,16 @@ def test_registry_reads_the_upscaler(tmp_path: Path) -> None:
     path.write_text('default = "a"\n[models.a]\nfamily = "sdxl"\nsource = "org/a"\nupscaler = "x.ckpt"\n')
     with pytest.raises(RegistryError, match=r"upscaler must be a \.safetensors or \.pth"):
         load_registry(path)
+
+
+@pytest.mark.slow
+def test_upscale_bench_prints_a_row_per_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from impasto.engine.upscale_bench import main
+
+    out = tmp_path / "rows.json"
+    assert main(["--size", "64", "--only", "sr-subtle", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "sr-subtle" in printed
+    rows = json.loads(out.read_text())
+    assert [(r["case"], r["scale"], r["out"]) for r in rows] == [("sr-subtle", 2, "128x128"), ("sr-subtle", 4, "256x256")]
+    assert all(float(r["seconds"]) > 0 and int(r["peak_rss_mb"]) > 0 for r in rows)
