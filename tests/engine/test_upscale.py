@@ -168,5 +168,6 @@ def test_upscale_bench_prints_a_row_per_case(tmp_path: Path, capsys: pytest.Capt
     printed = capsys.readouterr().out
     assert "sr-subtle" in printed
     rows = json.loads(out.read_text())
-    assert [(r["case"], r["scale"], r["out"]) for r in rows] == [("sr-subtle", 2, "128x128"), ("sr-subtle", 4, "256x256")]
+    cases = [(r["case"], r["scale"], r["out"]) for r in rows]
+    assert cases == [("sr-subtle", 2, "128x128"), ("sr-subtle", 4, "256x256")]
     assert all(float(r["seconds"]) > 0 and int(r["peak_rss_mb"]) > 0 for r in rows)
