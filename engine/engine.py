@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from impasto.engine.conditioning import HOUSE_NEGATIVE, build_segments, strip_loras
+from impasto.engine.describe import Describer, load_describer
 from impasto.engine.editing import EmbeddingSwitch, embedding_switch, steps_to_run
 from impasto.engine.errors import EngineOutOfMemory, InvalidInput, UnknownLora
 from impasto.engine.grid import compose_grid
@@ -139,6 +140,7 @@ class Engine:
             memory_budget_bytes=memory_budget_bytes,
         )
         self._upscalers: dict[str, SuperResolution] = {}
+        self._describers: dict[str, Describer] = {}
 
     # --- The public actions ---------------------------------------------------------------------------------------
 
@@ -218,6 +220,15 @@ class Engine:
         job = _Job("upscale", "img2img", big.width, big.height, 1)
         job.strength = REFINE_STRENGTH
         return self._run(spec, job, progress, refine=(big, sr.name))
+
+    def describe(self, model: str, image_png: bytes, *, offset: int = 0) -> list[str]:
+        """/describe: four prompts for an image, from the model's captioner (registry ``describer``)."""
+        source = self.models.entry(model).describer
+        if source is None:
+            raise InvalidInput(f"model {model} has no describer (a CLIP checkpoint) in the registry")
+        if source not in self._describers:
+            self._describers[source] = load_describer(source, self.models.cache_dir, self.device)
+        return self._describers[source].describe(decode_image(image_png), offset=offset)
 
     def _upscaler(self, model: str) -> SuperResolution | None:
         """The model's SR weights, loaded once and kept (a few MB to a few hundred MB); None when none are set."""

@@ -43,6 +43,8 @@ class ModelEntry:
     #: Super-resolution weights for Upscale (a .safetensors / .pth file, or builtin:tiny-sr); None: the old
     #: Lanczos + img2img path.
     upscaler: str | None = None
+    #: The CLIP checkpoint /describe ranks phrases with (a Hugging Face id or local folder, or builtin:tiny-clip).
+    describer: str | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -55,14 +57,25 @@ class ModelEntry:
 
 
 TINY_UPSCALER = BUILTIN_PREFIX + "tiny-sr"
+TINY_DESCRIBER = BUILTIN_PREFIX + "tiny-clip"
 UPSCALER_SUFFIXES = (".safetensors", ".pth")
 
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, upscaler=TINY_UPSCALER),
     ModelEntry(
-        "tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0, draft="tiny-sdxl-turbo", upscaler=TINY_UPSCALER
+        "tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, upscaler=TINY_UPSCALER, describer=TINY_DESCRIBER
+    ),
+    ModelEntry(
+        "tiny-sdxl",
+        "sdxl",
+        BUILTIN_PREFIX + "tiny-sdxl",
+        256,
+        4,
+        7.0,
+        draft="tiny-sdxl-turbo",
+        upscaler=TINY_UPSCALER,
+        describer=TINY_DESCRIBER,
     ),
     # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
     # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
@@ -126,7 +139,7 @@ class Registry:
         return self.models[nijis[-1]] if nijis else None
 
 
-def _entry(name: str, raw: object, default_upscaler: object = None) -> ModelEntry:
+def _entry(name: str, raw: object, default_upscaler: object = None, default_describer: object = None) -> ModelEntry:
     if not isinstance(raw, dict):
         raise RegistryError(f"[models.{name}] must be a table")
     family = raw.get("family")
@@ -162,8 +175,21 @@ def _entry(name: str, raw: object, default_upscaler: object = None) -> ModelEntr
         raise RegistryError(
             f"[models.{name}] upscaler must be a .safetensors or .pth super-resolution file (or {TINY_UPSCALER})"
         )
+    describer = raw.get("describer", default_describer)
+    if describer is not None and (not isinstance(describer, str) or not describer):
+        raise RegistryError(f"[models.{name}] describer must name a CLIP checkpoint (Hugging Face id or folder)")
     return ModelEntry(
-        name, cast(Family, family), source, native_px, steps, float(guidance), scheduler, spacing, draft, upscaler
+        name,
+        cast(Family, family),
+        source,
+        native_px,
+        steps,
+        float(guidance),
+        scheduler,
+        spacing,
+        draft,
+        upscaler,
+        describer,
     )
 
 
@@ -186,7 +212,8 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
         raise RegistryError(f"model registry {path}: [models] must be a table")
     models = {m.name: m for m in BUILTIN_MODELS}
     for name, raw in raw_models.items():
-        models[name] = _entry(name, raw, data.get("upscaler"))  # a top-level upscaler serves every model
+        # A top-level upscaler / describer serves every model that names none.
+        models[name] = _entry(name, raw, data.get("upscaler"), data.get("describer"))
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job
