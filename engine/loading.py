@@ -78,7 +78,13 @@ def _load_pipeline(entry: ModelEntry, cache_dir: Path, dtype: torch.dtype) -> An
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise InvalidInput(f"model {entry.name}: {path} does not exist")
-        return cls.from_single_file(str(path), torch_dtype=dtype)
+        if entry.config is None:  # diffusers fetches the matching configs from the Hub
+            return cls.from_single_file(str(path), torch_dtype=dtype)
+        config = Path(entry.config).expanduser()
+        if not (config / "model_index.json").is_file():
+            raise InvalidInput(f"model {entry.name}: config {config} is not a diffusers folder (no model_index.json)")
+        with _quiet_loading():  # offline: configs and tokenizers from the local folder, weights from the file
+            return cls.from_single_file(str(path), torch_dtype=dtype, config=str(config), local_files_only=True)
     if path.is_dir():
         pickles = [p for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES]
         if pickles and not any(path.rglob("*.safetensors")):

@@ -45,6 +45,9 @@ class ModelEntry:
     upscaler: str | None = None
     #: The CLIP checkpoint /describe ranks phrases with (a Hugging Face id or local folder, or builtin:tiny-clip).
     describer: str | None = None
+    #: For a single-file ``source``: a local diffusers folder with the model's configs and tokenizers, so the file
+    #: loads without the Hugging Face Hub (``from_single_file(config=…)``).
+    config: str | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -178,6 +181,9 @@ def _entry(name: str, raw: object, default_upscaler: object = None, default_desc
     describer = raw.get("describer", default_describer)
     if describer is not None and (not isinstance(describer, str) or not describer):
         raise RegistryError(f"[models.{name}] describer must name a CLIP checkpoint (Hugging Face id or folder)")
+    config = raw.get("config")
+    if config is not None and (not isinstance(config, str) or not source.lower().endswith(".safetensors")):
+        raise RegistryError(f"[models.{name}] config (a local diffusers folder) goes with a single .safetensors source")
     return ModelEntry(
         name,
         cast(Family, family),
@@ -190,6 +196,7 @@ def _entry(name: str, raw: object, default_upscaler: object = None, default_desc
         draft,
         upscaler,
         describer,
+        config,
     )
 
 
