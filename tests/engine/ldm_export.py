@@ -1,4 +1,4 @@
-"""Test helper: a diffusers SD 1.5 folder → one original-layout (CompVis/A1111) ``.safetensors`` checkpoint.
+"""Test helper: a diffusers SD 1.5 / SDXL folder → one original-layout (CompVis/SGM, A1111) ``.safetensors`` file.
 
 Real single-file checkpoints use the original LDM key names (``model.diffusion_model.input_blocks.1.0…``,
 ``first_stage_model.…``, ``cond_stage_model.transformer.…``); diffusers converts them back when loading. Writing the
@@ -53,6 +53,8 @@ def _unet_prefixes(config: dict[str, object]) -> list[tuple[str, str]]:
 
 def _unet_key(key: str, prefixes: list[tuple[str, str]]) -> str:
     fixed = {
+        "add_embedding.linear_1.": "label_emb.0.0.",  # SDXL's size/crop + pooled text embedding
+        "add_embedding.linear_2.": "label_emb.0.2.",
         "time_embedding.linear_1.": "time_embed.0.",
         "time_embedding.linear_2.": "time_embed.2.",
         "conv_in.": "input_blocks.0.0.",
@@ -97,8 +99,59 @@ def _vae_key(key: str, config: dict[str, object]) -> str:
     return key
 
 
+def _open_clip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A transformers CLIPTextModelWithProjection → OpenCLIP names (SDXL's second text encoder): fused q/k/v."""
+    out: dict[str, torch.Tensor] = {}
+    renames = (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), (".fc1.", ".c_fc."), (".fc2.", ".c_proj."))
+    fixed = {
+        "text_model.embeddings.position_embedding.weight": "positional_embedding",
+        "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+        "text_model.final_layer_norm.weight": "ln_final.weight",
+        "text_model.final_layer_norm.bias": "ln_final.bias",
+    }
+    for key, value in state.items():
+        if key in fixed:
+            out[prefix + fixed[key]] = value
+        elif key == "text_projection.weight":
+            out[prefix + "text_projection"] = value.T.contiguous()
+        elif ".self_attn.q_proj." in key:
+            kind = key.rsplit(".", 1)[1]  # weight / bias
+            stem = key.split(".self_attn.")[0].replace("text_model.encoder.layers.", "transformer.resblocks.")
+            parts = [state[key.replace("q_proj", p)] for p in ("q_proj", "k_proj", "v_proj")]
+            out[f"{prefix}{stem}.attn.in_proj_{kind}"] = torch.cat(parts)
+        elif ".self_attn.k_proj." in key or ".self_attn.v_proj." in key:
+            continue
+        else:
+            name = key.replace("text_model.encoder.layers.", "transformer.resblocks.").replace(".self_attn", ".attn")
+            for old, new in renames:
+                name = name.replace(old, new)
+            out[prefix + name] = value
+    return out
+
+
+def export_sdxl(folder: Path, out: Path) -> Path:
+    """Write ``folder`` (a diffusers SDXL pipeline) as one original-layout ``.safetensors`` file."""
+    state = _unet_and_vae(folder)
+    for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
+        name = key if key.startswith("text_model.") else "text_model." + key
+        state["conditioner.embedders.0.transformer." + name] = value
+    second = load_file(str(folder / "text_encoder_2" / "model.safetensors"))
+    state.update(_open_clip(second, "conditioner.embedders.1.model."))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out))
+    return out
+
+
 def export_sd15(folder: Path, out: Path) -> Path:
     """Write ``folder`` (a diffusers SD 1.5 pipeline) as one original-layout ``.safetensors`` file."""
+    state = _unet_and_vae(folder)
+    for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
+        name = key if key.startswith("text_model.") else "text_model." + key
+        state["cond_stage_model.transformer." + name] = value
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out))
+    return out
+
+
+def _unet_and_vae(folder: Path) -> dict[str, torch.Tensor]:
     unet_config = json.loads((folder / "unet" / "config.json").read_text())
     vae_config = json.loads((folder / "vae" / "config.json").read_text())
     prefixes = _unet_prefixes(unet_config)
@@ -110,8 +163,4 @@ def export_sd15(folder: Path, out: Path) -> Path:
         if "mid.attn_1." in new and new.endswith(("q.weight", "k.weight", "v.weight", "proj_out.weight")):
             value = value.reshape(*value.shape, 1, 1)  # the LDM VAE's attention uses 1×1 convolutions
         state["first_stage_model." + new] = value
-    for key, value in load_file(str(folder / "text_encoder" / "model.safetensors")).items():
-        name = key if key.startswith("text_model.") else "text_model." + key
-        state["cond_stage_model.transformer." + name] = value
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out))
-    return out
+    return state

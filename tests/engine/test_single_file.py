@@ -1,4 +1,4 @@
-"""Offline single-file checkpoints: the tiny SD 1.5 model written in the original (A1111) layout as one
+"""Offline single-file checkpoints: the tiny SD 1.5 and SDXL models written in the original (A1111) layout as one
 .safetensors file loads through from_single_file with a local config folder, and paints what the folder paints."""
 
 from __future__ import annotations
@@ -9,36 +9,44 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_helpers import png, spec_for
-from ldm_export import export_sd15
+from ldm_export import export_sd15, export_sdxl
 
 from impasto.engine.engine import Engine
 from impasto.engine.errors import InvalidInput
-from impasto.engine.registry import Registry, RegistryError, load_registry
+from impasto.engine.registry import Family, Registry, RegistryError, load_registry
 from impasto.engine.tiny import ensure_tiny_model
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_a_single_file_checkpoint_loads_offline_and_paints_the_same(
-    engine: Engine, registry: Registry, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    registry: Registry,
+    model_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    family: Family,
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # any Hub access fails the test
-    folder = ensure_tiny_model("sd15", model_cache)
-    checkpoint = export_sd15(folder, tmp_path / "tiny-sd15.safetensors")
-    base = registry.get("tiny-sd15")
+    folder = ensure_tiny_model(family, model_cache)
+    export = export_sd15 if family == "sd15" else export_sdxl
+    checkpoint = export(folder, tmp_path / f"tiny-{family}.safetensors")
+    base = registry.get(f"tiny-{family}")
     single = dataclasses.replace(base, name="tiny-single", source=str(checkpoint), config=str(folder))
     offline = Engine(
         Registry({**registry.models, "tiny-single": single}, "tiny-single"), device="cpu", cache_dir=model_cache
     )
     loaded = offline.models.get("tiny-single")
-    reference = engine.models.get("tiny-sd15")
-    for part in ("unet", "vae", "text_encoder"):
+    reference = engine.models.get(base.name)
+    parts = ("unet", "vae", "text_encoder") + (("text_encoder_2",) if family == "sdxl" else ())
+    for part in parts:
         mine = getattr(loaded.pipe, part).state_dict()
         theirs = getattr(reference.pipe, part).state_dict()
         assert set(mine) == set(theirs), part
         assert all(np.allclose(mine[k].numpy(), theirs[k].numpy()) for k in theirs), part
     painted = offline.imagine(spec_for("tiny-single", batch_size=1))
-    expected = engine.imagine(spec_for("tiny-sd15", batch_size=1))
+    expected = engine.imagine(spec_for(base.name, batch_size=1))
     assert np.array_equal(np.asarray(png(painted.images[0])), np.asarray(png(expected.images[0])))
 
 
