@@ -1,0 +1,172 @@
+"""Text folding for the prompt policy: what a prompt is turned into before any word is looked for.
+
+Every evasion the policy resists is undone here, and the policy's own words go through the same functions, so a
+word and a prompt always meet in the same form:
+
+- Unicode NFKC + ``casefold`` (fullwidth ``ｎｕｄｅ`` and ``ＮＵＤＥ`` become ``nude``);
+- format characters (zero-width space/joiner, soft hyphen, bidi controls) and combining marks removed
+  (``n̶u̶d̶e̶``, ``núdé``);
+- confusable letters folded to Latin with Unicode's confusables data (``confusable-homoglyphs`` ships
+  ``confusables.txt`` as JSON): Cyrillic ``а``, Greek ``ο``, mathematical ``𝐧`` …;
+- traditional Chinese folded to simplified (``zhconv``), so ``裸體`` meets ``裸体``;
+- leetspeak (0→o, 1→i or l, 3→e, 4→a, 5→s, 7→t, @→a, $→s) inside tokens that hold a letter or @/$, so a bare
+  number such as "13" stays a number for the policy's age patterns;
+- letters split by spaces, dots, underscores or dashes joined again (``s e x``, ``s.e.x``, ``s-e-x``).
+
+Repeated letters are not collapsed here: the matcher compares collapsed forms and then checks that the prompt only
+*adds* repetitions (``seeexxx`` is ``sex``, but ``bobs`` is not ``boobs``), see ``matching.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import zhconv
+
+LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+# "1" reads as "i" (n1pple) or "l" (s1ut): each is tried.
+ONE_AS = ("i", "l")
+
+# Separators that evasions put between letters; a space only joins runs of single letters ("s e x"), the others also
+# join longer pieces ("por.no", "nu_de").
+TIGHT_SEPARATORS = "._-·•*~|"
+
+
+def is_spaceless_char(ch: str) -> bool:
+    """Han, kana, Hangul and the CJK symbol blocks: scripts written without spaces, matched by substring."""
+    code = ord(ch)
+    return (
+        0x2E80 <= code <= 0x9FFF  # radicals, CJK symbols, kana, CJK unified ideographs
+        or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3FFFF  # CJK extensions B and on
+    )
+
+
+@cache
+def _confusables_to_latin() -> dict[int, str]:
+    """A ``str.translate`` table: every non-ASCII letter Unicode lists as confusable with a Latin letter → that letter.
+
+    Built from the ``confusables.json`` that ``confusable-homoglyphs`` ships (Unicode's confusables.txt). Its own
+    ``is_confusable`` answers "is this string mixed-script", not "what does it read as", so the table is ours.
+    """
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    table: dict[int, str] = {}
+    for char, glyphs in data.items():
+        if len(char) != 1 or char.isascii() or is_spaceless_char(char):
+            continue
+        for glyph in glyphs:
+            target = glyph["c"]
+            if len(target) == 1 and target.isascii() and target.isalpha():
+                table[ord(char)] = target.lower()
+                break
+    return table
+
+
+def fold_chars(text: str) -> str:
+    """Character-level folding: NFKC, casefold, no format characters or marks, confusables → Latin, 繁 → 简."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    out: list[str] = []
+    previous_base = ""
+    for ch in unicodedata.normalize("NFD", text):
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        # Marks go, except after a spaceless-script letter: the kana voicing marks are part of the letter.
+        if category in ("Mn", "Me") and not (previous_base and is_spaceless_char(previous_base)):
+            continue
+        previous_base = ch
+        out.append(ch)
+    text = unicodedata.normalize("NFC", "".join(out)).translate(_confusables_to_latin())
+    if any(is_spaceless_char(ch) for ch in text):
+        text = zhconv.convert(text, "zh-hans")
+    return text
+
+
+# A token: letters and digits of spaced scripts, plus the leet symbols.
+_TOKEN = re.compile(r"(?:[^\W_]|[@$])+")
+_TIGHT_RUN = re.compile(r"(?:[^\W_]|[@$])+(?:[" + re.escape(TIGHT_SEPARATORS) + r"]+(?:[^\W_]|[@$])+)+")
+
+
+def _spaced(text: str) -> str:
+    """Spaceless-script characters become spaces: the alphabetic matcher only sees spaced scripts."""
+    return "".join(" " if is_spaceless_char(ch) else ch for ch in text)
+
+
+def tokens(text: str) -> list[str]:
+    """The words of already-folded text (spaceless scripts left out)."""
+    return _TOKEN.findall(_spaced(text))
+
+
+def _join_tight(text: str) -> str:
+    """ "por.no", "n-u-d-e", "nu_de" → "porno", "nude", "nude"."""
+    return _TIGHT_RUN.sub(lambda m: "".join(_TOKEN.findall(m.group(0))), text)
+
+
+def _join_single_letters(words: list[str]) -> list[str]:
+    """Runs of two or more one-character words are joined: "s e x" → "sex"."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in [*words, ""]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        if len(run) >= 2:
+            out.append("".join(run))
+        else:
+            out.extend(run)
+        run = []
+        if word:
+            out.append(word)
+    return out
+
+
+def _leet(word: str, one: str) -> str:
+    if not any(ch.isalpha() or ch in "@$" for ch in word):
+        return word  # a bare number stays a number
+    return word.translate(LEET).replace("1", one)
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A text in every form the matcher looks at."""
+
+    chars: str  # fold_chars(text): what regexes see
+    word_variants: tuple[tuple[str, ...], ...]  # alphabetic words: as written, joined, each leet reading
+    spaceless: str  # folded text without separators, for spaceless-script (CJK) substrings
+
+
+def fold(text: str) -> Folded:
+    chars = fold_chars(text)
+    plain = tokens(chars)
+    joined = _join_single_letters(tokens(_join_tight(_spaced(chars))))
+    variants: dict[tuple[str, ...], None] = {}
+    for words in (plain, joined):
+        for one in ONE_AS if any("1" in w for w in words) else ONE_AS[:1]:
+            variants[tuple(_leet(w, one) for w in words)] = None
+    spaceless = "".join(ch for ch in chars if ch.isalnum())
+    return Folded(chars=chars, word_variants=tuple(variants), spaceless=spaceless)
+
+
+def fold_term(term: str) -> tuple[tuple[str, ...], str]:
+    """A policy word or phrase: its alphabetic words (leet read as "i") and its spaceless form."""
+    chars = fold_chars(term)
+    return tuple(_leet(w, ONE_AS[0]) for w in tokens(chars)), "".join(ch for ch in chars if ch.isalnum())
+
+
+def collapse(word: str) -> tuple[str, tuple[int, ...]]:
+    """Run-length form: "seeex" → ("sex", (1, 3, 1))."""
+    letters: list[str] = []
+    runs: list[int] = []
+    for ch in word:
+        if letters and letters[-1] == ch:
+            runs[-1] += 1
+        else:
+            letters.append(ch)
+            runs.append(1)
+    return "".join(letters), tuple(runs)
