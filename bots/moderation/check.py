@@ -46,9 +46,8 @@ class Verdict:
 
 
 def find(policy: Policy, server: ServerRules, texts: Iterable[str]) -> list[Hit]:
-    """Every policy and server entry found in the texts, after exceptions and the server's removals."""
+    """Every policy and server entry found in the texts, after the policy's exceptions (not the server's removals)."""
     extra = policy.server_matcher(server.added)
-    removed = {word_key(w) for w in server.removed}
     hits: list[Hit] = []
     for text in texts:
         if not text.strip():
@@ -58,6 +57,14 @@ def find(policy: Policy, server: ServerRules, texts: Iterable[str]) -> list[Hit]
         if extra is not None:
             found += extra.find(folded)
         hits += without_exceptions(found)
+    return hits
+
+
+def _unless_removed(policy: Policy, server: ServerRules, hits: list[Hit]) -> list[Hit]:
+    """The hits the server's removals leave: a removal never touches a locked category or a regex."""
+    if not server.removed:
+        return hits
+    removed = {word_key(w) for w in server.removed}
     return [
         h
         for h in hits
@@ -73,18 +80,20 @@ def check_texts(policy: Policy, server: ServerRules, texts: Sequence[str], *, ns
 
     Together matters for the minors rule: "a child" in one text and a sexual word in another is still refused.
     """
-    hits = find(policy, server, texts)
+    every = find(policy, server, texts)
+    hits = _unless_removed(policy, server, every)
     words = [h for h in hits if h.entry.kind == "word"]
     hit_categories = {h.entry.category for h in words}
     matched = tuple(dict.fromkeys(h.entry.term for h in hits))
 
-    # 1. A category whose `with` words met one of its `with` categories: refused whatever the server chose.
+    # 1. A category whose `with` words met one of its `with` categories: refused whatever the server chose or
+    # removed (a server that unlists "nude" for its life-drawing channel has not allowed "nude child").
     for name, category in policy.categories.items():
-        if not category.with_categories or not hit_categories & set(category.with_categories):
+        if not category.with_categories:
             continue
-        companions = [h for h in hits if h.entry.kind == "with" and h.entry.category == name]
-        if companions:
-            partners = [h for h in words if h.entry.category in category.with_categories]
+        companions = [h for h in every if h.entry.kind == "with" and h.entry.category == name]
+        partners = [h for h in every if h.entry.kind == "word" and h.entry.category in category.with_categories]
+        if companions and partners:
             terms = tuple(dict.fromkeys(h.entry.term for h in (*companions, *partners)))
             return _refused(policy, name, "combination", terms, in_channel=False)
 

@@ -29,7 +29,8 @@ from importlib import resources
 import zhconv
 
 LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-# "1" reads as "i" (n1pple) or "l" (s1ut): each is tried.
+# "1" reads as "i" (n1pple) or "l" (s1ut): each is tried, for the whole prompt at once (trying each 1 on its own
+# would multiply the readings; "lo11" for "loli" is the price).
 ONE_AS = ("i", "l")
 
 # Separators that evasions put between letters; a space only joins runs of single letters ("s e x"), the others also
@@ -57,6 +58,7 @@ def _confusables_to_latin() -> dict[int, str]:
     """
     data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
     table: dict[int, str] = {}
+    from_capitals: dict[int, str] = {}
     for char, glyphs in data.items():
         if len(char) != 1 or char.isascii() or is_spaceless_char(char):
             continue
@@ -64,8 +66,13 @@ def _confusables_to_latin() -> dict[int, str]:
             target = glyph["c"]
             if len(target) == 1 and target.isascii() and target.isalpha():
                 table[ord(char)] = target.lower()
+                # Text is casefolded before this table applies, so a capital's look-alike ("Χ" is "X") must reach
+                # its small letter ("χ") too.
+                small = char.casefold()
+                if len(small) == 1 and not small.isascii():
+                    from_capitals[ord(small)] = target.lower()
                 break
-    return table
+    return {**from_capitals, **table}
 
 
 def fold_chars(text: str) -> str:
@@ -103,19 +110,25 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(_spaced(text))
 
 
-def _join_tight(text: str) -> str:
+def join_tight(text: str) -> str:
     """ "por.no", "n-u-d-e", "nu_de" → "porno", "nude", "nude"."""
     return _TIGHT_RUN.sub(lambda m: "".join(_TOKEN.findall(m.group(0))), text)
 
 
-def _join_single_letters(words: list[str]) -> list[str]:
-    """Runs of two or more one-character words are joined: "s e x" → "sex"."""
+def _join_single_letters(words: list[str], *, keep_article: bool) -> list[str]:
+    """Runs of two or more one-letter words are joined: "s e x" → "sex", "s e xxx" → "sexxx".
+
+    With ``keep_article``, a run's leading "a" or "i" stays a word of its own ("a n u d e" → "a nude"); both readings
+    are tried.
+    """
     out: list[str] = []
     run: list[str] = []
     for word in [*words, ""]:
-        if len(word) == 1:
+        if word and len(set(word)) == 1:
             run.append(word)
             continue
+        if keep_article and len(run) >= 3 and run[0] in ("a", "i"):
+            out.append(run.pop(0))
         if len(run) >= 2:
             out.append("".join(run))
         else:
@@ -124,6 +137,22 @@ def _join_single_letters(words: list[str]) -> list[str]:
         if word:
             out.append(word)
     return out
+
+
+# Punctuation that ends a run of split letters: prompt items are separated by commas, split letters are not.
+_HARD_BREAK = re.compile(r"[^\w\s" + re.escape(TIGHT_SEPARATORS) + r"@$]+")
+
+
+def _joined_readings(chars: str) -> list[list[str]]:
+    """The split-letter readings: pieces glued at tight separators or not ("n.u.d.e-girl" is "nude girl" only
+    when the dash stays a break), each with and without a leading article kept apart."""
+    chunks = _HARD_BREAK.split(_spaced(chars))
+    readings: list[list[str]] = []
+    for tight in (False, True):
+        pieces = [tokens(join_tight(chunk) if tight else chunk) for chunk in chunks]
+        for keep in (False, True):
+            readings.append([w for chunk in pieces for w in _join_single_letters(chunk, keep_article=keep)])
+    return readings
 
 
 def _leet(word: str, one: str) -> str:
@@ -144,9 +173,8 @@ class Folded:
 def fold(text: str) -> Folded:
     chars = fold_chars(text)
     plain = tokens(chars)
-    joined = _join_single_letters(tokens(_join_tight(_spaced(chars))))
     variants: dict[tuple[str, ...], None] = {}
-    for words in (plain, joined):
+    for words in (plain, *_joined_readings(chars)):
         for one in ONE_AS if any("1" in w for w in words) else ONE_AS[:1]:
             variants[tuple(_leet(w, one) for w in words)] = None
     spaceless = "".join(ch for ch in chars if ch.isalnum())

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import ahocorasick
 
-from impasto.bots.moderation.folding import Folded, collapse, fold_term, is_spaceless_char
+from impasto.bots.moderation.folding import Folded, collapse, fold_term, is_spaceless_char, join_tight
 
 # What a listed word does: "word" refuses (per the category's choice); "with" only counts together with another
 # category's hit (the minors rule); "except" cancels the category's hits that it covers ("al gore", "blue tit").
@@ -79,12 +79,17 @@ class Matcher:
             term_words, term_spaceless = fold_term(entry.term)
             if any(is_spaceless_char(ch) for ch in term_spaceless):
                 spaceless.setdefault(term_spaceless, []).append(entry)
-            elif term_words:
-                collapsed = [collapse(w) for w in term_words]
+                continue
+            if not term_words:
+                raise PolicyError(f"{entry.category}: {entry.term!r} has no letters to match")
+            forms = {term_words}
+            if entry.kind == "except":
+                # The prompt's joined variant reads "mole-rat" as "molerat"; the exception must hold there too.
+                forms.add(fold_term(join_tight(entry.term.casefold()))[0])
+            for form in forms:
+                collapsed = [collapse(w) for w in form]
                 key = " " + " ".join(c for c, _ in collapsed) + " "
                 words.setdefault(key, []).append((entry, tuple(r for _, r in collapsed)))
-            else:
-                raise PolicyError(f"{entry.category}: {entry.term!r} has no letters to match")
         self._words = _automaton(words)  # type: ignore[arg-type]
         self._spaceless = _automaton(spaceless)  # type: ignore[arg-type]
         self._has_words = bool(words)
