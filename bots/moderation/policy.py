@@ -30,10 +30,13 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from impasto.bots.moderation.folding import fold_term
 from impasto.bots.moderation.matching import Entry, Matcher, PolicyError
+
+if TYPE_CHECKING:
+    from impasto.storage.moderation import ServerModeration
 
 Choice = Literal["block", "nsfw", "allow"]
 CHOICES: tuple[Choice, ...] = get_args(Choice)
@@ -90,6 +93,15 @@ class Policy:
             matcher = Matcher(Entry(category, word, "word", "server") for category, word in sorted(added))
             self._server_matchers[added] = matcher
         return matcher
+
+    def rules_for(self, stored: ServerModeration) -> ServerRules:
+        """A server's stored settings as rules; choices and words for categories this policy lacks are ignored
+        (an operator may have replaced the policy file since)."""
+        return ServerRules(
+            choices={k: cast(Choice, v) for k, v in stored.choices.items() if k in self.categories and v in CHOICES},
+            added=frozenset((c, w) for c, w in stored.added if c in self.categories),
+            removed=stored.removed,
+        )
 
     def check_server_word(self, category: str, word: str) -> str:
         """Validate a moderator's word before it is stored; returns it stripped. Raises ``PolicyError``."""
