@@ -98,7 +98,7 @@ class Policy:
         """A server's stored settings as rules; choices and words for categories this policy lacks are ignored
         (an operator may have replaced the policy file since)."""
         return ServerRules(
-            choices={k: cast(Choice, v) for k, v in stored.choices.items() if k in self.categories and v in CHOICES},
+            choices={k: v for k, v in stored.choices.items() if k in self.categories and v in CHOICES},
             added=frozenset((c, w) for c, w in stored.added if c in self.categories),
             removed=stored.removed,
         )
