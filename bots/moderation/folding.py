@@ -23,7 +23,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import zhconv
@@ -47,6 +47,10 @@ def is_spaceless_char(ch: str) -> bool:
         or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
         or 0x20000 <= code <= 0x3FFFF  # CJK extensions B and on
     )
+
+
+# The same ranges as is_spaceless_char, for one regex pass over a whole text.
+_SPACELESS = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff]")
 
 
 @cache
@@ -90,7 +94,7 @@ def fold_chars(text: str) -> str:
         previous_base = ch
         out.append(ch)
     text = unicodedata.normalize("NFC", "".join(out)).translate(_confusables_to_latin())
-    if any(is_spaceless_char(ch) for ch in text):
+    if _SPACELESS.search(text):
         text = zhconv.convert(text, "zh-hans")
     return text
 
@@ -102,12 +106,16 @@ _TIGHT_RUN = re.compile(r"(?:[^\W_]|[@$])+(?:[" + re.escape(TIGHT_SEPARATORS) + 
 
 def _spaced(text: str) -> str:
     """Spaceless-script characters become spaces: the alphabetic matcher only sees spaced scripts."""
-    return "".join(" " if is_spaceless_char(ch) else ch for ch in text)
+    return _SPACELESS.sub(" ", text)
 
 
 def tokens(text: str) -> list[str]:
     """The words of already-folded text (spaceless scripts left out)."""
     return _TOKEN.findall(_spaced(text))
+
+
+def _spaced_tokens(spaced: str) -> list[str]:
+    return _TOKEN.findall(spaced)
 
 
 def join_tight(text: str) -> str:
@@ -149,12 +157,13 @@ def _joined_readings(chars: str) -> list[list[str]]:
     chunks = _HARD_BREAK.split(_spaced(chars))
     readings: list[list[str]] = []
     for tight in (False, True):
-        pieces = [tokens(join_tight(chunk) if tight else chunk) for chunk in chunks]
+        pieces = [_spaced_tokens(join_tight(chunk) if tight else chunk) for chunk in chunks]
         for keep in (False, True):
             readings.append([w for chunk in pieces for w in _join_single_letters(chunk, keep_article=keep)])
     return readings
 
 
+@lru_cache(maxsize=65536)  # prompts repeat their words; the policy's words are folded once each
 def _leet(word: str, one: str) -> str:
     if not any(ch.isalpha() or ch in "@$" for ch in word):
         return word  # a bare number stays a number
