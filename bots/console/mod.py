@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from impasto.bots.moderation.policy import Policy, ServerRules
 
 PLACE = re.compile(r"(discord|telegram):(-?\d{1,20})")
-DURATION = re.compile(r"(\d{1,6})([smhdw])")
-DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -215,12 +212,9 @@ async def _ban(args: argparse.Namespace) -> int:
     from impasto.storage.models import utcnow
 
     platform, user = _place(args.user, "user")
-    until = None
-    if args.duration:
-        found = DURATION.fullmatch(args.duration.strip())
-        if found is None:
-            raise ValueError(f"--duration {args.duration!r}: write a number and s, m, h, d or w (e.g. 12h, 7d)")
-        until = utcnow() + timedelta(seconds=int(found.group(1)) * DURATION_S[found.group(2)])
+    from impasto.bots.moderation.commands import parse_duration
+
+    until = utcnow() + parse_duration(args.duration) if args.duration else None
     async with _session(Settings()) as session:  # type: ignore[call-arg]
         user_id = await mod.user_id_for(session, platform, user)
         guild_id = await mod.guild_id_for(session, *_place(args.guild, "--guild")) if args.guild else None
