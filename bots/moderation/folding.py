@@ -9,8 +9,9 @@ word and a prompt always meet in the same form:
 - confusable letters folded to Latin with Unicode's confusables data (``confusable-homoglyphs`` ships
   ``confusables.txt`` as JSON): Cyrillic ``а``, Greek ``ο``, mathematical ``𝐧`` …;
 - traditional Chinese folded to simplified (``zhconv``), so ``裸體`` meets ``裸体``;
-- leetspeak (0→o, 1→i or l, 3→e, 4→a, 5→s, 7→t, @→a, $→s) inside tokens that hold a letter or @/$, so a bare
-  number such as "13" stays a number for the policy's age patterns;
+- leetspeak (0→o, 3→e, 4→a, 5→s, 7→t, @→a, $→s) inside tokens that hold a letter or @/$, so a bare number such
+  as "13" stays a number for the policy's age patterns; "1" can be "i" or "l", so it stays "1" in the prompt and
+  the matcher also lists each word with its i's and l's written as 1 (``one_spellings``);
 - letters split by spaces, dots, underscores or dashes joined again (``s e x``, ``s.e.x``, ``s-e-x``).
 
 Repeated letters are not collapsed here: the matcher compares collapsed forms and then checks that the prompt only
@@ -29,9 +30,9 @@ from importlib import resources
 import zhconv
 
 LEET = str.maketrans({"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-# "1" reads as "i" (n1pple) or "l" (s1ut): each is tried, for the whole prompt at once (trying each 1 on its own
-# would multiply the readings; "lo11" for "loli" is the price).
-ONE_AS = ("i", "l")
+# "1" reads as "i" (n1pple) or "l" (s1ut), or both in one word ("lo11"): the policy's words are spelled every way.
+ONE_LOOKALIKES = "il"
+MAX_ONE_POSITIONS = 5  # a word with more i's and l's gets only its all-1 spelling besides its own
 
 # Separators that evasions put between letters; a space only joins runs of single letters ("s e x"), the others also
 # join longer pieces ("por.no", "nu_de").
@@ -164,10 +165,10 @@ def _joined_readings(chars: str) -> list[list[str]]:
 
 
 @lru_cache(maxsize=65536)  # prompts repeat their words; the policy's words are folded once each
-def _leet(word: str, one: str) -> str:
+def _leet(word: str) -> str:
     if not any(ch.isalpha() or ch in "@$" for ch in word):
         return word  # a bare number stays a number
-    return word.translate(LEET).replace("1", one)
+    return word.translate(LEET)
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,7 @@ def fold(text: str) -> Folded:
     plain = tokens(chars)
     variants: dict[tuple[str, ...], None] = {}
     for words in (plain, *_joined_readings(chars)):
-        for one in ONE_AS if any("1" in w for w in words) else ONE_AS[:1]:
-            variants[tuple(_leet(w, one) for w in words)] = None
+        variants[tuple(_leet(w) for w in words)] = None
     spaceless = "".join(ch for ch in chars if ch.isalnum())
     return Folded(chars=chars, word_variants=tuple(variants), spaceless=spaceless)
 
@@ -193,7 +193,23 @@ def fold(text: str) -> Folded:
 def fold_term(term: str) -> tuple[tuple[str, ...], str]:
     """A policy word or phrase: its alphabetic words (leet read as "i") and its spaceless form."""
     chars = fold_chars(term)
-    return tuple(_leet(w, ONE_AS[0]) for w in tokens(chars)), "".join(ch for ch in chars if ch.isalnum())
+    return tuple(_leet(w) for w in tokens(chars)), "".join(ch for ch in chars if ch.isalnum())
+
+
+def one_spellings(words: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """A word with its i's and l's written as 1 in every combination: ("loli",) → loli, 1oli, lo1i, … 1o11."""
+    line = " ".join(words)
+    positions = [i for i, ch in enumerate(line) if ch in ONE_LOOKALIKES]
+    if len(positions) > MAX_ONE_POSITIONS:
+        return {words, tuple("".join("1" if ch in ONE_LOOKALIKES else ch for ch in line).split(" "))}
+    spellings = set()
+    for mask in range(1 << len(positions)):
+        chars = list(line)
+        for bit, position in enumerate(positions):
+            if mask >> bit & 1:
+                chars[position] = "1"
+        spellings.add(tuple("".join(chars).split(" ")))
+    return spellings
 
 
 def collapse(word: str) -> tuple[str, tuple[int, ...]]:

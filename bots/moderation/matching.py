@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import ahocorasick
 
-from impasto.bots.moderation.folding import Folded, collapse, fold_term, is_spaceless_char, join_tight
+from impasto.bots.moderation.folding import Folded, collapse, fold_term, is_spaceless_char, join_tight, one_spellings
 
 # What a listed word does: "word" refuses (per the category's choice); "with" only counts together with another
 # category's hit (the minors rule); "except" cancels the category's hits that it covers ("al gore", "blue tit").
@@ -82,7 +82,7 @@ class Matcher:
                 continue
             if not term_words:
                 raise PolicyError(f"{entry.category}: {entry.term!r} has no letters to match")
-            forms = {term_words}
+            forms = one_spellings(term_words)
             if entry.kind == "except":
                 # The prompt's joined variant reads "mole-rat" as "molerat"; the exception must hold there too.
                 forms.add(fold_term(join_tight(entry.term.casefold()))[0])

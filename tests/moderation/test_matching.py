@@ -25,9 +25,7 @@ INNOCENT = ["lighthouse", "a", "cat", "at", "dusk", "painting", "of", "the", "se
 
 # Look-alikes from Unicode's confusables (Cyrillic, Greek) and the mathematical alphabets NFKC folds.
 LOOKALIKE = {"a": "аα𝐚", "c": "с𝐜", "e": "е𝐞", "i": "іι𝐢", "o": "оο𝐨", "p": "рρ𝐩", "s": "ѕ𝐬", "x": "хχ𝐱", "y": "у𝐲"}
-# "1" for "l" is tested apart: a prompt's 1s are read all as i or all as l, so mixing them in one word ("lo11") is
-# a known gap.
-LEET = {"o": "0", "i": "1", "e": "3", "a": "4@", "s": "5$", "t": "7"}
+LEET = {"o": "0", "i": "1", "l": "1", "e": "3", "a": "4@", "s": "5$", "t": "7"}
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
 MARKS = ["\u0301", "\u0308", "\u0336", "\u0323"]
 
@@ -115,11 +113,12 @@ def test_repetition_may_be_added_but_not_taken_away(policy: Policy) -> None:
     assert check_prompt(policy, NO_SERVER, "a kil", nsfw_channel=False).allowed
 
 
-def test_a_bare_number_is_not_leetspeak_but_a_number_in_a_word_is() -> None:
+def test_a_bare_number_is_not_leetspeak_but_a_number_in_a_word_is(policy: Policy) -> None:
     assert fold("13 year old").word_variants[0][0] == "13"
     assert "sex" in fold("s3x").word_variants[0]
-    readings = {v[0] for v in fold("s1ut").word_variants}
-    assert {"siut", "slut"} <= readings
+    for text in ("s1ut", "n1pples", "lo11", "1o1i", "k1ll myse1f"):
+        assert not check_prompt(policy, NO_SERVER, text, nsfw_channel=False).allowed, text
+    assert check_prompt(policy, NO_SERVER, "sl1t", nsfw_channel=False).allowed  # 1 is i or l, not u
 
 
 def test_chinese_is_folded_to_simplified_and_kana_keeps_its_marks() -> None:
