@@ -248,6 +248,10 @@ UNBAN = "unban"
 WORD_ADDED = "word+"
 WORD_REMOVED = "word-"
 POLICY_SET = "policy"
+HELD = "held"  # a flagged result waiting in the review queue
+APPEAL = "appeal"  # a user's appeal of a refusal (ref_id: the refusal)
+APPROVED = "approved"  # a moderator's yes to an appeal or a held result (ref_id: that row)
+REJECTED = "rejected"
 
 
 class ModerationSettings(Base):
@@ -316,6 +320,8 @@ class ModerationEvent(Base):
     matched: Mapped[str | None] = mapped_column(Text, default=None)
     prompt: Mapped[str | None] = mapped_column(Text, default=None)
     note: Mapped[str] = mapped_column(Text, default="")
+    # The row this one answers: an appeal → its refusal, a moderator's decision → the appeal or the held result.
+    ref_id: Mapped[int | None] = mapped_column(ForeignKey("moderation_log.id", ondelete="SET NULL"), default=None)
     evidence_purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

@@ -20,8 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage.models import (
+    APPEAL,
+    APPROVED,
     BAN,
+    HELD,
     REFUSED,
+    REJECTED,
     TIMEOUT,
     UNBAN,
     Guild,
@@ -321,9 +325,11 @@ async def record(
     matched: Sequence[str] = (),
     prompt: str | None = None,
     note: str = "",
+    ref_id: int | None = None,
     now: datetime | None = None,
 ) -> ModerationEvent:
     event = ModerationEvent(
+        ref_id=ref_id,
         kind=kind,
         user_id=user_id,
         guild_id=guild_id,
@@ -357,6 +363,7 @@ class LogRow:
     matched: str | None
     prompt: str | None
     note: str
+    ref_id: int | None
 
 
 async def audit_log(
@@ -402,6 +409,7 @@ async def audit_log(
                 matched=event.matched,
                 prompt=event.prompt,
                 note=event.note,
+                ref_id=event.ref_id,
             )
         )
     return rows
@@ -422,6 +430,96 @@ async def purge_evidence(session: AsyncSession, *, retention_days: int, now: dat
         update(ModerationEvent).where(old, pending).values(prompt=None, matched=None, evidence_purged_at=now)
     )
     return PurgeResult(rows=int(getattr(result, "rowcount", 0) or 0), job_ids=tuple(j for j in job_ids if j))
+
+
+# --- appeals and the review queue ----------------------------------------------------------------------------------
+
+
+async def appeal(
+    session: AsyncSession, refusal_id: int, user_id: int, *, now: datetime | None = None
+) -> ModerationEvent | None:
+    """The user's appeal of their refusal, recorded once: ``None`` when the row is not their refusal or was
+    appealed already (a second press of the Appeal button)."""
+    refusal = await session.get(ModerationEvent, refusal_id, with_for_update=True)
+    if refusal is None or refusal.kind != REFUSED or refusal.user_id != user_id:
+        return None
+    earlier = await session.scalar(
+        select(ModerationEvent.id).where(ModerationEvent.ref_id == refusal_id, ModerationEvent.kind == APPEAL)
+    )
+    if earlier is not None:
+        return None
+    return await record(
+        session,
+        APPEAL,
+        user_id=user_id,
+        guild_id=refusal.guild_id,
+        channel_id=refusal.channel_id,
+        category=refusal.category,
+        rule=refusal.rule,
+        prompt=refusal.prompt,
+        ref_id=refusal_id,
+        now=now,
+    )
+
+
+async def hold(
+    session: AsyncSession,
+    *,
+    job_id: str,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: str | None,
+    nsfw_score: float,
+    now: datetime | None = None,
+) -> ModerationEvent:
+    """A flagged result put in the review queue (the moderators' Approve / Reject answer it through ``decide``)."""
+    return await record(
+        session,
+        HELD,
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        job_id=job_id,
+        note=f"image score {nsfw_score:.2f}",
+        now=now,
+    )
+
+
+async def decide(
+    session: AsyncSession,
+    ref_id: int,
+    *,
+    moderator_id: int,
+    approve: bool,
+    note: str = "",
+    now: datetime | None = None,
+) -> ModerationEvent | None:
+    """A moderator's decision on an appeal or a held result, taken once: ``None`` when it is neither or was decided
+    already (two moderators pressing at once: the second gets ``None``)."""
+    target = await session.get(ModerationEvent, ref_id, with_for_update=True)
+    if target is None or target.kind not in (APPEAL, HELD):
+        return None
+    earlier = await session.scalar(
+        select(ModerationEvent.id).where(
+            ModerationEvent.ref_id == ref_id, ModerationEvent.kind.in_((APPROVED, REJECTED))
+        )
+    )
+    if earlier is not None:
+        return None
+    return await record(
+        session,
+        APPROVED if approve else REJECTED,
+        user_id=target.user_id,
+        guild_id=target.guild_id,
+        channel_id=target.channel_id,
+        job_id=target.job_id,
+        moderator_id=moderator_id,
+        category=target.category,
+        prompt=target.prompt,
+        note=note,
+        ref_id=ref_id,
+        now=now,
+    )
 
 
 # --- bans, timeouts and the ladder ---------------------------------------------------------------------------------

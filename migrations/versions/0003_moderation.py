@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("matched", sa.Text(), nullable=True),
         sa.Column("prompt", sa.Text(), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("ref_id", sa.Integer(), nullable=True),
         sa.Column("evidence_purged_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["guild_id"], ["guilds.id"], name=op.f("fk_moderation_log_guild_id_guilds"), ondelete="SET NULL"
@@ -82,6 +83,9 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_moderation_log_user_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["ref_id"], ["moderation_log.id"], name=op.f("fk_moderation_log_ref_id_moderation_log"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_log")),
     )

@@ -214,3 +214,43 @@ async def test_0003_keeps_images_and_its_downgrade_drops_only_moderation(db_url:
         assert "nsfw_score" not in columns
     finally:
         await engine.dispose()
+
+
+async def test_an_appeal_is_taken_once_and_decided_once(sessions: Sessions) -> None:
+    user, art, _ = await _people(sessions)
+    await _refuse(sessions, user, art, T0)
+    async with sessions() as session, session.begin():
+        moderator = await mod.user_id_for(session, "discord", "900")
+        stranger = await mod.user_id_for(session, "discord", "901")
+        refusal = (await mod.audit_log(session, guild_id=art))[0]
+        assert await mod.appeal(session, refusal.id, stranger) is None  # not their refusal
+        appealed = await mod.appeal(session, refusal.id, user, now=T0 + timedelta(minutes=1))
+        assert appealed is not None
+        assert (appealed.kind, appealed.prompt, appealed.category) == ("appeal", "a nude figure", "sexual")
+        assert await mod.appeal(session, refusal.id, user) is None  # the button works once
+        assert await mod.decide(session, refusal.id, moderator_id=moderator, approve=True) is None  # not an appeal
+        decision = await mod.decide(session, appealed.id, moderator_id=moderator, approve=True)
+        assert decision is not None
+        assert (decision.kind, decision.user_id, decision.ref_id) == ("approved", user, appealed.id)
+        assert await mod.decide(session, appealed.id, moderator_id=moderator, approve=False) is None  # decided
+
+
+async def test_a_held_result_is_decided_once(sessions: Sessions) -> None:
+    user, art, _ = await _people(sessions)
+    async with sessions() as session, session.begin():
+        from impasto.storage.models import Job
+
+        session.add(Job(id="job-1", user_id=user, action="imagine", idempotency_key="k/0", request_key="k"))
+        await session.flush()
+        held = await mod.hold(session, job_id="job-1", user_id=user, guild_id=art, channel_id="9", nsfw_score=0.91)
+        moderator = await mod.user_id_for(session, "discord", "900")
+        rejected = await mod.decide(session, held.id, moderator_id=moderator, approve=False, note="not here")
+        assert rejected is not None
+        assert (rejected.kind, rejected.job_id, rejected.note) == ("rejected", "job-1", "not here")
+        assert await mod.decide(session, held.id, moderator_id=moderator, approve=True) is None
+        log = await mod.audit_log(session, guild_id=art)
+    assert [(r.kind, r.job_id, r.moderator) for r in log] == [
+        ("rejected", "job-1", "discord:900"),
+        ("held", "job-1", None),
+    ]
+    assert log[1].note == "image score 0.91"
