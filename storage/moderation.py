@@ -70,6 +70,7 @@ class Strike:
     limit: int
     timeout_until: datetime | None = None
     banned: bool = False
+    refusal_id: int | None = None  # the audit row of this refusal: what an Appeal button carries
 
 
 @dataclass(frozen=True)
@@ -628,7 +629,7 @@ async def record_refusal(
     """
     now = now or utcnow()
     settings = await server_moderation(session, guild_id)
-    await record(
+    refusal = await record(
         session,
         REFUSED,
         user_id=user_id,
@@ -663,7 +664,7 @@ async def record_refusal(
         or 0
     )
     if refusals < settings.strike_limit:
-        return Strike(refusals=refusals, limit=settings.strike_limit)
+        return Strike(refusals=refusals, limit=settings.strike_limit, refusal_id=refusal.id)
     until = now + timedelta(seconds=settings.timeout_s)
     await ban(session, user_id, guild_id, until=until, kind=TIMEOUT, reason=f"{refusals} refused prompts", now=now)
     if settings.block_after_timeouts:
@@ -682,5 +683,7 @@ async def record_refusal(
         )
         if timeouts >= settings.block_after_timeouts:
             await ban(session, user_id, guild_id, reason=f"{timeouts} timeouts in 30 days", now=now)
-            return Strike(refusals=refusals, limit=settings.strike_limit, timeout_until=until, banned=True)
-    return Strike(refusals=refusals, limit=settings.strike_limit, timeout_until=until)
+            return Strike(
+                refusals=refusals, limit=settings.strike_limit, timeout_until=until, banned=True, refusal_id=refusal.id
+            )
+    return Strike(refusals=refusals, limit=settings.strike_limit, timeout_until=until, refusal_id=refusal.id)

@@ -34,11 +34,16 @@ async def test_refusals_are_audited_and_climb_the_ladder(sessions: Sessions, pol
     async with sessions() as session, session.begin():
         await mod.update_settings(session, guild, strike_limit=2)
 
+    strike_id = None
+
     async def ask(text: str, at: datetime, *, nsfw: bool = False) -> tuple[bool, str | None]:
+        nonlocal strike_id
         async with sessions() as session, session.begin():
             admission = await admit(
                 session, policy, user_id=user, guild_id=guild, channel_id="7", texts=[text], nsfw_channel=nsfw, now=at
             )
+        if admission.strike is not None:
+            strike_id = admission.strike.refusal_id
         return admission.allowed, admission.message
 
     assert await ask("a lighthouse", T0) == (True, None)
@@ -62,6 +67,7 @@ async def test_refusals_are_audited_and_climb_the_ladder(sessions: Sessions, pol
     async with sessions() as session:
         log = await mod.audit_log(session, guild_id=guild)
     refused = [r for r in log if r.kind == REFUSED]
+    assert refused[0].id == strike_id  # the row an Appeal button would carry
     assert [(r.category, r.prompt, r.matched, r.channel_id) for r in refused] == [
         ("gore", "g0re", "gore", "7"),
         ("sexual", "a nude figure", "nude", "7"),

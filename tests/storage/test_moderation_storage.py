@@ -223,6 +223,7 @@ async def test_an_appeal_is_taken_once_and_decided_once(sessions: Sessions) -> N
         moderator = await mod.user_id_for(session, "discord", "900")
         stranger = await mod.user_id_for(session, "discord", "901")
         refusal = (await mod.audit_log(session, guild_id=art))[0]
+        assert refusal.kind == REFUSED
         assert await mod.appeal(session, refusal.id, stranger) is None  # not their refusal
         appealed = await mod.appeal(session, refusal.id, user, now=T0 + timedelta(minutes=1))
         assert appealed is not None
