@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from impasto.engine.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from impasto.bots.moderation.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -42,6 +46,10 @@ class Settings(BaseSettings):
     # User files.
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # Moderation (README "Moderation").
+    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
+    moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
+
     @property
     def database_url_or_default(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'impasto.db').resolve()}"
@@ -53,3 +61,10 @@ class Settings(BaseSettings):
     @cached_property
     def registry(self) -> Registry:
         return load_registry(self.models, self.default_model)
+
+    @cached_property
+    def moderation_policy(self) -> Policy:
+        """The compiled prompt policy (raises ``PolicyError`` naming the file and key when it is unusable)."""
+        from impasto.bots.moderation.policy import load_policy
+
+        return load_policy(self.moderation)
