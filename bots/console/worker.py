@@ -6,7 +6,6 @@ Torch is imported only when the engine renderer is built, inside the worker's st
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -69,19 +68,30 @@ def run_worker(args: argparse.Namespace) -> int:
             model=args.model or settings.default_model,
         )
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from impasto.bots.ops.logs import configure_logging, secrets_of
+
+    configure_logging(secrets=secrets_of(settings))
     setup = WorkerSetup(
         config=config,
         database_url=settings.database_url_or_default,
         image_root=ImageStore.in_data_dir(settings.data_dir).root,
         renderer_factory=renderer,
     )
-    worker = build_worker(setup, redis_url=settings.redis_url, burst=args.burst)
+    from impasto.bots.ops.worker_ops import start_worker_ops
+    from impasto.queue.metrics import instrument
     from impasto.storage.db import DatabaseError
 
+    worker = instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst))
+    try:
+        ops = start_worker_ops(worker, settings)
+    except (ValueError, OSError) as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken
+        print(f"impasto worker: operator port: {exc}", file=sys.stderr)
+        return 2
     try:
         worker.run()
     except DatabaseError as exc:
         print(exc, file=sys.stderr)
         return 2
+    finally:
+        ops.close()
     return 0
