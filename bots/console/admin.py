@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cap_set.set_defaults(handler=run_cap_set)
 
     cancel = groups.add_parser("cancel", help="cancel anyone's job (refunded)")
-    cancel.add_argument("job_id", metavar="JOB_ID")
+    cancel.add_argument("job_id", metavar="JOB_ID", help="a job id; one that starts with '-' goes after '--'")
     cancel.set_defaults(handler=run_cancel)
 
     user = groups.add_parser("user", help="a user's account")
