@@ -28,9 +28,11 @@ FORMAT_ENV = "IMPASTO_LOG_FORMAT"
 LogFormat = Literal["json", "console"]
 
 REDACTED = "[redacted]"
+_HANDLER_NAME = "impasto"
 
 # Telegram: "<bot id>:<35 characters>"; Discord: three base64url parts, the first the user id in base64.
-_TOKEN_SHAPES = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b|\b[MNO][A-Za-z\d_-]{23,27}\.[\w-]{6}\.[\w-]{27,}\b")
+# Not \b before the Telegram one: in a Bot API URL it follows "bot" with no word boundary ("/bot123:AA…/sendPhoto").
+_TOKEN_SHAPES = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}|\b[MNO][A-Za-z\d_-]{23,27}\.[\w-]{6}\.[\w-]{27,}")
 
 
 def format_from_env(environ: Mapping[str, str] | None = None) -> LogFormat:
@@ -62,6 +64,13 @@ class Redactor:
         return event
 
 
+def _drop_formatted_message(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # logging.Formatter stores the rendered text on the record as ``message``; ExtraAdder would copy it beside
+    # ``event`` (the same text twice on every line).
+    event.pop("message", None)
+    return event
+
+
 def secrets_of(settings: Any) -> list[str]:
     """Every secret in a ``Settings``: its ``SecretStr`` fields and the passwords inside its database and Redis URLs."""
     found: list[str] = []
@@ -87,7 +96,8 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
+        structlog.stdlib.ExtraAdder(),  # logger.info(..., extra={...}) fields become keys
+        _drop_formatted_message,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -105,16 +115,19 @@ def configure_logging(
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER_NAME:  # a second call replaces ours and leaves others' (pytest's) alone
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)
     # httpx logs every request URL at INFO, and Bot API URLs hold the token: redacted anyway, and too chatty.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     structlog.configure(
-        processors=[*shared[:-1], structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # structlog's own loggers: the shared chain without the two steps that only concern stdlib records.
+        processors=[*shared[:4], structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
