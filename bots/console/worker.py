@@ -57,6 +57,22 @@ def run_worker(args: argparse.Namespace) -> int:
         return 2
     overrides: dict[str, Any] = {"name": args.name} if args.name else {}
     config = WorkerConfig(**overrides)
+    from impasto.queue.served import check_models, parse_models
+
+    served = parse_models(config.models)
+    try:
+        check_models(served, settings.registry.names())
+    except ValueError as exc:
+        print(f"impasto worker: {exc}", file=sys.stderr)
+        return 2
+    if served and args.model and args.model not in served:
+        print(
+            f"impasto worker: --model {args.model} is not among IMPASTO_WORKER_MODELS ({', '.join(served)})",
+            file=sys.stderr,
+        )
+        return 2
+    # A worker that serves named models loads the first of them at start-up, never the registry default.
+    first_model = args.model or (served[0] if served else None) or settings.default_model
 
     def renderer() -> Renderer:
         if args.renderer == "noop":
@@ -65,7 +81,7 @@ def run_worker(args: argparse.Namespace) -> int:
             settings.registry,
             cache_dir=settings.data_dir / "models",
             lora_dir=settings.lora_dir_or_default,
-            model=args.model or settings.default_model,
+            model=first_model,
         )
 
     from impasto.bots.ops.logs import configure_logging, secrets_of
@@ -79,9 +95,10 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     from impasto.bots.ops.worker_ops import start_worker_ops
     from impasto.queue.metrics import instrument
+    from impasto.queue.served import serve_only
     from impasto.storage.db import DatabaseError
 
-    worker = instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst))
+    worker = serve_only(instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst)), served)
     try:
         ops = start_worker_ops(worker, settings)
     except (ValueError, OSError) as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken
