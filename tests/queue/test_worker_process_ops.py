@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,17 +28,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _until_ready(client: httpx.AsyncClient, url: str, worker: subprocess.Popen[bytes], log: Path) -> None:
+async def _until_ready(client: httpx.AsyncClient, url: str, worker: asyncio.subprocess.Process, log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        assert worker.poll() is None, log.read_text()
+        assert worker.returncode is None, await asyncio.to_thread(log.read_text)
         try:
             if (await client.get(url, timeout=2)).status_code == 200:
                 return
         except httpx.TransportError:
             pass  # the port is not open yet
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the worker was not ready in 90 s:\n{log.read_text()}")
+    raise AssertionError(f"the worker was not ready in 90 s:\n{await asyncio.to_thread(log.read_text)}")
 
 
 async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
@@ -61,8 +60,8 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
     }
     log = tmp_path / "worker.log"
     with log.open("wb") as sink:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "impasto.bots", "worker", "--renderer", "noop"], env=env, stderr=sink
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "impasto.bots", "worker", "--renderer", "noop", env=env, stderr=sink
         )
     try:
         async with httpx.AsyncClient() as client:
@@ -71,11 +70,18 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
             [ticket] = await stack.service.imagine(ALICE, "a lighthouse", idempotency_key="p-1")
             seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=500)]
             assert seen[-1].kind == "done"
-            scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            # The counters move in arq's after-job hook, just after the job's terminal event: wait for it.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                if 'impasto_jobs_total{action="imagine",outcome="done"}' in scraped:
+                    break
+                await asyncio.sleep(0.05)
     finally:
         worker.send_signal(signal.SIGTERM)
-        rc = worker.wait(60)
-    assert rc == 0, log.read_text()
+        rc = await asyncio.wait_for(worker.wait(), 60)
+    text = await asyncio.to_thread(log.read_text)
+    assert rc == 0, text
 
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -85,7 +91,7 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
     assert samples[("impasto_jobs_total", (("action", "imagine"), ("outcome", "done")))] == 1
     assert samples[("impasto_render_seconds_count", (("model", "tiny-sd15"),))] == 1
 
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any("serves tiny-sd15" in line["event"] for line in lines)
     about_job = [line for line in lines if ticket.job_id in line["event"]]
     assert about_job
