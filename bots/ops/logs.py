@@ -125,6 +125,8 @@ def configure_logging(
     logging.captureWarnings(True)
     # httpx logs every request URL at INFO, and Bot API URLs hold the token: redacted anyway, and too chatty.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    # Alembic's start-up check (require_migrated) announces its plugins and dialect at INFO on every start.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     structlog.configure(
         # structlog's own loggers: the shared chain without the two steps that only concern stdlib records.
         processors=[*shared[:4], structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
