@@ -65,7 +65,6 @@ RATE_LIMITED = Counter("impasto_platform_rate_limited_total", "Platform answers 
 MODERATION_REFUSALS = Counter(
     "impasto_moderation_refusals_total", "Prompts or images refused by the moderation policy", ["category"]
 )
-MODEL_LOADED = Gauge("impasto_worker_model_loaded", "1 while this worker holds the model", ["model"])
 
 # ------------------------------------------------------------------------------------------------- bot side
 
