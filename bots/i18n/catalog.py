@@ -49,7 +49,7 @@ class Catalogs:
         found = self.messages.get(locale, {}).get(key)
         return found if found is not None else self.messages.get(DEFAULT_LOCALE, {}).get(key)
 
-    def t(self, key: str, locale: str, **fields: object) -> str:
+    def t(self, key: str, locale: str, /, **fields: object) -> str:
         """The message ``key`` in ``locale`` (English when that language lacks it), its fields filled in.
 
         A template whose fields do not fit what the caller passed is a bug in a catalog; it is logged and the English
@@ -94,8 +94,9 @@ def catalogs() -> Catalogs:
     return load_catalogs()
 
 
-def t(key: str, locale: str, **fields: object) -> str:
-    """``catalogs().t``: the message ``key`` in ``locale`` with ``fields`` filled in."""
+def t(key: str, locale: str, /, **fields: object) -> str:
+    """``catalogs().t``: the message ``key`` in ``locale`` with ``fields`` filled in (a field may be named
+    ``key`` or ``locale``: the two come first, by position)."""
     return catalogs().t(key, locale, **fields)
 
 

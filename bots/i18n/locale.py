@@ -55,3 +55,25 @@ def negotiate(
         if found is not None:
             return found
     return DEFAULT_LOCALE
+
+
+#: What people type for a language in /settings or /server language, beyond the tags ``served_locale`` reads.
+_NAMES = {"english": "en", "英文": "en", "英语": "en", "chinese": "zh", "中文": "zh", "简体中文": "zh", "汉语": "zh"}
+
+
+def choose_locale(text: str, *, locale: str = DEFAULT_LOCALE, served: Iterable[str] | None = None) -> str | None:
+    """A language someone chose by name or tag ("中文", "zh-CN", "English", "zh_Hans"); None for "auto" / "default".
+
+    Raises ``ValueError`` with the catalog's ``language.unknown`` message (in ``locale``) naming the choices.
+    """
+    from impasto.bots.i18n.catalog import t  # the message catalogs are read only when one is needed
+
+    have = list(served if served is not None else catalogs().locales)
+    wanted = text.strip()
+    if wanted.lower() in ("auto", "default", "自动", "默认"):
+        return None
+    found = served_locale(_NAMES.get(wanted.lower(), wanted), have)
+    if found is None:
+        choices = ", ".join(t(f"language.{name}", name) for name in have)
+        raise ValueError(t("language.unknown", locale, locale=wanted[:40], choices=choices))
+    return found
