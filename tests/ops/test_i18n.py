@@ -166,3 +166,16 @@ def test_a_refusal_keeps_its_values_and_translates_its_terms() -> None:
         "任务 Ab3dE5fG7hJ9 正在生成；完成后按钮才能使用"
     )
     assert localize("something no template knows", ZH) == "something no template knows"
+
+
+def test_the_catalog_holds_the_texts_the_adapters_send_today() -> None:
+    # Until the adapters read the catalogs, the English catalog must say exactly what they say.
+    from impasto.bots.discord.texts import HELP as DISCORD_HELP
+    from impasto.bots.telegram.texts import COMMANDS, HELP, START
+
+    assert t("help.telegram", "en") == HELP
+    assert t("help.discord", "en") == DISCORD_HELP
+    assert t("help.start", "en") == START
+    for name, english, chinese in COMMANDS:
+        assert (t(f"command.{name}", "en"), t(f"command.{name}", ZH)) == (english, chinese)
+    assert "<code>/imagine a red fox in snow --ar 3:2 --no people</code>" in t("help.telegram", ZH)
