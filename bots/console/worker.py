@@ -101,7 +101,7 @@ def run_worker(args: argparse.Namespace) -> int:
     worker = serve_only(instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst)), served)
     try:
         ops = start_worker_ops(worker, settings)
-    except (ValueError, OSError) as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken
+    except ValueError as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken
         print(f"impasto worker: operator port: {exc}", file=sys.stderr)
         return 2
     try:

@@ -113,8 +113,13 @@ async def start_ops(
     app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host or os.environ.get(HOST_ENV) or "0.0.0.0", port)
-    await site.start()
+    bind = host or os.environ.get(HOST_ENV) or "0.0.0.0"
+    site = web.TCPSite(runner, bind, port)
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, or the address is not this host's: one line, not a traceback
+        await runner.cleanup()
+        raise ValueError(f"{PORT_ENV}={port}: cannot listen on {bind}:{port} ({exc.strerror or exc})") from None
     bound = port
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
