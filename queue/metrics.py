@@ -20,6 +20,7 @@ Who moves what:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -77,6 +78,12 @@ def job_admitted(action: str, lane: str) -> None:
 def refused(reason: str) -> None:
     """A request was refused before any charge; ``reason`` is a short stable name (the refusal's class, snake_case)."""
     REFUSALS.labels(reason=reason).inc()
+
+
+def refused_by(error: BaseException) -> None:
+    """Count a refusal by its error class: ``CreditsExhausted`` → ``credits_exhausted``, ``PromptError`` →
+    ``prompt_error`` (call it at the adapters' one error boundary)."""
+    refused(re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower())
 
 
 def delivered(platform: str, outcome: str) -> None:

@@ -24,3 +24,19 @@ async def test_a_taken_port_is_named() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ValueError, match=rf"^IMPASTO_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port} \("):
             await start_ops(port, checks={}, host="127.0.0.1")
+
+
+def test_a_refusal_is_counted_by_its_class() -> None:
+    from prometheus_client import REGISTRY
+
+    from impasto.queue import metrics
+
+    class CreditsExhausted(Exception):
+        pass
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("impasto_refusals_total", {"reason": "credits_exhausted"}) or 0.0
+
+    before = count()
+    metrics.refused_by(CreditsExhausted("no fast time left"))
+    assert count() == before + 1
