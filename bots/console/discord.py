@@ -34,8 +34,8 @@ def handle(args: argparse.Namespace) -> int:
 
     settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
     level = getattr(logging, str(args.log_level).upper(), logging.INFO)
-    configure_logging(level=level if isinstance(level, int) else logging.INFO, secrets=secrets_of(settings))
     try:
+        configure_logging(level=level if isinstance(level, int) else logging.INFO, secrets=secrets_of(settings))
         asyncio.run(run_with_ops(settings, run(settings, sync_commands=not args.no_sync)))
     except (ConfigError, ValueError) as exc:  # ValueError: a bad IMPASTO_METRICS_PORT or IMPASTO_LOG_FORMAT
         print(f"impasto discord: {exc}", file=sys.stderr)

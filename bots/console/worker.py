@@ -61,7 +61,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
     served = parse_models(config.models)
     try:
-        check_models(served, settings.registry.names())
+        if served:
+            check_models(served, settings.registry.names())
     except ValueError as exc:
         print(f"impasto worker: {exc}", file=sys.stderr)
         return 2
@@ -86,7 +87,11 @@ def run_worker(args: argparse.Namespace) -> int:
 
     from impasto.bots.ops.logs import configure_logging, secrets_of
 
-    configure_logging(secrets=secrets_of(settings))
+    try:
+        configure_logging(secrets=secrets_of(settings))
+    except ValueError as exc:  # a bad IMPASTO_LOG_FORMAT
+        print(f"impasto worker: {exc}", file=sys.stderr)
+        return 2
     setup = WorkerSetup(
         config=config,
         database_url=settings.database_url_or_default,
