@@ -81,6 +81,10 @@ class User(Base):
     lifetime_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     relaxed_images: Mapped[int] = mapped_column(Integer, default=0)
     relaxed_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # The plan an operator gave this user (`impasto admin plan set`); None: by server roles, else the default plan.
+    plan: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The reply language the user chose (impasto.bots.i18n.LOCALES); None: the platform's locale, then the server's.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Guild(Base):
@@ -99,6 +103,8 @@ class Guild(Base):
     # Fast/turbo GPU-seconds each member may spend per UTC day in this guild; None means no cap.
     daily_cap_gpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The server's default reply language (/server language); None: each member's platform locale.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Job(Base):
@@ -225,18 +231,20 @@ class Usage(Base):
 
 
 class LedgerEntry(Base):
-    """The audit trail of every reservation, settlement and release; one of each kind per job at most."""
+    """The audit trail of every reservation, settlement and release (one of each kind per job at most), and of the
+    operator's grants and revocations (``grant`` / ``revoke``: no job, a note)."""
 
     __tablename__ = "ledger"
     __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_ledger_job_id_kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(8))  # reserve | settle | release
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), default=None)
+    kind: Mapped[str] = mapped_column(String(8))  # reserve | settle | release | grant | revoke
     gpu_seconds: Mapped[float] = mapped_column(Float)
     period: Mapped[str] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(200), default=None)  # an operator's reason for a grant
 
 
 # Moderation (README "Moderation"). Kinds of audit rows: a refused prompt, a flagged image, and moderators' actions.
