@@ -16,7 +16,7 @@ from queue_helpers import TEST_REDIS_URL, Stack
 from impasto.bots.ops.health import serve_process_ops
 from impasto.bots.ops.logs import configure_logging
 from impasto.bots.ops.worker_ops import model_check
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import metrics
 from impasto.queue.state import STATE_KEY
 from impasto.queue.worker import build_worker

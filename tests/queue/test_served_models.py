@@ -11,7 +11,7 @@ from arq.worker import Worker
 from queue_helpers import TEST_REDIS_URL, Stack
 from sqlalchemy import select
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.queue import metrics
 from impasto.queue.client import open_pool
 from impasto.queue.served import check_models, parse_models, serve_only
