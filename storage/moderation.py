@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from impasto.storage import accounts
 from impasto.storage.models import (
     APPEAL,
     APPROVED,
@@ -102,46 +103,12 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[s
 
 
 async def user_id_for(session: AsyncSession, platform: str, platform_user_id: str) -> int:
-    await _insert_ignore(
-        session,
-        User,
-        {
-            "platform": platform,
-            "platform_user_id": platform_user_id,
-            "display_name": "",
-            "created_at": utcnow(),
-            "lifetime_images": 0,
-            "lifetime_gpu_seconds": 0.0,
-            "relaxed_images": 0,
-            "relaxed_gpu_seconds": 0.0,
-        },
-        ["platform", "platform_user_id"],
-    )
-    found = await session.scalar(
-        select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)
-    )
-    assert found is not None
-    return found
+    """The user's SQL id, the row created on first sight (a moderator may ban someone who never painted)."""
+    return (await accounts.upsert_user(session, platform, platform_user_id)).id
 
 
 async def guild_id_for(session: AsyncSession, platform: str, platform_guild_id: str) -> int:
-    await _insert_ignore(
-        session,
-        Guild,
-        {
-            "platform": platform,
-            "platform_guild_id": platform_guild_id,
-            "allowed_channels": [],
-            "role_plans": {},
-            "created_at": utcnow(),
-        },
-        ["platform", "platform_guild_id"],
-    )
-    found = await session.scalar(
-        select(Guild.id).where(Guild.platform == platform, Guild.platform_guild_id == platform_guild_id)
-    )
-    assert found is not None
-    return found
+    return (await accounts.upsert_guild(session, platform, platform_guild_id)).id
 
 
 # --- a server's settings and words ---------------------------------------------------------------------------------

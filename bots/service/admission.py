@@ -22,6 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -73,12 +74,13 @@ class Admission:
         async with self.sessions() as session, session.begin():
             return await load_context(session, who, self.plans)
 
-    async def check(self, ctx: Context, intent: Intent) -> None:
-        """Every policy check, in order; the first refusal is raised."""
-        await run_checks(self.checks, ctx, intent)
-
-    async def submit(self, ctx: Context, drafts: Sequence[Draft], request_key: str) -> list[JobTicket]:
-        """Capability check, hold, rows, enqueue. ``request_key`` (from ``request_key()``) makes it idempotent."""
+    async def submit(self, ctx: Context, intent: Intent, drafts: Sequence[Draft], request_key: str) -> list[JobTicket]:
+        """Policy checks, capability check, hold, rows, enqueue. ``request_key`` (from ``request_key()``) makes it
+        idempotent: a request already admitted under it is answered with its jobs, and checked no further."""
+        replay = await self.replay(request_key)
+        if replay is not None:
+            return replay
+        await run_checks(self.checks, ctx, replace(intent, jobs=tuple(d.job for d in drafts if d.renders)))
         for draft in drafts:
             if draft.renders:
                 check_capabilities(draft.action, draft.job)

@@ -1,9 +1,12 @@
 """Step 2 of admission: policy checks, the rules a server or the operator sets on who may make what, where.
 
-Every way a job is born (imagine, blend, each button, remix, custom zoom) runs every check in ``POLICY_CHECKS``
-before anything is parsed, priced or charged; ``tests/service/test_admission_checks.py`` proves it for each pair of
-entry point and check. A check is one small function with one signature: it returns quietly, or raises a
-``ServiceError`` whose one-line message the user sees. Adding one is writing the function and one line below.
+Every way a job is born (imagine, blend, each button, remix, custom zoom) runs every check, once the request is read
+(so a check sees the parsed prompts: ``--no`` items are not words to paint) and before anything is priced or
+charged: ``Admission.submit`` runs them first, so no entry point can skip one. ``tests/service/
+test_admission_checks.py`` proves it for each pair of entry point and check. A check is one small callable with one
+signature: it returns quietly, or raises a ``ServiceError`` whose one-line message the user sees. Adding one is
+writing it and one line where the list is built (``POLICY_CHECKS`` for checks without dependencies,
+``runtime.job_service`` for those built from settings: moderation, rate limits).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from impasto.bots.language.job import Job
 from impasto.bots.service.context import Context
 from impasto.bots.service.errors import ChannelNotAllowed
 from impasto.queue.actions import Action
@@ -25,8 +29,9 @@ class Intent:
 
     entry: Entry
     action: Action
-    text: str  # the prompt that would be painted (typed, remixed, or the parent's); "" for image-only requests
+    text: str  # what the user typed (the prompt, a Remix edit), or the parent's prompt for a plain button
     parent_id: str | None = None  # the job a button was pressed on
+    jobs: tuple[Job, ...] = ()  # the command language's reading: every permutation × repeat that would be painted
 
 
 PolicyCheck = Callable[[Context, Intent], Awaitable[None]]
@@ -44,6 +49,3 @@ POLICY_CHECKS: Sequence[PolicyCheck] = (channel_allowed,)
 async def run_checks(checks: Sequence[PolicyCheck], ctx: Context, intent: Intent) -> None:
     for check in checks:
         await check(ctx, intent)
-
-
-__all__ = ["POLICY_CHECKS", "Intent", "PolicyCheck", "run_checks"]

@@ -64,3 +64,9 @@ class QueueUnavailable(ServiceError):
     """The job could not be queued (Redis unreachable); it was failed and nothing was charged."""
 
     title = "Queue unavailable"
+
+
+class PromptRefused(ServiceError):
+    """The server's moderation refused the prompt (or the user is banned or timed out); audited, nothing charged."""
+
+    title = "Prompt refused"

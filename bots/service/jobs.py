@@ -82,7 +82,6 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
         if existing is not None:
             return existing
         ctx = await self.admission.context(who)
-        await self.admission.check(ctx, Intent("imagine", Action.IMAGINE, text))
         full_text = " ".join([*image_urls, text]).strip()
         parsed = parse_imagine(
             full_text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
@@ -97,7 +96,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
         stored = await self._store_links([url for job in parsed for url in job.image_prompts])
         for draft in drafts:
             _use_keys(draft, stored)
-        return await self.admission.submit(ctx, drafts, key)
+        return await self.admission.submit(ctx, Intent("imagine", Action.IMAGINE, text), drafts, key)
 
     async def blend(
         self,
@@ -118,7 +117,6 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
         if existing is not None:
             return existing
         ctx = await self.admission.context(who)
-        await self.admission.check(ctx, Intent("blend", Action.BLEND, ""))
         parsed = parse_blend(image_urls, dimensions, registry=self.registry, preferences=ctx.preferences)
         keys = [self._checked_key(k) for k in image_keys]
         if keys and len(keys) != len(image_urls):
@@ -130,7 +128,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
             stored = await self._store_links(list(parsed.image_prompts))
         _use_keys(draft, stored)
         draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
-        return await self.admission.submit(ctx, [draft], key)
+        return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key)
 
     async def press(
         self,
@@ -162,11 +160,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
         if parent.status != DONE:
             raise JobNotReady(f"job {parent.job_id} is {parent.status}; its buttons work once it is done")
         ctx = await self.admission.context(who)
-        await self.admission.check(
-            ctx, Intent("press", action, remix_text if remix_text is not None else parent.prompt, parent.job_id)
-        )
+        intent = Intent("press", action, remix_text if remix_text is not None else parent.prompt, parent.job_id)
         if action is Action.UPSCALE:
-            return await self._pick(ctx, parent, index, key)
+            return await self._pick(ctx, intent, parent, index, key)
         needs_text = action is Action.ZOOM_CUSTOM or (ctx.prefs.remix and action.remixable)
         if remix_text is None and needs_text:
             existing = await self.admission.replay(key)
@@ -180,7 +176,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
             _use_keys(draft, await self._store_links(links))
         if mask_key is not None and action.row.needs_mask:
             draft.input_image_keys.append(self._checked_key(mask_key))
-        tickets = await self.admission.submit(ctx, [draft], key)
+        tickets = await self.admission.submit(ctx, intent, [draft], key)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0])
 
     async def cancel(self, who: Requester, job_id: str) -> str:
@@ -201,7 +197,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
 
     # ------------------------------------------------------------------------------------------------ internals
 
-    async def _pick(self, ctx: Context, parent: JobView, index: int | None, key: str) -> PressResult:
+    async def _pick(self, ctx: Context, intent: Intent, parent: JobView, index: int | None, key: str) -> PressResult:
         """U1–U4: a free, finished job that holds the chosen grid image; the same pick twice returns the first."""
         image_key, index = input_image(parent, Action.UPSCALE, index)
         assert image_key is not None
@@ -212,7 +208,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
             earlier = await history.earlier_pick(session, parent.job_id, index, ctx.user_id, Action.UPSCALE.value)
         if earlier is not None:
             return PressResult("image", await self.job(earlier))
-        tickets = await self.admission.submit(ctx, [self.drafts.pick(parent, index, image)], key)
+        tickets = await self.admission.submit(ctx, intent, [self.drafts.pick(parent, index, image)], key)
         return PressResult("image", await self.job(tickets[0].job_id))
 
     async def _toggle_favorite(self, who: Requester, parent: JobView) -> JobView:

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from impasto.bots.config import Settings
+from impasto.bots.moderation.admission_check import ModerationCheck
+from impasto.bots.service.checks import POLICY_CHECKS
 from impasto.bots.service.fetch import FetchImage, http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import Enqueue
@@ -32,13 +34,15 @@ async def job_service(
     engine = make_engine(settings.database_url_or_default)
     try:
         await require_migrated(engine)
+        sessions = session_factory(engine)
         yield JobService(
-            session_factory(engine),
+            sessions,
             ImageStore.in_data_dir(settings.data_dir),
             settings.registry,
             plans or load_plans(plans_path_from_env()),
             enqueue,
             fetch_image=fetch_image or http_fetcher(max_bytes=settings.max_upload_bytes),
+            checks=[*POLICY_CHECKS, ModerationCheck(sessions, settings.moderation_policy)],
         )
     finally:
         await engine.dispose()

@@ -16,15 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_job_service import Recorder, make_plans, render
 
 from impasto.bots.language.errors import PromptError
+from impasto.bots.moderation.admission_check import ModerationCheck
+from impasto.bots.moderation.policy import load_policy
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
-from impasto.bots.service.errors import ChannelNotAllowed, ServiceError
+from impasto.bots.service.errors import ChannelNotAllowed, PromptRefused, ServiceError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
 from impasto.queue.actions import Action
+from impasto.storage import moderation
 from impasto.storage.images import ImageStore
-from impasto.storage.models import Job, LedgerEntry
+from impasto.storage.models import Job, LedgerEntry, ModerationEvent
 
 OWNER = Requester("discord", "100", "ada", guild_id="900", channel_id="open")
 
@@ -47,14 +50,26 @@ class Scenario:
     extra: tuple[PolicyCheck, ...]
     refusal: type[Exception]
     setup: Callable[[JobService], Awaitable[None]] | None = None
+    moderated: bool = False  # the service runs the moderation check (as ``runtime.job_service`` builds it)
 
 
 async def close_the_channel(service: JobService) -> None:
     await service.configure_guild("discord", "900", allowed_channels=["open"])
 
 
+async def ban_the_owner(service: JobService) -> None:
+    async with service.sessions() as session, session.begin():
+        user_id = await moderation.user_id_for(session, "discord", OWNER.user_id)
+        await moderation.ban(session, user_id, None, reason="test")
+
+
+def moderation_check(sessions: async_sessionmaker[AsyncSession]) -> ModerationCheck:
+    return ModerationCheck(sessions, load_policy())
+
+
 SCENARIOS = [
     Scenario("closed channel", replace(OWNER, channel_id="closed"), (), ChannelNotAllowed, close_the_channel),
+    Scenario("banned by a moderator", OWNER, (), PromptRefused, ban_the_owner, moderated=True),
     Scenario("any added check", OWNER, (ban_everyone,), Banned),
 ]
 assert len(POLICY_CHECKS) == 1, "a new policy check needs its scenario above"
@@ -114,14 +129,14 @@ async def test_every_check_applies_to_every_entry_point(
     picked = await open_service.press(OWNER, ticket.job_id, Action.UPSCALE, 2, idempotency_key="pick")
     before = await jobs_and_charges(sessions)
 
-    service = JobService(
-        sessions, store, load_registry(), make_plans(), recorder, checks=[*POLICY_CHECKS, *scenario.extra]
-    )
+    checks = [*POLICY_CHECKS, *scenario.extra, *([moderation_check(sessions)] if scenario.moderated else [])]
+    service = JobService(sessions, store, load_registry(), make_plans(), recorder, checks=checks)
     if scenario.setup is not None:
         await scenario.setup(service)
     with pytest.raises(scenario.refusal):
         await ENTRIES[entry](service, scenario.where, ticket.job_id, picked.view.job_id)
-    assert await jobs_and_charges(sessions) == before, "a refused request made a job or charged"
+    after = await jobs_and_charges(sessions)
+    assert after == before, "a refused request made a job or charged"
 
     # The same request where nothing refuses is admitted: the refusal above came from the check, not the call.
     if scenario.extra:
@@ -165,3 +180,28 @@ async def test_stop_is_honoured_for_text_and_not_carried_into_buttons(
         await service.press(
             OWNER, ticket.job_id, Action.VARIATION, 2, idempotency_key="v2", remix_text="a dog --stop 40"
         )
+
+
+async def test_the_prompt_policy_refuses_before_charging_and_audits(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    recorder = Recorder()
+    service = JobService(
+        sessions, store, load_registry(), make_plans(), recorder, checks=[*POLICY_CHECKS, moderation_check(sessions)]
+    )
+    # gore is allowed only in NSFW channels by default; --no items are steered away from, never painted.
+    with pytest.raises(PromptRefused, match="gore"):
+        await service.imagine(OWNER, "a {knight, decapitated knight} in the rain", idempotency_key="k1")
+    assert await jobs_and_charges(sessions) == (0, 0)
+    [ok] = await service.imagine(OWNER, "a knight in the rain --no gore", idempotency_key="k2")
+    nsfw = replace(OWNER, nsfw_channel=True)
+    [allowed] = await service.imagine(nsfw, "a decapitated statue", idempotency_key="k3")
+    # A Remix edit is checked too.
+    await render(sessions, store, ok.job_id)
+    with pytest.raises(PromptRefused):
+        await service.press(OWNER, ok.job_id, Action.VARIATION, 1, idempotency_key="k4", remix_text="a gory knight")
+    async with sessions() as session:
+        audited = list(await session.scalars(select(ModerationEvent).where(ModerationEvent.kind == "refused")))
+    assert len(audited) == 2
+    assert {row.category for row in audited} == {"gore"}
+    assert allowed.job_id != ok.job_id

@@ -1,0 +1,42 @@
+"""Moderation as one of the admission pipeline's policy checks (``bots/service/checks.py``).
+
+Built once in ``runtime.job_service`` from the operator's policy file and added to the checks, so every way a job is
+born — imagine with each permutation, a Remix edit, Custom Zoom, every button re-running a stored prompt, /blend
+(no text: the ban check alone) — passes the ban check and the prompt policy with the server's rules before anything
+is charged. A refusal is audited (and counts on the warn → timeout → ban ladder) in its own transaction, committed
+before the user is answered: no job is made, so nothing else would keep it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from impasto.bots.moderation.check import job_texts
+from impasto.bots.moderation.gate import admit
+from impasto.bots.moderation.policy import Policy
+from impasto.bots.service.checks import Intent
+from impasto.bots.service.context import Context
+from impasto.bots.service.errors import PromptRefused
+
+
+class ModerationCheck:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], policy: Policy) -> None:
+        self.sessions = sessions
+        self.policy = policy
+
+    async def __call__(self, ctx: Context, intent: Intent) -> None:
+        # What would be painted: every permutation's segments (``--no`` items are steered away from, not painted).
+        texts = [text for job in intent.jobs for text in job_texts(job)]
+        async with self.sessions() as session, session.begin():
+            admission = await admit(
+                session,
+                self.policy,
+                user_id=ctx.user_id,
+                guild_id=ctx.guild_id,
+                channel_id=ctx.channel_id,
+                texts=texts,
+                nsfw_channel=ctx.who.nsfw_channel,
+                prompt=intent.text or None,
+            )
+        if not admission.allowed:
+            raise PromptRefused(admission.message or "this prompt is not allowed here")
