@@ -46,6 +46,7 @@ from impasto.engine.spec import (
     Upscale,
     Vary,
 )
+from impasto.engine.translate import Translation
 
 #: img2img strengths (fraction of the schedule re-run). Midjourney's "subtle" keeps the composition.
 VARY_STRENGTH: dict[Strength, float] = {"subtle": 0.35, "strong": 0.7}
@@ -130,6 +131,7 @@ class Engine:
             cache_dir=cache_dir,
             memory_budget_bytes=memory_budget_bytes,
         )
+        self.translation = Translation(cache_dir=cache_dir, device=self.device)  # CJK prompts → English
 
     # --- The public actions ---------------------------------------------------------------------------------------
 
@@ -258,7 +260,12 @@ class Engine:
 
     # --- The one render path --------------------------------------------------------------------------------------
 
-    def _run(
+    def _run(self, spec: RenderSpec, job: _Job, progress: ProgressFn | None, **options: Any) -> RenderResult:
+        """Paint what the model will read: CJK text translated first where the registry says so (translate.py)."""
+        reading = self.translation.read(spec, self.models.entry(spec.model))
+        return reading.stamp(self._paint(reading.spec, job, progress, **options))
+
+    def _paint(
         self,
         spec: RenderSpec,
         job: _Job,

@@ -15,10 +15,26 @@ Family = Literal["sd15", "sdxl"]
 FAMILIES: tuple[Family, ...] = ("sd15", "sdxl")
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
 BUILTIN_PREFIX = "builtin:"
+#: The built-in tiny translator (``engine/tiny_translator.py``): knows a small phrase book, nothing else.
+TINY_TRANSLATOR = BUILTIN_PREFIX + "tiny-zh-en"
+#: Languages a translator or a model may be said to read (``cjk.Language`` plus English).
+LANGUAGES = ("en", "zh", "ja", "ko")
 
 
 class RegistryError(ValueError):
     """The registry file is malformed, or a name is not in it."""
+
+
+@dataclass(frozen=True)
+class TranslatorEntry:
+    """A translation model put before a diffusion model's text encoders (``engine/translate.py``).
+
+    ``source``: a Hugging Face id of a transformers seq2seq model into English (MarianMT ``opus-mt-zh-en`` & co),
+    a local folder of one, or the built-in tiny one. ``languages``: what it translates from.
+    """
+
+    source: str
+    languages: tuple[str, ...] = ("zh",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,9 @@ class ModelEntry:
     steps: int
     guidance: float
     scheduler: str | None = None
+    # The languages the model's text encoders understand: text in any other CJK language goes to the translator.
+    reads: tuple[str, ...] = ("en",)
+    translator: TranslatorEntry | None = None  # None: nothing is translated for this model
 
     @property
     def is_tiny(self) -> bool:
@@ -44,8 +63,12 @@ class ModelEntry:
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5),
-    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0),
+    ModelEntry(
+        "tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, translator=TranslatorEntry(TINY_TRANSLATOR)
+    ),
+    ModelEntry(
+        "tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0, translator=TranslatorEntry(TINY_TRANSLATOR)
+    ),
 )
 
 
@@ -81,7 +104,35 @@ class Registry:
         return self.models[nijis[-1]] if nijis else None
 
 
-def _entry(name: str, raw: object) -> ModelEntry:
+def _languages(where: str, raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or any(x not in LANGUAGES for x in raw):
+        raise RegistryError(f"{where} must be a list of languages among {', '.join(LANGUAGES)}, not {raw!r}")
+    return tuple(str(x) for x in raw)
+
+
+def _translator(where: str, raw: object, languages: tuple[str, ...]) -> TranslatorEntry | None:
+    """``"off"`` → None; a Hugging Face id, folder or ``builtin:tiny-zh-en`` → that translator."""
+    if raw is None or raw == "off":
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise RegistryError(f'{where} must be "off", a Hugging Face id or a folder of a translation model')
+    if raw.startswith(BUILTIN_PREFIX) and raw != TINY_TRANSLATOR:
+        raise RegistryError(f"{where}: the only built-in translator is {TINY_TRANSLATOR}")
+    return TranslatorEntry(raw.strip(), languages)
+
+
+def translation_default(data: dict[str, object]) -> TranslatorEntry | None:
+    """The ``[translation]`` table (``IMPASTO_TRANSLATOR`` overrides its model): every entry's translator unless
+    the entry names its own. Absent: translation is off."""
+    table = data.get("translation", {})
+    if not isinstance(table, dict):
+        raise RegistryError("[translation] must be a table")
+    languages = _languages("[translation] languages", table.get("languages", ["zh"]))
+    model = os.environ.get("IMPASTO_TRANSLATOR") or table.get("model")
+    return _translator("[translation] model", model, languages)
+
+
+def _entry(name: str, raw: object, translation: TranslatorEntry | None = None) -> ModelEntry:
     if not isinstance(raw, dict):
         raise RegistryError(f"[models.{name}] must be a table")
     family = raw.get("family")
@@ -102,7 +153,22 @@ def _entry(name: str, raw: object) -> ModelEntry:
         raise RegistryError(f"[models.{name}] guidance must be a number")
     if scheduler is not None and not isinstance(scheduler, str):
         raise RegistryError(f"[models.{name}] scheduler must be a diffusers scheduler class name")
-    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler)
+    reads = _languages(f"[models.{name}] reads", raw.get("reads", ["en"]))
+    translator = translation
+    if "translator" in raw:
+        languages = translation.languages if translation else ("zh",)
+        translator = _translator(f"[models.{name}] translator", raw["translator"], languages)
+    return ModelEntry(
+        name,
+        cast(Family, family),
+        source,
+        native_px,
+        steps,
+        float(guidance),
+        scheduler,
+        reads=reads,
+        translator=translator,
+    )
 
 
 def load_registry(path: Path | None = None, default: str | None = None) -> Registry:
@@ -123,8 +189,9 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
     if not isinstance(raw_models, dict):
         raise RegistryError(f"model registry {path}: [models] must be a table")
     models = {m.name: m for m in BUILTIN_MODELS}
+    translation = translation_default(data)
     for name, raw in raw_models.items():
-        models[name] = _entry(name, raw)
+        models[name] = _entry(name, raw, translation)
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job
