@@ -202,6 +202,9 @@ class Translation:
         self.cache_dir = cache_dir
         self.device = torch.device(device)
         self._translators: dict[str, Translator] = {}
+        # Called with the English before anything is painted: raise an EngineError to refuse it. The worker sets
+        # it to the moderation check, so that a translation is checked as the original was at admission.
+        self.screen: Callable[[str], None] | None = None
 
     def translator(self, entry: TranslatorEntry) -> Translator:
         if entry.source not in self._translators:
@@ -227,7 +230,10 @@ class Translation:
         if not prompt_reading.translated:
             return Reading(spec, None, 0.0, notes)
         translated = replace(spec, prompts=prompt_reading.prompts, original_prompts=spec.prompts)
-        return Reading(translated, reading_text(prompt_reading.prompts), seconds, notes)
+        read_as = reading_text(prompt_reading.prompts)
+        if self.screen is not None:
+            self.screen(read_as)
+        return Reading(translated, read_as, seconds, notes)
 
 
 def _needs_translator(prompts: tuple[Prompt, ...], entry: ModelEntry, choice: TranslatorEntry) -> bool:

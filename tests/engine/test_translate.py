@@ -215,3 +215,24 @@ def test_shipped_registry_translates_chinese_with_opus_mt(monkeypatch: pytest.Mo
     registry = load_registry(None, "v6")
     assert registry.get("v6").translator == TranslatorEntry("Helsinki-NLP/opus-mt-zh-en", ("zh",))
     assert torch.get_num_threads() >= 1  # building the tiny translator restored the thread count
+
+
+def test_a_screen_sees_the_english_before_anything_is_painted(engine: Engine) -> None:
+    from impasto.engine.errors import InvalidInput
+
+    seen: list[str] = []
+
+    def screen(english: str) -> None:
+        seen.append(english)
+        if "dragon" in english:
+            raise InvalidInput("the prompt is refused: dragon")
+
+    engine.translation.screen = screen
+    try:
+        assert engine.imagine(spec_for("tiny-sd15", prompts=(("猫", 1.0),), batch_size=1, steps=1)).read_as == "cat"
+        with pytest.raises(InvalidInput, match="dragon"):
+            engine.imagine(spec_for("tiny-sd15", prompts=(("龙", 1.0),), batch_size=1, steps=1))
+        engine.imagine(spec_for("tiny-sd15", batch_size=1, steps=1))  # English: nothing translated, nothing to see
+    finally:
+        engine.translation.screen = None
+    assert seen == ["cat", "dragon"]
