@@ -15,6 +15,7 @@ the permutations of one prompt, is translated once per worker.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -90,16 +91,23 @@ def _load(source: str, cache_dir: Path, device: torch.device) -> tuple[Any, Any]
 
     if source.lower().endswith(_PICKLE_SUFFIXES):
         raise UnsafeCheckpoint(source)
+    from impasto.engine.loading import _quiet_loading
+
     where = source
+    local = True
     if source.startswith(BUILTIN_PREFIX):
         from impasto.engine.tiny_translator import ensure_tiny_translator
 
-        where = str(ensure_tiny_translator(cache_dir))
+        with _quiet_loading():
+            where = str(ensure_tiny_translator(cache_dir))
     elif Path(source).expanduser().is_dir():
         where = str(Path(source).expanduser())
+    else:
+        local = False  # a Hugging Face id: the download shows huggingface_hub's progress bars
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
-        model = AutoModelForSeq2SeqLM.from_pretrained(where, use_safetensors=True)
+        with _quiet_loading() if local else contextlib.nullcontext():
+            tokenizer = AutoTokenizer.from_pretrained(where)
+            model = AutoModelForSeq2SeqLM.from_pretrained(where, use_safetensors=True)
     except (OSError, ValueError, ImportError) as exc:
         raise TranslatorUnavailable(source, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     model.to(device)

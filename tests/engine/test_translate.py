@@ -236,3 +236,68 @@ def test_a_screen_sees_the_english_before_anything_is_painted(engine: Engine) ->
     finally:
         engine.translation.screen = None
     assert seen == ["cat", "dragon"]
+
+
+# --- impasto translate ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def console_env(clean_env: None, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("IMPASTO_DATA_DIR", str(data_dir))  # the tiny translator built above
+    monkeypatch.setenv("IMPASTO_DEFAULT_MODEL", "tiny-sdxl")
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from impasto.bots.cli import main
+
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.usefixtures("console_env")
+def test_translate_prints_the_prompt_as_the_model_reads_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["translate", f"{CAT} --ar 16:9"], capsys) == (0, f"{CAT_EN} --ar 16:9\n", "")
+    status, out, _ = _cli(
+        ["translate", "https://example.com/a.png (红色的帽子:1.3) <lora:水墨:0.8>, cinematic"], capsys
+    )
+    assert status == 0
+    assert out == "https://example.com/a.png (red hat:1.3) <lora:水墨:0.8>, cinematic\n"
+
+
+@pytest.mark.usefixtures("console_env")
+def test_translate_reads_each_permutation_and_each_no_item(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _cli(["translate", "一只猫::2 {红色,蓝色}的帽子 --no 人物, 文字"], capsys)
+    assert status == 0
+    assert out.splitlines() == ["a cat::2 red hat --no people, text", "a cat::2 blue hat --no people, text"]
+
+
+@pytest.mark.usefixtures("console_env")
+def test_translate_names_what_it_leaves(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _cli(["translate", "고양이, 一只猫"], capsys)
+    assert (status, out) == (0, "고양이, a cat\n")
+    assert err == (
+        "note: Korean text left as written (고양이): model tiny-sdxl reads English, "
+        "and its translator reads Chinese only\n"
+    )
+
+
+@pytest.mark.usefixtures("console_env")
+def test_translate_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = _cli(["translate", "--json", "灯塔 --no 雾"], capsys)
+    assert status == 0
+    (job,) = json.loads(out)["jobs"]
+    assert (job["prompt"], job["read_as"], job["model"], job["translated"]) == (
+        "灯塔 --no 雾", "lighthouse --no fog", "tiny-sdxl", True,
+    )  # fmt: skip
+    assert job["notes"] == []
+
+
+@pytest.mark.usefixtures("console_env")
+def test_translate_refusal_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _cli(["translate", "一只猫 --chaos 500"], capsys)
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("error: ")
+    assert "chaos" in err
