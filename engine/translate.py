@@ -219,6 +219,12 @@ class Translation:
             self._translators[entry.source] = Translator(entry, cache_dir=self.cache_dir, device=self.device)
         return self._translators[entry.source]
 
+    def preload(self, entry: ModelEntry) -> None:
+        """Load ``entry``'s translator now (worker start-up): a download or a broken source shows at start, not as
+        the first Chinese prompt's job waiting on a download past the step timeout."""
+        if entry.translator is not None:
+            self.translator(entry.translator)
+
     def read_prompts(self, prompts: tuple[Prompt, ...], entry: ModelEntry) -> tuple[PromptReading, float]:
         """``prompts`` as ``entry``'s model reads them, and the seconds it took."""
         started = time.perf_counter()

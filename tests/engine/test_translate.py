@@ -301,3 +301,13 @@ def test_translate_refusal_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
     assert err.count("\n") == 1
     assert err.startswith("error: ")
     assert "chaos" in err
+
+
+def test_preload_loads_the_translator_of_the_model(registry: Registry, data_dir: Path) -> None:
+    from impasto.engine.translate import Translation
+
+    translation = Translation(cache_dir=data_dir / "models")
+    translation.preload(registry.get("no-translator"))
+    assert translation._translators == {}
+    translation.preload(registry.get("tiny-sd15"))
+    assert list(translation._translators) == [TINY_TRANSLATOR]
