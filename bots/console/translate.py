@@ -68,11 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
     translation = Translation(cache_dir=settings.data_dir / "models", device="cpu")
     rows: list[dict[str, object]] = []
+    notes: list[str] = []
     try:
         for job in jobs:
             entry = registry.get(args.model or job.model)
             reading, seconds = translation.read_prompts(((job.display, 1.0),), entry)
             note = left_note(reading.left, entry)
+            if note and note not in notes:
+                notes.append(note)
             rows.append(
                 {
                     "prompt": job.display,
@@ -91,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         print(row["read_as"])
-    for note in dict.fromkeys(n for row in rows for n in row["notes"]):  # type: ignore[attr-defined]
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
