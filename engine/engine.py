@@ -48,6 +48,7 @@ from impasto.engine.spec import (
     Upscale,
     Vary,
 )
+from impasto.engine.translate import Translation
 from impasto.engine.upscaler import SuperResolution, blend_tiles, load_upscaler, refine_tiles
 
 #: img2img strengths (fraction of the schedule re-run). Midjourney's "subtle" keeps the composition.
@@ -141,6 +142,7 @@ class Engine:
         )
         self._upscalers: dict[str, SuperResolution] = {}
         self._describers: dict[str, Describer] = {}
+        self.translation = Translation(cache_dir=cache_dir, device=self.device)  # CJK prompts → English
 
     # --- The public actions ---------------------------------------------------------------------------------------
 
@@ -314,7 +316,12 @@ class Engine:
 
     # --- The one render path --------------------------------------------------------------------------------------
 
-    def _run(
+    def _run(self, spec: RenderSpec, job: _Job, progress: ProgressFn | None, **options: Any) -> RenderResult:
+        """Paint what the model will read: CJK text translated first where the registry says so (translate.py)."""
+        reading = self.translation.read(spec, self.models.entry(spec.model))
+        return reading.stamp(self._paint(reading.spec, job, progress, **options))
+
+    def _paint(
         self,
         spec: RenderSpec,
         job: _Job,

@@ -7,7 +7,8 @@ A1111 format (what stable-diffusion-webui writes and reads)::
     Steps: 30, Sampler: DPMSolverMultistepScheduler, CFG scale: 7.0, Seed: 1234, Size: 1024x1024, Model: v6, ...
 
 The ``impasto`` chunk holds the spec as JSON (weights, every parameter), so that an action on a file written by
-``impasto imagine`` re-uses the exact prompt.
+``impasto imagine`` re-uses the exact prompt. For a translated prompt, ``parameters`` holds the English the model
+read and the JSON holds both: ``prompts`` as the user wrote them, ``read_as`` as the model read them.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def spec_json(spec: RenderSpec, seed: int, *, steps: int | None = None, guidance
         data["steps"] = steps
     if guidance is not None:
         data["guidance"] = guidance
+    original = data.pop("original_prompts", None)
+    if original is not None:
+        data["read_as"], data["prompts"] = data["prompts"], original
     return json.dumps(data, separators=(",", ":"))
 
 

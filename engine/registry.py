@@ -15,6 +15,10 @@ Family = Literal["sd15", "sdxl"]
 FAMILIES: tuple[Family, ...] = ("sd15", "sdxl")
 DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
 BUILTIN_PREFIX = "builtin:"
+#: The built-in tiny translator (``engine/tiny_translator.py``): knows a small phrase book, nothing else.
+TINY_TRANSLATOR = BUILTIN_PREFIX + "tiny-zh-en"
+#: Languages a translator or a model may be said to read (``cjk.Language`` plus English).
+LANGUAGES = ("en", "zh", "ja", "ko")
 
 
 def scaled_steps(base: int, quality: float, halve: bool) -> int:
@@ -25,6 +29,18 @@ def scaled_steps(base: int, quality: float, halve: bool) -> int:
 
 class RegistryError(ValueError):
     """The registry file is malformed, or a name is not in it."""
+
+
+@dataclass(frozen=True)
+class TranslatorEntry:
+    """A translation model put before a diffusion model's text encoders (``engine/translate.py``).
+
+    ``source``: a Hugging Face id of a transformers seq2seq model into English (MarianMT ``opus-mt-zh-en`` & co),
+    a local folder of one, or the built-in tiny one. ``languages``: what it translates from.
+    """
+
+    source: str
+    languages: tuple[str, ...] = ("zh",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,9 @@ class ModelEntry:
     #: For a single-file ``source``: a local diffusers folder with the model's configs and tokenizers, so the file
     #: loads without the Hugging Face Hub (``from_single_file(config=…)``).
     config: str | None = None
+    # The languages the model's text encoders understand: text in any other CJK language goes to the translator.
+    reads: tuple[str, ...] = ("en",)
+    translator: TranslatorEntry | None = None  # None: nothing is translated for this model
 
     @property
     def is_tiny(self) -> bool:
@@ -65,9 +84,18 @@ UPSCALER_SUFFIXES = (".safetensors", ".pth")
 
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
+_TINY_TRANSLATOR = TranslatorEntry(TINY_TRANSLATOR)
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
-        "tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, upscaler=TINY_UPSCALER, describer=TINY_DESCRIBER
+        "tiny-sd15",
+        "sd15",
+        BUILTIN_PREFIX + "tiny-sd15",
+        256,
+        4,
+        7.5,
+        upscaler=TINY_UPSCALER,
+        describer=TINY_DESCRIBER,
+        translator=_TINY_TRANSLATOR,
     ),
     ModelEntry(
         "tiny-sdxl",
@@ -79,6 +107,7 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         draft="tiny-sdxl-turbo",
         upscaler=TINY_UPSCALER,
         describer=TINY_DESCRIBER,
+        translator=_TINY_TRANSLATOR,
     ),
     # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
     # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
@@ -91,8 +120,11 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         0.0,
         "EulerAncestralDiscreteScheduler",
         "trailing",
+        translator=_TINY_TRANSLATOR,
     ),
-    ModelEntry("tiny-sd15-lcm", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 1.0, "LCMScheduler"),
+    ModelEntry(
+        "tiny-sd15-lcm", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 1.0, "LCMScheduler", translator=_TINY_TRANSLATOR
+    ),
 )
 TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
 
@@ -142,7 +174,41 @@ class Registry:
         return self.models[nijis[-1]] if nijis else None
 
 
-def _entry(name: str, raw: object, default_upscaler: object = None, default_describer: object = None) -> ModelEntry:
+def _languages(where: str, raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or any(x not in LANGUAGES for x in raw):
+        raise RegistryError(f"{where} must be a list of languages among {', '.join(LANGUAGES)}, not {raw!r}")
+    return tuple(str(x) for x in raw)
+
+
+def _translator(where: str, raw: object, languages: tuple[str, ...]) -> TranslatorEntry | None:
+    """``"off"`` → None; a Hugging Face id, folder or ``builtin:tiny-zh-en`` → that translator."""
+    if raw is None or raw == "off":
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise RegistryError(f'{where} must be "off", a Hugging Face id or a folder of a translation model')
+    if raw.startswith(BUILTIN_PREFIX) and raw != TINY_TRANSLATOR:
+        raise RegistryError(f"{where}: the only built-in translator is {TINY_TRANSLATOR}")
+    return TranslatorEntry(raw.strip(), languages)
+
+
+def translation_default(data: dict[str, object]) -> TranslatorEntry | None:
+    """The ``[translation]`` table (``IMPASTO_TRANSLATOR`` overrides its model): every entry's translator unless
+    the entry names its own. Absent: translation is off."""
+    table = data.get("translation", {})
+    if not isinstance(table, dict):
+        raise RegistryError("[translation] must be a table")
+    languages = _languages("[translation] languages", table.get("languages", ["zh"]))
+    model = os.environ.get("IMPASTO_TRANSLATOR") or table.get("model")
+    return _translator("[translation] model", model, languages)
+
+
+def _entry(
+    name: str,
+    raw: object,
+    default_upscaler: object = None,
+    default_describer: object = None,
+    translation: TranslatorEntry | None = None,
+) -> ModelEntry:
     if not isinstance(raw, dict):
         raise RegistryError(f"[models.{name}] must be a table")
     family = raw.get("family")
@@ -184,6 +250,11 @@ def _entry(name: str, raw: object, default_upscaler: object = None, default_desc
     config = raw.get("config")
     if config is not None and (not isinstance(config, str) or not source.lower().endswith(".safetensors")):
         raise RegistryError(f"[models.{name}] config (a local diffusers folder) goes with a single .safetensors source")
+    reads = _languages(f"[models.{name}] reads", raw.get("reads", ["en"]))
+    translator = translation
+    if "translator" in raw:
+        languages = translation.languages if translation else ("zh",)
+        translator = _translator(f"[models.{name}] translator", raw["translator"], languages)
     return ModelEntry(
         name,
         cast(Family, family),
@@ -197,6 +268,8 @@ def _entry(name: str, raw: object, default_upscaler: object = None, default_desc
         upscaler,
         describer,
         config,
+        reads=reads,
+        translator=translator,
     )
 
 
@@ -218,9 +291,10 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
     if not isinstance(raw_models, dict):
         raise RegistryError(f"model registry {path}: [models] must be a table")
     models = {m.name: m for m in BUILTIN_MODELS}
+    translation = translation_default(data)
     for name, raw in raw_models.items():
         # A top-level upscaler / describer serves every model that names none.
-        models[name] = _entry(name, raw, data.get("upscaler"), data.get("describer"))
+        models[name] = _entry(name, raw, data.get("upscaler"), data.get("describer"), translation)
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job

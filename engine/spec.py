@@ -58,6 +58,8 @@ class RenderSpec:
     batch_size: int = 4
     steps: int | None = None
     guidance: float | None = None
+    # The prompts as the user wrote them, when ``prompts`` is their translation (engine/translate.py).
+    original_prompts: tuple[Prompt, ...] | None = None
 
     @property
     def positive(self) -> tuple[Prompt, ...]:
@@ -151,6 +153,9 @@ class RenderResult:
     elapsed_s: float
     is_tiny: bool
     parameters: tuple[str, ...] = field(default=())  # the provenance text of each image
+    read_as: str | None = None  # the prompt in the words the model read, when it was translated
+    translate_s: float = 0.0  # seconds spent translating the prompt (not in gpu_seconds: not charged)
+    untranslated: tuple[str, ...] = ()  # one line per language left as written (no model nor translator reads it)
 
     @property
     def paints_noise(self) -> bool:

@@ -35,6 +35,7 @@ from impasto.queue.sweep import waited_too_long
 from impasto.storage.lifecycle import NewImage, cancel_requested, claim_job, complete_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
+from impasto.storage.readings import record_reading
 
 log = logging.getLogger("impasto.queue")
 
@@ -243,6 +244,8 @@ async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: Re
             new_images.insert(0, NewImage(index=0, key=grid_key, width_px=grid.width, height_px=grid.height))
     async with state.sessions() as session, session.begin():
         completed = await complete_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+        if completed:
+            await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
     if not completed:
         log.info("job %s was completed by another delivery; this result is dropped", job_id)
         return {"outcome": "duplicate"}

@@ -94,6 +94,7 @@ class EngineRenderer:
 
         engine = Engine(registry, cache_dir=cache_dir, lora_dir=lora_dir)
         engine.models.get(model or registry.default)
+        engine.translation.preload(registry.get(model or registry.default))  # its prompt translator, if any
         return cls(engine)
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:

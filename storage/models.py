@@ -159,6 +159,10 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The prompt in the words the model read, when the worker translated it (captions and /show: "read as: …"),
+    # and the seconds the translation took (not charged).
+    read_as: Mapped[str | None] = mapped_column(Text, default=None)
+    translate_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Image(Base):
