@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from web_helpers import SECRET, TELEGRAM_TOKEN, TEST_REDIS_URL, Recorder, Site
+from web_helpers import Recorder, Site, serving
 
 from impasto.bots.service.jobs import JobService
-from impasto.bots.web.app import WebDeps, build_app
-from impasto.bots.web.guards import Guards, ReplyTargets
 from impasto.engine.registry import load_registry
 from impasto.storage.images import ImageStore
 from impasto.storage.plans import parse_plans
-
-
-class Server(uvicorn.Server):
-    """uvicorn with an event set once it listens (it exposes only a flag)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.listening.set()
 
 
 @pytest.fixture
@@ -42,33 +23,8 @@ async def site(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> As
     plans = parse_plans({"default": "member", "plans": {"member": {"fast_gpu_hours": 10, "relax": True}}})
     recorder = Recorder()
     service = JobService(sessions, store, load_registry(), plans, recorder)
-    redis = Redis.from_url(TEST_REDIS_URL)
-    prefix = f"impasto:test-web-{uuid.uuid4().hex[:10]}:"
-    app = build_app(
-        WebDeps(
-            service,
-            Guards(redis, prefix=prefix),
-            ReplyTargets(redis, prefix=prefix),
-            SECRET,
-            telegram_token=TELEGRAM_TOKEN,
-        )
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    await asyncio.wait_for(server.listening.wait(), 60)
-    try:
-        yield Site(service, store, sessions, recorder, redis, prefix, f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
-        keys = [key async for key in redis.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+    async with serving(service, recorder) as running:
+        yield running
 
 
 def _chromium() -> tuple[str, str] | None:

@@ -7,10 +7,16 @@ the browser asks for meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import uvicorn
 from PIL import Image, ImageDraw
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView, QueuedRender
-from impasto.bots.web.guards import ReplyTarget, ReplyTargets
+from impasto.bots.web.app import WebDeps, build_app
+from impasto.bots.web.guards import Guards, ReplyTarget, ReplyTargets
 from impasto.queue.actions import Action
 from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import NewImage, claim_job, complete_job
@@ -95,3 +102,44 @@ def png(size: int, shade: int) -> bytes:
     out = io.BytesIO()
     sky.save(out, format="PNG")
     return out.getvalue()
+
+
+class Server(uvicorn.Server):
+    """uvicorn with an event set once it listens (it exposes only a flag)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+@asynccontextmanager
+async def serving(service: JobService, recorder: Recorder | None = None) -> AsyncIterator[Site]:
+    """The web app on ``service`` under uvicorn on a free port of 127.0.0.1, in this event loop, with Redis keys
+    of its own (removed afterwards)."""
+    redis = Redis.from_url(TEST_REDIS_URL)
+    prefix = f"impasto:test-web-{uuid.uuid4().hex[:10]}:"
+    deps = WebDeps(
+        service, Guards(redis, prefix=prefix), ReplyTargets(redis, prefix=prefix), SECRET, telegram_token=TELEGRAM_TOKEN
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = Server(uvicorn.Config(build_app(deps), log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await asyncio.wait_for(server.listening.wait(), 60)
+    try:
+        yield Site(
+            service, service.images, service.sessions, recorder or Recorder(), redis, prefix, f"http://127.0.0.1:{port}"
+        )
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+        keys = [key async for key in redis.scan_iter(match=prefix + "*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
