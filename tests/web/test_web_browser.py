@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
-from web_helpers import SIZE, TELEGRAM_TOKEN, Site
+from web_helpers import SIZE, TELEGRAM_TOKEN, Site, wait_until_steady
 
 from impasto.bots.service.requester import Requester
 from impasto.bots.web.links import editor_link, gallery_link, public_gallery_link
@@ -45,9 +45,7 @@ def shot(browser: Any, tmp_path: Path, name: str) -> Path:
 def open_editor(browser: Any, url: str) -> Any:
     browser.get(url)
     canvas = browser.find_element(By.ID, "mask")
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.execute_script("const i = document.getElementById('source'); return i.complete && i.naturalWidth")
-    )
+    wait_until_steady(browser)
     size = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas)
     assert size == [SIZE, SIZE]  # shown at 1:1, so CSS offsets below are image pixels
     return canvas

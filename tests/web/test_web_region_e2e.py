@@ -19,7 +19,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from web_helpers import TEST_REDIS_URL, serving
+from web_helpers import TEST_REDIS_URL, serving, wait_until_steady
 
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
@@ -92,6 +92,7 @@ async def test_a_drawn_region_is_repainted_and_the_rest_kept(
         def draw() -> str:
             browser.get(url)
             canvas = browser.find_element(By.ID, "mask")
+            wait_until_steady(browser)
             width = browser.execute_script("return arguments[0].getBoundingClientRect().width", canvas)
             browser.find_element(By.CSS_SELECTOR, "[data-tool=rect]").click()
             # A rectangle over the image's upper-left quarter-ish (offsets are from the centre).

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from PIL import Image, ImageDraw
@@ -143,3 +144,15 @@ async def serving(service: JobService, recorder: Recorder | None = None) -> Asyn
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+def wait_until_steady(browser: Any, timeout_s: float = 60) -> None:
+    """The editor's image decoded and its fonts loaded: nothing moves the canvas once drawing starts."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout_s).until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('source');"
+            "return i.complete && i.naturalWidth > 0 && document.fonts.status === 'loaded'"
+        )
+    )
