@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from itsdangerous import BadSignature, Signer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -213,6 +214,21 @@ def build_app(deps: WebDeps) -> Starlette:
         parent = lineage.parent if lineage.parent is not None and may_see(grant, lineage.parent) else None
         return render("job.html", grant=grant, token=token, purpose=purpose, job=job, parent=parent, children=children)
 
+    async def favorite(request: Request) -> Response:
+        """❤️ on a job page: the owner toggles the flag the ❤️ filter reads (the same core call as the chat button)."""
+        form = await request.form()
+        token = str(form.get("t") or "")
+        grant = grant_of(token, "gallery")
+        await rate_limited(grant)
+        job_id = request.path_params["job_id"]
+        try:
+            await deps.service.press(
+                grant.requester, job_id, Action.FAVORITE, idempotency_key=f"web-fav:{grant.user_key}:{job_id}"
+            )
+        except ServiceError as exc:
+            raise Refused(exc.message) from None
+        return RedirectResponse(f"/job/{quote(job_id)}?{urlencode({'t': token, 'from': 'gallery'})}", 303)
+
     # --------------------------------------------------------------------------------------------------- images
 
     async def image(request: Request) -> Response:
@@ -243,6 +259,7 @@ def build_app(deps: WebDeps) -> Starlette:
         Route("/gallery", my_gallery),
         Route("/public", public_gallery),
         Route("/job/{job_id:str}", job_page),
+        Route("/job/{job_id:str}/favorite", favorite, methods=["POST"]),
         Route("/img/{key:str}", image),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

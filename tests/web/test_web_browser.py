@@ -223,12 +223,20 @@ async def test_galleries(site: Site, browser: Any, tmp_path: Path) -> None:
         seen["downloads"] = len(browser.find_elements(By.CSS_SELECTOR, ".downloads a[download]"))
         seen["children"] = len(browser.find_elements(By.CSS_SELECTOR, ".lineage img"))
         seen["img_src"] = browser.find_element(By.CSS_SELECTOR, "img.full").get_attribute("src")
+        button = browser.find_element(By.ID, "favorite")
+        seen["favourite_before"] = button.get_attribute("aria-pressed")
+        button.click()
+        WebDriverWait(browser, WAIT_S).until(ec.staleness_of(button))
+        seen["favourite_after"] = browser.find_element(By.ID, "favorite").get_attribute("aria-pressed")
         browser.get(public)
         seen["public"] = tiles()
         browser.get(bobs)
         seen["bobs"] = tiles()
         browser.get(f"{site.base_url}/job/{ada_stealth.job_id}?{bobs.split('?', 1)[1]}&from=gallery")
         seen["bob_on_ada_stealth"] = browser.find_element(By.ID, "refused").text
+        browser.get(f"{site.base_url}/job/{ada_html.job_id}?{bobs.split('?', 1)[1]}&from=gallery")
+        seen["bob_on_ada_public"] = browser.find_element(By.ID, "job").text
+        seen["bob_favourite_buttons"] = len(browser.find_elements(By.ID, "favorite"))
         return seen
 
     seen = await asyncio.to_thread(browse)
@@ -244,11 +252,20 @@ async def test_galleries(site: Site, browser: Any, tmp_path: Path) -> None:
     assert set(seen["public"]) == {ada_html.job_id, whale.job_id, whale_u2.job_id, bob_public.job_id}
     assert set(seen["bobs"]) == {bob_public.job_id, bob_stealth.job_id}
     assert "not one you may see" in seen["bob_on_ada_stealth"]
+    assert "bold" in seen["bob_on_ada_public"]
+    assert seen["bob_favourite_buttons"] == 0  # ❤️ is the owner's
+    assert (seen["favourite_before"], seen["favourite_after"]) == ("true", "false")
+    assert not (await site.service.job(whale.job_id)).favorite
 
     async with httpx.AsyncClient() as client:
         good = await client.get(seen["img_src"])
         forged = await client.get(seen["img_src"].replace("&s=", "&s=x"))
         outside = await client.get(f"{site.base_url}/img/..%2f..%2fetc%2fpasswd?e=9999999999&s=x")
+        bob_token = bobs.split("t=", 1)[1]
+        not_his = await client.post(f"{site.base_url}/job/{whale.job_id}/favorite", data={"t": bob_token})
+    assert not_his.status_code == 403
+    assert "owner" in not_his.text
+    assert not (await site.service.job(whale.job_id)).favorite
     assert good.status_code == 200
     assert good.headers["content-type"] == "image/png"
     assert "default-src 'none'" in good.headers["content-security-policy"]
