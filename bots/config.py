@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from impasto.engine.registry import Registry, load_registry
+
+if TYPE_CHECKING:
+    from impasto.bots.moderation.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
     web_secret: SecretStr | None = None  # signs links; long and random, the same for every bot and web process
     web_host: str = "127.0.0.1"
     web_port: int = Field(8600, ge=1, le=65535)
+    # Moderation (README "Moderation").
+    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
+    moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
 
     @property
     def database_url_or_default(self) -> str:
@@ -68,3 +75,10 @@ class Settings(BaseSettings):
     @cached_property
     def registry(self) -> Registry:
         return load_registry(self.models, self.default_model)
+
+    @cached_property
+    def moderation_policy(self) -> Policy:
+        """The compiled prompt policy (raises ``PolicyError`` naming the file and key when it is unusable)."""
+        from impasto.bots.moderation.policy import load_policy
+
+        return load_policy(self.moderation)

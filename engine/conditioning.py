@@ -20,7 +20,10 @@ import torch
 from impasto.engine.registry import Family
 from impasto.engine.spec import LoraRef, Prompt
 
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::(-?\d+(?:\.\d+)?))?>", re.IGNORECASE)
+# The command language's grammar (bots/language/emphasis.py): the weight may be ".5", "+0.5", "-1." too.
+_LORA_TAG = re.compile(r"<lora:([^:<>]+)(?::\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*)?>", re.IGNORECASE)
+#: A1111's BREAK: the word in capitals, on its own, ends the current 75-token chunk.
+_BREAK = re.compile(r"\bBREAK\b")
 _ATTENTION = re.compile(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()\[\]:]+|:")
 
 #: The house style (off with ``--style raw``): short on purpose, and weighted by ``--stylize`` (see house_weight).
@@ -31,8 +34,17 @@ HOUSE_NEGATIVE = "lowres, blurry, jpeg artifacts, watermark, text, deformed"
 def strip_loras(text: str) -> tuple[str, list[LoraRef]]:
     """Remove ``<lora:name:w>`` tags from ``text``; return the clean text and the tags (weight 1 when left out)."""
     found = [(m.group(1).strip(), float(m.group(2)) if m.group(2) else 1.0) for m in _LORA_TAG.finditer(text)]
-    clean = re.sub(r"\s+([,.;])", r"\1", re.sub(r"\s{2,}", " ", _LORA_TAG.sub("", text))).strip(" ,")
+    if not found:
+        return text, found
+    clean = _LORA_TAG.sub(" ", text)
+    clean = re.sub(r",(?:\s*,)+", ",", clean)  # "a, <lora:x>, b" leaves "a, , b": one comma, not two
+    clean = re.sub(r"\s+([,.;])", r"\1", re.sub(r"\s{2,}", " ", clean)).strip(" ,")
     return clean, found
+
+
+def break_chunks(text: str) -> list[str]:
+    """A1111 ``BREAK``: the text before and after each one is encoded as its own 75-token chunk (empty ones dropped)."""
+    return [piece.strip() for piece in _BREAK.split(text) if piece.strip()] or [""]
 
 
 def parse_emphasis(text: str) -> list[tuple[str, float]]:
@@ -106,13 +118,22 @@ def build_segments(prompts: tuple[Prompt, ...], *, style_raw: bool, stylize: int
 def _conjunction(segments: tuple[Prompt, ...]) -> Any:
     from compel.prompt_parser import Conjunction, FlattenedPrompt, Fragment
 
-    prompts = [FlattenedPrompt([Fragment(t, w) for t, w in parse_emphasis(text)]) for text, _ in segments]
-    return Conjunction(prompts, weights=[w for _, w in segments])
+    # Every BREAK chunk is one more member of the conjunction: compel encodes each member as its own 77-token
+    # window and concatenates them along the token axis, which is exactly A1111's "start a new chunk".
+    prompts: list[Any] = []
+    weights: list[float] = []
+    for text, weight in segments:
+        for chunk in break_chunks(text):
+            prompts.append(FlattenedPrompt([Fragment(t, w) for t, w in parse_emphasis(chunk)]))
+            weights.append(weight)
+    return Conjunction(prompts, weights=weights)
 
 
 def _plain(segments: tuple[Prompt, ...]) -> str:
-    """Plain text for the pooled embedding (SDXL): emphasis marks removed, segments joined."""
-    return ", ".join("".join(t for t, _ in parse_emphasis(text)) for text, _ in segments)
+    """Plain text for the pooled embedding (SDXL): emphasis marks and BREAKs removed, segments joined."""
+    return ", ".join(
+        " ".join("".join(t for t, _ in parse_emphasis(chunk)) for chunk in break_chunks(text)) for text, _ in segments
+    )
 
 
 @dataclass(frozen=True)
@@ -142,27 +163,38 @@ class PromptEncoder:
                 ),
             ]
 
-    @torch.no_grad()
     def encode(self, segments: Segments) -> Conditioning:
-        pos_parts: list[torch.Tensor] = []
-        neg_parts: list[torch.Tensor] = []
+        return self.encode_many([segments])[0]
+
+    @torch.no_grad()
+    def encode_many(self, variants: list[Segments]) -> list[Conditioning]:
+        """One conditioning per variant (prompt editing: one per text the schedule reads), all padded to one length
+        so that any of them can replace another between steps and pair with any negative under guidance."""
+        per_encoder: list[list[torch.Tensor]] = []  # per text encoder: pos of each variant, then neg of each
         for compel in self._compels:
-            pos, _ = compel.build_conditioning_tensor_for_conjunction(_conjunction(segments.positive))
-            neg, _ = compel.build_conditioning_tensor_for_conjunction(_conjunction(segments.negative))
-            pos, neg = compel.pad_conditioning_tensors_to_same_length([pos, neg])
-            pos_parts.append(pos)
-            neg_parts.append(neg)
-        if self.family == "sd15":
-            return Conditioning({"prompt_embeds": pos_parts[0], "negative_prompt_embeds": neg_parts[0]})
-        provider = self._compels[1].conditioning_provider
-        device = self._compels[1].device
-        pooled = provider.get_pooled_embeddings([_plain(segments.positive)], device=device)
-        neg_pooled = provider.get_pooled_embeddings([_plain(segments.negative)], device=device)
-        return Conditioning(
-            {
-                "prompt_embeds": torch.cat(pos_parts, dim=-1),
-                "negative_prompt_embeds": torch.cat(neg_parts, dim=-1),
-                "pooled_prompt_embeds": pooled,
-                "negative_pooled_prompt_embeds": neg_pooled,
-            }
-        )
+            tensors = [compel.build_conditioning_tensor_for_conjunction(_conjunction(v.positive))[0] for v in variants]
+            tensors += [compel.build_conditioning_tensor_for_conjunction(_conjunction(v.negative))[0] for v in variants]
+            per_encoder.append(compel.pad_conditioning_tensors_to_same_length(tensors))
+        count = len(variants)
+        out: list[Conditioning] = []
+        for i, variant in enumerate(variants):
+            pos = torch.cat([tensors[i] for tensors in per_encoder], dim=-1)
+            neg = torch.cat([tensors[count + i] for tensors in per_encoder], dim=-1)
+            if self.family == "sd15":
+                out.append(Conditioning({"prompt_embeds": pos, "negative_prompt_embeds": neg}))
+                continue
+            provider = self._compels[1].conditioning_provider
+            device = self._compels[1].device
+            pooled = provider.get_pooled_embeddings([_plain(variant.positive)], device=device)
+            neg_pooled = provider.get_pooled_embeddings([_plain(variant.negative)], device=device)
+            out.append(
+                Conditioning(
+                    {
+                        "prompt_embeds": pos,
+                        "negative_prompt_embeds": neg,
+                        "pooled_prompt_embeds": pooled,
+                        "negative_pooled_prompt_embeds": neg_pooled,
+                    }
+                )
+            )
+        return out

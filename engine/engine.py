@@ -20,6 +20,8 @@ import torch
 from PIL import Image
 
 from impasto.engine.conditioning import HOUSE_NEGATIVE, build_segments, strip_loras
+from impasto.engine.describe import Describer, load_describer
+from impasto.engine.editing import EmbeddingSwitch, embedding_switch, steps_to_run
 from impasto.engine.errors import EngineOutOfMemory, InvalidInput, UnknownLora
 from impasto.engine.grid import compose_grid
 from impasto.engine.images import decode_image, encode_png
@@ -28,7 +30,7 @@ from impasto.engine.outpaint import BLEND_RATIOS, Layout, pan_layout, size_for_a
 from impasto.engine.outpaint import zoom_layout as _zoom_layout
 from impasto.engine.preview import latent_preview
 from impasto.engine.provenance import IMPASTO_KEY, PARAMETERS_KEY, parameters, spec_json
-from impasto.engine.registry import ModelEntry, Registry
+from impasto.engine.registry import ModelEntry, Registry, RegistryError, scaled_steps
 from impasto.engine.spec import (
     ActionInput,
     Blend,
@@ -46,10 +48,14 @@ from impasto.engine.spec import (
     Upscale,
     Vary,
 )
+from impasto.engine.upscaler import SuperResolution, blend_tiles, load_upscaler, refine_tiles
 
 #: img2img strengths (fraction of the schedule re-run). Midjourney's "subtle" keeps the composition.
 VARY_STRENGTH: dict[Strength, float] = {"subtle": 0.35, "strong": 0.7}
-UPSCALE_STRENGTH = {False: 0.25, True: 0.5}  # subtle, creative
+UPSCALE_STRENGTH = {False: 0.25, True: 0.5}  # subtle, creative (the path without an SR model)
+UPSCALE_SCALES = (2, 4)
+#: Creative after an SR model: the SR model already made the detail, so the refine re-runs less of the schedule.
+REFINE_STRENGTH = 0.35
 INPAINT_STRENGTH = 0.9  # vary region: keep a hint of the old colours under the mask
 OUTPAINT_STRENGTH = 1.0  # new canvas area: painted from pure noise
 BLEND_STRENGTH = 0.8
@@ -57,20 +63,23 @@ MAX_SEED = 2**32
 
 
 def steps_for(base: int, quality: float, draft: bool) -> int:
-    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` halves them. At least one step."""
-    steps = max(1, round(base * quality))
-    return max(1, steps // 2) if draft else steps
+    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` (no few-step variant) halves them. At least 1."""
+    return scaled_steps(base, quality, draft)
 
 
 def guidance_for(base: float, stylize: int) -> float:
     """``--stylize`` → classifier-free guidance. The registry's guidance is the value at the default 100.
 
     Midjourney: low stylize follows the prompt literally, high stylize is freer and more "artistic". So guidance
-    falls as stylize rises: ×1.25 at 0, ×1 at 100, ×0.5 at 1000 (linear in between), never below 1.5.
+    falls as stylize rises: ×1.25 at 0, ×1 at 100, ×0.5 at 1000 (linear in between), never below 1.5 (or below the
+    model's own guidance when that is lower). Few-step models distilled without guidance (SDXL-Turbo, Lightning,
+    LCM) have a registry guidance of 1 or less: it is used as it is, since guidance > 1 would burn their pictures.
     """
+    if base <= 1.0:
+        return round(base, 3)
     s = min(max(stylize, 0), 1000)
     factor = 1.25 - 0.25 * s / 100 if s <= 100 else 1.0 - 0.5 * (s - 100) / 900
-    return round(max(1.5, base * factor), 3)
+    return round(max(min(1.5, base), base * factor), 3)
 
 
 def chaos_mix(chaos: int) -> float:
@@ -130,6 +139,8 @@ class Engine:
             cache_dir=cache_dir,
             memory_budget_bytes=memory_budget_bytes,
         )
+        self._upscalers: dict[str, SuperResolution] = {}
+        self._describers: dict[str, Describer] = {}
 
     # --- The public actions ---------------------------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class Engine:
         if isinstance(action, Vary):
             return self.variation(spec, action.image, action.strength, progress)
         if isinstance(action, Upscale):
-            return self.upscale(spec, action.image, creative=action.creative, progress=progress)
+            return self.upscale(spec, action.image, creative=action.creative, scale=action.scale, progress=progress)
         if isinstance(action, Outpaint):
             return self.outpaint(
                 spec, action.image, zoom=action.zoom, pan=action.pan, square=action.square, progress=progress
@@ -174,14 +185,59 @@ class Engine:
         return self._run(spec, job, progress)
 
     def upscale(
-        self, spec: RenderSpec, image_png: bytes, *, creative: bool = False, progress: ProgressFn | None = None
+        self,
+        spec: RenderSpec,
+        image_png: bytes,
+        *,
+        creative: bool = False,
+        scale: int = 2,
+        progress: ProgressFn | None = None,
     ) -> RenderResult:
-        """Upscale (Subtle/Creative): 2× Lanczos resize, then img2img at a low/higher strength; one image."""
-        image = _fit8(decode_image(image_png))
-        big = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
-        job = _Job("upscale", "img2img", big.width, big.height, 1, {"image": big})
-        job.strength = UPSCALE_STRENGTH[creative]
-        return self._run(spec, job, progress, vae_tiling=True)
+        """Upscale (Subtle/Creative) ×2 or ×4; one image.
+
+        With the model's SR weights (registry ``upscaler``): Subtle is the SR model alone (no diffusion, nothing
+        invented); Creative is the SR model, then img2img over overlapping tiles of the model's native size at
+        ``REFINE_STRENGTH``. Without them: a Lanczos resize, then img2img of the whole image (tiled VAE).
+        """
+        if scale not in UPSCALE_SCALES:
+            raise InvalidInput(f"upscale scale must be 2 or 4, not {scale}")
+        image = decode_image(image_png)
+        sr = self._upscaler(spec.model)
+        if sr is not None and not creative:  # no diffusion follows: any size goes, pixel for pixel
+            started = time.perf_counter()
+            big = sr.upscale(image, scale)
+            entry, seed = self.models.entry(spec.model), spec.seed if spec.seed is not None else 0
+            job = _Job("upscale", "sr", big.width, big.height, 1)
+            elapsed = time.perf_counter() - started
+            return self._result(spec, job, entry, [big], seed, (seed,), 0, 0.0, sr.name, elapsed, started)
+        image = _fit8(image)
+        if sr is None:
+            big = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
+            job = _Job("upscale", "img2img", big.width, big.height, 1, {"image": big})
+            job.strength = UPSCALE_STRENGTH[creative]
+            return self._run(spec, job, progress, vae_tiling=True)
+        big = sr.upscale(image, scale)
+        job = _Job("upscale", "img2img", big.width, big.height, 1)
+        job.strength = REFINE_STRENGTH
+        return self._run(spec, job, progress, refine=(big, sr.name))
+
+    def describe(self, model: str, image_png: bytes, *, offset: int = 0) -> list[str]:
+        """/describe: four prompts for an image, from the model's captioner (registry ``describer``)."""
+        source = self.models.entry(model).describer
+        if source is None:
+            raise InvalidInput(f"model {model} has no describer (a CLIP checkpoint) in the registry")
+        if source not in self._describers:
+            self._describers[source] = load_describer(source, self.models.cache_dir, self.device)
+        return self._describers[source].describe(decode_image(image_png), offset=offset)
+
+    def _upscaler(self, model: str) -> SuperResolution | None:
+        """The model's SR weights, loaded once and kept (a few MB to a few hundred MB); None when none are set."""
+        source = self.models.entry(model).upscaler
+        if source is None:
+            return None
+        if source not in self._upscalers:
+            self._upscalers[source] = load_upscaler(source, self.models.cache_dir, self.device, self.dtype)
+        return self._upscalers[source]
 
     def outpaint(
         self,
@@ -267,19 +323,25 @@ class Engine:
         blend_sources: list[Image.Image] | None = None,
         vae_tiling: bool = False,
         keep_mask: Image.Image | None = None,
+        refine: tuple[Image.Image, str] | None = None,
     ) -> RenderResult:
         started = time.perf_counter()
         _validate(spec, job)
+        chosen, halve = self._for_render(spec)
         with _oom_guard(job, self.device):  # loading a model onto a full GPU fails the same way
-            model = self.models.get(spec.model)
+            model = self.models.get(chosen.name)
         entry = model.entry
+        few_step = chosen.name != spec.model  # --draft on the model's few-step variant: its own steps and guidance
         pipe = model.view(job.task)
         seed = spec.seed if spec.seed is not None else secrets.randbelow(MAX_SEED)
         seeds = image_seeds(seed, job.batch)
-        steps = steps_for(spec.steps or entry.steps, spec.quality, spec.draft)
+        steps = steps_for(entry.steps if few_step else spec.steps or entry.steps, spec.quality, halve)
         if job.strength is not None and job.strength < 1.0:
             steps = max(steps, math.ceil(1 / job.strength))  # diffusers runs int(steps × strength) ≥ 1 steps
-        guidance = spec.guidance if spec.guidance is not None else guidance_for(entry.guidance, spec.stylize)
+        if spec.guidance is not None and not few_step:
+            guidance = spec.guidance
+        else:
+            guidance = guidance_for(entry.guidance, spec.stylize)
         segments = build_segments(_clean_prompts(spec.prompts), style_raw=spec.style_raw, stylize=spec.stylize)
 
         gpu_started = time.perf_counter()
@@ -290,7 +352,9 @@ class Engine:
             _vae_tiling(model.pipe, vae_tiling),
             _stopping(pipe, spec, job, steps) as sigmas,
         ):
-            call: dict[str, Any] = dict(model.encoder.encode(segments).kwargs)
+            run = steps_to_run(job.task, steps, job.strength, sigmas)
+            switch = embedding_switch(model.encoder, segments, run, family=entry.family, batch=job.batch)
+            call: dict[str, Any] = dict(switch.first.kwargs)
             call.update(job.call)
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             if job.task == "txt2img":
@@ -306,17 +370,22 @@ class Engine:
                 call["sigmas"] = sigmas
             else:
                 call["num_inference_steps"] = steps
-            out = pipe(
-                width=job.width,
-                height=job.height,
-                num_images_per_prompt=job.batch,
-                guidance_scale=guidance,
-                callback_on_step_end=_callback(model, progress),
-                output_type="pil",
-                **call,
-            )
-            images: list[Image.Image] = list(out.images)
-            sampler = type(pipe.scheduler).__name__  # Euler under --stop
+            images: list[Image.Image]
+            if refine is None:
+                out = pipe(
+                    width=job.width,
+                    height=job.height,
+                    num_images_per_prompt=job.batch,
+                    guidance_scale=guidance,
+                    callback_on_step_end=_callback(model, progress, switch),
+                    output_type="pil",
+                    **call,
+                )
+                images = list(out.images)
+                sampler = type(pipe.scheduler).__name__  # Euler under --stop
+            else:
+                images = [_refine_tiled(pipe, model, refine[0], call, seed, guidance, progress, switch)]
+                sampler = f"{refine[1]} + {type(pipe.scheduler).__name__}"
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         steps_run = int(getattr(pipe, "_num_timesteps", steps))
@@ -324,6 +393,13 @@ class Engine:
         if job.keep is not None:
             images = [_paste_back(img, *job.keep, keep_mask) for img in images]
         return self._result(spec, job, entry, images, seed, seeds, steps_run, guidance, sampler, gpu_seconds, started)
+
+    def _for_render(self, spec: RenderSpec) -> tuple[ModelEntry, bool]:
+        try:
+            return self.models.registry.for_render(spec.model, spec.draft)
+        except RegistryError:
+            self.models.entry(spec.model)  # the engine's own error for an unknown model
+            raise
 
     def _noise(
         self, model: LoadedModel, job: _Job, seed: int, generators: list[torch.Generator], chaos: int
@@ -489,16 +565,60 @@ def _paste_back(image: Image.Image, old: Image.Image, layout: Layout, mask: Imag
     return out
 
 
-def _callback(model: LoadedModel, progress: ProgressFn | None) -> Any:
+def _callback(model: LoadedModel, progress: ProgressFn | None, switch: EmbeddingSwitch) -> Any:
     family = model.entry.family
 
     def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if progress is not None:
             total = int(getattr(pipe, "_num_timesteps", step + 1))
             progress(Progress(step + 1, total, latent_preview(kwargs["latents"], family)))
-        return kwargs
+        return {**kwargs, **switch.after_step(pipe, step, kwargs)}  # prompt editing: the next step's embeddings
 
     return on_step_end
+
+
+def _refine_tiled(
+    pipe: Any,
+    model: LoadedModel,
+    image: Image.Image,
+    call: dict[str, Any],
+    seed: int,
+    guidance: float,
+    progress: ProgressFn | None,
+    switch: EmbeddingSwitch,
+) -> Image.Image:
+    """img2img over overlapping tiles of the model's native size, blended with feathered edges.
+
+    Each tile is a native-size render (what the model does best, and memory bounded by the tile, not the image);
+    progress counts the steps of all tiles together.
+    """
+    native = model.entry.native_px
+    overlap = max(16, native // 8 // 8 * 8)
+    tiles = refine_tiles(image.width, image.height, native, overlap)
+    shared = {k: v for k, v in call.items() if k not in ("generator", "image")}
+    painted: list[Image.Image] = []
+    for index, tile in enumerate(tiles):
+        tile_progress = None
+        if progress is not None:
+            done, report = index, progress
+
+            def tile_progress(p: Progress, done: int = done, report: ProgressFn = report) -> None:
+                report(Progress(done * p.total + p.step, len(tiles) * p.total, p.preview))
+
+        crop = image.crop(tile.box)
+        out = pipe(
+            image=crop,
+            width=crop.width,
+            height=crop.height,
+            num_images_per_prompt=1,
+            guidance_scale=guidance,
+            generator=[torch.Generator("cpu").manual_seed((seed + index) % MAX_SEED)],
+            callback_on_step_end=_callback(model, tile_progress, switch),
+            output_type="pil",
+            **shared,
+        )
+        painted.append(out.images[0])
+    return blend_tiles(image.size, tiles, painted)
 
 
 @contextlib.contextmanager

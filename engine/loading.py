@@ -78,7 +78,13 @@ def _load_pipeline(entry: ModelEntry, cache_dir: Path, dtype: torch.dtype) -> An
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise InvalidInput(f"model {entry.name}: {path} does not exist")
-        return cls.from_single_file(str(path), torch_dtype=dtype)
+        if entry.config is None:  # diffusers fetches the matching configs from the Hub
+            return cls.from_single_file(str(path), torch_dtype=dtype)
+        config = Path(entry.config).expanduser()
+        if not (config / "model_index.json").is_file():
+            raise InvalidInput(f"model {entry.name}: config {config} is not a diffusers folder (no model_index.json)")
+        with _quiet_loading():  # offline: configs and tokenizers from the local folder, weights from the file
+            return cls.from_single_file(str(path), torch_dtype=dtype, config=str(config), local_files_only=True)
     if path.is_dir():
         pickles = [p for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES]
         if pickles and not any(path.rglob("*.safetensors")):
@@ -117,14 +123,16 @@ def _quiet_loading() -> Iterator[None]:
 
 
 def _set_scheduler(pipe: Any, entry: ModelEntry) -> None:
-    if not entry.scheduler:
+    """The registry's scheduler class and timestep spacing, over the model's own scheduler config."""
+    if not entry.scheduler and not entry.timestep_spacing:
         return
     import diffusers
 
-    cls = getattr(diffusers, entry.scheduler, None)
+    cls = getattr(diffusers, entry.scheduler, None) if entry.scheduler else type(pipe.scheduler)
     if cls is None or not hasattr(cls, "from_config"):
         raise InvalidInput(f"model {entry.name}: unknown scheduler {entry.scheduler!r} (a diffusers class name)")
-    pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    overrides = {"timestep_spacing": entry.timestep_spacing} if entry.timestep_spacing else {}
+    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
 
 
 class ModelCache:

@@ -17,6 +17,12 @@ DEFAULT_REGISTRY_PATH = Path(__file__).with_name("models.toml")
 BUILTIN_PREFIX = "builtin:"
 
 
+def scaled_steps(base: int, quality: float, halve: bool) -> int:
+    """``--q`` multiplies the model's steps (.25/.5/1/2); ``--draft`` without a few-step variant halves them."""
+    steps = max(1, round(base * quality))
+    return max(1, steps // 2) if halve else steps
+
+
 class RegistryError(ValueError):
     """The registry file is malformed, or a name is not in it."""
 
@@ -30,6 +36,18 @@ class ModelEntry:
     steps: int
     guidance: float
     scheduler: str | None = None
+    #: Few-step models: "trailing" puts the few steps at the end of the noise schedule (SDXL-Turbo, Lightning).
+    timestep_spacing: str | None = None
+    #: The registry name of this model's few-step variant, used by ``--draft`` (Midjourney's draft mode).
+    draft: str | None = None
+    #: Super-resolution weights for Upscale (a .safetensors / .pth file, or builtin:tiny-sr); None: the old
+    #: Lanczos + img2img path.
+    upscaler: str | None = None
+    #: The CLIP checkpoint /describe ranks phrases with (a Hugging Face id or local folder, or builtin:tiny-clip).
+    describer: str | None = None
+    #: For a single-file ``source``: a local diffusers folder with the model's configs and tokenizers, so the file
+    #: loads without the Hugging Face Hub (``from_single_file(config=…)``).
+    config: str | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -41,12 +59,42 @@ class ModelEntry:
         return self.native_px * self.native_px
 
 
+TINY_UPSCALER = BUILTIN_PREFIX + "tiny-sr"
+TINY_DESCRIBER = BUILTIN_PREFIX + "tiny-clip"
+UPSCALER_SUFFIXES = (".safetensors", ".pth")
+
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
 # the aspect-ratio sizing meaningful (multiples of 64) while staying cheap on a CPU.
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5),
-    ModelEntry("tiny-sdxl", "sdxl", BUILTIN_PREFIX + "tiny-sdxl", 256, 4, 7.0),
+    ModelEntry(
+        "tiny-sd15", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 7.5, upscaler=TINY_UPSCALER, describer=TINY_DESCRIBER
+    ),
+    ModelEntry(
+        "tiny-sdxl",
+        "sdxl",
+        BUILTIN_PREFIX + "tiny-sdxl",
+        256,
+        4,
+        7.0,
+        draft="tiny-sdxl-turbo",
+        upscaler=TINY_UPSCALER,
+        describer=TINY_DESCRIBER,
+    ),
+    # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
+    # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
+    ModelEntry(
+        "tiny-sdxl-turbo",
+        "sdxl",
+        BUILTIN_PREFIX + "tiny-sdxl",
+        256,
+        1,
+        0.0,
+        "EulerAncestralDiscreteScheduler",
+        "trailing",
+    ),
+    ModelEntry("tiny-sd15-lcm", "sd15", BUILTIN_PREFIX + "tiny-sd15", 256, 4, 1.0, "LCMScheduler"),
 )
+TIMESTEP_SPACINGS = ("leading", "linspace", "trailing")
 
 
 @dataclass(frozen=True)
@@ -62,6 +110,19 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self.models)
+
+    def for_render(self, name: str, draft: bool) -> tuple[ModelEntry, bool]:
+        """The model that paints a job and whether its steps are halved: ``--draft`` takes the model's few-step
+        variant when the registry names one (run at that variant's own steps), else halves the model's steps."""
+        entry = self.get(name)
+        if draft and entry.draft:
+            return self.get(entry.draft), False
+        return entry, draft
+
+    def planned_steps(self, name: str, quality: float, draft: bool) -> int:
+        """The denoising steps a txt2img job will run (for cost estimates before the job runs): the engine's rule."""
+        entry, halve = self.for_render(name, draft)
+        return scaled_steps(entry.steps, quality, halve)
 
     def default_model(self) -> ModelEntry:
         return self.get(self.default)
@@ -81,7 +142,7 @@ class Registry:
         return self.models[nijis[-1]] if nijis else None
 
 
-def _entry(name: str, raw: object) -> ModelEntry:
+def _entry(name: str, raw: object, default_upscaler: object = None, default_describer: object = None) -> ModelEntry:
     if not isinstance(raw, dict):
         raise RegistryError(f"[models.{name}] must be a table")
     family = raw.get("family")
@@ -100,9 +161,43 @@ def _entry(name: str, raw: object) -> ModelEntry:
         raise RegistryError(f"[models.{name}] steps must be a positive whole number")
     if not isinstance(guidance, int | float):
         raise RegistryError(f"[models.{name}] guidance must be a number")
+    if guidance < 0:
+        raise RegistryError(f"[models.{name}] guidance must be 0 or more (1 or less turns guidance off)")
     if scheduler is not None and not isinstance(scheduler, str):
         raise RegistryError(f"[models.{name}] scheduler must be a diffusers scheduler class name")
-    return ModelEntry(name, cast(Family, family), source, native_px, steps, float(guidance), scheduler)
+    spacing = raw.get("timestep_spacing")
+    if spacing is not None and spacing not in TIMESTEP_SPACINGS:
+        raise RegistryError(f"[models.{name}] timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)}")
+    draft = raw.get("draft")
+    if draft is not None and (not isinstance(draft, str) or draft == name):
+        raise RegistryError(f"[models.{name}] draft must name another model of the registry (its few-step variant)")
+    upscaler = raw.get("upscaler", default_upscaler)
+    if upscaler is not None and (
+        not isinstance(upscaler, str) or not (upscaler == TINY_UPSCALER or upscaler.lower().endswith(UPSCALER_SUFFIXES))
+    ):
+        raise RegistryError(
+            f"[models.{name}] upscaler must be a .safetensors or .pth super-resolution file (or {TINY_UPSCALER})"
+        )
+    describer = raw.get("describer", default_describer)
+    if describer is not None and (not isinstance(describer, str) or not describer):
+        raise RegistryError(f"[models.{name}] describer must name a CLIP checkpoint (Hugging Face id or folder)")
+    config = raw.get("config")
+    if config is not None and (not isinstance(config, str) or not source.lower().endswith(".safetensors")):
+        raise RegistryError(f"[models.{name}] config (a local diffusers folder) goes with a single .safetensors source")
+    return ModelEntry(
+        name,
+        cast(Family, family),
+        source,
+        native_px,
+        steps,
+        float(guidance),
+        scheduler,
+        spacing,
+        draft,
+        upscaler,
+        describer,
+        config,
+    )
 
 
 def load_registry(path: Path | None = None, default: str | None = None) -> Registry:
@@ -124,8 +219,17 @@ def load_registry(path: Path | None = None, default: str | None = None) -> Regis
         raise RegistryError(f"model registry {path}: [models] must be a table")
     models = {m.name: m for m in BUILTIN_MODELS}
     for name, raw in raw_models.items():
-        models[name] = _entry(name, raw)
+        # A top-level upscaler / describer serves every model that names none.
+        models[name] = _entry(name, raw, data.get("upscaler"), data.get("describer"))
     chosen = default or os.environ.get("IMPASTO_DEFAULT_MODEL") or data.get("default") or "tiny-sdxl"
     registry = Registry(models, str(chosen))
     registry.get(registry.default)  # fail at start-up, not at the first job
+    for entry in models.values():
+        if entry.draft is not None:
+            drafted = models.get(entry.draft)
+            if drafted is None or drafted.family != entry.family or drafted.draft is not None:
+                raise RegistryError(
+                    f"[models.{entry.name}] draft {entry.draft!r} must be another {entry.family} model of the "
+                    "registry, without a draft of its own"
+                )
     return registry

@@ -81,10 +81,15 @@ class Vary:
 
 @dataclass(frozen=True)
 class Upscale:
-    """Upscale (Subtle/Creative): 2× resize, then img2img at a low / higher strength; one image out."""
+    """Upscale (Subtle/Creative) by ``scale`` (2 or 4); one image out.
+
+    With a super-resolution model in the registry: Subtle is the SR model alone, Creative the SR model then a
+    tiled img2img refine with the prompt. Without one: a Lanczos resize, then img2img at a low / higher strength.
+    """
 
     image: bytes
     creative: bool = False
+    scale: int = 2
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from impasto.engine.registry import Family
 
 _SEED = 20240601
 _MARKER = "impasto-tiny.json"
-_VERSION = 2  # bump when the configs below change: cached folders of another version are rebuilt
+_VERSION = 3  # bump when the configs below change: cached folders of another version are rebuilt
 
 
 def _byte_chars() -> list[str]:
@@ -128,13 +128,14 @@ def _build(family: Family) -> Any:
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop numbers + the pooled text embedding
-        cross_attention_dim=64,  # both text encoders' hidden states, concatenated
+        cross_attention_dim=32 + 48,  # both text encoders' hidden states, concatenated
         norm_num_groups=8,
     )
     return lib.StableDiffusionXLPipeline(
         vae=_vae(),
         text_encoder=CLIPTextModel(_text_config(32, 32)),
-        text_encoder_2=CLIPTextModelWithProjection(_text_config(32, 32)),
+        # Wider than the first, as in SDXL (768 / 1280): single-file loading tells the two apart by that width.
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(48, 32)),
         tokenizer=_tokenizer(),
         tokenizer_2=_tokenizer(),
         unet=unet,

@@ -29,6 +29,8 @@ class WorkerConfig(BaseSettings):
     namespace: str = Field(
         default=keys.PREFIX, min_length=1, validation_alias=AliasChoices("namespace", keys.NAMESPACE_ENV)
     )
+    # IMPASTO_WORKER_MODELS: the registry models this worker serves ("v6,niji6"); empty: all (``queue.served``).
+    models: str = ""
     max_wait_s: float = Field(default=3600.0, gt=0)
     sweep_interval_s: float = Field(default=15.0, ge=0)  # 0: this worker never sweeps
     # Exit (status 75) when the GPU thread is wedged, for the supervisor to restart the worker. Off only where the

@@ -81,6 +81,10 @@ class User(Base):
     lifetime_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     relaxed_images: Mapped[int] = mapped_column(Integer, default=0)
     relaxed_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # The plan an operator gave this user (`impasto admin plan set`); None: by server roles, else the default plan.
+    plan: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The reply language the user chose (impasto.bots.i18n.LOCALES); None: the platform's locale, then the server's.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Guild(Base):
@@ -99,6 +103,8 @@ class Guild(Base):
     # Fast/turbo GPU-seconds each member may spend per UTC day in this guild; None means no cap.
     daily_cap_gpu_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The server's default reply language (/server language); None: each member's platform locale.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Job(Base):
@@ -167,6 +173,9 @@ class Image(Base):
     store_key: Mapped[str] = mapped_column(String(128))
     width_px: Mapped[int] = mapped_column(Integer)
     height_px: Mapped[int] = mapped_column(Integer)
+    # The worker's image classifier: its score (0–1) and verdict ("passed" / "flagged"); None when none ran.
+    nsfw_score: Mapped[float | None] = mapped_column(Float, default=None)
+    moderation: Mapped[str | None] = mapped_column(String(8), default=None)
 
 
 class Message(Base):
@@ -222,15 +231,120 @@ class Usage(Base):
 
 
 class LedgerEntry(Base):
-    """The audit trail of every reservation, settlement and release; one of each kind per job at most."""
+    """The audit trail of every reservation, settlement and release (one of each kind per job at most), and of the
+    operator's grants and revocations (``grant`` / ``revoke``: no job, a note)."""
 
     __tablename__ = "ledger"
     __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_ledger_job_id_kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(8))  # reserve | settle | release
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), default=None)
+    kind: Mapped[str] = mapped_column(String(8))  # reserve | settle | release | grant | revoke
     gpu_seconds: Mapped[float] = mapped_column(Float)
     period: Mapped[str] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(200), default=None)  # an operator's reason for a grant
+
+
+# Moderation (README "Moderation"). Kinds of audit rows: a refused prompt, a flagged image, and moderators' actions.
+REFUSED = "refused"
+FLAGGED = "flagged"
+TIMEOUT = "timeout"
+BAN = "ban"
+UNBAN = "unban"
+WORD_ADDED = "word+"
+WORD_REMOVED = "word-"
+POLICY_SET = "policy"
+HELD = "held"  # a flagged result waiting in the review queue
+APPEAL = "appeal"  # a user's appeal of a refusal (ref_id: the refusal)
+APPROVED = "approved"  # a moderator's yes to an appeal or a held result (ref_id: that row)
+REJECTED = "rejected"
+
+
+class ModerationSettings(Base):
+    """A server's moderation choices; a server without a row has the policy's defaults."""
+
+    __tablename__ = "moderation_settings"
+
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    # Category name -> "block" | "nsfw" | "allow"; a category missing here keeps the policy file's default.
+    choices: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A flagged output in a channel not marked NSFW: "hold" (review queue), "spoiler" or "remove"; in an NSFW channel:
+    # "deliver" (as it is) or one of those.
+    flagged_output: Mapped[str] = mapped_column(String(8), default="spoiler")
+    flagged_output_nsfw: Mapped[str] = mapped_column(String(8), default="deliver")
+    # Telegram has no NSFW flag on chats: the chat's administrators allow NSFW here (Discord reads the channel's flag).
+    nsfw_chat: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the review queue, appeals and the audit feed are posted (Telegram: a linked admin chat).
+    mod_channel_id: Mapped[str | None] = mapped_column(String(96), default=None)
+    # The ladder: `strike_limit` refusals within `strike_window_s` → a timeout of `timeout_s`; `block_after_timeouts`
+    # timeouts within 30 days → a ban without end (0: never).
+    strike_limit: Mapped[int] = mapped_column(Integer, default=5)
+    strike_window_s: Mapped[int] = mapped_column(Integer, default=24 * 3600)
+    timeout_s: Mapped[int] = mapped_column(Integer, default=3600)
+    block_after_timeouts: Mapped[int] = mapped_column(Integer, default=3)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModerationWord(Base):
+    """A server's own word: ``added`` to a category, or ``removed`` from the policy file's lists (category "*")."""
+
+    __tablename__ = "moderation_words"
+    __table_args__ = (UniqueConstraint("guild_id", "action", "category", "word", name="uq_moderation_words_entry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))  # "added" | "removed"
+    category: Mapped[str] = mapped_column(String(32))
+    word: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModerationEvent(Base):
+    """The audit log: who, where, what, which rule, and which moderator. Rows stay; evidence is purged.
+
+    ``prompt`` and ``matched`` are evidence: the retention sweep empties them after
+    ``IMPASTO_MODERATION_RETENTION_DAYS`` and sets ``evidence_purged_at`` (the job's images go with them).
+    """
+
+    __tablename__ = "moderation_log"
+    __table_args__ = (
+        Index("ix_moderation_log_guild_created", "guild_id", "created_at"),
+        Index("ix_moderation_log_user_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # REFUSED, FLAGGED, TIMEOUT, BAN, UNBAN, WORD_ADDED, ...
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="SET NULL"), default=None)
+    channel_id: Mapped[str | None] = mapped_column(String(96), default=None)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    category: Mapped[str | None] = mapped_column(String(32), default=None)
+    rule: Mapped[str | None] = mapped_column(String(16), default=None)
+    matched: Mapped[str | None] = mapped_column(Text, default=None)
+    prompt: Mapped[str | None] = mapped_column(Text, default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    # The row this one answers: an appeal → its refusal, a moderator's decision → the appeal or the held result.
+    ref_id: Mapped[int | None] = mapped_column(ForeignKey("moderation_log.id", ondelete="SET NULL"), default=None)
+    evidence_purged_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ModerationBan(Base):
+    """A ban or a timeout of one user, in one server or (``guild_id`` None, the operator's) everywhere."""
+
+    __tablename__ = "moderation_bans"
+    __table_args__ = (Index("ix_moderation_bans_user_guild", "user_id", "guild_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), default=None)
+    kind: Mapped[str] = mapped_column(String(8), default=BAN)  # BAN | TIMEOUT
+    reason: Mapped[str] = mapped_column(Text, default="")
+    until: Mapped[datetime | None] = mapped_column(default=None)  # None: until lifted
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(default=None)

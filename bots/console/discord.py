@@ -27,16 +27,17 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: `impasto --help` must stay quick and light on hosts that never run the Discord bot.
-    import discord.utils
-
     from impasto.bots.config import Settings
     from impasto.bots.discord.main import ConfigError, run
+    from impasto.bots.ops.health import run_with_ops
+    from impasto.bots.ops.logs import configure_logging, secrets_of
 
-    discord.utils.setup_logging(level=getattr(logging, str(args.log_level).upper(), logging.INFO))
     settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
     try:
-        asyncio.run(run(settings, sync_commands=not args.no_sync))
-    except ConfigError as exc:
+        configure_logging(level=level if isinstance(level, int) else logging.INFO, secrets=secrets_of(settings))
+        asyncio.run(run_with_ops(settings, run(settings, sync_commands=not args.no_sync)))
+    except (ConfigError, ValueError) as exc:  # ValueError: a bad IMPASTO_METRICS_PORT or IMPASTO_LOG_FORMAT
         print(f"impasto discord: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -39,9 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _common(p)
     p.set_defaults(handler=run_imagine)
 
-    p = subparsers.add_parser("upscale", help="2× upscale an image (subtle by default)")
+    p = subparsers.add_parser("upscale", help="2× or 4× upscale an image (subtle by default)")
     _file_or_job(p)
     p.add_argument("--creative", action="store_true", help="more freedom to add detail")
+    p.add_argument("--scale", type=int, choices=[2, 4], default=2, help="2 (default) or 4 times the size")
     _common(p)
     p.set_defaults(handler=run_action, action="upscale")
 
@@ -261,7 +262,7 @@ def _action_call(args: argparse.Namespace, datas: list[bytes], spec: RenderSpec)
     action: str = args.action
     image = datas[0]
     if action == "upscale":
-        return lambda e, cb: e.upscale(spec, image, creative=args.creative, progress=cb)
+        return lambda e, cb: e.upscale(spec, image, creative=args.creative, scale=args.scale, progress=cb)
     if action == "vary":
         return lambda e, cb: e.variation(spec, image, "strong" if args.strong else "subtle", cb)
     if action == "zoom":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from impasto.bots.config import Settings
@@ -38,15 +37,22 @@ def run_telegram(args: argparse.Namespace) -> int:
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         print("IMPASTO_TELEGRAM_WEBHOOK_SECRET is required with IMPASTO_TELEGRAM_WEBHOOK_URL", file=sys.stderr)
         return 2
+    from impasto.bots.ops.health import run_with_ops
+    from impasto.bots.ops.logs import configure_logging, secrets_of
     from impasto.bots.telegram.main import RunOptions, main
     from impasto.storage.db import DatabaseError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every URL, and Bot API URLs hold the token
-    options = RunOptions(webhook_listen=args.listen, webhook_port=args.port, set_commands=not args.no_commands)
     try:
-        asyncio.run(main(settings, settings.telegram_token.get_secret_value(), settings.redis_url, options))
-    except DatabaseError as exc:
+        # httpx logs every URL, and Bot API URLs hold the token: configure_logging keeps httpx at WARNING and redacts.
+        configure_logging(secrets=secrets_of(settings))
+    except ValueError as exc:  # a bad IMPASTO_LOG_FORMAT
+        print(exc, file=sys.stderr)
+        return 2
+    options = RunOptions(webhook_listen=args.listen, webhook_port=args.port, set_commands=not args.no_commands)
+    token = settings.telegram_token.get_secret_value()
+    try:
+        asyncio.run(run_with_ops(settings, main(settings, token, settings.redis_url, options)))
+    except (DatabaseError, ValueError) as exc:  # ValueError: a bad IMPASTO_METRICS_PORT
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ Torch is imported only when the engine renderer is built, inside the worker's st
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -58,6 +57,23 @@ def run_worker(args: argparse.Namespace) -> int:
         return 2
     overrides: dict[str, Any] = {"name": args.name} if args.name else {}
     config = WorkerConfig(**overrides)
+    from impasto.queue.served import check_models, parse_models
+
+    served = parse_models(config.models)
+    try:
+        if served:
+            check_models(served, settings.registry.names())
+    except ValueError as exc:
+        print(f"impasto worker: {exc}", file=sys.stderr)
+        return 2
+    if served and args.model and args.model not in served:
+        print(
+            f"impasto worker: --model {args.model} is not among IMPASTO_WORKER_MODELS ({', '.join(served)})",
+            file=sys.stderr,
+        )
+        return 2
+    # A worker that serves named models loads the first of them at start-up, never the registry default.
+    first_model = args.model or (served[0] if served else None) or settings.default_model
 
     def renderer() -> Renderer:
         if args.renderer == "noop":
@@ -66,22 +82,38 @@ def run_worker(args: argparse.Namespace) -> int:
             settings.registry,
             cache_dir=settings.data_dir / "models",
             lora_dir=settings.lora_dir_or_default,
-            model=args.model or settings.default_model,
+            model=first_model,
         )
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from impasto.bots.ops.logs import configure_logging, secrets_of
+
+    try:
+        configure_logging(secrets=secrets_of(settings))
+    except ValueError as exc:  # a bad IMPASTO_LOG_FORMAT
+        print(f"impasto worker: {exc}", file=sys.stderr)
+        return 2
     setup = WorkerSetup(
         config=config,
         database_url=settings.database_url_or_default,
         image_root=ImageStore.in_data_dir(settings.data_dir).root,
         renderer_factory=renderer,
     )
-    worker = build_worker(setup, redis_url=settings.redis_url, burst=args.burst)
+    from impasto.bots.ops.worker_ops import start_worker_ops
+    from impasto.queue.metrics import instrument
+    from impasto.queue.served import serve_only
     from impasto.storage.db import DatabaseError
 
+    worker = serve_only(instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst)), served)
+    try:
+        ops = start_worker_ops(worker, settings)
+    except ValueError as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken
+        print(f"impasto worker: operator port: {exc}", file=sys.stderr)
+        return 2
     try:
         worker.run()
     except DatabaseError as exc:
         print(exc, file=sys.stderr)
         return 2
+    finally:
+        ops.close()
     return 0

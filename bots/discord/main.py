@@ -11,6 +11,7 @@ from impasto.bots.config import Settings
 from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
 from impasto.bots.discord.endpoints import use_endpoints
 from impasto.bots.discord.service_backend import ServiceBackend
+from impasto.bots.i18n.discord import CatalogTranslator
 from impasto.bots.service.runtime import job_service
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import namespace_from_env
@@ -48,6 +49,8 @@ async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncE
     use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
     backend = ServiceBackend(service, pool)
     bot = build_bot(backend, options_from(settings, sync_commands=sync_commands), catch_up=backend)
+    # Command and option descriptions in each user's Discord language (impasto.bots.i18n), sent when they sync.
+    await bot.tree.set_translator(CatalogTranslator())
     await stack.enter_async_context(bot)
     await bot.login(token)
     return bot

@@ -16,6 +16,7 @@ import re
 
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.job import Emphasis, Lora
+from impasto.engine.prompt_schedule import all_variants, has_schedule
 
 LORA = re.compile(r"<lora:([^:<>]*)(?::([^<>]*))?>", re.IGNORECASE)
 _LORA_NAME = re.compile(r"[\w.\- ]{1,128}")
@@ -56,8 +57,21 @@ def parse_loras(text: str) -> tuple[Lora, ...]:
 
 
 def parse_emphasis(text: str) -> tuple[Emphasis, ...]:
-    """The emphasised spans of one segment (LoRA tags removed first), merged, weights rounded to 4 places."""
+    """The emphasised spans of one segment (LoRA tags removed first), merged, weights rounded to 4 places.
+
+    With A1111 prompt editing or alternation (``[cat:dog:0.5]``, ``[red|blue]``) the spans of every text the
+    schedule can read are reported, each once: the brackets of a schedule are not ÷1.1 emphasis.
+    """
     text = LORA.sub(" ", text)
+    if has_schedule(text):
+        found: dict[Emphasis, None] = {}
+        for variant in all_variants(text):
+            found.update(dict.fromkeys(_spans(variant)))
+        return tuple(found)
+    return _spans(text)
+
+
+def _spans(text: str) -> tuple[Emphasis, ...]:
     chunks: list[str] = []
     log_diff: list[float] = [0.0]
     zero_diff: list[int] = [0]

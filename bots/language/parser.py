@@ -124,11 +124,32 @@ def _expand_custom(area: str, preferences: Preferences) -> str:
     return " ".join(words)
 
 
+def _square_depths(text: str) -> list[int]:
+    """The depth of unescaped ``[…]`` before each index (one pass), for telling prompt editing's ``::`` apart."""
+    depths = [0] * (len(text) + 1)
+    depth, escaped = 0, False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        depths[index + 1] = depth
+    return depths
+
+
 def _segments(text: str) -> tuple[WeightedPrompt, ...]:
     """``space::2 ship`` → (space, 2), (ship, 1). Empty segments without a weight (``a::::b``) are skipped."""
     segments: list[WeightedPrompt] = []
     start = 0
+    depths = _square_depths(text) if "[" in text else None
+    last_close = text.rfind("]")
     for match in _WEIGHT.finditer(text):
+        if depths is not None and depths[match.start()] and match.start() < last_close:
+            continue  # A1111 prompt editing "[from::when]", not a multi-prompt weight
         piece = text[start : match.start()].strip()
         raw = match[1]
         weight = 1.0

@@ -83,7 +83,7 @@ class Admission:
             if draft.renders:
                 check_capabilities(draft.action, draft.job)
                 if draft.mode == "relax" and not ctx.plan.relax:
-                    raise self.relax_refusal(ctx.plan)
+                    raise relax_refusal(self.plans, ctx.plan)
         try:
             tickets, released = await self._admit(ctx, drafts, request_key)
         except IntegrityError:
@@ -140,13 +140,6 @@ class Admission:
                 raise QueueUnavailable(
                     "the job queue is not reachable right now; nothing was charged, try again in a minute"
                 ) from exc
-
-    def relax_refusal(self, plan: Plan) -> RelaxNotAllowed:
-        with_relax = sorted(p.name for p in self.plans.plans.values() if p.relax)
-        return RelaxNotAllowed(
-            f"relax mode is not part of the {plan.name} plan"
-            + (f"; plans with relax: {', '.join(with_relax)}" if with_relax else "")
-        )
 
     async def _admit(
         self, ctx: Context, drafts: Sequence[Draft], request_key: str
@@ -238,6 +231,14 @@ class Admission:
                 "per day and this job would pass it; try tomorrow, or use /relax"
             )
         return day
+
+
+def relax_refusal(plans: Plans, plan: Plan) -> RelaxNotAllowed:
+    with_relax = sorted(p.name for p in plans.plans.values() if p.relax)
+    return RelaxNotAllowed(
+        f"relax mode is not part of the {plan.name} plan"
+        + (f"; plans with relax: {', '.join(with_relax)}" if with_relax else "")
+    )
 
 
 def ticket(row: Job, *, duplicate: bool = False) -> JobTicket:

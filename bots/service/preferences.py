@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.language.prefs import MAX_OPTIONS, validate_option, validate_suffix
+from impasto.bots.service.admission import relax_refusal
 from impasto.bots.service.base import ServiceBase
 from impasto.bots.service.context import settings_text
-from impasto.bots.service.errors import InvalidRequest, RelaxNotAllowed
+from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import SettingsView, Variation
 from impasto.engine.registry import Registry, RegistryError
@@ -46,11 +47,7 @@ class PreferencesMixin(ServiceBase):
         if mode is not None and mode not in MODES:
             raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "relax" and not ctx.plan.relax:
-            with_relax = sorted(p.name for p in self.plans.plans.values() if p.relax)
-            raise RelaxNotAllowed(
-                f"relax mode is not part of the {ctx.plan.name} plan"
-                + (f"; plans with relax: {', '.join(with_relax)}" if with_relax else "")
-            )
+            raise relax_refusal(self.plans, ctx.plan)
         if visibility is not None and visibility not in VISIBILITIES:
             raise InvalidRequest(f"visibility {visibility!r} is not one of {', '.join(VISIBILITIES)}")
         if stylize is not None and not 0 <= stylize <= 1000:

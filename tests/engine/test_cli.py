@@ -50,3 +50,22 @@ def test_imagine_writes_a_grid_and_four_singles(
 def test_bad_prompt_and_unknown_model_exit_with_one_line(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["imagine", "a cat", "--model", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_upscale_a_file_2x_and_4x_subtle_and_creative(
+    cli_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    source = tmp_path / "photo.png"
+    Image.new("RGB", (96, 64), (200, 120, 40)).save(source)
+    out = tmp_path / "out"
+    for extra, size in ((["--scale", "4"], (384, 256)), (["--creative"], (192, 128))):
+        assert main(["upscale", str(source), *extra, "--model", "tiny-sd15", "--out", str(out)]) == 0
+        paths = [Path(line) for line in capsys.readouterr().out.splitlines() if line.endswith(".png")]
+        assert len(paths) == 1
+        assert png(paths[0].read_bytes()).size == size
+    with pytest.raises(SystemExit) as exited:
+        main(["upscale", str(source), "--scale", "3"])
+    assert exited.value.code == 2
+    assert "invalid choice: 3" in capsys.readouterr().err

@@ -72,3 +72,17 @@ def test_pathological_nesting_is_linear(registry: Registry) -> None:
     assert one("(" * 5999 + "a", registry).emphasis[0].text == "a"
     assert one("[" * 5999 + "a", registry).emphasis == (Emphasis("a", 0.0),)
     assert one("(" * 1000 + "a" + ":10)" * 1000, registry).emphasis[0].weight > 1e300
+
+
+def test_prompt_editing_brackets_are_not_emphasis(registry: Registry) -> None:
+    assert parse_emphasis("a [cat:dog:0.5] b") == ()
+    assert parse_emphasis("a [(cat:1.3)|dog] b") == (Emphasis("cat", 1.3),)
+    assert parse_emphasis("a [[big]:small:3] b") == (Emphasis("big", 0.9091),)
+    job = one("a [red::0.5] cat::2 [blue|green] sky --no [blur:4]", registry)
+    assert [(p.text, p.weight) for p in job.prompts] == [
+        ("a [red::0.5] cat", 2.0),
+        ("[blue|green] sky", 1.0),
+        ("[blur:4]", -0.5),
+    ]
+    assert job.emphasis == ()
+    assert [(p.text, p.weight) for p in one("a [cat] b::2 c", registry).prompts] == [("a [cat] b", 2.0), ("c", 1.0)]

@@ -1,0 +1,126 @@
+"""The worker's image classifier: a score (0–1) for "not safe for work" on every input and output image.
+
+``IMPASTO_NSFW_MODEL`` picks it: ``none`` (no classifier), ``tiny`` (the built-in test model), or a transformers
+image-classification model by Hugging Face id or folder (NSFW classifiers are published as ViT fine-tunes). An
+image's score is the summed probability of the model's NSFW-like labels; it is flagged when the score is at least
+``IMPASTO_NSFW_THRESHOLD`` (so 0 flags everything and 1 only certainties).
+
+The tiny model is the real ``ViTForImageClassification`` at a tiny config with seeded random weights, saved once
+with ``save_pretrained`` and loaded back through the same ``AutoModelForImageClassification.from_pretrained`` path
+as a real model, as ``engine/tiny.py`` does for the diffusion models. Its scores mean nothing; tests steer the
+verdict with the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TINY = "tiny"
+NONE = "none"
+# Label names (lowercased, substring) that count towards the score; a model's labels are read from its config.
+NSFW_LABELS = ("nsfw", "porn", "hentai", "sexy", "explicit", "unsafe", "nude", "sexual", "gore")
+_SEED = 20261201
+_MARKER = "impasto-tiny.json"
+_VERSION = 1
+
+
+class NsfwConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMPASTO_NSFW_", env_file=".env", extra="ignore")
+
+    model: str = NONE  # none | tiny | a Hugging Face id | a folder
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ClassifierError(RuntimeError):
+    """The configured classifier cannot be loaded or has no NSFW-like label; the message says which."""
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    score: float
+    flagged: bool
+
+
+class NsfwClassifier:
+    def __init__(self, model: Any, processor: Any, nsfw_indices: Sequence[int], device: str) -> None:
+        self._model = model
+        self._processor = processor
+        self._nsfw = list(nsfw_indices)
+        self._device = device
+
+    @torch.inference_mode()
+    def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        if not images:
+            return []
+        batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt").to(self._device)
+        probabilities = self._model(**batch).logits.float().softmax(dim=-1)
+        return [min(1.0, float(p)) for p in probabilities[:, self._nsfw].sum(dim=-1).cpu()]
+
+    def check(self, images: Sequence[Image.Image], threshold: float) -> list[ImageVerdict]:
+        return [ImageVerdict(score=s, flagged=s >= threshold) for s in self.scores(images)]
+
+
+def ensure_tiny_classifier(cache_dir: Path) -> Path:
+    """The folder of the tiny classifier, built and saved on first use (well under a second on a CPU)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    folder = cache_dir / "tiny-nsfw"
+    marker = folder / _MARKER
+    if marker.exists() and json.loads(marker.read_text()).get("version") == _VERSION:
+        return folder
+    torch.manual_seed(_SEED)
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "normal", 1: "nsfw"},
+        label2id={"normal": 0, "nsfw": 1},
+    )
+    model = ViTForImageClassification(config).eval()  # type: ignore[no-untyped-call]
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    tmp = cache_dir / ".tiny-nsfw.building"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    (tmp / _MARKER).write_text(json.dumps({"version": _VERSION, "seed": _SEED}))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def load_classifier(name: str, cache_dir: Path, *, device: str = "cpu") -> NsfwClassifier | None:
+    """The classifier ``IMPASTO_NSFW_MODEL`` names, ready on ``device``; ``None`` for ``none``."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    if name == NONE:
+        return None
+    source = str(ensure_tiny_classifier(cache_dir)) if name == TINY else name
+    try:
+        model = AutoModelForImageClassification.from_pretrained(source).to(device).eval()
+        processor = AutoImageProcessor.from_pretrained(source)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"IMPASTO_NSFW_MODEL={name!r} cannot be loaded: {exc}") from exc
+    labels: dict[int, str] = {int(k): str(v) for k, v in model.config.id2label.items()}
+    nsfw = [i for i, label in labels.items() if any(word in label.lower() for word in NSFW_LABELS)]
+    if not nsfw:
+        raise ClassifierError(
+            f"IMPASTO_NSFW_MODEL={name!r} has no NSFW-like label (its labels: {', '.join(labels.values())}); "
+            f"expected one containing {', '.join(NSFW_LABELS)}"
+        )
+    return NsfwClassifier(model, processor, nsfw, device)

@@ -1,0 +1,181 @@
+"""The catalogs: complete in Chinese, fields that fit, locale negotiation, and refusals rendered per language."""
+
+from __future__ import annotations
+
+import pytest
+
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, Catalogs, catalogs, field_names, t
+from impasto.bots.i18n.locale import negotiate, served_locale
+from impasto.bots.i18n.refusals import localize, match
+from impasto.bots.language.errors import PromptError
+from impasto.bots.language.parser import parse_blend, parse_imagine
+from impasto.bots.language.prefs import Preferences, validate_option, validate_suffix
+from impasto.engine.registry import DEFAULT_REGISTRY_PATH, Registry, load_registry
+
+ZH = "zh_Hans"
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry(DEFAULT_REGISTRY_PATH, "v6")
+
+
+def test_every_message_has_a_chinese_translation_with_the_same_fields() -> None:
+    cats = catalogs()
+    english, chinese = cats.messages[DEFAULT_LOCALE], cats.messages[ZH]
+    assert len(english) >= 200
+    missing = sorted(set(english) - set(chinese))
+    assert missing == [], f"untranslated into {ZH}: {missing}"
+    assert sorted(set(chinese) - set(english)) == []  # a key only one language has is a typo
+    for key, template in english.items():
+        assert field_names(chinese[key]) == field_names(template), key
+        if not key.startswith(("language.", "status.percent")) and key != "mode.stealth":
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese[key]), f"{key} is not Chinese: {chinese[key]!r}"
+
+
+def test_t_fills_fields_and_falls_back_to_english() -> None:
+    assert t("info.fast_left_value", ZH, left="1.20", limit="3.3", percent=36) == "1.20 / 3.3 小时（36%）"
+    assert t("info.fast_left_value", "en", left="1.20", limit="3.3", percent=36) == "1.20 / 3.3 hours (36%)"
+    assert t("info.none", "fr") == "none"  # a language without a catalog: English
+    assert t("no.such.key", ZH) == "no.such.key"
+    partial = Catalogs({"en": {"a": "hello {name}"}, ZH: {"a": "你好 {nom}"}})
+    assert partial.t("a", ZH, name="Ada") == "hello Ada"  # a broken translation: English, never "{nom}"
+
+
+@pytest.mark.parametrize(
+    ("chosen", "platform", "server", "expected"),
+    [
+        (None, "zh-CN", None, ZH),  # Discord
+        (None, "zh-TW", None, ZH),  # Traditional asked, Simplified is the Chinese we have
+        (None, "zh-hans", None, ZH),  # Telegram
+        (None, "zh", None, ZH),
+        (None, "en-US", "zh-CN", "en"),  # the app's language beats the server's default
+        (None, "fr", "zh-CN", ZH),  # a language impasto does not speak: the server's default
+        (None, None, None, "en"),
+        ("en", "zh-CN", ZH, "en"),  # the user's own choice first
+        (ZH, "en-GB", None, ZH),
+        ("klingon", "", None, "en"),
+    ],
+)
+def test_negotiation_order(chosen: str | None, platform: str | None, server: str | None, expected: str) -> None:
+    assert negotiate(chosen=chosen, platform=platform, server=server) == expected
+
+
+def test_a_traditional_catalog_would_be_picked_once_it_exists() -> None:
+    served = ["en", "zh_Hans", "zh_Hant", "pt_BR", "pt"]
+    assert served_locale("zh-TW", served) == "zh_Hant"
+    assert served_locale("zh-hant", served) == "zh_Hant"
+    assert served_locale("zh-CN", served) == "zh_Hans"
+    assert served_locale("pt-BR", served) == "pt_BR"
+    assert served_locale("pt-PT", served) == "pt"
+
+
+# Bad input of every kind the command language refuses, through the real parser.
+BAD_PROMPTS = [
+    "a cat --chaos 200",
+    "a cat --chaos lots",
+    "a cat --stylize 5000",
+    "a cat --ar 16",
+    "a cat --ar 0:9",
+    "a cat --ar 9:1",
+    "a cat --q 3",
+    "a cat --q x",
+    "a cat --v abc",
+    "a cat --v 99",
+    "a cat --niji 99",
+    "a cat --seed",
+    "a cat --tile yes please",
+    "a cat --ar 16:9 and a dog",
+    "a cat --ar 16:9,",
+    "a cat --style vivid",
+    "a cat --no",
+    "a cat --zoom 2",
+    "a cat --sref https://example.com/a.png",
+    "a cat --fancy 2",
+    "a cat --chaso 20",
+    "a cat --chaos 10 --chaos 20",
+    "a cat --fast --relax",
+    "a cat --iw 2",
+    "a cat--ar 2:3",
+    "a cat - - ar 2:3",
+    "::2 dog",
+    "a cat::-2",
+    "https://example.com/a.png",
+    "https://example.com/a.png --chaos 10 --no text",
+    "--ar 2:3",
+    "",
+    "a {red, blue",
+    "a red} cat",
+    "a {1,2,3,4,5,6} cat",
+    "a cat --repeat 9",
+    "a <lora:bad/name:1> cat",
+    "a <lora:style:99> cat",
+    "a (cat:99)",
+    "x" * 7000,
+    "a cat --" + "x" * 200,
+]
+
+
+def _refusals(registry: Registry) -> list[str]:
+    messages = []
+    for prompt in BAD_PROMPTS:
+        try:
+            parse_imagine(prompt, registry=registry)
+        except PromptError as exc:
+            messages.append(exc.message)
+        else:  # pragma: no cover - the corpus must only hold refused prompts
+            pytest.fail(f"{prompt[:40]!r} was accepted")
+    for call in (
+        lambda: parse_blend(["https://example.com/a.png"], None, registry=registry),
+        lambda: parse_blend(["ftp://x", "https://example.com/b.png"], None, registry=registry),
+        lambda: parse_blend(["https://e.com/a.png", "https://e.com/b.png"], "wide", registry=registry),
+        lambda: validate_suffix("a cat"),
+        lambda: validate_suffix("--ar {1:1, 2:3}"),
+        lambda: validate_suffix("--ar 2:3 ::2"),
+        lambda: validate_option("Bad Name", "--ar 2:3"),
+        lambda: validate_option("ar", "--ar 2:3"),
+        lambda: parse_imagine("a cat", registry=registry, preferences=Preferences(settings="--chaos 500")),
+    ):
+        try:
+            call()
+        except PromptError as exc:
+            messages.append(exc.message)
+        else:  # pragma: no cover
+            pytest.fail("a refused call was accepted")
+    return messages
+
+
+def test_every_refusal_of_the_command_language_reads_in_chinese(registry: Registry) -> None:
+    messages = _refusals(registry)
+    assert len(messages) == len(BAD_PROMPTS) + 9
+    unmatched = [m for m in messages if match(m) is None]
+    assert unmatched == [], "refusals without a catalog template:\n" + "\n".join(unmatched)
+    for message in messages:
+        chinese = localize(message, ZH)
+        assert chinese != message
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese), chinese
+        assert localize(message, "en") == message
+
+
+def test_a_refusal_keeps_its_values_and_translates_its_terms() -> None:
+    message = "--chaos 200 is out of range; allowed 0–100"
+    assert localize(message, ZH) == "--chaos 200 超出范围；允许 0–100"
+    nested = "in your /settings: --chaos 500 is out of range; allowed 0–100"
+    assert localize(nested, ZH) == "你的 /settings 设置 有误：--chaos 500 超出范围；允许 0–100"
+    assert localize("job Ab3dE5fG7hJ9 is running; its buttons work once it is done", ZH) == (
+        "任务 Ab3dE5fG7hJ9 正在生成；完成后按钮才能使用"
+    )
+    assert localize("something no template knows", ZH) == "something no template knows"
+
+
+def test_the_catalog_holds_the_texts_the_adapters_send_today() -> None:
+    # Until the adapters read the catalogs, the English catalog must say exactly what they say.
+    from impasto.bots.discord.texts import HELP as DISCORD_HELP
+    from impasto.bots.telegram.texts import COMMANDS, HELP, START
+
+    assert t("help.telegram", "en") == HELP
+    assert t("help.discord", "en") == DISCORD_HELP
+    assert t("help.start", "en") == START
+    for name, english, chinese in COMMANDS:
+        assert (t(f"command.{name}", "en"), t(f"command.{name}", ZH)) == (english, chinese)
+    assert "<code>/imagine a red fox in snow --ar 3:2 --no people</code>" in t("help.telegram", ZH)
