@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # User files.
     max_upload_bytes: int = 10 * 1024 * 1024
 
+    # The web front door (`impasto web`): region editor and galleries. Unset URL: Vary (Region) is not offered.
+    web_url: str | None = None  # the public base URL put in links, e.g. https://impasto.example.org
+    web_secret: SecretStr | None = None  # signs links; long and random, the same for every bot and web process
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8600, ge=1, le=65535)
     # Moderation (README "Moderation").
     moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
     moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
@@ -57,6 +62,15 @@ class Settings(BaseSettings):
     @property
     def lora_dir_or_default(self) -> Path:
         return self.lora_dir or self.data_dir / "loras"
+
+    @property
+    def web_secret_value(self) -> str | None:
+        return self.web_secret.get_secret_value() if self.web_secret is not None else None
+
+    @property
+    def mask_editor(self) -> bool:
+        """Whether Vary (Region) can be offered: ``queue.actions.offered(action, mask_editor=settings.mask_editor)``."""
+        return bool(self.web_url and self.web_secret)
 
     @cached_property
     def registry(self) -> Registry:

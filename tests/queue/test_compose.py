@@ -18,7 +18,7 @@ def _compose() -> dict[str, Any]:
 
 def test_services_and_their_commands() -> None:
     services = _compose()["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "discord", "telegram"}
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "discord", "telegram", "web"}
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["worker"]["command"] == ["worker"]
     assert services["discord"]["command"] == ["discord"]
