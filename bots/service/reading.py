@@ -108,4 +108,5 @@ def view_of(record: JobRecord) -> JobView:
         favorite=job.favorite,
         cancel_requested=job.cancel_requested,
         images=tuple(ImageView(i.index, i.store_key, i.width_px, i.height_px) for i in record.images),
+        read_as=job.read_as,
     )

@@ -63,6 +63,7 @@ class JobView:
     favorite: bool
     cancel_requested: bool
     images: tuple[ImageView, ...] = ()
+    read_as: str | None = None  # the English the model read, when the worker translated the prompt
 
     def image(self, index: int) -> ImageView | None:
         return next((image for image in self.images if image.index == index), None)
