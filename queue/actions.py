@@ -35,6 +35,8 @@ class Action(StrEnum):
     VARY_REGION = "vr"
     UPSCALE_SUBTLE = "us"
     UPSCALE_CREATIVE = "uc"
+    UPSCALE_SUBTLE_4X = "us4"
+    UPSCALE_CREATIVE_4X = "uc4"
     ZOOM_OUT_2 = "z2"
     ZOOM_OUT_1_5 = "z15"
     ZOOM_CUSTOM = "zc"
@@ -140,6 +142,24 @@ _ROWS: tuple[ActionRow, ...] = (
         scale=2,
     ),
     ActionRow(
+        Action.UPSCALE_SUBTLE_4X,
+        "Upscale 4x (Subtle)",
+        "single",
+        "single",
+        caption="Upscaled 4x (Subtle)",
+        upscale="subtle",
+        scale=4,
+    ),
+    ActionRow(
+        Action.UPSCALE_CREATIVE_4X,
+        "Upscale 4x (Creative)",
+        "single",
+        "single",
+        caption="Upscaled 4x (Creative)",
+        upscale="creative",
+        scale=4,
+    ),
+    ActionRow(
         Action.VARY_SUBTLE,
         "Vary (Subtle)",
         "single",
@@ -238,10 +258,11 @@ BUTTONS: tuple[Action, ...] = tuple(row.action for row in _ROWS if row.where != 
 GRID_ROWS: tuple[tuple[Action, ...], ...] = ((Action.UPSCALE, Action.REROLL), (Action.VARIATION,))
 #: Buttons under one image, in Midjourney's order (rows of at most five: Discord's limit).
 SINGLE_ROWS: tuple[tuple[Action, ...], ...] = (
-    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE, Action.VARY_SUBTLE, Action.VARY_STRONG, Action.VARY_REGION),
+    (Action.UPSCALE_SUBTLE, Action.UPSCALE_CREATIVE, Action.UPSCALE_SUBTLE_4X, Action.UPSCALE_CREATIVE_4X),
+    (Action.VARY_SUBTLE, Action.VARY_STRONG, Action.VARY_REGION),
     (Action.ZOOM_OUT_2, Action.ZOOM_OUT_1_5, Action.ZOOM_CUSTOM, Action.MAKE_SQUARE),
-    (Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP, Action.PAN_DOWN),
-    (Action.FAVORITE, Action.DETAILS),
+    (Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP, Action.PAN_DOWN, Action.FAVORITE),
+    (Action.DETAILS,),
 )
 
 

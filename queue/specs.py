@@ -107,7 +107,7 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
         work_action = Vary(image=source(), strength=row.strength)
     elif row.upscale is not None:
         spec = build_spec(claimed, image_prompts=prompt_images, batch_size=1)
-        work_action = Upscale(image=source(), creative=row.upscale == "creative")
+        work_action = Upscale(image=source(), creative=row.upscale == "creative", scale=row.scale)
     elif row.zoom is not None:
         zoom = row.zoom or params.get("zoom")  # 0.0: Custom Zoom, the factor the user typed
         if zoom is None:

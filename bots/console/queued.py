@@ -130,9 +130,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _press(console: ConsoleService, who: Requester, args: argparse.Namespace) -> str | None:
     """Apply a console action to a job id; the new job's id, or None when the result is already there (a pick)."""
-    if args.command == "upscale" and getattr(args, "scale", 2) != 2:
-        # The queue's action table has no 4× rows yet (the engine's Upscale spec takes scale=4 already).
-        raise UsageError("--scale 4 does not run through the queue yet; unset IMPASTO_REDIS_URL to run it here")
     ref = str(args.file)
     match = _JOB_REF.match(ref)
     if match is None:
@@ -148,7 +145,8 @@ async def _press(console: ConsoleService, who: Requester, args: argparse.Namespa
         if index is None:
             raise UsageError(f"job {job_id} is a 2×2 grid: name the image, e.g. `impasto {args.command} {job_id}:2`")
         picked = await console.service.press(who, job_id, Action.UPSCALE, index, idempotency_key=key + ":pick")
-        if args.command == "upscale" and not getattr(args, "creative", False):
+        plain_pick = not getattr(args, "creative", False) and getattr(args, "scale", 2) == 2
+        if args.command == "upscale" and plain_pick:
             _save(console, picked.view, _out_dir(args, console.settings))
             return None
         view = picked.view
@@ -162,7 +160,10 @@ async def _press(console: ConsoleService, who: Requester, args: argparse.Namespa
 def _action_for(args: argparse.Namespace) -> Action:
     command = args.command
     if command == "upscale":
-        return Action.UPSCALE_CREATIVE if getattr(args, "creative", False) else Action.UPSCALE_SUBTLE
+        creative = getattr(args, "creative", False)
+        if getattr(args, "scale", 2) == 4:
+            return Action.UPSCALE_CREATIVE_4X if creative else Action.UPSCALE_SUBTLE_4X
+        return Action.UPSCALE_CREATIVE if creative else Action.UPSCALE_SUBTLE
     if command == "vary":
         return Action.VARY_STRONG if getattr(args, "strong", False) else Action.VARY_SUBTLE
     if command == "zoom":

@@ -64,14 +64,16 @@ class Drafter:
     def new_seed(self) -> int:
         return self._rng.randint(0, MAX_SEED)
 
-    def estimate(self, model: str, width: int, height: int, quality: float, *, images: int) -> float:
+    def estimate(
+        self, model: str, width: int, height: int, quality: float, *, images: int, draft: bool = False
+    ) -> float:
+        """GPU-seconds held for a render: the steps the engine will run (``--draft`` on a model with a few-step
+        variant runs that variant's steps, and costs what it runs)."""
         try:
-            steps = self.registry.get(model).steps
+            steps = self.registry.planned_steps(model, quality, draft)
         except RegistryError:
-            steps = DEFAULT_STEPS
-        return self.plans.costs.estimate_gpu_seconds(
-            width_px=width, height_px=height, steps=max(1, round(steps * quality)), images=images
-        )
+            steps = max(1, round(DEFAULT_STEPS * quality))
+        return self.plans.costs.estimate_gpu_seconds(width_px=width, height_px=height, steps=steps, images=images)
 
     def from_parsed(self, job: ParsedJob, *, action: Action, prompt: str) -> Draft:
         """/imagine (one per permutation × repeat) and /blend."""
@@ -84,7 +86,9 @@ class Drafter:
             prompt=prompt,
             params=params,
             seed=seed,
-            estimate_gpu_seconds=self.estimate(job.model, job.width, job.height, job.quality, images=GRID_IMAGES),
+            estimate_gpu_seconds=self.estimate(
+                job.model, job.width, job.height, job.quality, images=GRID_IMAGES, draft=job.draft
+            ),
         )
 
     def child(self, ctx: Context, parent: JobView, action: Action, index: int | None, remix_text: str | None) -> Draft:
@@ -118,7 +122,9 @@ class Drafter:
             prompt=remix_text if remix_text is not None else parent.prompt,
             params=params,
             seed=seed,
-            estimate_gpu_seconds=self.estimate(edited.model, width, height, edited.quality, images=images),
+            estimate_gpu_seconds=self.estimate(
+                edited.model, width, height, edited.quality, images=images, draft=edited.draft
+            ),
             parent_id=parent.job_id,
             image_index=index,
             input_image_keys=[input_key] if input_key else [],
