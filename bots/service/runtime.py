@@ -38,7 +38,8 @@ async def job_service(
             settings.registry,
             plans or load_plans(plans_path_from_env()),
             enqueue,
-            fetch_image=fetch_image or http_fetcher(max_bytes=settings.max_upload_bytes),
+            fetch_image=fetch_image
+            or http_fetcher(max_bytes=settings.max_upload_bytes, allow_hosts=settings.fetch_allow_hosts),
         )
     finally:
         await engine.dispose()
