@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from arq.connections import RedisSettings, create_pool, log_redis_info
 from arq.worker import Worker, func
@@ -165,8 +165,8 @@ class ImpastoWorker(Worker):
             await asyncio.sleep(self.poll_delay_s)
             return
         try:
-            # A fractional timeout (Redis >= 6) that redis-py's typed ``blpop`` does not admit.
-            await self.pool.execute_command("BLPOP", self.wake_key, self.poll_delay_s)
+            # redis-py types the timeout as int; Redis >= 6 takes fractional seconds, which is what we pass.
+            await self.pool.blpop([self.wake_key], timeout=cast(int, self.poll_delay_s))  # type: ignore[misc]
         except RedisError:
             # Redis is away: the poll itself will fail and log; don't spin meanwhile.
             await asyncio.sleep(self.poll_delay_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from typing import Any
 
 
@@ -27,16 +26,28 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: `impasto --help` must stay quick and light on hosts that never run the Discord bot.
+    from functools import partial
+
     import discord.utils
 
     from impasto.bots.config import Settings
     from impasto.bots.discord.main import ConfigError, run
+    from impasto.bots.startup import explain_common, explain_discord, guarded_start
 
     discord.utils.setup_logging(level=getattr(logging, str(args.log_level).upper(), logging.INFO))
     settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
-    try:
-        asyncio.run(run(settings, sync_commands=not args.no_sync))
-    except ConfigError as exc:
-        print(f"impasto discord: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+
+    def config_error(exc: BaseException) -> str | None:
+        return str(exc) if isinstance(exc, ConfigError) else None
+
+    return guarded_start(
+        "discord",
+        lambda: asyncio.run(run(settings, sync_commands=not args.no_sync)),
+        secrets=(token,),
+        explain=(
+            config_error,
+            partial(explain_common, redis_url=settings.redis_url),
+            partial(explain_discord, api_url=settings.discord_api_url, gateway_url=settings.discord_gateway_url),
+        ),
+    )

@@ -38,17 +38,23 @@ def run_telegram(args: argparse.Namespace) -> int:
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         print("IMPASTO_TELEGRAM_WEBHOOK_SECRET is required with IMPASTO_TELEGRAM_WEBHOOK_URL", file=sys.stderr)
         return 2
+    from functools import partial
+
+    from impasto.bots.startup import explain_common, explain_telegram, guarded_start
     from impasto.bots.telegram.main import RunOptions, main
-    from impasto.storage.db import DatabaseError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every URL, and Bot API URLs hold the token
     options = RunOptions(webhook_listen=args.listen, webhook_port=args.port, set_commands=not args.no_commands)
-    try:
-        asyncio.run(main(settings, settings.telegram_token.get_secret_value(), settings.redis_url, options))
-    except DatabaseError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    token = settings.telegram_token.get_secret_value()
+    secret = settings.telegram_webhook_secret
+    redis_url = settings.redis_url
+    return guarded_start(
+        "telegram",
+        lambda: asyncio.run(main(settings, token, redis_url, options)),
+        secrets=(token, secret.get_secret_value() if secret else ""),
+        explain=(
+            partial(explain_common, redis_url=redis_url),
+            partial(explain_telegram, api_url=settings.telegram_api_url),
+        ),
+    )
