@@ -27,7 +27,9 @@ from typing import Any, cast
 
 from arq.connections import RedisSettings, create_pool, log_redis_info
 from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from impasto.queue import keys
 from impasto.queue.contract import deserialize, serialize
@@ -44,6 +46,9 @@ log = logging.getLogger("impasto.queue")
 RendererFactory = Callable[[], Renderer]
 
 _SETUP_KEY = "impasto_setup"
+
+#: How often a worker that lost Redis tries it again.
+REDIS_RETRY_S = 1.0
 
 #: The exit status of a worker whose GPU thread is wedged (EX_TEMPFAIL): its supervisor should start it again.
 EXIT_GPU_STUCK = 75
@@ -141,8 +146,21 @@ class ImpastoWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        redis_down = False
         while True:
-            await self._poll_iteration()
+            try:
+                await self._poll_iteration()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis restarting: stay up and keep asking (redis-py reconnects on the next command); what Redis
+                # lost, the sweep re-enqueues from SQL.
+                if not redis_down:
+                    log.warning("Redis is unreachable (%s); retrying every %.1f s", type(exc).__name__, REDIS_RETRY_S)
+                redis_down = True
+                await asyncio.sleep(REDIS_RETRY_S)
+                continue
+            if redis_down:
+                log.warning("Redis is back; taking jobs again")
+                redis_down = False
             if self.burst:
                 if 0 <= self.max_burst_jobs <= self._jobs_started():
                     await asyncio.gather(*self.tasks.values())
