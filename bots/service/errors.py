@@ -64,3 +64,13 @@ class QueueUnavailable(ServiceError):
     """The job could not be queued (Redis unreachable); it was failed and nothing was charged."""
 
     title = "Queue unavailable"
+
+
+class RateLimited(ServiceError):
+    """Too many commands or presses too fast (``queue.ratelimit``); nothing was queued or charged."""
+
+    title = "Slow down"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -9,6 +9,9 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from impasto.bots.service.actions import Requester
+from impasto.bots.service.errors import RateLimited, ServiceError
+from impasto.bots.service.flood import admit_rate
 from impasto.queue import keys
 from impasto.queue.ratelimit import check_rate
 from impasto.storage.plans import PlanError, RateLimits, load_plans, parse_plans
@@ -113,3 +116,17 @@ def test_plans_file_rate_limits() -> None:
         parse_plans({"plans": {"a": {}}, "rate_limits": {"guild_rate": 1}})
     with pytest.raises(PlanError, match="commands_per_minute must be a number >= 0"):
         parse_plans({"plans": {"a": {"commands_per_minute": -1}}})
+
+
+async def test_the_admission_check_raises_a_service_error(pool: ArqRedis, ns: keys.Namespace) -> None:
+    who = Requester(platform="telegram", user_id="u6", guild_id="-100")
+    results = await asyncio.gather(
+        *(admit_rate(pool, BASIC, PLANS.rate_limits, who, button="J6:reroll", ns=ns) for _ in range(50)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, RateLimited)]
+    assert results.count(None) == 1
+    assert len(refused) == 49
+    assert isinstance(refused[0], ServiceError)
+    assert refused[0].message == "that button was just pressed; try again in 2 s"
+    assert 0 < refused[0].retry_after_s <= 2
