@@ -194,7 +194,11 @@ async def open_public(
     async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
         current = _parse(url, allow)
         for _hop in range(max_redirects + 1):
-            addresses = await checked_addresses(current, allow)
+            try:
+                # httpx's timeouts cover connect/read/write, not our own lookup: a resolver that hangs is cut here.
+                addresses = await asyncio.wait_for(checked_addresses(current, allow), timeout_s)
+            except TimeoutError:
+                raise UnsafeURL("could not be downloaded (the host name did not resolve in time)") from None
             response = await _send_first_reachable(client, current, addresses)
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or not location:
