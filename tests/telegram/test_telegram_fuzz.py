@@ -2,7 +2,7 @@
 ``callback_data``, pushed through the fake Bot API to the real bot (PTB long-polling, the real job service and
 queue). Every update must be answered or ignored; none may raise out of a handler.
 
-Hypothesis draws the updates (``IMPASTO_FUZZ_EXAMPLES``, default 60; set it higher for a longer run). They are
+Hypothesis draws the updates (``IMPASTO_FUZZ_EXAMPLES``, default 200; set it higher for a longer run). They are
 drawn first and then sent in one stream, because one bot stack per example would take minutes; a failure names the
 update that raised, so no shrinking is needed to read it.
 """
@@ -22,7 +22,7 @@ from telegram import Update
 from telegram.ext import ContextTypes, TypeHandler
 from tg_stack import telegram_stack
 
-EXAMPLES = int(os.environ.get("IMPASTO_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("IMPASTO_FUZZ_EXAMPLES", "200"))
 
 COMMANDS = ["/imagine", "/blend", "/settings", "/fast", "/relax", "/turbo", "/prefer", "/info", "/history", "/show"]
 COMMANDS += ["/start", "/help", "/imagine@impasto_bot", "/nosuch", "/"]
