@@ -64,6 +64,17 @@ async def test_an_idle_worker_starts_a_queued_job_at_once(stack: Stack) -> None:
         assert await _all_done(stack, [ticket.job_id], since) == ["done"]
 
 
+async def test_two_idle_workers_each_wake_for_a_job(stack: Stack) -> None:
+    async with running_worker(stack) as (_a, a_waiting), running_worker(stack) as (_b, b_waiting):
+        async with asyncio.timeout(DEADLINE_S):
+            await a_waiting.wait()
+            await b_waiting.wait()
+        since = await events.last_id(stack.pool)
+        [first] = await stack.service.imagine(EVE, "a kite", idempotency_key="w-5")
+        [second] = await stack.service.imagine(FRED, "a sail", idempotency_key="w-6")
+        assert await _all_done(stack, [first.job_id, second.job_id], since) == ["done", "done"]
+
+
 async def test_a_busy_worker_takes_the_next_job_when_one_ends(stack: Stack) -> None:
     since = await events.last_id(stack.pool)
     tickets = await stack.service.imagine(EVE, "a kite --repeat 3", idempotency_key="w-2")
