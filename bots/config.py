@@ -10,9 +10,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from impasto.bots.service.safe_fetch import AllowList
 from impasto.engine.registry import Registry, load_registry
 
 if TYPE_CHECKING:
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
 
     # User files.
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Image links go to public addresses only; these hosts and CIDRs (comma-separated) are exempt: a private
+    # deployment's LAN image server, or 127.0.0.1 in tests. See bots/service/safe_fetch.py.
+    fetch_allow_hosts: str = ""
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _allow_list_parses(cls, value: str) -> str:
+        AllowList.parse(value)  # a typo is a start-up error naming the setting, not a silently open or shut door
+        return value
 
     # The web front door (`impasto web`): region editor and galleries. Unset URL: Vary (Region) is not offered.
     web_url: str | None = None  # the public base URL put in links, e.g. https://impasto.example.org

@@ -22,6 +22,11 @@ from impasto.queue.contract import RenderRequest, deserialize, serialize
 #: SQL row and refunds) fires far earlier, so this is only the last resort for an abandoned queue.
 MESSAGE_TTL_S = 3 * 24 * 3600
 
+#: Wake-up tokens kept for idle workers (``keys.Namespace.wake``): one per idle worker is all that is ever useful.
+WAKE_CAP = 64
+#: A token nobody took within this long is dropped (every worker polls by itself anyway).
+WAKE_TTL_S = 60
+
 
 @dataclass(frozen=True)
 class Enqueued:
@@ -55,10 +60,21 @@ async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace 
         _defer_until=datetime.fromtimestamp(score / 1000, tz=UTC),
         _expires=MESSAGE_TTL_S,
     )
+    if job is not None:
+        await wake_workers(pool, ns=ns)  # first: the worker starts while we count the position
     ahead = await fairness.position(pool, score, ns=ns)
     if job is not None:
         await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead))
     return Enqueued(job_id=request.job_id, created=job is not None, position=ahead, score=score)
+
+
+async def wake_workers(pool: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> None:
+    """Tell one idle worker of ``ns`` that a job is waiting, so it starts it now instead of at its next poll."""
+    async with pool.pipeline(transaction=False) as pipe:
+        pipe.lpush(ns.wake, b"1")
+        pipe.ltrim(ns.wake, 0, WAKE_CAP - 1)
+        pipe.expire(ns.wake, WAKE_TTL_S)
+        await pipe.execute()
 
 
 def service_enqueue(pool: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> Callable[[Any], Awaitable[Enqueued]]:

@@ -232,14 +232,23 @@ async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, s
 
 
 async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult) -> dict[str, Any]:
-    singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
+    try:
+        singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
+        grid_key = await asyncio.to_thread(state.images.put, result.grid) if result.grid is not None else None
+    except OSError as exc:
+        # Disk full or a read-only store: a retry would fail the same way, so fail the job (refunded) and stay up.
+        log.error(
+            "job %s: cannot write its images to the store at %s (%s); the job fails and is refunded",
+            job_id,
+            state.images.root,
+            exc.strerror or type(exc).__name__,
+        )
+        return await _fail(state, redis, job_id, "the server could not save the images; nothing was charged")
     new_images = [
         NewImage(index=i, key=key, width_px=result.width, height_px=result.height)
         for i, key in enumerate(singles, start=1)
     ]
-    grid_key: str | None = None
-    if result.grid is not None:
-        grid_key = await asyncio.to_thread(state.images.put, result.grid)
+    if result.grid is not None and grid_key is not None:
         with Image.open(io.BytesIO(result.grid)) as grid:
             new_images.insert(0, NewImage(index=0, key=grid_key, width_px=grid.width, height_px=grid.height))
     async with state.sessions() as session, session.begin():

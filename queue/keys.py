@@ -41,6 +41,14 @@ class Namespace:
         """The arq queue (a sorted set) the workers consume. Lanes and fairness live in its scores."""
         return self.prefix + "queue"
 
+    @property
+    def wake(self) -> str:
+        """A list an idle worker blocks on (BLPOP); ``enqueue`` pushes to it so that a new job starts at once.
+
+        Capped and expiring (``client.WAKE_CAP``, ``client.WAKE_TTL_S``): a push no worker took is a spare wake-up.
+        """
+        return self.prefix + "wake"
+
     def lane_clock(self, lane: str) -> str:
         """The lane's virtual clock: the fair tag of the job started last (a string number)."""
         return f"{self.prefix}fair:{lane}:clock"
@@ -57,6 +65,10 @@ class Namespace:
     def sweep_turn(self) -> str:
         """Held by the worker whose turn it is to sweep (``queue.sweep``); expires before the next turn is due."""
         return self.prefix + "sweep-turn"
+
+    def rate_bucket(self, scope: str, *parts: str) -> str:
+        """A token bucket of ``queue.ratelimit`` (a hash; expires once refilled): ``rate:user:<platform>:<id>`` …"""
+        return f"{self.prefix}rate:{scope}:" + ":".join(parts)
 
     def job_tag(self, job_id: str) -> str:
         """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""

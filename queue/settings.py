@@ -42,7 +42,8 @@ class WorkerConfig(BaseSettings):
     cancel_poll_s: float = Field(default=1.0, gt=0)  # how often a running job asks SQL whether its owner cancelled it
     preview_interval_s: float = Field(default=1.0, ge=0)  # at most one preview event per job per interval
     preview_px: int = Field(default=128, ge=16, le=512)  # the longest side of a preview PNG
-    # How often an idle worker polls the queue; arq also pauses this long between two jobs of a busy worker.
+    # How often an idle worker polls the queue when nothing wakes it (``client.enqueue`` pushes to
+    # ``keys.Namespace.wake``); a busy worker looks for its next job as soon as one ends.
     poll_delay_s: float = Field(default=0.05, gt=0)
     positions_announced: int = Field(default=25, ge=0)  # waiting jobs told their new position when a job starts
     max_tries: int = Field(default=5, ge=1)  # deliveries of one job (crash retries) before arq gives up

@@ -5,6 +5,11 @@ and every later render live on the same thread. ``max_jobs=1``: the worker takes
 score (see ``fairness``) whenever its GPU is free, and never holds a job it cannot start. Beside the jobs, each worker
 runs the sweep (``queue.sweep``) when it is its turn.
 
+Between jobs the worker does not sleep arq's poll delay: ``ImpastoWorker`` looks for the next job the moment one ends,
+and an idle worker blocks on the namespace's wake-up list (``keys.Namespace.wake``, pushed by ``client.enqueue``)
+with the poll delay as its timeout, so a queued job starts within a Redis round trip. The timed poll stays as the
+fallback (deferred jobs, a wake-up lost with a Redis restart, heartbeats and aborts).
+
 A worker whose GPU thread is wedged (``functions.GpuStuck``) exits with ``EXIT_GPU_STUCK`` right after arq has
 recorded that job's end: it cannot take another job, and the process cannot end normally while the thread runs.
 """
@@ -18,10 +23,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool, log_redis_info
 from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from impasto.queue import keys
 from impasto.queue.contract import deserialize, serialize
@@ -38,6 +46,9 @@ log = logging.getLogger("impasto.queue")
 RendererFactory = Callable[[], Renderer]
 
 _SETUP_KEY = "impasto_setup"
+
+#: How often a worker that lost Redis tries it again.
+REDIS_RETRY_S = 1.0
 
 #: The exit status of a worker whose GPU thread is wedged (EX_TEMPFAIL): its supervisor should start it again.
 EXIT_GPU_STUCK = 75
@@ -109,9 +120,79 @@ async def after_job_end(ctx: dict[str, Any]) -> None:
         _exit_wedged(state)  # its job was failed and refunded; no later job may queue behind the thread
 
 
+class ImpastoWorker(Worker):
+    """arq's worker with its fixed-period poll replaced by "poll, then wait for a reason to poll again".
+
+    arq's ``main`` runs ``_poll_iteration`` on a timer (``arq.utils.poll``), so a finished job's successor and a newly
+    queued job both wait for the next tick. arq has no hook for that loop, so ``main`` is rewritten here with arq's
+    own set-up lines and ``_wait_for_work`` in place of the timer; job picking, locking and running stay arq's.
+    """
+
+    def __init__(self, *args: Any, wake_key: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake_key = wake_key
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        log.info("starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
+        await log_redis_info(self.pool, log.info)
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        redis_down = False
+        while True:
+            try:
+                await self._poll_iteration()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis restarting: stay up and keep asking (redis-py reconnects on the next command); what Redis
+                # lost, the sweep re-enqueues from SQL.
+                if not redis_down:
+                    log.warning("Redis is unreachable (%s); retrying every %.1f s", type(exc).__name__, REDIS_RETRY_S)
+                redis_down = True
+                await asyncio.sleep(REDIS_RETRY_S)
+                continue
+            if redis_down:
+                log.warning("Redis is back; taking jobs again")
+                redis_down = False
+            if self.burst:
+                if 0 <= self.max_burst_jobs <= self._jobs_started():
+                    await asyncio.gather(*self.tasks.values())
+                    return
+                if await self.pool.zcard(self.queue_name) == 0:
+                    await asyncio.gather(*self.tasks.values())
+                    return
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        """Return when there may be something to do, at the latest after the poll delay."""
+        running = [t for t in self.tasks.values() if not t.done()]
+        if self.job_counter >= self.max_jobs and running:
+            # Busy: the next thing to do is to take a job when this one ends; nothing else could start meanwhile.
+            await asyncio.wait(running, timeout=self.poll_delay_s, return_when=asyncio.FIRST_COMPLETED)
+            # arq frees the slot in a done-callback registered before ours; let it run before the next poll.
+            await asyncio.sleep(0)
+            return
+        if not self.allow_pick_jobs:  # shutting down: no job will be taken, only tasks finishing
+            await asyncio.sleep(self.poll_delay_s)
+            return
+        try:
+            # redis-py types the timeout as int; Redis >= 6 takes fractional seconds, which is what we pass.
+            await self.pool.blpop([self.wake_key], timeout=cast(int, self.poll_delay_s))  # type: ignore[misc]
+        except RedisError:
+            # Redis is away: the poll itself will fail and log; don't spin meanwhile.
+            await asyncio.sleep(self.poll_delay_s)
+
+
 def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, handle_signals: bool = True) -> Worker:
     config = setup.config
-    return Worker(
+    return ImpastoWorker(
         functions=[
             func(
                 render_job,
@@ -135,4 +216,5 @@ def build_worker(setup: WorkerSetup, *, redis_url: str, burst: bool = False, han
         job_serializer=serialize,
         job_deserializer=deserialize,
         keep_result=24 * 3600,
+        wake_key=config.ns.wake,
     )

@@ -30,6 +30,11 @@ class Plan:
     max_concurrent_jobs: int
     max_queued_jobs: int
     max_permutations: int
+    # Flood control (queue.ratelimit): commands and presses per minute sustained, how many at once, and one press of
+    # the same button per this many seconds. 0 turns a limit off.
+    commands_per_minute: float = 20.0
+    command_burst: int = 5
+    same_button_s: float = 2.0
 
     @property
     def fast_gpu_hours(self) -> float:
@@ -52,11 +57,20 @@ class Costs:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """``[rate_limits]``: what one server (guild, group) may send in all, whatever its members' plans."""
+
+    guild_commands_per_minute: float = 300.0
+    guild_burst: int = 60
+
+
+@dataclass(frozen=True)
 class Plans:
     plans: Mapping[str, Plan]
     default: str
     operator: str
     costs: Costs
+    rate_limits: RateLimits = RateLimits()
 
     def get(self, name: str) -> Plan:
         try:
@@ -106,7 +120,17 @@ def parse_plans(raw: Mapping[str, Any], *, source: str = "plans") -> Plans:
         gpu_seconds_per_megapixel_step=_number(costs_raw, "gpu_seconds_per_megapixel_step", 0.05, source, "costs"),
         turbo_multiplier=_number(costs_raw, "turbo_multiplier", 2.0, source, "costs"),
     )
-    return Plans(plans=plans, default=default, operator=operator, costs=costs)
+    rates_raw = raw.get("rate_limits", {})
+    if not isinstance(rates_raw, dict):
+        raise PlanError(f"{source}: [rate_limits] must be a table")
+    unknown = set(rates_raw) - {"guild_commands_per_minute", "guild_burst"}
+    if unknown:
+        raise PlanError(f"{source}: [rate_limits] has unknown keys {', '.join(sorted(unknown))}")
+    rate_limits = RateLimits(
+        guild_commands_per_minute=_number(rates_raw, "guild_commands_per_minute", 300, source, "rate_limits"),
+        guild_burst=int(_number(rates_raw, "guild_burst", 60, source, "rate_limits")),
+    )
+    return Plans(plans=plans, default=default, operator=operator, costs=costs, rate_limits=rate_limits)
 
 
 def _plan(name: str, body: Any, source: str) -> Plan:
@@ -119,6 +143,9 @@ def _plan(name: str, body: Any, source: str) -> Plan:
         "max_concurrent_jobs",
         "max_queued_jobs",
         "max_permutations",
+        "commands_per_minute",
+        "command_burst",
+        "same_button_s",
     }
     if unknown:
         raise PlanError(f"{source}: [{where}] has unknown keys {', '.join(sorted(unknown))}")
@@ -135,6 +162,9 @@ def _plan(name: str, body: Any, source: str) -> Plan:
         max_concurrent_jobs=max(1, int(_number(body, "max_concurrent_jobs", 3, source, where))),
         max_queued_jobs=int(_number(body, "max_queued_jobs", 10, source, where)),
         max_permutations=permutations,
+        commands_per_minute=_number(body, "commands_per_minute", 20, source, where),
+        command_burst=int(_number(body, "command_burst", 5, source, where)),
+        same_button_s=_number(body, "same_button_s", 2, source, where),
     )
 
 

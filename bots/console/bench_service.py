@@ -5,9 +5,10 @@ the no-op render on the GPU thread, images into the store, ``complete_job`` in S
 one in-process worker. Two runs:
 
 * ``idle``: one job at a time, the next submitted when the previous is done. Enqueue → start latency of an idle
-  worker (bounded below by the worker's poll delay: arq polls the queue).
-* ``burst``: N jobs queued while the worker holds off, then drained: jobs/s through one worker, and the time
-  from one job's start to the next (the per-job service overhead, poll pause included).
+  worker (the worker blocks on a wake-up list that ``enqueue`` pushes to).
+* ``burst``: N jobs queued while the worker holds off, then drained: jobs/s through one worker, the time from one
+  job's start to the next (the per-job service overhead), and the worker's pause between arq ending one job and
+  taking the next (the queue's own gap: a poll delay before the wake-up list, about a Redis round trip now).
 
 Latency is measured in this process (``time.perf_counter``): from the call to ``enqueue`` to the renderer starting.
 It needs a Redis whose impasto queue is empty (it never flushes anything) and uses a fresh SQLite database in a
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 class _Clock:
     enqueued: dict[str, float] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
+    # The queue's own gap: arq's job end (after_job_end) → arq starting the next job (run_job), burst run only.
+    taken: list[float] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -112,6 +116,7 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
         renderer_factory=lambda: TimedRenderer(steps=1),
     )
     worker = build_worker(setup, redis_url=redis_url, handle_signals=False)
+    _time_pickups(worker, clock)
     running = asyncio.create_task(worker.main())
     counter = 0
 
@@ -140,6 +145,8 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
             burst.append(ticket.job_id)
         submitted_s = time.perf_counter() - t0
         t1 = time.perf_counter()
+        clock.taken.clear()
+        clock.ended.clear()
         worker.allow_pick_jobs = True
         async for _ in events.listen(pool, job_ids=burst, since=since):
             pass
@@ -165,9 +172,28 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     if gaps:
         _latency(f"burst ({args.jobs} queued): start→next start", gaps)
+    pickups = [b - a for a, b in zip(clock.ended, clock.taken[1:], strict=False) if b >= a]
+    if pickups:
+        _latency(f"burst ({args.jobs} queued): job end→next job taken (the queue's gap)", pickups)
     print(f"burst: submitted in {submitted_s:.2f} s ({args.jobs / submitted_s:.1f} jobs/s through the job service)")
     print(f"burst: drained in {drained_s:.2f} s = {args.jobs / drained_s:.1f} jobs/s through one worker")
     return 0
+
+
+def _time_pickups(worker: Any, clock: _Clock) -> None:
+    """Wrap arq's per-job entry and end hook to time the worker's pause between two jobs."""
+    run_job, after_job_end = worker.run_job, worker.after_job_end
+
+    async def timed_run_job(job_id: str, score: int) -> None:
+        clock.taken.append(time.perf_counter())
+        await run_job(job_id, score)
+
+    async def timed_after_job_end(ctx: dict[str, Any]) -> None:
+        await after_job_end(ctx)
+        clock.ended.append(time.perf_counter())
+
+    worker.run_job = timed_run_job
+    worker.after_job_end = timed_after_job_end
 
 
 def _latency(label: str, seconds: list[float]) -> None:

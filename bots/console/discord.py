@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from typing import Any
 
 
@@ -27,17 +26,33 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # Imported here: `impasto --help` must stay quick and light on hosts that never run the Discord bot.
+    from functools import partial
+
     from impasto.bots.config import Settings
     from impasto.bots.discord.main import ConfigError, run
     from impasto.bots.ops.health import run_with_ops
     from impasto.bots.ops.logs import configure_logging, secrets_of
+    from impasto.bots.startup import explain_common, explain_discord, guarded_start
 
     settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
     level = getattr(logging, str(args.log_level).upper(), logging.INFO)
-    try:
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+
+    def config_error(exc: BaseException) -> str | None:
+        # ValueError: a bad IMPASTO_METRICS_PORT or IMPASTO_LOG_FORMAT (the operator port and the log format).
+        return str(exc) if isinstance(exc, ConfigError | ValueError) else None
+
+    def start() -> None:
         configure_logging(level=level if isinstance(level, int) else logging.INFO, secrets=secrets_of(settings))
         asyncio.run(run_with_ops(settings, run(settings, sync_commands=not args.no_sync)))
-    except (ConfigError, ValueError) as exc:  # ValueError: a bad IMPASTO_METRICS_PORT or IMPASTO_LOG_FORMAT
-        print(f"impasto discord: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return guarded_start(
+        "discord",
+        start,
+        secrets=(token,),
+        explain=(
+            config_error,
+            partial(explain_common, redis_url=settings.redis_url),
+            partial(explain_discord, api_url=settings.discord_api_url, gateway_url=settings.discord_gateway_url),
+        ),
+    )

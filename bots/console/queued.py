@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import re
 import sys
 import uuid
@@ -31,6 +32,14 @@ if TYPE_CHECKING:
     from impasto.bots.service.jobs import JobService
     from impasto.bots.service.views import JobView
     from impasto.storage.images import ImageStore
+
+#: How long a job may wait with no worker taking any job before the console says so (IMPASTO_NO_WORKER_WARN_S).
+NO_WORKER_WARN_S = 30.0
+
+
+def no_worker_line(seconds: float) -> str:
+    return f"no worker has taken a job for {seconds:g} s; is `impasto worker` running?"
+
 
 _JOB_REF = re.compile(r"^(?P<job>[A-Za-z0-9_-]{4,64})(?:[:/#](?P<index>[1-4]))?$")
 
@@ -197,6 +206,8 @@ async def _wait(console: ConsoleService, who: Requester, job_ids: list[str], sin
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     tasks = {job_id: bar.add_task(f"{job_id} queued", total=None) for job_id in job_ids}
     finals: dict[str, events.Event] = {}
+    started: set[str] = set()
+    watch = asyncio.create_task(_warn_if_no_worker(console.pool, job_ids, started))
     try:
         with bar:
             async for event in events.listen(console.pool, job_ids=job_ids, since=since):
@@ -204,6 +215,7 @@ async def _wait(console: ConsoleService, who: Requester, job_ids: list[str], sin
                 if isinstance(event, events.Queued):
                     bar.update(task, description=f"{event.job_id} queued, {event.position} ahead")
                 elif isinstance(event, events.Started):
+                    started.add(event.job_id)
                     bar.update(task, description=f"{event.job_id} painting")
                 elif isinstance(event, events.Progress):
                     bar.update(task, completed=event.step, total=event.total)
@@ -216,6 +228,8 @@ async def _wait(console: ConsoleService, who: Requester, job_ids: list[str], sin
                 await console.service.cancel(who, job_id)
         print("cancelled; nothing is charged for unfinished jobs", file=sys.stderr)
         return 130
+    finally:
+        watch.cancel()
     for job_id in job_ids:
         final = finals[job_id]
         if isinstance(final, events.Done):
@@ -229,6 +243,19 @@ async def _wait(console: ConsoleService, who: Requester, job_ids: list[str], sin
             failed += 1
             print(f"job {job_id} was cancelled", file=sys.stderr)
     return 1 if failed else 0
+
+
+async def _warn_if_no_worker(pool: ArqRedis, job_ids: list[str], started: set[str]) -> None:
+    """Say once if none of ``job_ids`` started and no worker of this deployment took any job for the whole wait."""
+    from impasto.queue.keys import namespace_from_env
+    from impasto.queue.stalled import nothing_taken_since, waiting_jobs
+
+    seconds = float(os.environ.get("IMPASTO_NO_WORKER_WARN_S") or NO_WORKER_WARN_S)
+    ns = namespace_from_env()
+    before = await waiting_jobs(pool, ns)
+    await asyncio.sleep(seconds)
+    if not started.issuperset(job_ids) and await nothing_taken_since(pool, ns, before):
+        print(no_worker_line(seconds), file=sys.stderr)
 
 
 def _save(console: ConsoleService, view: JobView, out: Path) -> None:

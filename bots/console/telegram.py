@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from impasto.bots.config import Settings
+from impasto.storage.db import DatabaseError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,24 +38,34 @@ def run_telegram(args: argparse.Namespace) -> int:
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         print("IMPASTO_TELEGRAM_WEBHOOK_SECRET is required with IMPASTO_TELEGRAM_WEBHOOK_URL", file=sys.stderr)
         return 2
+    from functools import partial
+
     from impasto.bots.ops.health import run_with_ops
     from impasto.bots.ops.logs import configure_logging, secrets_of
+    from impasto.bots.startup import explain_common, explain_telegram, guarded_start
     from impasto.bots.telegram.main import RunOptions, main
-    from impasto.storage.db import DatabaseError
 
-    try:
-        # httpx logs every URL, and Bot API URLs hold the token: configure_logging keeps httpx at WARNING and redacts.
-        configure_logging(secrets=secrets_of(settings))
-    except ValueError as exc:  # a bad IMPASTO_LOG_FORMAT
-        print(exc, file=sys.stderr)
-        return 2
     options = RunOptions(webhook_listen=args.listen, webhook_port=args.port, set_commands=not args.no_commands)
     token = settings.telegram_token.get_secret_value()
-    try:
-        asyncio.run(run_with_ops(settings, main(settings, token, settings.redis_url, options)))
-    except (DatabaseError, ValueError) as exc:  # ValueError: a bad IMPASTO_METRICS_PORT
-        print(exc, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    secret = settings.telegram_webhook_secret
+    redis_url = settings.redis_url
+
+    def config_error(exc: BaseException) -> str | None:
+        # NotMigrated and friends; ValueError: a bad IMPASTO_LOG_FORMAT or IMPASTO_METRICS_PORT.
+        return str(exc) if isinstance(exc, DatabaseError | ValueError) else None
+
+    def start() -> None:
+        # httpx logs every URL, and Bot API URLs hold the token: configure_logging keeps httpx at WARNING and redacts.
+        configure_logging(secrets=secrets_of(settings))
+        asyncio.run(run_with_ops(settings, main(settings, token, redis_url, options)))
+
+    return guarded_start(
+        "telegram",
+        start,
+        secrets=(token, secret.get_secret_value() if secret else ""),
+        explain=(
+            config_error,
+            partial(explain_common, redis_url=redis_url),
+            partial(explain_telegram, api_url=settings.telegram_api_url),
+        ),
+    )

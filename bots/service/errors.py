@@ -70,3 +70,13 @@ class PromptRefused(ServiceError):
     """The server's moderation refused the prompt (or the user is banned or timed out); audited, nothing charged."""
 
     title = "Prompt refused"
+
+
+class RateLimited(ServiceError):
+    """Too many commands or presses too fast (``queue.ratelimit``); nothing was queued or charged."""
+
+    title = "Slow down"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

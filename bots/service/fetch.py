@@ -1,7 +1,8 @@
 """Image links in prompts become store keys before a job is queued: the worker reads images only from the store.
 
 The job service calls a ``FetchImage`` for every image prompt link (``/imagine https://…/a.png a cat``, attachments,
-``/blend``). ``http_fetcher`` is the production one (httpx, a size limit, a short timeout); tests pass their own.
+``/blend``). ``http_fetcher`` is the production one (httpx, a size limit, a short timeout, and ``safe_fetch``'s rule:
+public addresses only unless the allow-list names the host); tests pass their own.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+
+from impasto.bots.service.safe_fetch import AllowList, UnsafeURL, open_public
 
 FetchImage = Callable[[str], Awaitable[bytes]]
 
@@ -30,15 +33,16 @@ def image_extension(data: bytes) -> str:
     raise FetchError("is not a PNG, JPEG, WebP or GIF image")
 
 
-def http_fetcher(*, max_bytes: int, timeout_s: float = 15.0) -> FetchImage:
-    """Download one image link with a size cap (``Settings.max_upload_bytes``)."""
+def http_fetcher(*, max_bytes: int, timeout_s: float = 15.0, allow_hosts: AllowList | str | None = None) -> FetchImage:
+    """Download one image link with a size cap (``Settings.max_upload_bytes``), from public addresses only.
+
+    ``allow_hosts`` (``Settings.fetch_allow_hosts``) names hosts and networks exempt from the public-only rule.
+    """
+    allow = allow_hosts if isinstance(allow_hosts, AllowList) else AllowList.parse(allow_hosts)
 
     async def fetch(url: str) -> bytes:
         try:
-            async with (
-                httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client,
-                client.stream("GET", url) as response,
-            ):
+            async with open_public(url, allow=allow, timeout_s=timeout_s) as response:
                 if response.status_code != 200:
                     raise FetchError(f"answered HTTP {response.status_code}")
                 chunks: list[bytes] = []
@@ -49,6 +53,8 @@ def http_fetcher(*, max_bytes: int, timeout_s: float = 15.0) -> FetchImage:
                         raise FetchError(f"is larger than {max_bytes // (1024 * 1024)} MB")
                     chunks.append(chunk)
                 return b"".join(chunks)
+        except UnsafeURL as exc:
+            raise FetchError(str(exc)) from None
         except httpx.HTTPError as exc:
             raise FetchError(f"could not be downloaded ({type(exc).__name__})") from exc
 

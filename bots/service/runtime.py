@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
+
 from impasto.bots.config import Settings
 from impasto.bots.moderation.admission_check import ModerationCheck
 from impasto.bots.service.checks import POLICY_CHECKS
 from impasto.bots.service.fetch import FetchImage, http_fetcher
+from impasto.bots.service.flood import RateCheck
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import Enqueue
+from impasto.queue import keys
 from impasto.storage.db import make_engine, require_migrated, session_factory
 from impasto.storage.images import ImageStore
 from impasto.storage.plans import Plans, load_plans, plans_path_from_env
@@ -24,13 +28,20 @@ from impasto.storage.plans import Plans, load_plans, plans_path_from_env
 
 @asynccontextmanager
 async def job_service(
-    settings: Settings, *, enqueue: Enqueue, plans: Plans | None = None, fetch_image: FetchImage | None = None
+    settings: Settings,
+    *,
+    enqueue: Enqueue,
+    plans: Plans | None = None,
+    fetch_image: FetchImage | None = None,
+    redis: Redis | None = None,
 ) -> AsyncIterator[JobService]:
     """A ready JobService on ``settings``' database; raises ``NotMigrated`` (message: run `impasto db upgrade`).
 
     Plans come from ``IMPASTO_PLANS`` (or the shipped file); image prompt links are downloaded with a cap of
-    ``settings.max_upload_bytes`` unless another ``fetch_image`` is given.
+    ``settings.max_upload_bytes`` unless another ``fetch_image`` is given. The admission pipeline's policy checks:
+    the server's channels, the flood limits (with ``redis``: the bots pass theirs), the moderation policy.
     """
+    plans = plans or load_plans(plans_path_from_env())
     engine = make_engine(settings.database_url_or_default)
     try:
         await require_migrated(engine)
@@ -39,10 +50,15 @@ async def job_service(
             sessions,
             ImageStore.in_data_dir(settings.data_dir),
             settings.registry,
-            plans or load_plans(plans_path_from_env()),
+            plans,
             enqueue,
-            fetch_image=fetch_image or http_fetcher(max_bytes=settings.max_upload_bytes),
-            checks=[*POLICY_CHECKS, ModerationCheck(sessions, settings.moderation_policy)],
+            fetch_image=fetch_image
+            or http_fetcher(max_bytes=settings.max_upload_bytes, allow_hosts=settings.fetch_allow_hosts),
+            checks=[
+                *POLICY_CHECKS,
+                *([RateCheck(redis, plans.rate_limits, ns=keys.namespace_from_env())] if redis is not None else []),
+                ModerationCheck(sessions, settings.moderation_policy),
+            ],
         )
     finally:
         await engine.dispose()

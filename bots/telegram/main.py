@@ -40,7 +40,9 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
     redis = Redis.from_url(redis_url)
     try:
         images = ImageStore.in_data_dir(settings.data_dir)
-        fetch = store_fetcher(images, http_fetcher(max_bytes=settings.max_upload_bytes))
+        fetch = store_fetcher(
+            images, http_fetcher(max_bytes=settings.max_upload_bytes, allow_hosts=settings.fetch_allow_hosts)
+        )
         async with job_service(settings, enqueue=service_enqueue(pool, ns=ns), fetch_image=fetch) as service:
             application = build_application(token, settings.telegram_api_url)
             deps = Deps(

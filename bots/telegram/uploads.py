@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 from telegram import Bot
+from telegram.error import BadRequest
 
 from impasto.bots.service.fetch import FetchError, FetchImage
 from impasto.storage.images import KEY_PATTERN, ImageStore
@@ -64,10 +65,18 @@ async def download_image(bot: Bot, file_id: str, *, declared_bytes: int | None, 
     limit_mb = max_bytes / 1024 / 1024
     if declared_bytes is not None and declared_bytes > max_bytes:
         raise UploadRefused(f"That file is {declared_bytes / 1024 / 1024:.1f} MB; the limit is {limit_mb:.0f} MB.")
-    tg_file = await bot.get_file(file_id)
-    if tg_file.file_size is not None and tg_file.file_size > max_bytes:
-        raise UploadRefused(f"That file is {tg_file.file_size / 1024 / 1024:.1f} MB; the limit is {limit_mb:.0f} MB.")
-    data = bytes(await tg_file.download_as_bytearray())
+    try:
+        tg_file = await bot.get_file(file_id)
+        if tg_file.file_size is not None and tg_file.file_size > max_bytes:
+            size_mb = tg_file.file_size / 1024 / 1024
+            raise UploadRefused(f"That file is {size_mb:.1f} MB; the limit is {limit_mb:.0f} MB.")
+        data = bytes(await tg_file.download_as_bytearray())
+    except BadRequest:
+        # Telegram refuses files over its 20 MB bot limit ("file is too big") and stale or foreign file ids; found by
+        # the update fuzzer, where it used to escape the handler.
+        raise UploadRefused(
+            "Telegram would not hand over that file (too big or no longer available); send it again."
+        ) from None
     if len(data) > max_bytes:
         raise UploadRefused(f"That file is over the {limit_mb:.0f} MB limit.")
     return check_image(data)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from queue_helpers import Stack
 
-from impasto.bots.service.actions import Requester
+from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
 from impasto.queue.renderer import EngineRenderer
 from impasto.storage.models import Job

@@ -6,11 +6,15 @@ one more row; a pair where the check does not apply would make a job, charge it 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from conftest import TEST_REDIS_URL
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_job_service import Recorder, make_plans, render
@@ -20,14 +24,17 @@ from impasto.bots.moderation.admission_check import ModerationCheck
 from impasto.bots.moderation.policy import load_policy
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
-from impasto.bots.service.errors import ChannelNotAllowed, PromptRefused, ServiceError
+from impasto.bots.service.errors import ChannelNotAllowed, PromptRefused, RateLimited, ServiceError
+from impasto.bots.service.flood import RateCheck, admit_rate
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
+from impasto.queue import keys
 from impasto.queue.actions import Action
 from impasto.storage import moderation
 from impasto.storage.images import ImageStore
 from impasto.storage.models import Job, LedgerEntry, ModerationEvent
+from impasto.storage.plans import RateLimits
 
 OWNER = Requester("discord", "100", "ada", guild_id="900", channel_id="open")
 
@@ -51,6 +58,7 @@ class Scenario:
     refusal: type[Exception]
     setup: Callable[[JobService], Awaitable[None]] | None = None
     moderated: bool = False  # the service runs the moderation check (as ``runtime.job_service`` builds it)
+    flood: bool = False  # the service runs the flood check on a server bucket with room for one command
 
 
 async def close_the_channel(service: JobService) -> None:
@@ -70,6 +78,7 @@ def moderation_check(sessions: async_sessionmaker[AsyncSession]) -> ModerationCh
 SCENARIOS = [
     Scenario("closed channel", replace(OWNER, channel_id="closed"), (), ChannelNotAllowed, close_the_channel),
     Scenario("banned by a moderator", OWNER, (), PromptRefused, ban_the_owner, moderated=True),
+    Scenario("server flooded", OWNER, (), RateLimited, flood=True),
     Scenario("any added check", OWNER, (ban_everyone,), Banned),
 ]
 assert len(POLICY_CHECKS) == 1, "a new policy check needs its scenario above"
@@ -104,6 +113,25 @@ ENTRIES: dict[str, Entry] = {
 }
 
 
+@asynccontextmanager
+async def flood_check(wanted: bool) -> AsyncIterator[list[PolicyCheck]]:
+    """A flood check whose server bucket (one command, refilled once a day) the owner's server already spent, in a
+    namespace of its own on the test Redis; nothing when not ``wanted``."""
+    if not wanted:
+        yield []
+        return
+    redis = Redis.from_url(TEST_REDIS_URL)
+    ns = keys.Namespace(f"impasto-test-flood-{uuid.uuid4().hex[:8]}:")
+    limits = RateLimits(guild_commands_per_minute=1 / 1440, guild_burst=1)
+    try:
+        await admit_rate(redis, make_plans().get("member"), limits, OWNER, ns=ns)  # the one token
+        yield [RateCheck(redis, limits, ns=ns)]
+    finally:
+        async for key in redis.scan_iter(match=ns.prefix + "*"):
+            await redis.delete(key)
+        await redis.aclose()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ImageStore:
     return ImageStore(tmp_path / "images")
@@ -129,12 +157,16 @@ async def test_every_check_applies_to_every_entry_point(
     picked = await open_service.press(OWNER, ticket.job_id, Action.UPSCALE, 2, idempotency_key="pick")
     before = await jobs_and_charges(sessions)
 
-    checks = [*POLICY_CHECKS, *scenario.extra, *([moderation_check(sessions)] if scenario.moderated else [])]
-    service = JobService(sessions, store, load_registry(), make_plans(), recorder, checks=checks)
-    if scenario.setup is not None:
-        await scenario.setup(service)
-    with pytest.raises(scenario.refusal):
-        await ENTRIES[entry](service, scenario.where, ticket.job_id, picked.view.job_id)
+    checks: list[PolicyCheck] = [*POLICY_CHECKS, *scenario.extra]
+    if scenario.moderated:
+        checks.append(moderation_check(sessions))
+    async with flood_check(scenario.flood) as flood:
+        checks += flood
+        service = JobService(sessions, store, load_registry(), make_plans(), recorder, checks=checks)
+        if scenario.setup is not None:
+            await scenario.setup(service)
+        with pytest.raises(scenario.refusal):
+            await ENTRIES[entry](service, scenario.where, ticket.job_id, picked.view.job_id)
     after = await jobs_and_charges(sessions)
     assert after == before, "a refused request made a job or charged"
 
