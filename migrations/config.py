@@ -7,12 +7,15 @@ is how async code migrates without starting a second event loop.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -45,5 +48,32 @@ async def _run(engine: AsyncEngine, action: Any) -> None:
         config.attributes["connection"] = connection
         action(config)
 
-    async with engine.begin() as connection:
+    async with engine.connect() as connection, sqlite_foreign_keys_off(connection), connection.begin():
         await connection.run_sync(with_connection)
+
+
+@asynccontextmanager
+async def sqlite_foreign_keys_off(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Foreign keys off on SQLite while migrations run.
+
+    Batch mode rebuilds a SQLite table by copy, drop and rename; with foreign keys on, dropping the old ``users`` or
+    ``jobs`` is a DELETE that cascades (ON DELETE CASCADE) and empties jobs and images. SQLite ignores this PRAGMA
+    inside a transaction, and impasto's engine begins every transaction itself (``BEGIN IMMEDIATE``), so it goes
+    straight to the driver's connection, before the migration's transaction, and is turned back on after it.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+
+    def pragma(sync: Connection, value: str) -> None:
+        cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # a live connection
+        try:
+            cursor.execute(f"PRAGMA foreign_keys={value}")
+        finally:
+            cursor.close()
+
+    await connection.run_sync(pragma, "OFF")
+    try:
+        yield
+    finally:
+        await connection.run_sync(pragma, "ON")

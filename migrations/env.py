@@ -13,6 +13,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from impasto.migrations.config import sqlite_foreign_keys_off
 from impasto.storage.db import make_engine, url_from_environment
 from impasto.storage.models import Base
 
@@ -46,7 +47,7 @@ def do_run_migrations(connection: Connection) -> None:
 async def run_async_migrations() -> None:
     engine = make_engine(_url())
     try:
-        async with engine.connect() as connection:
+        async with engine.connect() as connection, sqlite_foreign_keys_off(connection):
             await connection.run_sync(do_run_migrations)
             await connection.commit()
     finally:
