@@ -33,6 +33,13 @@ class WorkerConfig(BaseSettings):
     models: str = ""
     max_wait_s: float = Field(default=3600.0, gt=0)
     sweep_interval_s: float = Field(default=15.0, ge=0)  # 0: this worker never sweeps
+    # IMPASTO_MODERATION_RETENTION_DAYS (the bots read it too): the sweep empties the evidence (prompts, matched words)
+    # of moderation audit rows older than this, once an hour.
+    moderation_retention_days: int = Field(
+        default=30,
+        ge=1,
+        validation_alias=AliasChoices("moderation_retention_days", "IMPASTO_MODERATION_RETENTION_DAYS"),
+    )
     # Exit (status 75) when the GPU thread is wedged, for the supervisor to restart the worker. Off only where the
     # worker runs inside another program that must not exit (tests, the service benchmark).
     exit_when_wedged: bool = True

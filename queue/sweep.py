@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.queue import endings, keys
 from impasto.queue.settings import WorkerConfig
+from impasto.storage import moderation
 from impasto.storage.lifecycle import Released
 from impasto.storage.models import QUEUED, RUNNING, Guild, Job, User
 
@@ -42,6 +43,7 @@ REQUEUE_AFTER_S = 60.0
 
 #: At most this many jobs of each kind are handled per sweep, so one sweep stays short; the next takes the rest.
 BATCH = 200
+PURGE_EVERY_S = 3600  # the moderation evidence purge: once an hour is plenty
 
 
 @dataclass
@@ -146,6 +148,7 @@ async def run_sweeper(sessions: async_sessionmaker[AsyncSession], pool: ArqRedis
             if not await pool.set(config.ns.sweep_turn, config.name, nx=True, px=int(interval * 900)):
                 continue
             report = await sweep(sessions, pool, config)
+            await purge_moderation_evidence(sessions, pool, config)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -159,6 +162,22 @@ async def run_sweeper(sessions: async_sessionmaker[AsyncSession], pool: ArqRedis
                 len(report.requeued),
                 len(report.released),
             )
+
+
+async def purge_moderation_evidence(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, config: WorkerConfig
+) -> int:
+    """Once an hour across all workers: empty the evidence of moderation audit rows past the retention (the rows
+    stay). Returns how many rows were purged (0 when it was not this worker's hour)."""
+    if not await pool.set(config.ns.prefix + "purge-turn", config.name, nx=True, ex=PURGE_EVERY_S):
+        return 0
+    async with sessions() as session, session.begin():
+        purged = await moderation.purge_evidence(session, retention_days=config.moderation_retention_days)
+    if purged.rows:
+        log.info(
+            "moderation: evidence of %d audit rows past %d days purged", purged.rows, config.moderation_retention_days
+        )
+    return purged.rows
 
 
 async def _held_by_arq(pool: ArqRedis, job_id: str, ns: keys.Namespace) -> bool:

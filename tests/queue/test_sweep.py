@@ -12,10 +12,11 @@ from sqlalchemy import select, update
 
 from impasto.bots.service.requester import Requester
 from impasto.queue import events
-from impasto.queue.sweep import sweep
+from impasto.queue.sweep import purge_moderation_evidence, sweep
 from impasto.queue.worker import build_worker
+from impasto.storage import moderation
 from impasto.storage.lifecycle import claim_job, fail_job
-from impasto.storage.models import Job, Usage
+from impasto.storage.models import Job, ModerationEvent, Usage, utcnow
 
 GIL = Requester(platform="telegram", user_id="8008", display_name="gil")
 
@@ -138,3 +139,27 @@ async def test_a_running_worker_sweeps_on_its_own(stack: Stack) -> None:
     view = await stack.service.job(ticket.job_id)
     assert view.error is not None
     assert "waited 120 min" in view.error
+
+
+async def test_the_sweep_purges_old_moderation_evidence_once_an_hour(stack: Stack) -> None:
+    async with stack.sessions() as session, session.begin():
+        user_id = await moderation.user_id_for(session, "discord", "gil")
+        old = await moderation.record_refusal(
+            session,
+            user_id=user_id,
+            guild_id=None,
+            channel_id=None,
+            category="gore",
+            rule="word",
+            matched=("gory",),
+            prompt="a gory knight",
+            now=utcnow() - timedelta(days=40),
+        )
+    config = stack.setup(moderation_retention_days=30).config
+    await stack.pool.delete(config.ns.prefix + "purge-turn")
+    assert await purge_moderation_evidence(stack.sessions, stack.pool, config) == 1
+    assert await purge_moderation_evidence(stack.sessions, stack.pool, config) == 0  # not this hour again
+    async with stack.sessions() as session:
+        row = await session.get(ModerationEvent, old.refusal_id)
+        assert row is not None
+        assert (row.prompt, row.matched) == (None, None)  # the row stays; its evidence is gone
