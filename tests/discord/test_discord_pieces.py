@@ -81,6 +81,18 @@ def test_escaping_breaks_mentions_and_markdown() -> None:
     assert texts.NO_MENTIONS.to_dict() == {"parse": []}
 
 
+def test_code_spans_show_text_verbatim_and_cannot_be_closed() -> None:
+    assert texts.code("--ar 2:3 **x**") == "--ar 2:3 **x**"  # no backslashes: Discord shows a code span as is
+    assert "`" not in texts.code("a ` b")
+
+
+def test_the_model_dropdown_has_one_handler() -> None:
+    from impasto.bots.discord.custom_ids import SETTING_TEMPLATE
+
+    assert re.fullmatch(SETTING_TEMPLATE, "imp:set:model") is None
+    assert re.fullmatch(SETTING_TEMPLATE, "imp:set:mode:fast") is not None
+
+
 def test_long_prompts_are_cut_to_fit_a_message() -> None:
     content = texts.finished("word " * 1000, "4000000000000000001", "fast")
     assert len(content) <= texts.MAX_MESSAGE

@@ -27,7 +27,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def live(start_bot, stack: ServiceStack) -> ImpastoBot:  # type: ignore[no-untyped-def]
-    bot: ImpastoBot = await start_bot(stack.backend, catch_up=stack.backend, consumer="live")
+    bot: ImpastoBot = await start_bot(consumer="live")
     return bot
 
 
@@ -198,9 +198,7 @@ async def test_a_job_that_ends_during_a_restart_still_gets_its_grid(
     start_bot,
     stack: ServiceStack,  # type: ignore[no-untyped-def]
 ) -> None:
-    from impasto.bots.discord.service_backend import ServiceBackend
-
-    first = await start_bot(stack.backend, catch_up=stack.backend, consumer="first")
+    first = await start_bot(consumer="first")
     record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "while you were out"}])
     await fake.wait_message(lambda m: m["id"] == record.original_id and "Waiting" in m["content"])
     for _ in range(200):  # the message is recorded right after it is posted
@@ -211,8 +209,7 @@ async def test_a_job_that_ends_during_a_restart_still_gets_its_grid(
     await stack.drain()  # ...when the worker finishes it
     assert "Waiting" in fake.messages[record.original_id or ""]["content"]
 
-    backend = ServiceBackend(stack.service, stack.pool)  # a new process: nothing in memory
-    await start_bot(backend, catch_up=backend, consumer="second")
+    await start_bot(consumer="second")  # a new process: nothing in memory
     grid = await fake.wait_message(lambda m: m["id"] == record.original_id and bool(m["components"]))
     assert grid["content"].startswith(f"**while you were out** - <@{ALICE}> (fast)")
     assert len(grid["attachments"]) == 1
@@ -226,11 +223,9 @@ async def test_two_processes_hearing_one_result_post_it_once(
     """The follower in one process and the catch-up consumer of another both hear the job's end: one edit wins."""
     from contextlib import suppress
 
-    from impasto.bots.discord.service_backend import ServiceBackend
-
     # This process follows the job; its own catch-up is off so the event group's only consumer is the other process.
-    await start_bot(stack.backend, catch_up=None, consumer="follower")
-    other = ServiceBackend(stack.service, stack.pool)  # another bot process: it follows nothing itself
+    await start_bot(catch_up=False, consumer="follower")
+    other = stack.follower()  # another bot process: it follows nothing itself
     orphans: list[object] = []
 
     async def catch_up() -> None:
