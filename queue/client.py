@@ -57,7 +57,7 @@ async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace 
     )
     ahead = await fairness.position(pool, score, ns=ns)
     if job is not None:
-        await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead))
+        await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead), ns=ns)
     return Enqueued(job_id=request.job_id, created=job is not None, position=ahead, score=score)
 
 

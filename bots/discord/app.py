@@ -1,7 +1,8 @@
 """The bot: a discord.py ``commands.Bot`` with our cogs, persistent controls and command sync in ``setup_hook``.
 
-Resources (the job service, Redis, SQL) are opened by the caller and passed in: the core ``JobService`` and the
-event ``Follower``; nothing here is a module-level singleton. Intents are the unprivileged minimum: slash commands
+Resources (the job service, Redis, SQL) are opened by the caller and passed in: the core ``JobService`` and the Redis
+its events come through; nothing here is a module-level singleton. Each process runs the delivery core
+(``bots/service/delivery``) with ``DiscordSurface``. Intents are the unprivileged minimum: slash commands
 and buttons arrive as interactions whatever the intents, and reactions need only the reaction intents.
 """
 
@@ -16,15 +17,19 @@ from typing import Any
 
 import discord
 from discord.ext import commands
+from redis.asyncio import Redis
 
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
 from impasto.bots.discord.cogs.jobs import Jobs
 from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
-from impasto.bots.discord.following import Follower
+from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.views import DYNAMIC_ITEMS
+from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
+from impasto.queue import events
+from impasto.queue.keys import DEFAULT, Namespace
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +39,14 @@ class BotOptions:
     test_guild: int | None = None  # sync commands to this guild only (instant); None: globally (up to an hour)
     sync_commands: bool = True
     shards: int | None = None  # set: discord.py's auto-sharded client with this many shards
-    min_edit_interval_s: float = 2.0  # progress edits per message, at most one per this
+    min_edit_interval_s: float = 2.0  # progress edits per channel, at most one per this (across bot processes)
     max_upload_bytes: int = 10 * 1024 * 1024
     guild_ready_timeout_s: float = 2.0
     consumer: str | None = None  # this process's name in the "discord" event consumer group (default host-pid)
-    catch_up: bool = True  # read the consumer group for ends of jobs no process follows (off: a follower only)
+    deliver: bool = True  # run the delivery core in this process (off: commands only, another process delivers)
+    events_group: str | None = None  # the consumer group (default "discord"; tests use their own)
+    reclaim_idle_ms: int = events.RECLAIM_IDLE_MS  # take over what a vanished process left unacknowledged
+    events_block_ms: int = 5000
 
 
 def intents() -> discord.Intents:
@@ -56,7 +64,9 @@ def settable_models(service: JobService) -> list[str]:
 
 
 class ImpastoBot(commands.Bot):
-    def __init__(self, service: JobService, follower: Follower, options: BotOptions, **kwargs: Any) -> None:
+    def __init__(
+        self, service: JobService, redis: Redis, options: BotOptions, *, ns: Namespace = DEFAULT, **kwargs: Any
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -66,9 +76,17 @@ class ImpastoBot(commands.Bot):
             **kwargs,
         )
         self.options = options
-        self.controls = Controls(
-            service, follower, models=settable_models(service), min_edit_interval_s=options.min_edit_interval_s
+        self.delivery = Delivery(
+            service,
+            redis,
+            DiscordSurface(self, service.images),
+            ns=ns,
+            group=options.events_group,
+            edit_interval_s=options.min_edit_interval_s,
+            reclaim_idle_ms=options.reclaim_idle_ms,
+            block_ms=options.events_block_ms,
         )
+        self.controls = Controls(service, self.delivery, models=settable_models(service))
         self.synced: list[discord.app_commands.AppCommand] = []
 
     async def setup_hook(self) -> None:
@@ -79,9 +97,9 @@ class ImpastoBot(commands.Bot):
         await self.add_cog(Server(self.controls))
         if self.options.sync_commands:
             await self.sync_commands()
-        if self.options.catch_up:
+        if self.options.deliver:
             consumer = self.options.consumer or f"discord-{socket.gethostname()}-{os.getpid()}"
-            self.controls.spawn(self.controls.catch_up(self, consumer=consumer))
+            self.controls.spawn(self.delivery.run(consumer=consumer))
 
     async def sync_commands(self) -> None:
         if self.options.test_guild is not None:
@@ -101,7 +119,7 @@ class ShardedImpastoBot(ImpastoBot, commands.AutoShardedBot):
     """The same bot over several gateway connections (``IMPASTO_DISCORD_SHARDS``)."""
 
 
-def build_bot(service: JobService, follower: Follower, options: BotOptions) -> ImpastoBot:
+def build_bot(service: JobService, redis: Redis, options: BotOptions, *, ns: Namespace = DEFAULT) -> ImpastoBot:
     if options.shards is not None:
-        return ShardedImpastoBot(service, follower, options, shard_count=options.shards)
-    return ImpastoBot(service, follower, options)
+        return ShardedImpastoBot(service, redis, options, ns=ns, shard_count=options.shards)
+    return ImpastoBot(service, redis, options, ns=ns)

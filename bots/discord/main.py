@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack
 from impasto.bots.config import Settings
 from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
 from impasto.bots.discord.endpoints import use_endpoints
-from impasto.bots.discord.following import Follower
 from impasto.bots.service.runtime import job_service
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import namespace_from_env
@@ -46,7 +45,7 @@ async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncE
     stack.push_async_callback(pool.aclose)
     service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool, ns=ns)))
     use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
-    bot = build_bot(service, Follower(service, pool, ns=ns), options_from(settings, sync_commands=sync_commands))
+    bot = build_bot(service, pool, options_from(settings, sync_commands=sync_commands), ns=ns)
     await stack.enter_async_context(bot)
     await bot.login(token)
     return bot

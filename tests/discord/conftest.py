@@ -12,7 +12,7 @@ import pytest
 from discord_stack import ServiceStack, service_stack
 from fake_discord import FakeDiscord
 
-from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
+from impasto.bots.discord.app import ImpastoBot, build_bot
 from impasto.bots.discord.endpoints import use_endpoints
 
 StartBot = Callable[..., Coroutine[Any, Any, ImpastoBot]]
@@ -39,10 +39,8 @@ async def start_bot(fake: FakeDiscord, stack: ServiceStack) -> AsyncIterator[Sta
 
     async def start(**options: Any) -> ImpastoBot:
         use_endpoints(fake.api_url, fake.gateway_url)
-        options.setdefault("min_edit_interval_s", 0.0)
-        options.setdefault("guild_ready_timeout_s", 0.05)
         options.setdefault("consumer", f"bot-{len(running) + 1}")
-        bot = build_bot(stack.service, stack.follower(), BotOptions(**options))
+        bot = build_bot(stack.service, stack.pool, stack.bot_options(**options), ns=stack.ns)
         task = asyncio.create_task(bot.start("fake-token"))
         running.append((bot, task))
         while not bot.is_ready():

@@ -58,11 +58,10 @@ class Create(commands.Cog):
         await interaction.response.defer(thinking=True)
         images = await read_images([image, image2], self.max_upload_bytes)
         who = requester_of(interaction)
-        since = await self.controls.follower.position()
         tickets = await self.service.imagine(
             who, prompt, image_urls=[i.url for i in images], idempotency_key=f"discord:{interaction.id}"
         )
-        await self.controls.start_jobs(interaction, tickets, since, OriginalResponse(interaction), who)
+        await self.controls.start_jobs(interaction, tickets, OriginalResponse(interaction), who)
 
     @app_commands.command(name="blend", description="Blend 2–5 images into a new one")
     @app_commands.describe(
@@ -90,11 +89,10 @@ class Create(commands.Cog):
         shape = dimensions.value if dimensions is not None else "square"
         # The checked bytes go to the image store now: the worker reads them there, no second download.
         keys = [await asyncio.to_thread(self.service.images.put, image.data) for image in images]
-        since = await self.controls.follower.position()
         tickets = await self.service.blend(
             who, [i.url for i in images], shape, idempotency_key=f"discord:{interaction.id}", image_keys=keys
         )
-        await self.controls.start_jobs(interaction, tickets, since, OriginalResponse(interaction), who)
+        await self.controls.start_jobs(interaction, tickets, OriginalResponse(interaction), who)
 
     @app_commands.command(name="describe", description="Suggest prompts for an image (not available yet)")
     @app_commands.describe(image="The image to describe")

@@ -14,9 +14,10 @@ from discord.ext import commands
 from impasto.bots.discord import replies, texts
 from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
-from impasto.bots.discord.controls import Controls, result_content, result_file, result_view
-from impasto.bots.discord.following import PLATFORM
+from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.delivery import OriginalResponse
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
+from impasto.bots.discord.surface import PLATFORM, finished, result_content, result_file, result_view
 from impasto.bots.service.errors import JobNotReady
 from impasto.bots.service.requester import Requester
 
@@ -44,15 +45,11 @@ class Jobs(commands.Cog):
         view = await self.service.show(who, job_id.strip())
         if view.status != "done":
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
-        finished = await asyncio.to_thread(self.controls.follower.finished, view)
-        file = result_file(view, finished, nsfw_channel=who.nsfw_channel)
-        message = await interaction.edit_original_response(
-            content=result_content(view),
-            attachments=[file] if file else [],
-            view=result_view(view),
-            allowed_mentions=texts.NO_MENTIONS,
-        )
-        await self.controls.follower.remember(view.job_id, str(message.channel.id), str(message.id))
+        pictures = await asyncio.to_thread(finished, self.service.images, view)
+        file = result_file(view, pictures, nsfw_channel=who.nsfw_channel)
+        target = OriginalResponse(interaction)
+        await target.edit(result_content(view), file=file, view=result_view(view))
+        await self.controls.shows(view.job_id, target, "result")
 
     @app_commands.command(name="history", description="Your recent jobs")
     async def history(self, interaction: _Interaction) -> None:
@@ -89,7 +86,7 @@ class Jobs(commands.Cog):
     async def _cancel_or_delete(self, who: Requester, job_id: str, payload: discord.RawReactionActionEvent) -> None:
         status = await self.service.cancel(who, job_id)
         if status == "cancelled":
-            await self.controls.follower.announce_cancelled(job_id)
+            await self.controls.delivery.announce_cancelled(job_id)
         elif status in ("done", "failed"):
             # A finished job has nothing to stop: ❌ removes its message (the service checked ownership either way).
             channel = self.bot.get_partial_messageable(payload.channel_id)
@@ -97,9 +94,9 @@ class Jobs(commands.Cog):
 
     async def _send_details(self, who: Requester, job_id: str) -> None:
         view = await self.service.job(job_id)
-        finished = await asyncio.to_thread(self.controls.follower.finished, view)
+        pictures = await asyncio.to_thread(finished, self.service.images, view)
         dm = await self.bot.create_dm(discord.Object(int(who.user_id)))
         files = [
-            discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(finished.images_png, 1)
+            discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(pictures.images_png, 1)
         ]
         await dm.send(replies.details(view), files=files[:10], allowed_mentions=texts.NO_MENTIONS)

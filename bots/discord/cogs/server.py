@@ -12,7 +12,7 @@ from impasto.bots.discord import replies
 from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
-from impasto.bots.discord.following import PLATFORM
+from impasto.bots.discord.surface import PLATFORM
 from impasto.bots.service.errors import InvalidRequest
 
 _Interaction = discord.Interaction[Any]
