@@ -182,7 +182,7 @@ class Delivery:
             if await self.deliver_end(event.job_id, paints_noise=noise) is None:
                 await self._early_end(event.job_id, noise)
             return
-        if await self.redis.exists(self._key("ended", event.job_id)):
+        if await self.redis.exists(self._key("ended", event.job_id), self._key("posting", event.job_id)):
             return  # a late progress event must not turn a result back into a progress bar
         shown = await self._shown(event.job_id)
         if shown is None:
