@@ -64,7 +64,7 @@ async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace 
         await wake_workers(pool, ns=ns)  # first: the worker starts while we count the position
     ahead = await fairness.position(pool, score, ns=ns)
     if job is not None:
-        await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead))
+        await events.publish(pool, events.Queued(job_id=request.job_id, position=ahead), ns=ns)
     return Enqueued(job_id=request.job_id, created=job is not None, position=ahead, score=score)
 
 

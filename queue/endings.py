@@ -47,7 +47,7 @@ async def fail(
     async with sessions() as session, session.begin():
         failed = await fail_job(session, job_id, error=message, only_if=only_if)
     if failed:
-        await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True))
+        await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True), ns=ns)
         await release_after(sessions, pool, job_id, ns=ns)
     return failed
 
@@ -59,7 +59,7 @@ async def cancel(
     async with sessions() as session, session.begin():
         cancelled = await cancel_job(session, job_id)
     if cancelled:
-        await events.publish_final(pool, events.Cancelled(job_id=job_id, refunded=True))
+        await events.publish_final(pool, events.Cancelled(job_id=job_id, refunded=True), ns=ns)
         await release_after(sessions, pool, job_id, ns=ns)
     return cancelled
 

@@ -4,6 +4,9 @@ A stream, not pub/sub, because a bot that restarts must still post the grids tha
 ``consume`` reads through a consumer group per platform (unacknowledged entries come back after a crash),
 ``listen`` follows the stream from a point for one process (the console's progress bar).
 
+The stream is the namespace's (``keys.Namespace.events``): each deployment, and each test session sharing a Redis,
+hears only its own jobs. Every function takes the ``ns`` its caller's workers use (``keys.namespace_from_env()``).
+
 Every entry has three fields: ``job`` (the job id), ``kind`` and ``data`` (the event as JSON). Terminal events
 (``done``, ``failed``, ``cancelled``) are published at most once per job (``publish_final``); a job re-run after a
 crash publishes nothing again once its row is final.
@@ -24,6 +27,8 @@ from impasto.queue import keys
 
 #: Entries kept in the stream (approximate trim); a day of a busy service.
 STREAM_MAXLEN = 100_000
+#: How long another consumer's unacknowledged entry waits before a quiet consumer of the group takes it over.
+RECLAIM_IDLE_MS = 60_000
 #: How long the "terminal event published" marker lives.
 FINAL_MARKER_TTL_S = 7 * 24 * 3600
 
@@ -123,9 +128,14 @@ def _parse(fields: dict[Any, Any]) -> Event:
     return _EVENT.validate_json(_field(fields, "data"))
 
 
-async def publish(redis: Redis, event: Event) -> str:
+def entry_fields(event: Event) -> dict[str, str]:
+    """A stream entry's fields, for a caller adding it in its own pipeline (``xadd(ns.events, entry_fields(e))``)."""
+    return _fields(event)
+
+
+async def publish(redis: Redis, event: Event, *, ns: keys.Namespace = keys.DEFAULT) -> str:
     """Append a non-terminal event (queued, started, progress)."""
-    entry = await redis.xadd(keys.EVENTS_STREAM, cast(Any, _fields(event)), maxlen=STREAM_MAXLEN, approximate=True)
+    entry = await redis.xadd(ns.events, cast(Any, _fields(event)), maxlen=STREAM_MAXLEN, approximate=True)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
@@ -137,14 +147,14 @@ return false
 """
 
 
-async def publish_final(redis: Redis, event: Event) -> bool:
+async def publish_final(redis: Redis, event: Event, *, ns: keys.Namespace = keys.DEFAULT) -> bool:
     """Append a terminal event unless one was already published for the job; True if this call published it."""
     fields = _fields(event)
     result = await cast(Any, redis).eval(
         _PUBLISH_ONCE,
         2,
-        keys.job_final(event.job_id),
-        keys.EVENTS_STREAM,
+        ns.job_final(event.job_id),
+        ns.events,
         FINAL_MARKER_TTL_S,
         STREAM_MAXLEN,
         fields["job"],
@@ -154,9 +164,9 @@ async def publish_final(redis: Redis, event: Event) -> bool:
     return result is not None
 
 
-async def last_id(redis: Redis) -> str:
+async def last_id(redis: Redis, *, ns: keys.Namespace = keys.DEFAULT) -> str:
     """The id of the newest entry ("0-0" when empty): listen from here to miss nothing published after this call."""
-    newest = await redis.xrevrange(keys.EVENTS_STREAM, count=1)
+    newest = await redis.xrevrange(ns.events, count=1)
     if not newest:
         return "0-0"
     entry_id = newest[0][0]
@@ -170,6 +180,7 @@ async def listen(
     since: str = "$",
     until_final: bool = True,
     block_ms: int = 1000,
+    ns: keys.Namespace = keys.DEFAULT,
 ) -> AsyncIterator[Event]:
     """Follow the stream from ``since`` (an entry id, "0-0" for everything kept, "$" for new only).
 
@@ -180,9 +191,9 @@ async def listen(
     pending = set(wanted) if wanted is not None else None
     cursor = since
     if cursor == "$":
-        cursor = await last_id(redis)
+        cursor = await last_id(redis, ns=ns)
     while True:
-        batches = await redis.xread({keys.EVENTS_STREAM: cursor}, count=100, block=block_ms)
+        batches = await redis.xread({ns.events: cursor}, count=100, block=block_ms)
         for _stream, entries in batches or []:
             for entry_id, fields in entries:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -196,48 +207,62 @@ async def listen(
             return
 
 
-async def ensure_group(redis: Redis, group: str, *, start: str = "$") -> None:
+async def ensure_group(redis: Redis, group: str, *, start: str = "$", ns: keys.Namespace = keys.DEFAULT) -> None:
     """Create a consumer group (e.g. "telegram", "discord") if it does not exist; ``start`` "$" means new events."""
     try:
-        await redis.xgroup_create(keys.EVENTS_STREAM, group, id=start, mkstream=True)
+        await redis.xgroup_create(ns.events, group, id=start, mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
 
 
 async def consume(
-    redis: Redis, *, group: str, consumer: str, block_ms: int = 5000, count: int = 50
+    redis: Redis,
+    *,
+    group: str,
+    consumer: str,
+    block_ms: int = 5000,
+    count: int = 50,
+    reclaim_idle_ms: int | None = RECLAIM_IDLE_MS,
+    ns: keys.Namespace = keys.DEFAULT,
 ) -> AsyncIterator[Delivery]:
     """Every event, once per group: what this consumer left unacknowledged before a restart first, then new ones.
 
     Each process of one platform uses the same ``group`` and its own ``consumer`` name; ``ack`` what you handled.
+    With ``reclaim_idle_ms``, entries another consumer has held unacknowledged that long are taken over when the
+    stream is quiet: a process that died (or was renamed, or scaled away) leaves nothing stuck in its pending list.
+    A reader stopped mid-read can leave one there too: Redis hands an entry to a blocked read even if its client is
+    gone. Handlers must therefore be idempotent (the delivery core claims each job's end once).
     """
-    await ensure_group(redis, group)
+    await ensure_group(redis, group, ns=ns)
     backlog = True
     cursor = "0"  # first our own pending entries (from "0" on, advancing), then ">" = never delivered to the group
     while True:
         batches = await redis.xreadgroup(
-            group, consumer, {keys.EVENTS_STREAM: cursor}, count=count, block=None if backlog else block_ms
+            group, consumer, {ns.events: cursor}, count=count, block=None if backlog else block_ms
         )
         entries = [entry for _stream, stream_entries in batches or [] for entry in stream_entries]
         if backlog and not entries:
             backlog, cursor = False, ">"
             continue
+        if not backlog and not entries and reclaim_idle_ms is not None:
+            reclaimed = await redis.xautoclaim(ns.events, group, consumer, min_idle_time=reclaim_idle_ms, count=count)
+            entries = list(reclaimed[1]) if reclaimed else []
         for entry_id, fields in entries:
             entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
             if backlog:
                 cursor = entry
             if not fields:  # trimmed from the stream while pending: nothing left to deliver
-                await ack(redis, group, entry)
+                await ack(redis, group, entry, ns=ns)
                 continue
             yield Delivery(entry, _parse(fields))
 
 
-async def ack(redis: Redis, group: str, entry_id: str) -> None:
-    await redis.xack(keys.EVENTS_STREAM, group, entry_id)
+async def ack(redis: Redis, group: str, entry_id: str, *, ns: keys.Namespace = keys.DEFAULT) -> None:
+    await redis.xack(ns.events, group, entry_id)
 
 
-async def history(redis: Redis, job_id: str, *, limit: int = 10_000) -> list[Event]:
+async def history(redis: Redis, job_id: str, *, limit: int = 10_000, ns: keys.Namespace = keys.DEFAULT) -> list[Event]:
     """Every kept event of one job, oldest first (tests, `impasto` diagnostics)."""
-    entries = await redis.xrange(keys.EVENTS_STREAM, count=limit)
+    entries = await redis.xrange(ns.events, count=limit)
     return [_parse(f) for _id, f in entries if _field(f, "job") == job_id]

@@ -131,7 +131,8 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return {"outcome": "duplicate"}
     if claimed.cancel_requested:
         return await _cancel(state, redis, job_id)
-    await events.publish(redis, events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt))
+    started = events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt)
+    await events.publish(redis, started, ns=ns)
 
     try:
         work = await asyncio.to_thread(build_work, claimed, state.images.get)
@@ -172,7 +173,7 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
             # The worker is shutting down (arq re-queues the job): stop the GPU thread at its next step too.
             watch.cancel.set()
             raise
-        await _flush(redis, watch)
+        await _flush(redis, watch, config.ns)
         if done:
             break
         now = time.monotonic()
@@ -202,9 +203,9 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
         raise
 
 
-async def _flush(redis: Redis, watch: _Watch) -> None:
+async def _flush(redis: Redis, watch: _Watch, ns: keys.Namespace) -> None:
     while not watch.outbox.empty():
-        await events.publish(redis, watch.outbox.get_nowait())
+        await events.publish(redis, watch.outbox.get_nowait(), ns=ns)
 
 
 async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
@@ -227,7 +228,7 @@ async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, s
             if is_running or job_id == starting:
                 continue
             event = events.Queued(job_id=job_id, position=ahead)
-            pipe.xadd(keys.EVENTS_STREAM, {"job": job_id, "kind": event.kind, "data": event.model_dump_json()})
+            pipe.xadd(ns.events, events.entry_fields(event))  # type: ignore[arg-type]
         await pipe.execute()
 
 
@@ -268,6 +269,7 @@ async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: Re
             gpu_seconds=result.gpu_seconds,
             paints_noise=result.paints_noise,
         ),
+        ns=state.config.ns,
     )
     await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
@@ -297,7 +299,7 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
             event = events.Cancelled(job_id=job_id, refunded=True)
         else:
             return
-    await events.publish_final(redis, event)
+    await events.publish_final(redis, event, ns=state.config.ns)
 
 
 async def _fail(

@@ -15,23 +15,14 @@ PREFIX = "impasto:"
 #: The arq function name of the render job. Callers never write it: ``client.enqueue`` does.
 RENDER_FUNCTION = "impasto_render"
 
-#: The progress and completion event stream (Redis stream, capped). See ``events``.
-EVENTS_STREAM = PREFIX + "events"
-
-#: Set when a job's terminal event (done / failed / cancelled) was published: at most one per job.
-JOB_FINAL = PREFIX + "final:{job_id}"
-
-
-def job_final(job_id: str) -> str:
-    return JOB_FINAL.format(job_id=job_id)
-
 
 @dataclass(frozen=True)
 class Namespace:
     """Where one deployment's queue and fair-share state live in Redis.
 
     Production uses ``DEFAULT``; a staging deployment sharing a Redis, or a test session sharing db 15 with others,
-    uses its own prefix so that no other worker takes its jobs. (The event stream is shared: events name their job.)
+    uses its own prefix so that no other worker takes its jobs and no other bot hears its events. Every key impasto
+    writes (the queue, fairness, the event stream, the bots' claims and gates) starts with the prefix.
     """
 
     prefix: str = PREFIX
@@ -69,6 +60,15 @@ class Namespace:
     def rate_bucket(self, scope: str, *parts: str) -> str:
         """A token bucket of ``queue.ratelimit`` (a hash; expires once refilled): ``rate:user:<platform>:<id>`` …"""
         return f"{self.prefix}rate:{scope}:" + ":".join(parts)
+
+    @property
+    def events(self) -> str:
+        """The deployment's progress and completion event stream (``events``)."""
+        return self.prefix + "events"
+
+    def job_final(self, job_id: str) -> str:
+        """Set when a job's terminal event was published in this namespace: at most one per job."""
+        return f"{self.prefix}final:{job_id}"
 
     def job_tag(self, job_id: str) -> str:
         """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from impasto.bots.service.jobs import JobService
     from impasto.bots.service.views import JobView
+    from impasto.queue.keys import Namespace
     from impasto.storage.images import ImageStore
 
 #: How long a job may wait with no worker taking any job before the console says so (IMPASTO_NO_WORKER_WARN_S).
@@ -55,6 +56,7 @@ class ConsoleService:
     images: ImageStore
     pool: ArqRedis | None
     settings: Settings
+    ns: Namespace  # IMPASTO_QUEUE_NAMESPACE: where the workers queue and announce
 
 
 @asynccontextmanager
@@ -68,13 +70,14 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
     from impasto.storage.plans import load_plans, plans_path_from_env
 
     db = make_engine(settings.database_url_or_default)
+    ns = namespace_from_env()
     pool = None
     try:
         await require_migrated(db)
         if with_queue:
             if not settings.redis_url:
                 raise SystemExit("IMPASTO_REDIS_URL is not set: this command needs the queue")
-            pool = await open_pool(settings.redis_url)
+            pool = await open_pool(settings.redis_url, ns=ns)
 
         async def no_queue(_request: object) -> None:
             raise RuntimeError("this console command does not queue jobs")
@@ -85,9 +88,9 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
             images,
             settings.registry,
             load_plans(plans_path_from_env()),
-            service_enqueue(pool, ns=namespace_from_env()) if pool is not None else no_queue,
+            service_enqueue(pool, ns=ns) if pool is not None else no_queue,
         )
-        yield ConsoleService(service=service, images=images, pool=pool, settings=settings)
+        yield ConsoleService(service=service, images=images, pool=pool, settings=settings, ns=ns)
     finally:
         if pool is not None:
             await pool.aclose()
@@ -122,7 +125,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from impasto.queue import events
 
         who = console_requester()
-        since = await events.last_id(console.pool)
+        since = await events.last_id(console.pool, ns=console.ns)
         if args.command == "imagine":
             tickets = await console.service.imagine(who, args.prompt, idempotency_key=f"console:{uuid.uuid4()}")
             job_ids = [t.job_id for t in tickets]
@@ -210,7 +213,7 @@ async def _wait(console: ConsoleService, who: Requester, job_ids: list[str], sin
     watch = asyncio.create_task(_warn_if_no_worker(console.pool, job_ids, started))
     try:
         with bar:
-            async for event in events.listen(console.pool, job_ids=job_ids, since=since):
+            async for event in events.listen(console.pool, job_ids=job_ids, since=since, ns=console.ns):
                 task = tasks[event.job_id]
                 if isinstance(event, events.Queued):
                     bar.update(task, description=f"{event.job_id} queued, {event.position} ahead")

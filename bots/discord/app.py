@@ -1,28 +1,35 @@
 """The bot: a discord.py ``commands.Bot`` with our cogs, persistent controls and command sync in ``setup_hook``.
 
-Resources (the job service, Redis, SQL) are opened by the caller and passed in as a ``Backend``; nothing here is a
-module-level singleton. Intents are the unprivileged minimum: slash commands and buttons arrive as interactions
-whatever the intents, and reactions need only the reaction intents.
+Resources (the job service, Redis, SQL) are opened by the caller and passed in: the core ``JobService`` and the Redis
+its events come through; nothing here is a module-level singleton. Each process runs the delivery core
+(``bots/service/delivery``) with ``DiscordSurface``. Intents are the unprivileged minimum: slash commands
+and buttons arrive as interactions whatever the intents, and reactions need only the reaction intents.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord.ext import commands
+from redis.asyncio import Redis
 
-from impasto.bots.discord.backend import Backend, CatchUp
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
 from impasto.bots.discord.cogs.jobs import Jobs
 from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.views import DYNAMIC_ITEMS
+from impasto.bots.service.delivery.core import Delivery
+from impasto.bots.service.jobs import JobService
+from impasto.queue import events
+from impasto.queue.keys import DEFAULT, Namespace
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +39,14 @@ class BotOptions:
     test_guild: int | None = None  # sync commands to this guild only (instant); None: globally (up to an hour)
     sync_commands: bool = True
     shards: int | None = None  # set: discord.py's auto-sharded client with this many shards
-    min_edit_interval_s: float = 2.0  # progress edits per message, at most one per this
+    min_edit_interval_s: float = 2.0  # progress edits per channel, at most one per this (across bot processes)
     max_upload_bytes: int = 10 * 1024 * 1024
     guild_ready_timeout_s: float = 2.0
     consumer: str | None = None  # this process's name in the "discord" event consumer group (default host-pid)
+    deliver: bool = True  # run the delivery core in this process (off: commands only, another process delivers)
+    events_group: str | None = None  # the consumer group (default "discord"; tests use their own)
+    reclaim_idle_ms: int = events.RECLAIM_IDLE_MS  # take over what a vanished process left unacknowledged
+    events_block_ms: int = 5000
 
 
 def intents() -> discord.Intents:
@@ -46,9 +57,15 @@ def intents() -> discord.Intents:
     return wanted
 
 
+def settable_models(service: JobService) -> list[str]:
+    """The models /settings can choose: those a prompt names with --v N or --niji N (what the core stores as the
+    user's default; a model without such a name, like the built-in tiny ones, is refused there)."""
+    return [name for name in service.registry.names() if re.fullmatch(r"(v\d.*|niji.*)", name)]
+
+
 class ImpastoBot(commands.Bot):
     def __init__(
-        self, backend: Backend, options: BotOptions, *, catch_up: CatchUp | None = None, **kwargs: Any
+        self, service: JobService, redis: Redis, options: BotOptions, *, ns: Namespace = DEFAULT, **kwargs: Any
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -58,23 +75,31 @@ class ImpastoBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             **kwargs,
         )
-        self.backend = backend
         self.options = options
-        self.controls = Controls(backend, min_edit_interval_s=options.min_edit_interval_s)
+        self.delivery = Delivery(
+            service,
+            redis,
+            DiscordSurface(self, service.images),
+            ns=ns,
+            group=options.events_group,
+            edit_interval_s=options.min_edit_interval_s,
+            reclaim_idle_ms=options.reclaim_idle_ms,
+            block_ms=options.events_block_ms,
+        )
+        self.controls = Controls(service, self.delivery, models=settable_models(service))
         self.synced: list[discord.app_commands.AppCommand] = []
-        self.catch_up_source = catch_up
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
-        await self.add_cog(Create(self.backend, self.controls, max_upload_bytes=self.options.max_upload_bytes))
-        await self.add_cog(Account(self.backend))
-        await self.add_cog(Jobs(self, self.backend))
-        await self.add_cog(Server(self.backend))
+        await self.add_cog(Create(self.controls, max_upload_bytes=self.options.max_upload_bytes))
+        await self.add_cog(Account(self.controls))
+        await self.add_cog(Jobs(self, self.controls))
+        await self.add_cog(Server(self.controls))
         if self.options.sync_commands:
             await self.sync_commands()
-        if self.catch_up_source is not None:
+        if self.options.deliver:
             consumer = self.options.consumer or f"discord-{socket.gethostname()}-{os.getpid()}"
-            self.controls.spawn(self.controls.catch_up(self, self.catch_up_source, consumer=consumer))
+            self.controls.spawn(self.delivery.run(consumer=consumer))
 
     async def sync_commands(self) -> None:
         if self.options.test_guild is not None:
@@ -94,7 +119,7 @@ class ShardedImpastoBot(ImpastoBot, commands.AutoShardedBot):
     """The same bot over several gateway connections (``IMPASTO_DISCORD_SHARDS``)."""
 
 
-def build_bot(backend: Backend, options: BotOptions, *, catch_up: CatchUp | None = None) -> ImpastoBot:
+def build_bot(service: JobService, redis: Redis, options: BotOptions, *, ns: Namespace = DEFAULT) -> ImpastoBot:
     if options.shards is not None:
-        return ShardedImpastoBot(backend, options, catch_up=catch_up, shard_count=options.shards)
-    return ImpastoBot(backend, options, catch_up=catch_up)
+        return ShardedImpastoBot(service, redis, options, ns=ns, shard_count=options.shards)
+    return ImpastoBot(service, redis, options, ns=ns)

@@ -15,7 +15,8 @@ from impasto.queue.actions import BUTTONS, Action
 MAX_CUSTOM_ID = 100
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,80}"
 BUTTON_TEMPLATE = rf"imp:(?P<action>[a-z0-9]{{1,4}}):(?P<index>[0-4]):(?P<job>{JOB_ID_PATTERN})"
-SETTING_TEMPLATE = r"imp:set:(?P<key>[a-z0-9_]{1,32})(?::(?P<value>[A-Za-z0-9._-]{1,40}))?"
+# "imp:set:model" is the model dropdown's own id (``views.ModelSelect``): excluded so one press has one handler.
+SETTING_TEMPLATE = r"imp:set:(?!model$)(?P<key>[a-z0-9_]{1,32})(?::(?P<value>[A-Za-z0-9._-]{1,40}))?"
 
 _BUTTON = re.compile(BUTTON_TEMPLATE)
 _SETTING = re.compile(SETTING_TEMPLATE)

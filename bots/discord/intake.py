@@ -28,6 +28,14 @@ class AttachmentRefused(ValueError):
 
 
 @dataclass(frozen=True)
+class Attached:
+    """An image a user attached, already checked: its Discord CDN link and its bytes."""
+
+    url: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class CheckedImage:
     filename: str
     data: bytes

@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack
 from impasto.bots.config import Settings
 from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
 from impasto.bots.discord.endpoints import use_endpoints
-from impasto.bots.discord.service_backend import ServiceBackend
 from impasto.bots.i18n.discord import CatalogTranslator
 from impasto.bots.service.runtime import job_service
 from impasto.queue.client import open_pool, service_enqueue
@@ -45,10 +44,9 @@ async def serve(settings: Settings, *, sync_commands: bool = True, stack: AsyncE
     ns = namespace_from_env()  # IMPASTO_QUEUE_NAMESPACE: the workers of this deployment read the same one
     pool = await open_pool(settings.redis_url, ns=ns)
     stack.push_async_callback(pool.aclose)
-    service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool, ns=ns)))
+    service = await stack.enter_async_context(job_service(settings, enqueue=service_enqueue(pool, ns=ns), redis=pool))
     use_endpoints(settings.discord_api_url, settings.discord_gateway_url)
-    backend = ServiceBackend(service, pool)
-    bot = build_bot(backend, options_from(settings, sync_commands=sync_commands), catch_up=backend)
+    bot = build_bot(service, pool, options_from(settings, sync_commands=sync_commands), ns=ns)
     # Command and option descriptions in each user's Discord language (impasto.bots.i18n), sent when they sync.
     await bot.tree.set_translator(CatalogTranslator())
     await stack.enter_async_context(bot)

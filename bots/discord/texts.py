@@ -21,6 +21,12 @@ def escape(text: str) -> str:
     return discord.utils.escape_mentions(escaped)
 
 
+def code(text: str) -> str:
+    """Text for inside a `code span`: Discord shows it verbatim (a markdown escape would show as a backslash), so
+    only a backtick, which would close the span, is replaced."""
+    return text.replace("`", "ˋ")
+
+
 def shown_prompt(prompt: str) -> str:
     prompt = " ".join(prompt.split())
     if len(prompt) > _MAX_PROMPT_SHOWN:

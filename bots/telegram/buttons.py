@@ -166,7 +166,8 @@ class Buttons:
         elif status == CANCELLED:
             # A waiting job is cancelled at once, but no worker may reach it for a while (a held one never): announce
             # its end now (at most once per job), and the progress message turns into "Cancelled".
-            await events.publish_final(self.deps.routes.redis, events.Cancelled(job_id=button.job_id, refunded=True))
+            cancelled = events.Cancelled(job_id=button.job_id, refunded=True)
+            await events.publish_final(self.deps.routes.redis, cancelled, ns=self.deps.routes.ns)
             await _answer(query, "🚫 Cancelled; nothing was charged")
         elif status == RUNNING:
             await _answer(query, "🚫 Stopping at the next step; nothing will be charged")

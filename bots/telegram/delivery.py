@@ -138,14 +138,15 @@ class Deliverer:
                 await redeliver
 
     async def _consume(self, name: str) -> None:
-        async for delivery in events.consume(self.redis, group=self.group, consumer=name, block_ms=1000):
+        ns = self.routes.ns
+        async for delivery in events.consume(self.redis, group=self.group, consumer=name, block_ms=1000, ns=ns):
             try:
                 await self.handle(delivery.event)
             except RedisError:
                 raise
             except Exception:
                 log.exception("event %s for job %s not handled", delivery.event.kind, delivery.event.job_id)
-            await events.ack(self.redis, self.group, delivery.entry_id)
+            await events.ack(self.redis, self.group, delivery.entry_id, ns=ns)
 
     async def _redeliver_loop(self, every_s: float) -> None:
         while True:

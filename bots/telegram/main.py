@@ -43,12 +43,15 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
         fetch = store_fetcher(
             images, http_fetcher(max_bytes=settings.max_upload_bytes, allow_hosts=settings.fetch_allow_hosts)
         )
-        async with job_service(settings, enqueue=service_enqueue(pool, ns=ns), fetch_image=fetch) as service:
+        async with job_service(
+            settings, enqueue=service_enqueue(pool, ns=ns), fetch_image=fetch, redis=pool
+        ) as service:
             application = build_application(token, settings.telegram_api_url)
+            routes = Routes(redis, ns=ns)
             deps = Deps(
                 service=service,
                 images=service.images,
-                routes=Routes(redis),
+                routes=routes,
                 models=settings.registry.names(),
                 max_upload_bytes=settings.max_upload_bytes,
             )
@@ -56,7 +59,9 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
             async with application:
                 if options.set_commands:
                     await register_commands(application)
-                deliverer = Deliverer(application.bot, redis, service.images, on_result=result_recorder(service))
+                deliverer = Deliverer(
+                    application.bot, redis, service.images, routes=routes, on_result=result_recorder(service)
+                )
                 delivering = asyncio.create_task(deliverer.run())
                 try:
                     if settings.telegram_webhook_url:

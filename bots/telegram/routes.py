@@ -15,8 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from impasto.bots.telegram.captions import CaptionInfo
+from impasto.queue.keys import DEFAULT, Namespace
 
-PREFIX = "impasto:telegram:"
 ROUTE_TTL_S = 7 * 24 * 3600
 
 
@@ -44,11 +44,13 @@ class Route:
 
 
 class Routes:
-    """Routes, the per-chat rate gate and the redelivery schedule, all in Redis."""
+    """Routes, the per-chat rate gate and the redelivery schedule, all in Redis, under the deployment's namespace
+    (``IMPASTO_QUEUE_NAMESPACE``): the same one its workers publish job events in."""
 
-    def __init__(self, redis: Redis, prefix: str = PREFIX) -> None:
+    def __init__(self, redis: Redis, *, ns: Namespace = DEFAULT) -> None:
         self.redis = redis
-        self.prefix = prefix  # tests (and two deployments sharing one Redis) use their own
+        self.ns = ns
+        self.prefix = ns.prefix + "telegram:"
 
     def key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(p) for p in parts)

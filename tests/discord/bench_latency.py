@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from discord_stack import service_stack
 from fake_discord import FakeDiscord
 
-from impasto.bots.discord.app import BotOptions, build_bot
+from impasto.bots.discord.app import build_bot
 from impasto.bots.discord.endpoints import use_endpoints
 
 
@@ -49,7 +49,8 @@ async def main(runs: int, engine: bool) -> None:
             fake = FakeDiscord()
             await fake.start()
             use_endpoints(fake.api_url, fake.gateway_url)
-            bot = build_bot(stack.backend, BotOptions(guild_ready_timeout_s=0.05, min_edit_interval_s=1.0))
+            options = stack.bot_options(min_edit_interval_s=1.0)
+            bot = build_bot(stack.service, stack.pool, options, ns=stack.ns)
             bot_task = asyncio.create_task(bot.start("fake-token"))
             worker = stack.worker(burst=False, steps=10)
             worker_task = asyncio.create_task(worker.main())

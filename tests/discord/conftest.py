@@ -1,17 +1,18 @@
-"""Fixtures: a fake Discord on 127.0.0.1 and the real discord.py bot connected to it."""
+"""Fixtures: a fake Discord on 127.0.0.1, the real core (SQLite, Redis db 15 in a namespace of its own, the worker
+with the no-op renderer), and the real discord.py bot connected to both."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
+from discord_stack import ServiceStack, service_stack
 from fake_discord import FakeDiscord
-from stand_in import StandInBackend
 
-from impasto.bots.discord.app import BotOptions, ImpastoBot, build_bot
-from impasto.bots.discord.backend import Backend
+from impasto.bots.discord.app import ImpastoBot, build_bot
 from impasto.bots.discord.endpoints import use_endpoints
 
 StartBot = Callable[..., Coroutine[Any, Any, ImpastoBot]]
@@ -26,20 +27,20 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-def backend() -> StandInBackend:
-    return StandInBackend()
+async def stack(tmp_path: Path) -> AsyncIterator[ServiceStack]:
+    async with service_stack(tmp_path) as stack:
+        yield stack
 
 
 @pytest.fixture
-async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
-    """Start a bot (several in one test model a restart); each is closed at the end."""
+async def start_bot(fake: FakeDiscord, stack: ServiceStack) -> AsyncIterator[StartBot]:
+    """Start a bot process on the test's stack (several in one test model a restart); each is closed at the end."""
     running: list[tuple[ImpastoBot, asyncio.Task[None]]] = []
 
-    async def start(backend: Backend, *, catch_up: Any = None, **options: Any) -> ImpastoBot:
+    async def start(**options: Any) -> ImpastoBot:
         use_endpoints(fake.api_url, fake.gateway_url)
-        options.setdefault("min_edit_interval_s", 0.0)
-        options.setdefault("guild_ready_timeout_s", 0.05)
-        bot = build_bot(backend, BotOptions(**options), catch_up=catch_up)
+        options.setdefault("consumer", f"bot-{len(running) + 1}")
+        bot = build_bot(stack.service, stack.pool, stack.bot_options(**options), ns=stack.ns)
         task = asyncio.create_task(bot.start("fake-token"))
         running.append((bot, task))
         while not bot.is_ready():
@@ -57,5 +58,5 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
 
 
 @pytest.fixture
-async def bot(start_bot: StartBot, backend: StandInBackend) -> ImpastoBot:
-    return await start_bot(backend)
+async def bot(start_bot: StartBot) -> ImpastoBot:
+    return await start_bot()

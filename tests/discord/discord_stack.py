@@ -1,24 +1,28 @@
-"""The Discord front door on real parts: the real JobService on a scratch database, the real queue (arq on Redis db 15)
-drained by a real worker (no-op renderer by default), the real event stream, and the real discord.py client on the
-fake Discord."""
+"""The Discord front door on real parts: the real JobService on a scratch database, the real queue (arq on Redis db 15,
+in a namespace of its own) drained by a real worker (no-op renderer by default), the real event stream, and the real
+discord.py client on the fake Discord."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import Worker
 
-from impasto.bots.discord.service_backend import ServiceBackend
+from impasto.bots.discord.app import BotOptions
 from impasto.bots.service.fetch import http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.engine.registry import load_registry
+from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
+from impasto.queue.keys import Namespace
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import RendererFactory, WorkerSetup, build_worker
@@ -34,17 +38,30 @@ TEST_POSTGRES_URL = os.environ.get("IMPASTO_TEST_POSTGRES_URL", "postgresql://po
 @dataclass
 class ServiceStack:
     service: JobService
-    backend: ServiceBackend
     images: ImageStore
     pool: ArqRedis
     db_url: str
+    ns: Namespace
+    group: str  # this test's Discord consumer group
 
     renderer_factory: RendererFactory | None = None  # None: the no-op renderer
+
+    def bot_options(self, **options: Any) -> BotOptions:
+        """A bot process on this stack: its own consumer group, quick to take over what a stopped process left
+        pending (production waits a minute), no spacing between progress edits."""
+        options.setdefault("events_group", self.group)
+        options.setdefault("reclaim_idle_ms", 200)
+        options.setdefault("events_block_ms", 200)
+        options.setdefault("min_edit_interval_s", 0.0)
+        options.setdefault("guild_ready_timeout_s", 0.05)
+        return BotOptions(**options)
 
     def worker(self, *, burst: bool, steps: int = 3) -> Worker:
         factory = self.renderer_factory or (lambda: NoopRenderer(steps=steps, step_s=0.01))
         setup = WorkerSetup(
-            config=WorkerConfig.model_validate({"name": "discord-gpu0", "poll_delay_s": 0.05, "lease_s": 30.0}),
+            config=WorkerConfig.model_validate(
+                {"name": "discord-gpu0", "poll_delay_s": 0.05, "lease_s": 30.0, "namespace": self.ns.prefix}
+            ),
             database_url=self.db_url,
             image_root=self.images.root,
             renderer_factory=factory,
@@ -70,19 +87,23 @@ async def service_stack(
         scratch_database(backend, postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url,
         migrated_engine(url) as engine,
     ):
-        pool = await open_pool(TEST_REDIS_URL)
-        await pool.flushdb()  # db 15 only: the URL names it
+        # A namespace and a consumer group of our own: db 15 is shared with other test sessions.
+        ns = Namespace(f"impasto-test-{secrets.token_hex(4)}:")
+        group = f"discord-test-{secrets.token_hex(4)}"
+        pool = await open_pool(TEST_REDIS_URL, ns=ns)
+        await events.ensure_group(pool, group, ns=ns)
         images = ImageStore(tmp_path / "images")
         service = JobService(
             session_factory(engine),
             images,
             load_registry(default=default_model),
             load_plans(),
-            service_enqueue(pool),
+            service_enqueue(pool, ns=ns),
             fetch_image=http_fetcher(max_bytes=10 * 1024 * 1024, allow_hosts="127.0.0.1"),  # the fake CDN is local
         )
         try:
-            yield ServiceStack(service, ServiceBackend(service, pool), images, pool, url)
+            yield ServiceStack(service, images, pool, url, ns, group)
         finally:
-            await pool.flushdb()
+            async for key in pool.scan_iter(match=ns.prefix + "*"):  # leave db 15 as we found it (stream included)
+                await pool.delete(key)
             await pool.aclose()

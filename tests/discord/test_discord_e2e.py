@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,12 +33,14 @@ async def live_processes(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[Pat
     async with migrated_engine(db_url):
         pass
     redis = Redis.from_url(TEST_REDIS_URL)
-    await redis.flushdb()
+    # A namespace of its own (both processes read IMPASTO_QUEUE_NAMESPACE): db 15 is shared with other test sessions.
+    namespace = f"impasto-e2e-{secrets.token_hex(4)}:"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")}
     env.update(
         IMPASTO_DATA_DIR=str(data_dir),
         IMPASTO_DATABASE_URL=db_url,
         IMPASTO_REDIS_URL=TEST_REDIS_URL,
+        IMPASTO_QUEUE_NAMESPACE=namespace,
         IMPASTO_DEFAULT_MODEL="tiny-sdxl",
         IMPASTO_DISCORD_TOKEN="fake-token",
         IMPASTO_DISCORD_API_URL=fake.api_url,
@@ -63,7 +66,8 @@ async def live_processes(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[Pat
             if process.returncode is None:
                 process.kill()
                 await process.wait()
-        await redis.flushdb()
+        async for key in redis.scan_iter(match=namespace + "*"):  # leave db 15 as we found it
+            await redis.delete(key)
         await redis.aclose()
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fake_discord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from stand_in import StandInBackend
+from discord_stack import ServiceStack
+from fake_discord import ALICE, CHANNEL_ID, GUILD_ID, FakeDiscord
 
 from impasto.bots.discord.app import ImpastoBot, intents
 from impasto.bots.discord.endpoints import rest_root
+from impasto.bots.service.requester import Requester
 
 
 async def test_connects_and_syncs_every_command_globally(fake: FakeDiscord, bot: ImpastoBot) -> None:
@@ -28,8 +29,8 @@ async def test_connects_and_syncs_every_command_globally(fake: FakeDiscord, bot:
     assert {o["name"] for o in prefer["options"]} == {"suffix", "remix", "option"}
 
 
-async def test_syncs_to_the_test_guild_only(fake: FakeDiscord, start_bot, backend: StandInBackend) -> None:  # type: ignore[no-untyped-def]
-    await start_bot(backend, test_guild=int(GUILD_ID))
+async def test_syncs_to_the_test_guild_only(fake: FakeDiscord, start_bot) -> None:  # type: ignore[no-untyped-def]
+    await start_bot(test_guild=int(GUILD_ID))
     assert "global" not in fake.synced_commands
     assert "imagine" in {c["name"] for c in fake.synced_commands[GUILD_ID]}
 
@@ -50,7 +51,7 @@ def test_rest_root_adds_the_api_version() -> None:
         rest_root("proxy:8080")
 
 
-async def test_imagine_is_deferred_then_answered(fake: FakeDiscord, bot: ImpastoBot, backend: StandInBackend) -> None:
+async def test_imagine_is_deferred_then_answered(fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack) -> None:
     record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "a lighthouse"}])
     await fake.wait_for(lambda: record.callback)
     assert record.callback == {"type": 5}  # deferred with "thinking"
@@ -58,16 +59,19 @@ async def test_imagine_is_deferred_then_answered(fake: FakeDiscord, bot: Impasto
     assert message["id"] == record.original_id
     assert message["content"] == f"**a lighthouse** - <@{4000000000000000001}> (Waiting to start)"
     assert message["channel_id"] == CHANNEL_ID
-    call = backend.called("imagine")[0]
-    assert call.who is not None
-    assert (call.who.guild_id, call.who.platform) == (GUILD_ID, "discord")
-    assert call.args["key"] == f"discord:{record.id}"
+    shown = await stack.service.find_job_by_message("discord", CHANNEL_ID, message["id"])
+    assert shown is not None
+    assert (shown.guild_id, shown.platform, shown.user_id) == (GUILD_ID, "discord", ALICE)
+    # The interaction id is the request's idempotency key: the same interaction again makes no second job.
+    who = Requester(platform="discord", user_id=ALICE, display_name="alice", guild_id=GUILD_ID, channel_id=CHANNEL_ID)
+    again = await stack.service.imagine(who, "a lighthouse", idempotency_key=f"discord:{record.id}")
+    assert [(t.job_id, t.duplicate) for t in again] == [(shown.job_id, True)]
 
 
-async def test_auto_sharded_client_connects(fake: FakeDiscord, start_bot, backend: StandInBackend) -> None:  # type: ignore[no-untyped-def]
+async def test_auto_sharded_client_connects(fake: FakeDiscord, start_bot) -> None:  # type: ignore[no-untyped-def]
     from impasto.bots.discord.app import ShardedImpastoBot
 
-    bot = await start_bot(backend, shards=1)
+    bot = await start_bot(shards=1)
     assert isinstance(bot, ShardedImpastoBot)
     assert bot.shard_count == 1
     record = await fake.slash("help")

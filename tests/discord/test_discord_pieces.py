@@ -15,7 +15,6 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.custom_ids import MAX_CUSTOM_ID, ButtonId, InvalidCustomId, SettingId
 from impasto.bots.discord.delivery import image_file
 from impasto.bots.discord.intake import AttachmentRefused, check_declared, check_image
-from impasto.bots.discord.progress import ProgressEditor
 from impasto.bots.discord.views import grid_view, single_view
 from impasto.queue.actions import BUTTONS, Action
 
@@ -81,6 +80,18 @@ def test_escaping_breaks_mentions_and_markdown() -> None:
     assert texts.NO_MENTIONS.to_dict() == {"parse": []}
 
 
+def test_code_spans_show_text_verbatim_and_cannot_be_closed() -> None:
+    assert texts.code("--ar 2:3 **x**") == "--ar 2:3 **x**"  # no backslashes: Discord shows a code span as is
+    assert "`" not in texts.code("a ` b")
+
+
+def test_the_model_dropdown_has_one_handler() -> None:
+    from impasto.bots.discord.custom_ids import SETTING_TEMPLATE
+
+    assert re.fullmatch(SETTING_TEMPLATE, "imp:set:model") is None
+    assert re.fullmatch(SETTING_TEMPLATE, "imp:set:mode:fast") is not None
+
+
 def test_long_prompts_are_cut_to_fit_a_message() -> None:
     content = texts.finished("word " * 1000, "4000000000000000001", "fast")
     assert len(content) <= texts.MAX_MESSAGE
@@ -129,33 +140,3 @@ def test_spoiler_hook() -> None:
     assert image_file(b"x", "a.png", flagged=True).filename == "SPOILER_a.png"
     assert image_file(b"x", "a.png", flagged=True, nsfw_channel=True).filename == "a.png"
     assert image_file(b"x", "a.png").filename == "a.png"
-
-
-class Recorder:
-    message_id: int | None = 1
-    channel_id: int | None = 2
-
-    def __init__(self) -> None:
-        self.contents: list[str] = []
-
-    async def edit(self, content: str, *, file: object = None, view: object = None) -> None:
-        self.contents.append(content)
-
-
-async def test_progress_edits_are_spaced_and_the_last_always_goes() -> None:
-    target = Recorder()
-    editor = ProgressEditor(target, min_interval_s=3600)
-    assert await editor.update("(10%)")
-    assert not await editor.update("(20%)")  # too soon
-    assert not await editor.update("(30%)")
-    await editor.finish("grid")
-    assert target.contents == ["(10%)", "grid"]
-    assert (editor.edits, editor.skipped) == (2, 2)
-
-
-async def test_progress_skips_an_unchanged_text() -> None:
-    target = Recorder()
-    editor = ProgressEditor(target, min_interval_s=0)
-    await editor.update("(10%)")
-    await editor.update("(10%)")
-    assert target.contents == ["(10%)"]

@@ -14,6 +14,7 @@ from fake_discord import ALICE, BOB, CHANNEL_ID, FakeDiscord
 from PIL import Image
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.service.delivery.core import Delivery
 
 Json = dict[str, Any]
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def live(start_bot, stack: ServiceStack) -> ImpastoBot:  # type: ignore[no-untyped-def]
-    bot: ImpastoBot = await start_bot(stack.backend, catch_up=stack.backend, consumer="live")
+    bot: ImpastoBot = await start_bot(consumer="live")
     return bot
 
 
@@ -198,21 +199,18 @@ async def test_a_job_that_ends_during_a_restart_still_gets_its_grid(
     start_bot,
     stack: ServiceStack,  # type: ignore[no-untyped-def]
 ) -> None:
-    from impasto.bots.discord.service_backend import ServiceBackend
-
-    first = await start_bot(stack.backend, catch_up=stack.backend, consumer="first")
+    first = await start_bot(consumer="first")
     record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "while you were out"}])
     await fake.wait_message(lambda m: m["id"] == record.original_id and "Waiting" in m["content"])
     for _ in range(200):  # the message is recorded right after it is posted
         if await stack.service.find_job_by_message("discord", CHANNEL_ID, record.original_id or ""):
             break
         await asyncio.sleep(0.02)
-    await first.close()  # the process that followed the job is gone...
+    await first.close()  # the process that posted the job's message is gone...
     await stack.drain()  # ...when the worker finishes it
     assert "Waiting" in fake.messages[record.original_id or ""]["content"]
 
-    backend = ServiceBackend(stack.service, stack.pool)  # a new process: nothing in memory
-    await start_bot(backend, catch_up=backend, consumer="second")
+    await start_bot(consumer="second")  # a new process: nothing in memory
     grid = await fake.wait_message(lambda m: m["id"] == record.original_id and bool(m["components"]))
     assert grid["content"].startswith(f"**while you were out** - <@{ALICE}> (fast)")
     assert len(grid["attachments"]) == 1
@@ -223,39 +221,68 @@ async def test_two_processes_hearing_one_result_post_it_once(
     start_bot,
     stack: ServiceStack,  # type: ignore[no-untyped-def]
 ) -> None:
-    """The follower in one process and the catch-up consumer of another both hear the job's end: one edit wins."""
+    """Two bot processes share the event group; while one handles the job's end, every other way of posting it runs
+    in both at the same moment (a late "message recorded", a retry): the message changes once."""
     from contextlib import suppress
 
-    from impasto.bots.discord.service_backend import ServiceBackend
+    from impasto.bots.discord.surface import DiscordSurface
 
-    # This process follows the job; its own catch-up is off so the event group's only consumer is the other process.
-    await start_bot(stack.backend, catch_up=None, consumer="follower")
-    other = ServiceBackend(stack.service, stack.pool)  # another bot process: it follows nothing itself
-    orphans: list[object] = []
-
-    async def catch_up() -> None:
-        async for orphan in other.orphans(consumer="other", is_followed=lambda _job: False):
-            orphans.append(orphan)
-
-    task = asyncio.create_task(catch_up())
+    bot: ImpastoBot = await start_bot(consumer="first")
+    # Another process's delivery core: its own consumer in the group, nothing shared but Discord's REST API (the fake
+    # Discord has one gateway, so the other process is the core alone, editing with the same bot token).
+    options = stack.bot_options()
+    other = Delivery(
+        stack.service,
+        stack.pool,
+        DiscordSurface(bot, stack.images),
+        ns=stack.ns,
+        group=stack.group,
+        edit_interval_s=0,
+        reclaim_idle_ms=options.reclaim_idle_ms,
+        block_ms=options.events_block_ms,
+    )
+    running = asyncio.create_task(other.run(consumer="second"))
     try:
-        record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "heard twice"}])
-        mid = record.original_id or await fake.wait_for(lambda: record.original_id)
-        await fake.wait_message(lambda m: m["id"] == mid and "Waiting to start" in m["content"])
-        await stack.drain()
-        for _ in range(500):
-            if orphans or fake.messages[mid]["components"]:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.5)  # time for the loser to act, were it going to
+        await _post_once(fake, bot.delivery, other, stack)
     finally:
-        task.cancel()
+        running.cancel()
         with suppress(asyncio.CancelledError):
-            await task
-    assert fake.messages[mid]["components"] or orphans
+            await running
+
+
+async def _post_once(fake: FakeDiscord, first: Delivery, second: Delivery, stack: ServiceStack) -> None:
+    record = await fake.slash("imagine", [{"name": "prompt", "type": 3, "value": "heard twice"}])
+    mid = record.original_id or await fake.wait_for(lambda: record.original_id)
+    await fake.wait_message(lambda m: m["id"] == mid and "Waiting to start" in m["content"])
+    view = None
+    for _ in range(500):  # the message is recorded right after it is posted
+        view = await stack.service.find_job_by_message("discord", CHANNEL_ID, mid)
+        if view is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert view is not None
+    await stack.drain()
+    await asyncio.gather(
+        *(delivery.shown(view.job_id) for delivery in (first, second)),
+        *(delivery.deliver_end(view.job_id, paints_noise=True) for delivery in (first, second)),
+    )
+    await fake.wait_message(lambda m: m["id"] == mid and bool(m["components"]))
+    await group_drained(stack)  # every event read and handled: nothing left that could post it again
     # The only job of the test: every edit carrying buttons is a posting of its result.
     finals = [r for r in fake.requests if r.method == "PATCH" and (r.body or {}).get("components")]
-    assert len(finals) + len(orphans) == 1
+    assert len(finals) == 1
+
+
+async def group_drained(stack: ServiceStack) -> None:
+    for _ in range(500):
+        groups = await stack.pool.xinfo_groups(stack.ns.events)
+        [ours] = [
+            g for g in groups if (g["name"].decode() if isinstance(g["name"], bytes) else g["name"]) == stack.group
+        ]
+        if ours["pending"] == 0 and ours.get("lag") == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the group still has work: {ours}")
 
 
 async def test_jobs_past_the_concurrency_limit_say_job_queued(

@@ -23,11 +23,11 @@ async def _reserved(stack: Stack) -> float:
 
 
 async def test_owner_cancels_a_running_job_between_steps_and_is_refunded(stack: Stack) -> None:
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     [ticket] = await stack.service.imagine(CARA, "a slow painting", idempotency_key="c-1")
     assert await _reserved(stack) > 0
     worker = asyncio.create_task(stack.drain(NoopRenderer(steps=400, step_s=0.02), cancel_poll_s=0.1))
-    async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200):
+    async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200, ns=stack.ns):
         if isinstance(event, events.Progress):
             assert await stack.service.cancel(CARA, ticket.job_id) == "running"
             break
@@ -38,7 +38,7 @@ async def test_owner_cancels_a_running_job_between_steps_and_is_refunded(stack: 
     assert view.charged_gpu_seconds == 0
     assert view.images == ()
     assert await _reserved(stack) == 0
-    history = await events.history(stack.pool, ticket.job_id)
+    history = await events.history(stack.pool, ticket.job_id, ns=stack.ns)
     assert [e.kind for e in history if e.final] == ["cancelled"]
     steps = [e.step for e in history if isinstance(e, events.Progress)]
     assert max(steps) < 400  # stopped between steps, long before the end
@@ -63,7 +63,7 @@ async def test_out_of_memory_twice_fails_clearly_and_refunds(stack: Stack) -> No
     assert "nothing was charged" in view.error
     assert view.charged_gpu_seconds == 0
     assert await _reserved(stack) == 0
-    [final] = [e for e in await events.history(stack.pool, ticket.job_id) if e.final]
+    [final] = [e for e in await events.history(stack.pool, ticket.job_id, ns=stack.ns) if e.final]
     assert isinstance(final, events.Failed)
 
 

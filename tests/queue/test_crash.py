@@ -41,7 +41,7 @@ def _worker(
 async def _finals(stack: Stack, job_id: str, since: str, *, timeout_s: float) -> list[events.Event]:
     """The job's terminal events published after ``since`` (waits for the first)."""
     async with asyncio.timeout(timeout_s):
-        return [e async for e in events.listen(stack.pool, job_ids=[job_id], since=since) if e.final]
+        return [e async for e in events.listen(stack.pool, job_ids=[job_id], since=since, ns=stack.ns) if e.final]
 
 
 def _stop(*procs: subprocess.Popen[bytes] | None) -> None:
@@ -53,13 +53,15 @@ def _stop(*procs: subprocess.Popen[bytes] | None) -> None:
 
 @pytest.mark.slow
 async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack, data_dir: Path) -> None:
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     [ticket] = await stack.service.imagine(DAN, "a survivor", idempotency_key="k-1")
     first = _worker(stack, "doomed", data_dir, step_s=0.5)
     second: subprocess.Popen[bytes] | None = None
     try:
         async with asyncio.timeout(120):
-            async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200):
+            async for event in events.listen(
+                stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200, ns=stack.ns
+            ):
                 if isinstance(event, events.Progress) and event.step >= 2:
                     break
         first.send_signal(signal.SIGKILL)
@@ -72,7 +74,7 @@ async def test_a_job_of_a_killed_worker_is_finished_by_another_once(stack: Stack
         _stop(first, second)
 
     assert [e.kind for e in final] == ["done"]
-    history = await events.history(stack.pool, ticket.job_id)
+    history = await events.history(stack.pool, ticket.job_id, ns=stack.ns)
     assert [e.kind for e in history].count("done") == 1
     assert [e.worker for e in history if isinstance(e, events.Started)] == ["doomed", "survivor"]
     view = await stack.service.job(ticket.job_id)
@@ -103,7 +105,7 @@ async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack
         assert view.error == "the render made no progress for 1 s and was stopped"
         assert (await stack.service.job(second.job_id)).status == "queued"
 
-        since = await events.last_id(stack.pool)
+        since = await events.last_id(stack.pool, ns=stack.ns)
         fresh = _worker(stack, "fresh", data_dir, step_s=0.01)
         final = await _finals(stack, second.job_id, since, timeout_s=60)
     finally:
@@ -116,7 +118,7 @@ async def test_a_wedged_gpu_thread_fails_its_job_and_takes_its_worker_down(stack
 
 @pytest.mark.slow
 async def test_sigterm_ends_a_worker_even_while_its_gpu_thread_is_wedged(stack: Stack, data_dir: Path) -> None:
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     [ticket] = await stack.service.imagine(DAN, "a stopped clock", idempotency_key="k-3")
     wedged = _worker(
         stack,
@@ -129,7 +131,9 @@ async def test_sigterm_ends_a_worker_even_while_its_gpu_thread_is_wedged(stack: 
     )
     try:
         async with asyncio.timeout(60):
-            async for event in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200):
+            async for event in events.listen(
+                stack.pool, job_ids=[ticket.job_id], since=since, block_ms=200, ns=stack.ns
+            ):
                 if isinstance(event, events.Started):
                     break
         # "started" comes just before the render reaches the GPU thread (a wedged render reports nothing after it);

@@ -56,7 +56,7 @@ async def test_redelivery_of_a_finished_job_renders_nothing_and_announces_nothin
         assert job is not None
         assert (job.status, job.attempts) == ("done", 1)
     assert await _settles(stack, ticket.job_id) == 1
-    kinds = [e.kind for e in await events.history(stack.pool, ticket.job_id)]
+    kinds = [e.kind for e in await events.history(stack.pool, ticket.job_id, ns=stack.ns)]
     assert kinds.count("done") == 1
     assert kinds.count("started") == 1
 
@@ -77,5 +77,5 @@ async def test_a_message_from_another_contract_version_fails_the_job_clearly(sta
     assert view.status == "failed"
     assert view.error is not None
     assert "contract version 99" in view.error
-    [final] = [e for e in await events.history(stack.pool, ticket.job_id) if e.final]
+    [final] = [e for e in await events.history(stack.pool, ticket.job_id, ns=stack.ns) if e.final]
     assert isinstance(final, events.Failed)

@@ -35,7 +35,7 @@ async def test_imagine_and_a_variation_on_the_tiny_model(stack: Stack, tmp_path:
     assert single is not None
     with Image.open(io.BytesIO(store.get(single.key))) as image:
         assert image.size == (single.width_px, single.height_px) == (view.params["width"], view.params["height"])
-    history = await events.history(stack.pool, ticket.job_id)
+    history = await events.history(stack.pool, ticket.job_id, ns=stack.ns)
     progress = [e for e in history if isinstance(e, events.Progress)]
     assert progress[-1].step == progress[-1].total
     previews = [e.preview_png for e in progress if e.preview_png]

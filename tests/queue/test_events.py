@@ -72,4 +72,42 @@ async def test_a_consumer_group_redelivers_what_a_crashed_consumer_did_not_ack(p
         assert await asyncio.wait_for(take(other, 3, acking=True), 10) == [j0, j1, j2]
     finally:
         for name in (group, other):
-            await pool.xgroup_destroy(keys.EVENTS_STREAM, name)
+            await pool.xgroup_destroy(keys.DEFAULT.events, name)
+
+
+async def test_each_namespace_has_its_own_stream_and_final_markers(pool: ArqRedis, ns: keys.Namespace) -> None:
+    """Two deployments on one Redis (or two test sessions on db 15) hear only their own jobs' events."""
+    [job] = _ids("job")
+    other = keys.Namespace(f"impasto-test-{secrets.token_hex(6)}:")
+    try:
+        assert ns.events.startswith(ns.prefix)
+        assert ns.job_final(job).startswith(ns.prefix)
+        since_ours, since_other = await events.last_id(pool, ns=ns), await events.last_id(pool, ns=other)
+        assert await events.publish_final(pool, events.Done(job_id=job, image_keys=[]), ns=ns)
+        # The once-only marker is per namespace too: the other deployment may end a job of the same id.
+        assert await events.publish_final(pool, events.Cancelled(job_id=job), ns=other)
+        ours = [e async for e in events.listen(pool, job_ids=[job], since=since_ours, block_ms=50, ns=ns)]
+        theirs = [e async for e in events.listen(pool, job_ids=[job], since=since_other, block_ms=50, ns=other)]
+        assert [e.kind for e in ours] == ["done"]
+        assert [e.kind for e in theirs] == ["cancelled"]
+        assert [e.kind for e in await events.history(pool, job, ns=keys.DEFAULT)] == []
+    finally:
+        async for key in pool.scan_iter(match=other.prefix + "*"):
+            await pool.delete(key)
+
+
+async def test_a_quiet_consumer_takes_over_what_a_vanished_one_left_pending(pool: ArqRedis, ns: keys.Namespace) -> None:
+    """A process that died (and whose name never comes back) leaves its unacknowledged entries to the others."""
+    [job] = _ids("job")
+    group = f"test-{secrets.token_hex(4)}"
+    await events.ensure_group(pool, group, ns=ns)
+    await events.publish(pool, events.Queued(job_id=job, position=0), ns=ns)
+    gone = events.consume(pool, group=group, consumer="gone", block_ms=50, ns=ns)
+    taken = await asyncio.wait_for(anext(gone), 10)  # read, never acknowledged
+    await gone.aclose()
+    survivor = events.consume(pool, group=group, consumer="survivor", block_ms=50, reclaim_idle_ms=0, ns=ns)
+    try:
+        again = await asyncio.wait_for(anext(survivor), 10)
+    finally:
+        await survivor.aclose()
+    assert (again.entry_id, again.event.job_id) == (taken.entry_id, job)

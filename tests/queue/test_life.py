@@ -25,7 +25,7 @@ async def test_imagine_runs_to_done_with_one_charge_and_events(stack: Stack) -> 
     view = await stack.service.job(ticket.job_id)
     assert sorted(image.index for image in view.images) == [0, 1, 2, 3, 4]
 
-    history = await events.history(stack.pool, ticket.job_id)
+    history = await events.history(stack.pool, ticket.job_id, ns=stack.ns)
     kinds = [e.kind for e in history]
     assert kinds[0] == "queued"
     assert "started" in kinds
@@ -42,10 +42,10 @@ async def test_imagine_runs_to_done_with_one_charge_and_events(stack: Stack) -> 
 
 
 async def test_listen_follows_one_job_to_its_end(stack: Stack) -> None:
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     [ticket] = await stack.service.imagine(ALICE, "a red door", idempotency_key="i-2")
     await stack.drain()
-    seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=100)]
+    seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=100, ns=stack.ns)]
     assert seen[-1].kind == "done"
     assert {e.job_id for e in seen} == {ticket.job_id}
 
@@ -55,7 +55,7 @@ async def test_waiting_jobs_hear_their_position_move_and_never_after_they_start(
     assert len(tickets) == 3
     await stack.drain()
     last = tickets[-1].job_id
-    kinds = [(e.kind, getattr(e, "position", None)) for e in await events.history(stack.pool, last)]
+    kinds = [(e.kind, getattr(e, "position", None)) for e in await events.history(stack.pool, last, ns=stack.ns)]
     started = kinds.index(("started", None))
     positions = [p for kind, p in kinds[:started] if kind == "queued"]
     assert positions[0] == 2

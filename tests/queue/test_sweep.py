@@ -55,7 +55,7 @@ async def test_a_job_nobody_started_in_time_is_failed_refunded_and_taken_off_the
         "waited 120 min in the queue, longer than the 60 min limit; nothing was charged, please try again"
     )
     assert await stack.pool.zscore(stack.ns.queue, tickets[0].job_id) is None
-    [final] = [e for e in await events.history(stack.pool, tickets[0].job_id) if e.final]
+    [final] = [e for e in await events.history(stack.pool, tickets[0].job_id, ns=stack.ns) if e.final]
     assert isinstance(final, events.Failed)
     assert final.refunded
     # Its slot went to the held fourth job, which is on the queue now; the others were not touched.
@@ -63,7 +63,7 @@ async def test_a_job_nobody_started_in_time_is_failed_refunded_and_taken_off_the
     assert await stack.pool.zscore(stack.ns.queue, tickets[3].job_id) is not None
     assert await _reserved(stack) == sum(t.reserved_gpu_seconds for t in tickets[1:])
     # Held, it was told nothing; released, it hears its place in the queue.
-    assert [e.kind for e in await events.history(stack.pool, tickets[3].job_id)] == ["queued"]
+    assert [e.kind for e in await events.history(stack.pool, tickets[3].job_id, ns=stack.ns)] == ["queued"]
     # A second sweep finds nothing more to do.
     assert not await sweep(stack.sessions, stack.pool, config)
 
@@ -117,7 +117,7 @@ async def test_held_jobs_with_room_are_released(stack: Stack) -> None:
 
 async def test_a_running_worker_sweeps_on_its_own(stack: Stack) -> None:
     [ticket] = await stack.service.imagine(GIL, "a forgotten job", idempotency_key="s-5")
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     await _lose(stack, ticket.job_id)
     async with stack.sessions() as session, session.begin():
         await session.execute(
@@ -129,7 +129,9 @@ async def test_a_running_worker_sweeps_on_its_own(stack: Stack) -> None:
     running = asyncio.create_task(worker.main())
     try:
         async with asyncio.timeout(30):
-            final = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since) if e.final]
+            final = [
+                e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, ns=stack.ns) if e.final
+            ]
     finally:
         running.cancel()
         with warnings.catch_warnings():

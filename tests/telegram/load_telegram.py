@@ -136,12 +136,12 @@ def _ms(entry_id: bytes | str) -> int:
     return int(text.split("-", 1)[0])
 
 
-async def _enqueue_to_start(redis: Redis, since: str, job_ids: set[str]) -> list[float]:
+async def _enqueue_to_start(redis: Redis, since: str, job_ids: set[str], ns: keys.Namespace) -> list[float]:
     queued: dict[str, int] = {}
     started: dict[str, int] = {}
     cursor = since
     while True:
-        batch = await redis.xrange(keys.EVENTS_STREAM, min=f"({cursor}", max="+", count=5000)
+        batch = await redis.xrange(ns.events, min=f"({cursor}", max="+", count=5000)
         if not batch:
             break
         for entry_id, fields in batch:
@@ -171,7 +171,7 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
             pass
         ns = f"impasto-load-{secrets.token_hex(4)}:"
         redis = Redis.from_url(redis_url)
-        since = await events.last_id(redis)
+        since = await events.last_id(redis, ns=keys.Namespace(ns))
         async with FakeBotApi() as api:
             hub = Hub()
             record = api._record
@@ -249,7 +249,7 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
                         process.kill()
                         await process.wait()
 
-        waits = await _enqueue_to_start(redis, since, all_ids)
+        waits = await _enqueue_to_start(redis, since, all_ids, keys.Namespace(ns))
         memory = await redis.info("memory")
         ours = [k async for k in redis.scan_iter(match=ns + "*")]
         forever = [k for k in ours if await redis.ttl(k) == -1]

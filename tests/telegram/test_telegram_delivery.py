@@ -23,6 +23,7 @@ from impasto.bots.telegram.delivery import Deliverer, ResultSent
 from impasto.bots.telegram.routes import Route, Routes
 from impasto.queue import events
 from impasto.queue.actions import Action
+from impasto.queue.keys import Namespace
 from impasto.storage.images import ImageStore
 
 # PTB's RetryAfter constructor itself reads the deprecated int ``retry_after``.
@@ -47,7 +48,9 @@ class Rig:
         self.api, self.redis, self.store, self.group = api, redis, store, group
         self.application = build_application(TOKEN, api.url, read_timeout_s=5)
         self.results: list[ResultSent] = []
-        self.routes = Routes(redis, prefix=f"impasto-test-telegram-{secrets.token_hex(4)}:")
+        # A namespace of our own: db 15 (and its event streams) is shared with other test sessions.
+        self.ns = Namespace(f"impasto-test-{secrets.token_hex(4)}:")
+        self.routes = Routes(redis, ns=self.ns)
 
         async def remember(sent: ResultSent) -> None:
             self.results.append(sent)
@@ -80,8 +83,8 @@ class Rig:
 @pytest.fixture
 async def rig(api: FakeBotApi, redis: Redis, tmp_path: Path) -> AsyncIterator[Rig]:
     group = f"telegram-test-{secrets.token_hex(4)}"
-    await events.ensure_group(redis, group)
     rig = Rig(api, redis, ImageStore(tmp_path / "images"), group)
+    await events.ensure_group(redis, group, ns=rig.ns)
     await rig.application.initialize()
     task = asyncio.create_task(rig.deliverer.run(consumer="t1", redeliver_every_s=0.1))
     yield rig
@@ -89,8 +92,7 @@ async def rig(api: FakeBotApi, redis: Redis, tmp_path: Path) -> AsyncIterator[Ri
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await rig.application.shutdown()
-    await redis.xgroup_destroy("impasto:events", group)
-    async for key in redis.scan_iter(match=rig.routes.prefix + "*"):
+    async for key in redis.scan_iter(match=rig.ns.prefix + "*"):
         await redis.delete(key)
 
 
@@ -107,22 +109,28 @@ def job_id() -> str:
 async def test_progress_then_grid_with_buttons(rig: Rig) -> None:
     api, job = rig.api, job_id()
     route = await rig.new_route(job, prompt='<a href="https://evil.example">x</a> & co')
-    await events.publish(rig.redis, events.Queued(job_id=job, position=2))
+    await events.publish(rig.redis, ns=rig.ns, event=events.Queued(job_id=job, position=2))
     [edit] = await api.wait_method("editMessageText")
     assert "queue position 2" in edit.params["text"]
     assert edit.params["message_id"] == route.progress_message_id
     preview = base64.b64encode(png((0, 0, 255), 16)).decode()
-    await events.publish(rig.redis, events.Progress(job_id=job, step=5, total=10, preview_png_b64=preview))
+    await events.publish(
+        rig.redis, ns=rig.ns, event=events.Progress(job_id=job, step=5, total=10, preview_png_b64=preview)
+    )
     [progress_photo] = await api.wait_method("sendPhoto")
     assert "50%" in progress_photo.params["caption"]
     assert api.sent("sendChatAction")[0].params["action"] == "upload_photo"
-    await events.publish(rig.redis, events.Progress(job_id=job, step=9, total=10, preview_png_b64=preview))
+    await events.publish(
+        rig.redis, ns=rig.ns, event=events.Progress(job_id=job, step=9, total=10, preview_png_b64=preview)
+    )
     [media] = await api.wait_method("editMessageMedia")
     assert "90%" in media.params["media"]["caption"]
 
     grid = rig.store.put(png((255, 0, 0)))
     singles = [rig.store.put(png((i, 0, 0))) for i in range(4)]
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=singles, grid_key=grid, seed=5))
+    await events.publish_final(
+        rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=singles, grid_key=grid, seed=5)
+    )
     photos = await api.wait_method("sendPhoto", count=2)
     result = photos[1]
     assert result.files["photo"] == rig.store.get(grid)
@@ -142,7 +150,7 @@ async def test_single_image_gets_single_keyboard(rig: Rig) -> None:
     job = job_id()
     await rig.new_route(job)
     key = rig.store.put(png((1, 2, 3)))
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key], paints_noise=True))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key], paints_noise=True))
     [result] = await rig.api.wait_method("sendPhoto")
     labels = [b["text"] for row in result.params["reply_markup"]["inline_keyboard"] for b in row]
     assert "Upscale (Subtle)" in labels
@@ -156,7 +164,7 @@ async def test_rate_limited_result_is_redelivered_not_lost(rig: Rig) -> None:
     await rig.new_route(job)
     key = rig.store.put(png((9, 9, 9)))
     api.rate_limit("sendPhoto", retry_after=1)
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
     attempts = await api.wait_method("sendPhoto", count=2)
     assert attempts[0].result == {"error": 429}
     assert attempts[1].result["photo"]
@@ -170,7 +178,9 @@ async def test_rate_limited_result_is_redelivered_not_lost(rig: Rig) -> None:
 async def test_failure_is_told_in_the_chat(rig: Rig) -> None:
     job = job_id()
     route = await rig.new_route(job)
-    await events.publish_final(rig.redis, events.Failed(job_id=job, message="The GPU ran out of memory <oops>"))
+    await events.publish_final(
+        rig.redis, ns=rig.ns, event=events.Failed(job_id=job, message="The GPU ran out of memory <oops>")
+    )
     edit = (await rig.api.wait_method("editMessageText"))[-1]
     assert edit.params["message_id"] == route.progress_message_id
     assert "&lt;oops&gt;" in edit.params["text"]
@@ -179,10 +189,10 @@ async def test_failure_is_told_in_the_chat(rig: Rig) -> None:
 async def test_events_of_other_platforms_are_ignored(rig: Rig) -> None:
     job = job_id()
     key = rig.store.put(png((9, 9, 1)))
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
     mine = job_id()
     await rig.new_route(mine)
-    await events.publish_final(rig.redis, events.Cancelled(job_id=mine))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Cancelled(job_id=mine))
     await rig.api.wait_method("editMessageText")
     assert rig.api.sent("sendPhoto") == []
 
@@ -190,7 +200,7 @@ async def test_events_of_other_platforms_are_ignored(rig: Rig) -> None:
 async def test_a_result_that_beats_its_route_is_still_posted(rig: Rig) -> None:
     job = job_id()
     key = rig.store.put(png((3, 3, 3)))
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
     await asyncio.sleep(0.3)  # the worker was faster than the handler that saves the route
     await rig.new_route(job)
     [result] = await rig.api.wait_method("sendPhoto", timeout_s=10)
@@ -202,7 +212,7 @@ async def test_a_photo_telegram_refuses_goes_as_a_file_with_its_buttons(rig: Rig
     await rig.new_route(job)
     key = rig.store.put(png((4, 4, 4)))
     rig.api.fail("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
     [document] = await rig.api.wait_method("sendDocument")
     assert document.files["document"] == rig.store.get(key)
     assert "Upscale (Subtle)" in str(document.params["reply_markup"])
@@ -213,7 +223,7 @@ async def test_a_group_that_became_a_supergroup_still_gets_its_result(rig: Rig) 
     await rig.new_route(job, chat_id=-5001)
     key = rig.store.put(png((5, 5, 5)))
     rig.api.fail("sendPhoto", 400, "Bad Request: group chat was upgraded", {"migrate_to_chat_id": -1005001})
-    await events.publish_final(rig.redis, events.Done(job_id=job, image_keys=[key]))
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
     [_refused, posted] = await rig.api.wait_method("sendPhoto", count=2)
     assert posted.chat_id == -1005001
 

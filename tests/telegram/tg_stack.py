@@ -124,7 +124,7 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
         pool = await open_pool(TEST_REDIS_URL, ns=ns)
         redis = Redis.from_url(TEST_REDIS_URL)
         group = f"telegram-test-{secrets.token_hex(4)}"
-        await events.ensure_group(redis, group)
+        await events.ensure_group(redis, group, ns=ns)
         images = ImageStore(tmp_path / "images")
         service = JobService(
             session_factory(engine),
@@ -134,16 +134,14 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
             service_enqueue(pool, ns=ns),
             fetch_image=store_fetcher(images, refuse_network),
         )
-        routes = Routes(redis, prefix=f"impasto-test-telegram-{secrets.token_hex(4)}:")
+        routes = Routes(redis, ns=ns)
         stack = TelegramStack(api, service, images, redis, pool, url, group, ns, routes)
         try:
             await stack.start_bot()
             yield stack
         finally:
             await stack.stop_bot()
-            with contextlib.suppress(Exception):
-                await redis.xgroup_destroy(events.keys.EVENTS_STREAM, group)
-            async for key in redis.scan_iter(match=routes.prefix + "*"):  # leave db 15 as we found it
+            async for key in redis.scan_iter(match=ns.prefix + "*"):  # leave db 15 as we found it (stream included)
                 await redis.delete(key)
             await redis.aclose()
             await pool.aclose()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from impasto.bots.discord.backend import Attached, Backend
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
-from impasto.bots.discord.intake import check_declared, check_image
+from impasto.bots.discord.intake import Attached, check_declared, check_image
 from impasto.bots.discord.requester import requester_of
 
 _Interaction = discord.Interaction[Any]
@@ -34,9 +34,9 @@ async def read_images(attachments: list[discord.Attachment | None], max_bytes: i
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 class Create(commands.Cog):
-    def __init__(self, backend: Backend, controls: Controls, *, max_upload_bytes: int) -> None:
-        self.backend = backend
+    def __init__(self, controls: Controls, *, max_upload_bytes: int) -> None:
         self.controls = controls
+        self.service = controls.service
         self.max_upload_bytes = max_upload_bytes
 
     async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
@@ -58,8 +58,10 @@ class Create(commands.Cog):
         await interaction.response.defer(thinking=True)
         images = await read_images([image, image2], self.max_upload_bytes)
         who = requester_of(interaction)
-        cards = await self.backend.imagine(who, prompt, images=images, idempotency_key=f"discord:{interaction.id}")
-        await self.controls.start_jobs(interaction, cards, OriginalResponse(interaction), who)
+        tickets = await self.service.imagine(
+            who, prompt, image_urls=[i.url for i in images], idempotency_key=f"discord:{interaction.id}"
+        )
+        await self.controls.start_jobs(interaction, tickets, OriginalResponse(interaction), who)
 
     @app_commands.command(name="blend", description="Blend 2–5 images into a new one")
     @app_commands.describe(
@@ -85,8 +87,12 @@ class Create(commands.Cog):
         images = await read_images([image1, image2, image3, image4, image5], self.max_upload_bytes)
         who = requester_of(interaction)
         shape = dimensions.value if dimensions is not None else "square"
-        cards = await self.backend.blend(who, images, dimensions=shape, idempotency_key=f"discord:{interaction.id}")
-        await self.controls.start_jobs(interaction, cards, OriginalResponse(interaction), who)
+        # The checked bytes go to the image store now: the worker reads them there, no second download.
+        keys = [await asyncio.to_thread(self.service.images.put, image.data) for image in images]
+        tickets = await self.service.blend(
+            who, [i.url for i in images], shape, idempotency_key=f"discord:{interaction.id}", image_keys=keys
+        )
+        await self.controls.start_jobs(interaction, tickets, OriginalResponse(interaction), who)
 
     @app_commands.command(name="describe", description="Suggest prompts for an image (not available yet)")
     @app_commands.describe(image="The image to describe")

@@ -1,18 +1,24 @@
-"""One place that turns a failed command into a line for the user: refusals verbatim, anything else logged."""
+"""The one place where a refusal becomes a line for the user: the core's ``ServiceError`` and the command language's
+``PromptError`` (and a refused attachment) verbatim, escaped, privately; anything else logged."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeAlias
 
 import discord
 from discord import app_commands
 
 from impasto.bots.discord import texts
-from impasto.bots.discord.backend import UserFacingError
 from impasto.bots.discord.intake import AttachmentRefused
+from impasto.bots.language.errors import PromptError
+from impasto.bots.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+#: What a handler lets through for ``refuse`` to say: each carries a one-line ``.message``.
+REFUSALS = (ServiceError, PromptError, AttachmentRefused)
+Refusal: TypeAlias = ServiceError | PromptError | AttachmentRefused
 
 
 async def answer(interaction: discord.Interaction[Any], text: str) -> None:
@@ -25,12 +31,26 @@ async def answer(interaction: discord.Interaction[Any], text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
 
 
+async def tell(interaction: discord.Interaction[Any], text: str) -> None:
+    """A line only the presser sees, after the interaction was acknowledged."""
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
+
+
+async def refuse(interaction: discord.Interaction[Any], refusal: Refusal) -> None:
+    """The refusal as one line: in place of a slash command's answer, or privately under a pressed control."""
+    line = texts.refusal(refusal.message)
+    if interaction.type is discord.InteractionType.application_command or not interaction.response.is_done():
+        await answer(interaction, line)
+    else:
+        await tell(interaction, line)
+
+
 async def report(interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
     cause: BaseException = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(cause, app_commands.CheckFailure) and interaction.response.is_done():
         return  # the check already told the user why
-    if isinstance(cause, UserFacingError | AttachmentRefused):
-        await answer(interaction, texts.refusal(cause.message))
+    if isinstance(cause, REFUSALS):
+        await refuse(interaction, cause)
         return
     log.error("command %s failed", interaction.command.name if interaction.command else "?", exc_info=cause)
     await answer(interaction, "⚠️ Something went wrong on our side; it was logged. Please try again.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from typing import Any
@@ -10,11 +11,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from impasto.bots.discord import texts
-from impasto.bots.discord.backend import Backend, UserFacingError
-from impasto.bots.discord.cogs.errors import report
-from impasto.bots.discord.controls import result_content, result_file, result_view
+from impasto.bots.discord import replies, texts
+from impasto.bots.discord.cogs.account import private
+from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
+from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.delivery import OriginalResponse
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
+from impasto.bots.discord.surface import PLATFORM, finished, result_content, result_file, result_view
+from impasto.bots.service.errors import JobNotReady
+from impasto.bots.service.requester import Requester
 
 log = logging.getLogger(__name__)
 _Interaction = discord.Interaction[Any]
@@ -24,9 +29,10 @@ CROSS = "❌"
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 class Jobs(commands.Cog):
-    def __init__(self, bot: discord.Client, backend: Backend) -> None:
+    def __init__(self, bot: discord.Client, controls: Controls) -> None:
         self.bot = bot
-        self.backend = backend
+        self.controls = controls
+        self.service = controls.service
 
     async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
         await report(interaction, error)
@@ -36,21 +42,19 @@ class Jobs(commands.Cog):
     async def show(self, interaction: _Interaction, job_id: app_commands.Range[str, 1, 80]) -> None:
         await interaction.response.defer(thinking=True)
         who = requester_of(interaction)
-        card, finished = await self.backend.show(who, job_id.strip())
-        file = result_file(card, finished, nsfw_channel=who.nsfw_channel)
-        message = await interaction.edit_original_response(
-            content=result_content(card),
-            attachments=[file] if file else [],
-            view=result_view(card),
-            allowed_mentions=texts.NO_MENTIONS,
-        )
-        await self.backend.record_message(card.id, str(message.channel.id), str(message.id))
+        view = await self.service.show(who, job_id.strip())
+        if view.status != "done":
+            raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
+        pictures = await asyncio.to_thread(finished, self.service.images, view)
+        file = result_file(view, pictures, nsfw_channel=who.nsfw_channel)
+        target = OriginalResponse(interaction)
+        await target.edit(result_content(view), file=file, view=result_view(view))
+        await self.controls.shows(view.job_id, target, "result")
 
     @app_commands.command(name="history", description="Your recent jobs")
     async def history(self, interaction: _Interaction) -> None:
-        await interaction.response.defer(thinking=True, ephemeral=True)
-        text = await self.backend.command(requester_of(interaction), "history")
-        await interaction.edit_original_response(content=text, allowed_mentions=texts.NO_MENTIONS)
+        views = await self.service.history(await private(interaction))
+        await answer(interaction, replies.history(views))
 
     @app_commands.command(name="help", description="How to use impasto")
     async def help(self, interaction: _Interaction) -> None:
@@ -63,29 +67,36 @@ class Jobs(commands.Cog):
         emoji = str(payload.emoji)
         if emoji not in (ENVELOPE, CROSS):
             return
-        job_id = await self.backend.job_for_message(str(payload.channel_id), str(payload.message_id))
-        if job_id is None:
+        shown = await self.service.find_job_by_message(PLATFORM, str(payload.channel_id), str(payload.message_id))
+        if shown is None:
             return
+        job_id = shown.job_id
         who = requester_of_reaction(payload, self.bot)
         try:
             if emoji == ENVELOPE:
-                await self._send_details(who.user_id, job_id, payload)
+                await self._send_details(who, job_id)
             else:
-                outcome = await self.backend.cancel_or_delete(who, job_id)
-                if outcome == "deleted":
-                    channel = self.bot.get_partial_messageable(payload.channel_id)
-                    await channel.get_partial_message(payload.message_id).delete()
-        except UserFacingError as exc:
+                await self._cancel_or_delete(who, job_id, payload)
+        except REFUSALS as refusal:
             # Someone else's ❌ is simply not acted on: a reaction has nowhere private to answer in a channel.
-            log.info("reaction %s on job %s by %s refused: %s", emoji, job_id, who.user_id, exc.message)
+            log.info("reaction %s on job %s by %s refused: %s", emoji, job_id, who.user_id, refusal.message)
         except discord.HTTPException:
             log.exception("reaction %s on job %s: Discord refused the follow-up", emoji, job_id)
 
-    async def _send_details(self, user_id: str, job_id: str, payload: discord.RawReactionActionEvent) -> None:
-        who = requester_of_reaction(payload, self.bot)
-        details = await self.backend.details(who, job_id)
-        dm = await self.bot.create_dm(discord.Object(int(user_id)))
+    async def _cancel_or_delete(self, who: Requester, job_id: str, payload: discord.RawReactionActionEvent) -> None:
+        status = await self.service.cancel(who, job_id)
+        if status == "cancelled":
+            await self.controls.delivery.announce_cancelled(job_id)
+        elif status in ("done", "failed"):
+            # A finished job has nothing to stop: ❌ removes its message (the service checked ownership either way).
+            channel = self.bot.get_partial_messageable(payload.channel_id)
+            await channel.get_partial_message(payload.message_id).delete()
+
+    async def _send_details(self, who: Requester, job_id: str) -> None:
+        view = await self.service.job(job_id)
+        pictures = await asyncio.to_thread(finished, self.service.images, view)
+        dm = await self.bot.create_dm(discord.Object(int(who.user_id)))
         files = [
-            discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(details.images_png, 1)
+            discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(pictures.images_png, 1)
         ]
-        await dm.send(details.text, files=files[:10], allowed_mentions=texts.NO_MENTIONS)
+        await dm.send(replies.details(view), files=files[:10], allowed_mentions=texts.NO_MENTIONS)

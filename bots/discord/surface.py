@@ -1,0 +1,122 @@
+"""Discord's side of the delivery core (``bots/service/delivery``): edit a job's message with its progress, and
+turn it into the result with its buttons (or the reason it failed). Nothing else of delivery lives in the adapter.
+
+The core calls these from whichever bot process read the event, so the message is edited with the bot's own token
+(any process can), not through the interaction that posted it. Discord's errors become the core's two here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import discord
+
+from impasto.bots.discord import texts
+from impasto.bots.discord.delivery import image_file
+from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
+from impasto.bots.service.views import JobView, MessageView
+from impasto.queue.actions import ACTIONS, Action
+from impasto.storage.images import ImageStore
+
+log = logging.getLogger(__name__)
+PLATFORM = "discord"
+NOISE_NOTE = "made by a built-in tiny test model: the picture is noise"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished job's pictures, read from the image store."""
+
+    grid_png: bytes | None  # a grid job's 2×2 image; None for a single-image job
+    images_png: tuple[bytes, ...] = ()
+    flagged: bool = False  # moderation flagged it: shown as a spoiler outside NSFW channels
+
+
+def finished(images: ImageStore, view: JobView) -> Finished:
+    grid = view.image(0)
+    singles = tuple(images.get(i.key) for i in sorted(view.images, key=lambda i: i.index) if i.index > 0)
+    return Finished(grid_png=images.get(grid.key) if grid is not None else None, images_png=singles)
+
+
+def shows_grid(view: JobView) -> bool:
+    """A 2×2 result (U/V buttons) or one image: from its images once done, from its action before."""
+    if view.images:
+        return view.is_grid
+    return ACTIONS[Action(view.action)].output == "grid"
+
+
+def result_content(view: JobView) -> str:
+    what = ACTIONS[Action(view.action)].caption or ""
+    if shows_grid(view):
+        return texts.finished(view.display, view.user_id, view.mode, what=what)
+    return texts.single(view.display, view.user_id, view.image_index or 1, what=what)
+
+
+def result_view(view: JobView) -> discord.ui.View:
+    from impasto.bots.discord.views import grid_view, single_view
+
+    return grid_view(view.job_id) if shows_grid(view) else single_view(view.job_id, 1)
+
+
+def result_file(view: JobView, pictures: Finished, *, nsfw_channel: bool) -> discord.File | None:
+    data = pictures.grid_png if shows_grid(view) and pictures.grid_png else None
+    if data is None and pictures.images_png:
+        data = pictures.images_png[0]
+    if data is None:
+        return None
+    return image_file(data, f"impasto_{view.job_id}.png", flagged=pictures.flagged, nsfw_channel=nsfw_channel)
+
+
+class DiscordSurface:
+    platform = PLATFORM
+
+    def __init__(self, client: discord.Client, images: ImageStore) -> None:
+        self.client = client
+        self.images = images
+
+    def _is_nsfw(self, channel_id: int) -> bool:
+        channel = self.client.get_channel(channel_id)
+        is_nsfw = getattr(channel, "is_nsfw", None)
+        return bool(is_nsfw()) if callable(is_nsfw) else False
+
+    async def _edit(self, shown: MessageView, content: str, **kwargs: Any) -> None:
+        channel = self.client.get_partial_messageable(int(shown.chat_id))
+        message = channel.get_partial_message(int(shown.message_id))
+        file = kwargs.pop("file", None)
+        try:
+            await message.edit(
+                content=content, attachments=[file] if file else [], allowed_mentions=texts.NO_MENTIONS, **kwargs
+            )
+        except discord.NotFound as exc:
+            raise Gone(f"message {shown.message_id} was deleted") from exc
+        except discord.Forbidden as exc:
+            raise Gone(f"no permission to edit in channel {shown.chat_id}: {exc.text}") from exc
+        except discord.HTTPException as exc:  # discord.py already waited out 429s; this is Discord being down
+            raise Deferred(5.0, f"Discord refused the edit: {exc.status} {exc.text}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Deferred(5.0, f"Discord unreachable: {exc}") from exc
+
+    async def progress(self, shown: MessageView, view: JobView, step: Step) -> MessageView | None:
+        if step.percent is None:
+            return None  # still "Waiting to start", as posted
+        preview = image_file(step.preview_png, "preview.png") if step.preview_png else None
+        await self._edit(shown, texts.progress(view.display, view.user_id, step.percent, view.mode), file=preview)
+        return None
+
+    async def end(self, shown: MessageView, end: End) -> MessageView | None:
+        view = end.view
+        if view.status == "done":
+            pictures = await asyncio.to_thread(finished, self.images, view)
+            file = result_file(view, pictures, nsfw_channel=self._is_nsfw(int(shown.chat_id)))
+            content = result_content(view) + (f"\n-# {NOISE_NOTE}" if end.paints_noise else "")
+            await self._edit(shown, content, file=file, view=result_view(view))
+            return shown
+        if view.status == "cancelled":
+            await self._edit(shown, texts.cancelled(view.display, view.user_id), view=None)
+        else:
+            await self._edit(shown, texts.failed(view.display, view.user_id, view.error or view.status), view=None)
+        return None
