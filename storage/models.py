@@ -242,3 +242,16 @@ class LedgerEntry(Base):
     period: Mapped[str] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     note: Mapped[str | None] = mapped_column(String(200), default=None)  # an operator's reason for a grant
+
+
+class AdminAction(Base):
+    """What an operator did with ``impasto admin`` (grants, plans, caps, cancels): who, when, to whom, what."""
+
+    __tablename__ = "admin_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    operator: Mapped[str] = mapped_column(String(64))  # the console's OS user, or IMPASTO_OPERATOR
+    command: Mapped[str] = mapped_column(String(32))  # "credits grant", "plan set", "cap set", "cancel"
+    target: Mapped[str] = mapped_column(String(160), index=True)  # "discord:1234", a guild key or a job id
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -24,7 +24,7 @@ from impasto.storage.db import (
 )
 from impasto.storage.models import Base
 
-TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger"}
+TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger", "admin_log"}
 
 
 async def test_upgrade_from_empty_matches_the_models_and_downgrade_to_base_empties(db_url: str) -> None:
