@@ -58,6 +58,10 @@ class Namespace:
         """Held by the worker whose turn it is to sweep (``queue.sweep``); expires before the next turn is due."""
         return self.prefix + "sweep-turn"
 
+    def serving(self, worker: str) -> str:
+        """JSON list of the models a live worker serves (empty: all), refreshed while it runs (``queue.served``)."""
+        return f"{self.prefix}serving:{worker}"
+
     def job_tag(self, job_id: str) -> str:
         """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""
         return f"{self.prefix}tag:{job_id}"
