@@ -105,6 +105,7 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
     }
     assert samples[("impasto_jobs_total", (("action", "imagine"), ("outcome", "done")))] == 1
     assert samples[("impasto_render_seconds_count", (("model", "tiny-sd15"),))] == 1
+    assert samples[("impasto_workers", (("model", "tiny-sd15"),))] == 1  # the worker sees its own announcement
 
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any("serves tiny-sd15" in line["event"] for line in lines)
