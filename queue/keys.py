@@ -70,6 +70,10 @@ class Namespace:
         """Set when a job's terminal event was published in this namespace: at most one per job."""
         return f"{self.prefix}final:{job_id}"
 
+    def serving(self, worker: str) -> str:
+        """JSON list of the models a live worker serves (empty: all), refreshed while it runs (``queue.served``)."""
+        return f"{self.prefix}serving:{worker}"
+
     def job_tag(self, job_id: str) -> str:
         """The fair score given to one job, so that enqueueing it twice neither moves it nor counts twice."""
         return f"{self.prefix}tag:{job_id}"

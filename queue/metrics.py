@@ -12,7 +12,8 @@ Who moves what:
   read from the job's SQL row once the job has ended, because the row is the truth under at-least-once delivery: a
   duplicate delivery, which finds its job already final when it starts, counts nothing.
 * **Any process with Redis and SQL**, at scrape time (``refresh_queue_gauges``): ``impasto_queue_depth{lane}``,
-  ``impasto_jobs_in_progress``, ``impasto_jobs_held``, ``impasto_oldest_wait_seconds``.
+  ``impasto_jobs_in_progress``, ``impasto_jobs_held``, ``impasto_oldest_wait_seconds``, ``impasto_workers{model}``
+  (from the workers' announcements, ``queue.served``).
 * **The bots** (called by the job service and the delivery core): ``job_admitted``, ``refused``, ``delivered``,
   ``rate_limited``, ``moderation_refused``.
 """
@@ -49,6 +50,7 @@ QUEUE_DEPTH = Gauge("impasto_queue_depth", "Jobs on the GPU queue that no worker
 JOBS_IN_PROGRESS = Gauge("impasto_jobs_in_progress", "Jobs a worker holds (arq's in-progress lock)")
 JOBS_HELD = Gauge("impasto_jobs_held", "Jobs held in SQL behind their user's concurrency limit")
 OLDEST_WAIT = Gauge("impasto_oldest_wait_seconds", "How long the longest-waiting released job has waited")
+WORKERS = Gauge("impasto_workers", 'Live workers by the model they serve (model="*": every model)', ["model"])
 
 JOBS_ADMITTED = Counter("impasto_jobs_admitted_total", "Jobs the job service admitted", ["action", "lane"])
 JOBS = Counter("impasto_jobs_total", "Jobs that ended on a worker", ["action", "outcome"])
@@ -107,9 +109,17 @@ async def refresh_queue_gauges(
     pool: ArqRedis, sessions: async_sessionmaker[AsyncSession], *, ns: keys.Namespace = keys.DEFAULT
 ) -> None:
     """Set the queue gauges from Redis and SQL (the same reading as ``impasto status``); call it before a scrape."""
+    from impasto.queue.served import serving
     from impasto.queue.status import queue_status  # the status module pulls in nothing the metrics need otherwise
 
     status = await queue_status(pool, sessions, ns=ns)
+    per_model: dict[str, int] = {}
+    for models in (await serving(pool, ns=ns)).values():
+        for model in models or ("*",):
+            per_model[model] = per_model.get(model, 0) + 1
+    WORKERS.clear()  # a model whose last worker left must drop to absent, not stay at its old count
+    for model, count in per_model.items():
+        WORKERS.labels(model=model).set(count)
     for lane in (*LANES, *(lane for lane in status.waiting if lane not in LANES)):
         QUEUE_DEPTH.labels(lane=lane).set(status.waiting.get(lane, 0))
     JOBS_IN_PROGRESS.set(status.in_progress)

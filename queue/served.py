@@ -14,14 +14,21 @@ model is read from SQL once per worker and remembered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any
 
+from arq.connections import ArqRedis
+from arq.typing import StartupShutdown
 from arq.worker import Worker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from impasto.queue import keys
 from impasto.queue.state import STATE_KEY, WorkerState
 from impasto.storage.models import Job
 
@@ -29,6 +36,10 @@ log = logging.getLogger("impasto.queue")
 
 MODELS_ENV = "IMPASTO_WORKER_MODELS"
 _REMEMBERED = 50_000  # job ids → models kept before the memo starts afresh (a few MB)
+
+#: A worker's announcement lives this long unrefreshed; it is refreshed every third of it, and deleted at shutdown,
+#: so a killed worker drops out of ``serving`` within this time.
+ANNOUNCE_TTL_S = 30
 
 
 def parse_models(value: str | None) -> tuple[str, ...]:
@@ -92,3 +103,66 @@ def serve_only(worker: Worker, models: Collection[str]) -> Worker:
     worker.start_jobs = start_jobs  # type: ignore[method-assign]
     log.info("this worker serves %s", ", ".join(sorted(chosen.models)))
     return worker
+
+
+def announce(worker: Worker, *, name: str, models: Collection[str], ns: keys.Namespace) -> Worker:
+    """While ``worker`` runs, keep ``ns.serving(name)`` in Redis naming its models (``[]``: every model), so that
+    ``impasto status`` (and admission, see ``unserved``) can tell which models have a worker. Returns the worker."""
+    payload = json.dumps(sorted(models))
+    key = ns.serving(name)
+    task: asyncio.Task[None] | None = None
+
+    async def refresh(redis: ArqRedis) -> None:
+        while True:
+            try:
+                await redis.set(key, payload, ex=ANNOUNCE_TTL_S)
+            except Exception as exc:  # Redis away for a moment: the next round tries again
+                log.warning("could not announce this worker's models: %s", exc)
+            await asyncio.sleep(ANNOUNCE_TTL_S / 3)
+
+    async def start(ctx: dict[Any, Any]) -> None:
+        nonlocal task
+        task = asyncio.create_task(refresh(ctx["redis"]))
+
+    async def stop(ctx: dict[Any, Any]) -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await ctx["redis"].delete(key)
+
+    worker.on_startup = _then(worker.on_startup, start)
+    worker.on_shutdown = _then(stop, worker.on_shutdown)
+    return worker
+
+
+def _then(first: StartupShutdown | None, second: StartupShutdown | None) -> StartupShutdown:
+    async def both(ctx: dict[Any, Any]) -> None:
+        if first is not None:
+            await first(ctx)
+        if second is not None:
+            await second(ctx)
+
+    return both
+
+
+async def serving(redis: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> dict[str, tuple[str, ...]]:
+    """Live workers → the models each serves (``()``: every model)."""
+    prefix = ns.serving("")
+    found: dict[str, tuple[str, ...]] = {}
+    async for raw in redis.scan_iter(match=prefix + "*"):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        value = await redis.get(key)
+        if value is None:
+            continue  # expired between the scan and the read
+        try:
+            found[key[len(prefix) :]] = tuple(json.loads(value))
+        except (ValueError, TypeError):
+            continue
+    return found
+
+
+def unserved(model: str, workers: dict[str, tuple[str, ...]]) -> bool:
+    """True when no live worker would take a job of ``model`` (none at all, or none serves it)."""
+    return not any(not models or model in models for models in workers.values())

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import ledger
-from impasto.storage.models import ACTIVE_STATUSES, Guild, Job, LedgerEntry, Usage, User, utcnow
+from impasto.storage.models import ACTIVE_STATUSES, AdminAction, Guild, Job, LedgerEntry, Usage, User, utcnow
 
 PLATFORMS = ("discord", "telegram", "console")
 
@@ -131,6 +131,24 @@ async def set_daily_cap(session: AsyncSession, guild: Guild, gpu_seconds: float 
         raise AdminError(f"the daily cap must be >= 0, not {gpu_seconds}")
     guild.daily_cap_gpu_seconds = gpu_seconds
     await session.flush()
+
+
+async def record_action(
+    session: AsyncSession, *, operator: str, command: str, target: str, detail: dict[str, Any] | None = None
+) -> None:
+    """Write one line of the operator's audit trail (in the caller's transaction, with the change itself)."""
+    session.add(
+        AdminAction(at=utcnow(), operator=operator[:64], command=command, target=target[:160], detail=detail or {})
+    )
+    await session.flush()
+
+
+async def recent_actions(session: AsyncSession, *, target: str | None = None, limit: int = 20) -> list[AdminAction]:
+    """The newest audit lines first, all of them or those about one target ("discord:1234", a job id)."""
+    query = select(AdminAction).order_by(AdminAction.at.desc(), AdminAction.id.desc()).limit(limit)
+    if target is not None:
+        query = query.where(AdminAction.target == target)
+    return list((await session.scalars(query)).all())
 
 
 @dataclass(frozen=True)

@@ -352,3 +352,16 @@ class ModerationBan(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     lifted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AdminAction(Base):
+    """What an operator did with ``impasto admin`` (grants, plans, caps, cancels): who, when, to whom, what."""
+
+    __tablename__ = "admin_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    operator: Mapped[str] = mapped_column(String(64))  # the console's OS user, or IMPASTO_OPERATOR
+    command: Mapped[str] = mapped_column(String(32))  # "credits grant", "plan set", "cap set", "cancel"
+    target: Mapped[str] = mapped_column(String(160), index=True)  # "discord:1234", a guild key or a job id
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -8,6 +8,7 @@ Amounts are fast GPU hours, the unit of ``plans.toml`` and ``/info``:
     impasto admin cap set discord:5678 0.5           (per member per UTC day; ``off`` lifts it)
     impasto admin cancel JOB_ID
     impasto admin user show discord:1234 [--json]
+    impasto admin log [PLATFORM:ID | JOB_ID]         (every change above, who made it and when)
 
 Grants go through the ledger (``impasto.storage.admin``); a cancel goes the way the owner's ❌ goes: a queued job is
 cancelled and refunded at once (and, with Redis, its chat hears it and the user's next held job is queued), a
@@ -70,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel.add_argument("job_id", metavar="JOB_ID", help="a job id; one that starts with '-' goes after '--'")
     cancel.set_defaults(handler=run_cancel)
 
+    log_parser = groups.add_parser("log", help="what operators changed with impasto admin, newest first")
+    log_parser.add_argument(
+        "target", nargs="?", default=None, metavar="TARGET", help="only about PLATFORM:ID or JOB_ID"
+    )
+    log_parser.add_argument("--limit", type=int, default=20, help="how many lines (1–500, default 20)")
+    log_parser.set_defaults(handler=run_log)
+
     user = groups.add_parser("user", help="a user's account")
     user_actions = user.add_subparsers(dest="user_action", metavar="ACTION", required=True)
     show = user_actions.add_parser("show", help="plan, balance, usage and recent jobs")
@@ -92,6 +100,13 @@ def run_credits(args: argparse.Namespace) -> int:
         platform, ident = admin.parse_account(args.account)
         user = await admin.ensure_user(session, platform, ident)
         used = await admin.grant(session, user, sign * hours * SECONDS_PER_HOUR, note=args.note)
+        await admin.record_action(
+            session,
+            operator=operator_name(),
+            command=f"credits {args.credits_action}",
+            target=f"{platform}:{ident}",
+            detail={"hours": hours, "note": args.note},
+        )
         verb = "granted" if sign > 0 else "revoked"
         out.append(f"{verb} {hours:g} fast hours {'to' if sign > 0 else 'from'} {platform}:{ident}")
         out.append(f"this month's fast time used is now {used / SECONDS_PER_HOUR:.2f} h (negative: credit to spend)")
@@ -112,7 +127,15 @@ def run_plan_set(args: argparse.Namespace) -> int:
             plans.get(name)  # PlanError names the plans that exist
         platform, ident = admin.parse_account(args.account)
         user = await admin.ensure_user(session, platform, ident)
+        previous = user.plan
         await admin.set_plan(session, user, name)
+        await admin.record_action(
+            session,
+            operator=operator_name(),
+            command="plan set",
+            target=f"{platform}:{ident}",
+            detail={"plan": name, "was": previous},
+        )
         if name is None:
             out.append(f"{platform}:{ident} has no plan of their own now: server roles, else {plans.default!r}")
         else:
@@ -135,7 +158,15 @@ def run_cap_set(args: argparse.Namespace) -> int:
         if platform == "console":
             raise admin.AdminError("the console has no servers: use discord:GUILD_ID or telegram:CHAT_ID")
         guild = await admin.ensure_guild(session, platform, ident)
+        previous = guild.daily_cap_gpu_seconds
         await admin.set_daily_cap(session, guild, None if hours is None else hours * SECONDS_PER_HOUR)
+        await admin.record_action(
+            session,
+            operator=operator_name(),
+            command="cap set",
+            target=f"{platform}:{ident}",
+            detail={"hours": hours, "was_hours": None if previous is None else previous / SECONDS_PER_HOUR},
+        )
         if hours is None:
             out.append(f"{platform}:{ident}: no daily cap")
         else:
@@ -154,6 +185,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 async def _cancel(settings: Settings, job_id: str) -> int:
     from sqlalchemy import select
 
+    from impasto.storage import admin
     from impasto.storage.db import make_engine, require_migrated, session_factory
     from impasto.storage.lifecycle import request_cancel
     from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, Job
@@ -171,6 +203,9 @@ async def _cancel(settings: Settings, job_id: str) -> int:
                 print(f"job {job_id} is already {before}: nothing to cancel")
                 return 0
             after = await request_cancel(session, job_id)
+            await admin.record_action(
+                session, operator=operator_name(), command="cancel", target=job_id, detail={"was": before, "now": after}
+            )
         log.info("admin cancel %s: %s → %s", job_id, before, after)
         if after != CANCELLED:
             print(f"job {job_id} is {after}: its worker stops it at the next step and refunds it")
@@ -198,6 +233,27 @@ async def _announce_cancel(redis_url: str, sessions: Any, job_id: str) -> None:
         await endings.release_after(sessions, pool, job_id, ns=ns)
     finally:
         await pool.aclose()
+
+
+def run_log(args: argparse.Namespace) -> int:
+    from impasto.storage import admin
+
+    if not 1 <= args.limit <= 500:
+        print(f"--limit {args.limit}: use 1 to 500", file=sys.stderr)
+        return 2
+
+    async def go(session: Any, out: list[str]) -> int:
+        actions = await admin.recent_actions(session, target=args.target, limit=args.limit)
+        if not actions:
+            out.append("no operator actions yet" if args.target is None else f"no operator actions on {args.target}")
+        for action in actions:
+            detail = json.dumps(action.detail, ensure_ascii=False, sort_keys=True)
+            out.append(
+                f"{action.at:%Y-%m-%d %H:%M:%S}  {action.operator:<12} {action.command:<14} {action.target}  {detail}"
+            )
+        return 0
+
+    return _run(go)
 
 
 def run_user_show(args: argparse.Namespace) -> int:
@@ -262,6 +318,18 @@ def _report_lines(report: Any, *, plan_hours: float | None, plans: Any) -> list[
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+
+
+def operator_name() -> str:
+    """Who is at the console, for the audit trail: IMPASTO_OPERATOR, else the OS user."""
+    import getpass
+    import os
+
+    try:
+        fallback = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry
+        fallback = "unknown"
+    return os.environ.get("IMPASTO_OPERATOR") or fallback
 
 
 def _hours(text: str, *, allow_zero: bool) -> float:

@@ -38,6 +38,7 @@ def run_status(args: argparse.Namespace) -> int:
 async def _status(settings: Settings, redis_url: str, *, as_json: bool) -> int:
     from impasto.queue.client import open_pool
     from impasto.queue.keys import namespace_from_env
+    from impasto.queue.served import serving
     from impasto.queue.status import queue_status
     from impasto.storage.db import make_engine, require_migrated, session_factory
 
@@ -47,11 +48,14 @@ async def _status(settings: Settings, redis_url: str, *, as_json: bool) -> int:
     try:
         await require_migrated(db)
         status = await queue_status(pool, session_factory(db), ns=ns)
+        workers = await serving(pool, ns=ns)
     finally:
         await pool.aclose()
         await db.dispose()
     if as_json:
-        print(json.dumps(dataclasses.asdict(status), sort_keys=True))
+        print(json.dumps({**dataclasses.asdict(status), "serving": workers}, sort_keys=True))
     else:
         print("\n".join(status.lines()))
+        shown = ", ".join(f"{name} ({', '.join(m) or 'all models'})" for name, m in sorted(workers.items()))
+        print(f"workers serving: {shown or 'none running'}")
     return 0

@@ -100,10 +100,11 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     from impasto.bots.ops.worker_ops import start_worker_ops
     from impasto.queue.metrics import instrument
-    from impasto.queue.served import serve_only
+    from impasto.queue.served import announce, serve_only
     from impasto.storage.db import DatabaseError
 
     worker = serve_only(instrument(build_worker(setup, redis_url=settings.redis_url, burst=args.burst)), served)
+    announce(worker, name=config.name, models=served, ns=config.ns)
     try:
         ops = start_worker_ops(worker, settings)
     except ValueError as exc:  # a bad IMPASTO_METRICS_PORT, or the port is taken

@@ -47,12 +47,15 @@ class Context:
 
 async def load_context(session: AsyncSession, who: Requester, plans: Plans) -> Context:
     """The requester's rows (created on first sight) and the plan that applies: the operator's in the console, the
-    best plan of the member's roles in a server, the default elsewhere."""
+    one an operator gave this user (``impasto admin plan set``), the best plan of the member's roles in a server, the
+    default elsewhere."""
     user = await accounts.upsert_user(session, who.platform, who.user_id, who.display_name)
     guild = await accounts.upsert_guild(session, who.platform, who.guild_id) if who.guild_id else None
     prefs = await accounts.preferences(session, user.id)
     if who.platform == "console":
         plan = plans.get(plans.operator)
+    elif user.plan is not None and user.plan in plans.plans:  # the operator's `impasto admin plan set`
+        plan = plans.get(user.plan)
     elif guild is not None:
         plan = plans.best(str(guild.role_plans[r]) for r in who.roles if r in guild.role_plans)
     else:

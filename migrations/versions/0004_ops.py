@@ -5,6 +5,7 @@
 * ``users.plan``: the plan ``impasto admin plan set`` gives a user; NULL means by server roles or the default.
 * ``users.locale`` and ``guilds.locale``: the language a user chose in /settings and a server's default
   (``impasto.bots.i18n``); NULL means negotiate from the platform's locale.
+* ``admin_log``: every ``impasto admin`` change, with the operator, the target and what changed.
 
 Revision ID: 0004
 Revises: 0003
@@ -33,9 +34,24 @@ def upgrade() -> None:
         batch.add_column(sa.Column("locale", sa.String(length=16), nullable=True))
     with op.batch_alter_table("guilds") as batch:
         batch.add_column(sa.Column("locale", sa.String(length=16), nullable=True))
+    op.create_table(
+        "admin_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("operator", sa.String(length=64), nullable=False),
+        sa.Column("command", sa.String(length=32), nullable=False),
+        sa.Column("target", sa.String(length=160), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_log")),
+    )
+    op.create_index(op.f("ix_admin_log_at"), "admin_log", ["at"], unique=False)
+    op.create_index(op.f("ix_admin_log_target"), "admin_log", ["target"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_admin_log_target"), table_name="admin_log")
+    op.drop_index(op.f("ix_admin_log_at"), table_name="admin_log")
+    op.drop_table("admin_log")
     with op.batch_alter_table("guilds") as batch:
         batch.drop_column("locale")
     with op.batch_alter_table("users") as batch:

@@ -200,8 +200,9 @@ async def test_every_single_image_button(fake: FakeDiscord, bot: ImpastoBot, sta
     single = await fake.wait_message(lambda m: "Image #2" in m["content"])
     labels = [b.get("label") or b["emoji"]["name"] for b in fake.buttons(single)]
     assert labels == [
-        "Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)",
-        "Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square", "⬅️", "➡️", "⬆️", "⬇️", "❤️", "Details",
+        "Upscale (Subtle)", "Upscale (Creative)", "Upscale 4x (Subtle)", "Upscale 4x (Creative)",
+        "Vary (Subtle)", "Vary (Strong)", "Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "Make Square",
+        "⬅️", "➡️", "⬆️", "⬇️", "❤️", "Details",
     ]  # fmt: skip
     # Vary (Region) needs a mask editor, which no platform offers without the web front door: no button.
     pressed = 0

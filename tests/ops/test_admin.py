@@ -20,6 +20,7 @@ HOUR = 3600.0
 @pytest.fixture
 def admin_env(db_url: str, clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> str:
     monkeypatch.setenv("IMPASTO_DATABASE_URL", db_url)
+    monkeypatch.setenv("IMPASTO_OPERATOR", "ops-alice")
     monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path))
     return db_url
 
@@ -157,6 +158,7 @@ async def test_console_refuses_bad_input_and_writes_nothing(
     assert err.count("\n") == 1  # one line, no traceback
     async with sessions() as session:
         assert (await session.scalars(select(LedgerEntry))).all() == []
+        assert await admin.recent_actions(session) == []
 
 
 async def test_cancel_refunds_a_queued_job_and_flags_a_running_one(
@@ -187,3 +189,38 @@ async def test_cancel_refunds_a_queued_job_and_flags_a_running_one(
     async with sessions() as session:
         kinds = (await session.scalars(select(LedgerEntry.kind).where(LedgerEntry.job_id == queued))).all()
     assert kinds == ["release"]
+
+
+async def test_every_change_is_in_the_operators_log(
+    admin_env: str, sessions: async_sessionmaker[AsyncSession], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = await _queued_job(sessions)
+    for argv in (
+        ("credits", "grant", "discord:42", "1", "--note", "bug bounty"),
+        ("plan", "set", "discord:42", "pro"),
+        ("cap", "set", "telegram:-100123", "0.25"),
+        ("cancel", "--", job_id),
+    ):
+        rc, _, err = await _impasto("admin", *argv, capsys=capsys)
+        assert rc == 0, err
+    async with sessions() as session:
+        actions = await admin.recent_actions(session)
+    assert [(a.operator, a.command, a.target) for a in actions] == [
+        ("ops-alice", "cancel", job_id),
+        ("ops-alice", "cap set", "telegram:-100123"),
+        ("ops-alice", "plan set", "discord:42"),
+        ("ops-alice", "credits grant", "discord:42"),
+    ]
+    assert actions[0].detail == {"was": "queued", "now": "cancelled"}
+    assert actions[2].detail == {"plan": "pro", "was": None}
+    assert actions[3].detail == {"hours": 1.0, "note": "bug bounty"}
+
+    rc, out, _ = await _impasto("admin", "log", "discord:42", capsys=capsys)
+    lines = out.strip().splitlines()
+    assert rc == 0
+    assert len(lines) == 2
+    assert "ops-alice" in lines[0]
+    assert "plan set" in lines[0]
+    assert '"plan": "pro"' in lines[0]
+    rc, out, _ = await _impasto("admin", "log", "nobody:1", capsys=capsys)
+    assert (rc, out.strip()) == (0, "no operator actions on nobody:1")

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from impasto.bots.service.requester import Requester
 from impasto.queue import metrics
 from impasto.queue.client import open_pool
-from impasto.queue.served import check_models, parse_models, serve_only
+from impasto.queue.served import check_models, parse_models, serve_only, unserved
 from impasto.queue.worker import build_worker
 from impasto.storage.models import Job
 
@@ -94,3 +94,10 @@ def test_the_models_setting_is_read_and_checked() -> None:
     check_models(("v6",), ["v5", "v6"])
     with pytest.raises(ValueError, match="IMPASTO_WORKER_MODELS names v7, not in the model registry; models: v5, v6"):
         check_models(("v6", "v7"), ["v6", "v5"])
+
+
+def test_a_model_is_unserved_when_no_live_worker_takes_it() -> None:
+    assert unserved("v6", {})
+    assert unserved("v6", {"gpu0": ("niji6",)})
+    assert not unserved("v6", {"gpu0": ("niji6",), "gpu1": ("v6", "v5")})
+    assert not unserved("v6", {"gpu0": ()})  # a worker without IMPASTO_WORKER_MODELS serves every model

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from queue_helpers import TEST_REDIS_URL, Stack
 
 from impasto.bots.service.requester import Requester
 from impasto.queue import events
+from impasto.queue.served import serving
 
 ALICE = Requester(platform="discord", user_id="1001", display_name="alice", guild_id="g1", channel_id="c1")
 
@@ -54,6 +56,7 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
         "IMPASTO_DEFAULT_MODEL": "tiny-sd15",
         "IMPASTO_WORKER_POLL_DELAY_S": "0.05",
         "IMPASTO_WORKER_MODELS": "tiny-sd15",
+        "IMPASTO_WORKER_NAME": "ops-test-gpu",
         "IMPASTO_METRICS_PORT": str(port),
         "IMPASTO_METRICS_HOST": "127.0.0.1",
         "IMPASTO_LOG_FORMAT": "json",
@@ -66,6 +69,17 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
     try:
         async with httpx.AsyncClient() as client:
             await _until_ready(client, f"http://127.0.0.1:{port}/readyz", worker, log)
+            # on_startup announced what it serves before the worker became ready.
+            assert await serving(stack.pool, ns=stack.ns) == {"ops-test-gpu": ("tiny-sd15",)}
+            status = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "impasto.bots", "status"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert "workers serving: ops-test-gpu (tiny-sd15)" in status.stdout, status.stderr
             since = await events.last_id(stack.pool)
             [ticket] = await stack.service.imagine(ALICE, "a lighthouse", idempotency_key="p-1")
             seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=500)]
@@ -82,6 +96,7 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
         rc = await asyncio.wait_for(worker.wait(), 60)
     text = await asyncio.to_thread(log.read_text)
     assert rc == 0, text
+    assert await serving(stack.pool, ns=stack.ns) == {}  # it said goodbye
 
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -90,6 +105,7 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
     }
     assert samples[("impasto_jobs_total", (("action", "imagine"), ("outcome", "done")))] == 1
     assert samples[("impasto_render_seconds_count", (("model", "tiny-sd15"),))] == 1
+    assert samples[("impasto_workers", (("model", "tiny-sd15"),))] == 1  # the worker sees its own announcement
 
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any("serves tiny-sd15" in line["event"] for line in lines)

@@ -6,6 +6,7 @@ one more row; a pair where the check does not apply would make a job, charge it 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import TEST_REDIS_URL
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +36,7 @@ from impasto.storage.images import ImageStore
 from impasto.storage.models import Job, LedgerEntry, ModerationEvent
 from impasto.storage.plans import RateLimits
 
+TEST_REDIS_URL = os.environ.get("IMPASTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 OWNER = Requester("discord", "100", "ada", guild_id="900", channel_id="open")
 
 

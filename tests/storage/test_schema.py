@@ -24,7 +24,7 @@ from impasto.storage.db import (
 )
 from impasto.storage.models import Base
 
-TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger"} | {
+TABLES = {"users", "guilds", "jobs", "images", "messages", "preferences", "usage", "ledger", "admin_log"} | {
     "moderation_settings",
     "moderation_words",
     "moderation_log",
