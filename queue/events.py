@@ -77,6 +77,7 @@ class Done(_Event):
     seed: int = 0
     gpu_seconds: float = 0.0
     paints_noise: bool = False  # a tiny built-in model: the pictures are noise, say so
+    read_as: str | None = None  # the English the model read, when the worker translated the prompt
 
     @property
     def final(self) -> bool:

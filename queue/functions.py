@@ -268,6 +268,7 @@ async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: Re
             seed=result.seed,
             gpu_seconds=result.gpu_seconds,
             paints_noise=result.paints_noise,
+            read_as=result.read_as,
         ),
         ns=state.config.ns,
     )
@@ -292,6 +293,7 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
                 grid_key=by_index.get(0),
                 seed=job.seed,
                 gpu_seconds=job.gpu_seconds,
+                read_as=job.read_as,
             )
         elif job.status == FAILED:
             event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)

@@ -28,6 +28,7 @@ from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.views import DYNAMIC_ITEMS
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
+from impasto.bots.web.links import WebLinkSettings
 from impasto.queue import events
 from impasto.queue.keys import DEFAULT, Namespace
 
@@ -47,6 +48,9 @@ class BotOptions:
     events_group: str | None = None  # the consumer group (default "discord"; tests use their own)
     reclaim_idle_ms: int = events.RECLAIM_IDLE_MS  # take over what a vanished process left unacknowledged
     events_block_ms: int = 5000
+    # The web front door's link settings when it is configured: Vary (Region) is offered and answered with a private
+    # link to the region editor. None: no editor, so no Vary (Region) button (``queue.actions.offered``).
+    web: WebLinkSettings | None = None
 
 
 def intents() -> discord.Intents:
@@ -79,14 +83,14 @@ class ImpastoBot(commands.Bot):
         self.delivery = Delivery(
             service,
             redis,
-            DiscordSurface(self, service.images),
+            DiscordSurface(self, service.images, mask_editor=options.web is not None),
             ns=ns,
             group=options.events_group,
             edit_interval_s=options.min_edit_interval_s,
             reclaim_idle_ms=options.reclaim_idle_ms,
             block_ms=options.events_block_ms,
         )
-        self.controls = Controls(service, self.delivery, models=settable_models(service))
+        self.controls = Controls(service, self.delivery, models=settable_models(service), web=options.web)
         self.synced: list[discord.app_commands.AppCommand] = []
 
     async def setup_hook(self) -> None:

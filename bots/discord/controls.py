@@ -20,9 +20,11 @@ from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.surface import PLATFORM, result_content, result_view
 from impasto.bots.discord.views import settings_view, with_pressed
 from impasto.bots.service.delivery.core import Delivery
+from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobTicket, PressResult, SettingsView
+from impasto.bots.web.links import WebLinkSettings, editor_link
 from impasto.queue.actions import Action
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,13 @@ def panel_view(view: SettingsView, models: Sequence[str]) -> discord.ui.View:
 
 
 class Controls:
-    def __init__(self, service: JobService, delivery: Delivery, *, models: Sequence[str]) -> None:
+    def __init__(
+        self, service: JobService, delivery: Delivery, *, models: Sequence[str], web: WebLinkSettings | None = None
+    ) -> None:
         self.service = service
         self.delivery = delivery
         self.models = list(models)
+        self.web = web  # the web front door: Vary (Region) opens its editor
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -122,6 +127,9 @@ class Controls:
         source_id = source.id if source is not None else interaction.id
         # The same person pressing the same button twice gets the same job (and one charge); others get their own.
         key = f"discord:{source_id}:{button.encode()}:{who.user_id}"
+        if button.action.row.needs_mask:
+            await self._open_editor(interaction, button, who)
+            return
         if button.action.remixable:
             # A modal must be the first answer, so ask first whether Remix wants one (a quick read, no render yet).
             result = await self._press(who, button, idempotency_key=key)
@@ -133,6 +141,22 @@ class Controls:
             await self._mark_pressed(interaction, button)
             result = await self._press(who, button, idempotency_key=key)
         await self.deliver(interaction, result, who)
+
+    async def _open_editor(self, interaction: _Interaction, button: ButtonId, who: Requester) -> None:
+        """Vary (Region): the region is drawn in the web editor. The presser alone gets a link (ephemeral), signed for
+        them and this image; the result is posted here, as a reply to the pressed message."""
+        if self.web is None:
+            raise InvalidRequest("Vary (Region) needs the web editor, which this bot has not been set up with")
+        await self.service.job(button.job_id)  # an unknown job is refused by name, before a link is made
+        source = str(interaction.message.id) if interaction.message is not None else None
+        url = editor_link(self.web, who, button.job_id, button.index or None, source)
+        link = discord.ui.View()
+        link.add_item(discord.ui.Button(style=discord.ButtonStyle.link, url=url, label="Open the region editor"))
+        await interaction.response.send_message(
+            "🖌️ Paint the area to vary, edit the prompt if you like, then submit (the link is yours, for 15 minutes).",
+            view=link,
+            ephemeral=True,
+        )
 
     def _modal(self, button: ButtonId, prompt: str) -> discord.ui.Modal:
         async def submitted(interaction: _Interaction, text: str) -> None:
@@ -166,7 +190,8 @@ class Controls:
                 return
             png = await asyncio.to_thread(self.service.images.get, image.key)
             file = image_file(png, f"impasto_{view.job_id}.png")
-            message = await reply_to(interaction, result_content(view), file=file, view=result_view(view))
+            view_buttons = result_view(view, mask_editor=self.web is not None)
+            message = await reply_to(interaction, result_content(view), file=file, view=view_buttons)
             await self.shows(view.job_id, message, "result")
         elif result.kind == "job" and result.ticket is not None:
             await self.start_jobs(interaction, [result.ticket], None, who)

@@ -51,15 +51,16 @@ def shows_grid(view: JobView) -> bool:
 
 def result_content(view: JobView) -> str:
     what = ACTIONS[Action(view.action)].caption or ""
+    read_as = texts.read_as_line(view.display, view.read_as)
     if shows_grid(view):
-        return texts.finished(view.display, view.user_id, view.mode, what=what)
-    return texts.single(view.display, view.user_id, view.image_index or 1, what=what)
+        return texts.finished(view.display, view.user_id, view.mode, what=what) + read_as
+    return texts.single(view.display, view.user_id, view.image_index or 1, what=what) + read_as
 
 
-def result_view(view: JobView) -> discord.ui.View:
+def result_view(view: JobView, *, mask_editor: bool = False) -> discord.ui.View:
     from impasto.bots.discord.views import grid_view, single_view
 
-    return grid_view(view.job_id) if shows_grid(view) else single_view(view.job_id, 1)
+    return grid_view(view.job_id) if shows_grid(view) else single_view(view.job_id, 1, mask_editor=mask_editor)
 
 
 def result_file(view: JobView, pictures: Finished, *, nsfw_channel: bool) -> discord.File | None:
@@ -74,9 +75,10 @@ def result_file(view: JobView, pictures: Finished, *, nsfw_channel: bool) -> dis
 class DiscordSurface:
     platform = PLATFORM
 
-    def __init__(self, client: discord.Client, images: ImageStore) -> None:
+    def __init__(self, client: discord.Client, images: ImageStore, *, mask_editor: bool = False) -> None:
         self.client = client
         self.images = images
+        self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
 
     def _is_nsfw(self, channel_id: int) -> bool:
         channel = self.client.get_channel(channel_id)
@@ -113,7 +115,7 @@ class DiscordSurface:
             pictures = await asyncio.to_thread(finished, self.images, view)
             file = result_file(view, pictures, nsfw_channel=self._is_nsfw(int(shown.chat_id)))
             content = result_content(view) + (f"\n-# {NOISE_NOTE}" if end.paints_noise else "")
-            await self._edit(shown, content, file=file, view=result_view(view))
+            await self._edit(shown, content, file=file, view=result_view(view, mask_editor=self.mask_editor))
             return shown
         if view.status == "cancelled":
             await self._edit(shown, texts.cancelled(view.display, view.user_id), view=None)

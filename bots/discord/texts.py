@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import discord
 
+from impasto.bots.service.read_as import read_as_text
+
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_MESSAGE = 2000
 _MAX_PROMPT_SHOWN = 1500  # leaves room for the "- <@user> (status)" tail within Discord's 2000 characters
@@ -93,3 +95,17 @@ HELP = "\n".join(
         "--style raw --v N --niji --no words`.",
     )
 )
+
+
+#: The longest translation shown under a result (messages hold 2,000 characters; the prompt takes up to 1,500).
+READ_AS_BUDGET = 400
+
+
+def read_as_line(prompt: str, read_as: str | None) -> str:
+    """``\n-# read as: …`` (small subtext), markdown-escaped with mentions broken; "" when nothing was translated."""
+    shown = read_as_text(prompt, read_as)
+    if not shown:
+        return ""
+    if len(shown) > READ_AS_BUDGET:
+        shown = shown[: READ_AS_BUDGET - 1].rstrip() + "…"
+    return f"\n-# read as: {escape(shown)}"

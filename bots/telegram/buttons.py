@@ -10,8 +10,16 @@ from __future__ import annotations
 import json
 import logging
 
-from telegram import CallbackQuery, ForceReply, Message, Update
-from telegram.constants import ParseMode
+from telegram import (
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    WebAppInfo,
+)
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from impasto.bots.service.requester import Requester
@@ -33,6 +41,7 @@ from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
+from impasto.bots.web.links import editor_link
 from impasto.queue import events
 from impasto.queue.actions import Action
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, RUNNING
@@ -122,6 +131,9 @@ class Buttons:
         if where is None:
             await _answer(query, "This button only works in a chat.", alert=True)
             return
+        if action.row.needs_mask:
+            await self._open_editor(query, who, button, where)
+            return
         # A double click sends two callback queries with different ids; the second one within a few seconds is
         # answered, not queued (the service dedupes by idempotency key, and these keys differ).
         gate = f"press:{who.user_id}:{button.job_id}:{action.value}:{button.index}"
@@ -136,6 +148,41 @@ class Buttons:
         except (DeliveryDeferred, DeliveryDropped) as exc:
             log.warning("button reply to chat %s not sent: %s", where.chat_id, exc)
 
+    async def _open_editor(self, query: CallbackQuery, who: Requester, button: JobButton, where: Where) -> None:
+        """Vary (Region): the region is drawn in the web editor. In a private chat the editor opens as a Mini App
+        (Telegram signs who opens it); in a group the presser gets a link of their own in a private message, since
+        everyone in the group would see a link posted there."""
+        web = self.deps.web
+        if web is None:
+            await _answer(
+                query, "Vary (Region) needs the web editor, which this bot has not been set up with.", alert=True
+            )
+            return
+        private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
+        source = str(where.reply_to) if where.reply_to is not None else None
+        url = editor_link(web, who, button.job_id, button.index or None, source, webapp=private)
+        button_to = (
+            InlineKeyboardButton("🖌️ Open the region editor", web_app=WebAppInfo(url))
+            if private
+            else InlineKeyboardButton("🖌️ Open the region editor", url=url)
+        )
+        text = "Paint the area to vary, edit the prompt if you like, then submit (the link is yours, for 15 minutes)."
+        try:
+            await call_telegram(
+                lambda: query.get_bot().send_message(
+                    where.chat_id if private else int(who.user_id),
+                    text,
+                    reply_markup=InlineKeyboardMarkup([[button_to]]),
+                )
+            )
+        except Forbidden:
+            # A user who never opened a private chat with the bot cannot be written to first.
+            await _answer(query, "Open a private chat with me (tap my name, then Start), then press again.", alert=True)
+            return
+        except (DeliveryDeferred, DeliveryDropped) as exc:
+            log.warning("region editor link for %s not sent: %s", who.user_id, exc)
+        await _answer(query, "🖌️ The editor is open for you" if private else "🖌️ I sent you the editor privately")
+
     async def _press(
         self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, remix_text: str | None
     ) -> None:
@@ -146,7 +193,7 @@ class Buttons:
         )
         bot = query.get_bot()
         if result.kind == "image":
-            await post_result(bot, service, self.deps.images, where, result.view)
+            await post_result(bot, service, self.deps.images, where, result.view, mask_editor=self.deps.web is not None)
         elif result.kind == "remix":
             await self._ask_remix(query, who, button, where, result.view)
         elif result.kind == "job" and result.ticket is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from impasto.bots.service.read_as import read_as_text
 from impasto.bots.telegram import escaping
 from impasto.queue.actions import ACTIONS, Action
 
@@ -68,3 +69,14 @@ def cancelled_caption(info: CaptionInfo) -> str:
 def _head(info: CaptionInfo) -> str:
     prompt = escaping.text(info.prompt or "(image prompt)", PROMPT_BUDGET)
     return f"<b>{prompt}</b> - {escaping.user_link(info.user_id, info.user_name)} ({escaping.text(info.mode, 8)})"
+
+
+#: The longest translation shown: captions hold 1024 visible characters; the prompt takes up to 700, the user, mode
+#: and job id about 130.
+READ_AS_BUDGET = 180
+
+
+def read_as_line(prompt: str, read_as: str | None) -> str:
+    """``\n<i>read as: …</i>``: the English the model read, escaped and shortened; "" when nothing was translated."""
+    shown = read_as_text(prompt, read_as)
+    return f"\n<i>read as: {escaping.text(shown, READ_AS_BUDGET)}</i>" if shown else ""

@@ -194,7 +194,14 @@ class Commands:
             if view.status != "done" or not view.images:
                 await reply_html(message, f"Job <code>{_esc(view.job_id)}</code> is {_esc(view.status)}.")
                 return
-            await post_result(message.get_bot(), self.deps.service, self.deps.images, where_for(message), view)
+            await post_result(
+                message.get_bot(),
+                self.deps.service,
+                self.deps.images,
+                where_for(message),
+                view,
+                mask_editor=self.deps.web is not None,
+            )
 
         await guarded(message, run())
 

@@ -106,8 +106,10 @@ class Deliverer:
         group: str = GROUP,
         routes: Routes | None = None,
         on_result: Callable[[ResultSent], Awaitable[None]] | None = None,
+        mask_editor: bool = False,
     ) -> None:
         self.bot = bot
+        self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
         self.redis = redis
         self.routes = routes or Routes(redis)
         self.images = images
@@ -312,9 +314,10 @@ class Deliverer:
             # sendPhoto takes 10 MB; a 2× upscale as PNG can be more. The PNG stays one 📄 press away.
             photo = await asyncio.to_thread(as_jpeg, photo)
         caption = captions.result_caption(route.caption, single=single)
+        caption += captions.read_as_line(route.caption.prompt, done.read_as)
         if done.paints_noise:
             caption += "\n🧪 <i>test model: the picture is noise</i>"
-        markup = single_keyboard(done.job_id) if single else grid_keyboard(done.job_id)
+        markup = single_keyboard(done.job_id, mask_editor=self.mask_editor) if single else grid_keyboard(done.job_id)
         try:
             return await call_telegram(
                 lambda: self._send_photo(route, photo, caption, markup), wait_inline_s=self.wait_inline_s

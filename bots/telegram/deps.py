@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.routes import Routes
+from impasto.bots.web.links import WebLinkSettings
 from impasto.storage.images import ImageStore
 
 
@@ -17,4 +18,6 @@ class Deps:
     routes: Routes
     models: Sequence[str] = ()  # registry names offered on the /settings panel
     max_upload_bytes: int = 10 * 1024 * 1024
+    # The web front door's link settings when configured: Vary (Region) is offered and opens the region editor.
+    web: WebLinkSettings | None = None
     album_wait_s: float = 1.5  # how long to wait for the rest of an album after its last part arrived

@@ -54,13 +54,19 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                 routes=routes,
                 models=settings.registry.names(),
                 max_upload_bytes=settings.max_upload_bytes,
+                web=settings if settings.mask_editor else None,
             )
             install(application, deps)
             async with application:
                 if options.set_commands:
                     await register_commands(application)
                 deliverer = Deliverer(
-                    application.bot, redis, service.images, routes=routes, on_result=result_recorder(service)
+                    application.bot,
+                    redis,
+                    service.images,
+                    routes=routes,
+                    on_result=result_recorder(service),
+                    mask_editor=settings.mask_editor,
                 )
                 delivering = asyncio.create_task(deliverer.run())
                 try:

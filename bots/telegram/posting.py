@@ -83,7 +83,9 @@ async def start_progress(
     return route
 
 
-async def post_result(bot: Bot, service: JobService, images: ImageStore, where: Where, view: JobView) -> Message:
+async def post_result(
+    bot: Bot, service: JobService, images: ImageStore, where: Where, view: JobView, *, mask_editor: bool = False
+) -> Message:
     """A finished job as a photo with its keyboard (``/show``, U1–U4 picks); recorded for the message index."""
     grid = view.image(0)
     single = not view.is_grid
@@ -92,7 +94,7 @@ async def post_result(bot: Bot, service: JobService, images: ImageStore, where: 
         raise ValueError(f"job {view.job_id} has no images")
     photo = await asyncio.to_thread(images.get, image.key)
     caption = captions.result_caption(caption_info(view), single=single)
-    markup = single_keyboard(view.job_id) if single else grid_keyboard(view.job_id)
+    markup = single_keyboard(view.job_id, mask_editor=mask_editor) if single else grid_keyboard(view.job_id)
     message = await call_telegram(
         lambda: bot.send_photo(
             where.chat_id,

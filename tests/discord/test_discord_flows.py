@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from discord_stack import ServiceStack
 from fake_discord import ALICE, BOB, DM_CHANNEL_ID, FakeDiscord
@@ -14,6 +17,7 @@ from PIL import Image
 from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
+from impasto.bots.web.links import verify
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
 from impasto.queue.actions import Action
 from impasto.queue.renderer import NoopRenderer
@@ -453,3 +457,34 @@ async def test_a_429_on_a_channel_post_is_retried(fake: FakeDiscord, bot: Impast
     single = await fake.wait_message(lambda m: "Image #3" in m["content"])
     assert fake.rate_limited == [f"POST /channels/{grid['channel_id']}/messages"]
     assert single["attachments"]  # the multipart body was sent again, whole
+
+
+@dataclass(frozen=True)
+class WebFrontDoor:
+    """What the bot needs of the web front door's settings (``IMPASTO_WEB_URL``, ``IMPASTO_WEB_SECRET``)."""
+
+    web_url: str | None = "https://impasto.example"
+    web_secret_value: str | None = "s3cret"
+
+
+async def test_vary_region_opens_the_web_editor_for_the_presser_alone(
+    fake: FakeDiscord, start_bot: Callable[..., Awaitable[ImpastoBot]], stack: ServiceStack
+) -> None:
+    await start_bot(web=WebFrontDoor())
+    grid = await imagine_grid(fake, stack)
+    await fake.press(grid["id"], fake.button(grid, "U2")["custom_id"])
+    single = await fake.wait_message(lambda m: "Image #2" in m["content"])
+    picked = await shown(fake, stack, single)
+    record = await fake.press(single["id"], fake.button(single, "Vary (Region)")["custom_id"], user_id=BOB)
+    await fake.wait_for(lambda: record.callback)
+    assert record.callback is not None
+    assert record.callback["type"] == 4  # answered at once, with a message
+    data = record.callback["data"]
+    assert data["flags"] & 64  # only the presser sees it
+    [link] = [item for row in data["components"] for item in row["components"]]
+    assert link["style"] == 5  # a link button
+    assert link["url"].startswith("https://impasto.example/")
+    token = parse_qs(urlparse(link["url"]).query)["t"][0]
+    grant = verify("s3cret", token, "edit")
+    assert (grant.platform, grant.user_id, grant.job_id) == ("discord", str(BOB), picked.job_id)
+    assert grant.message_id == single["id"]  # the result replies to the pressed message

@@ -6,8 +6,10 @@ import html
 import re
 
 from impasto.bots.discord import texts
-from impasto.bots.service.read_as import discord_line, read_as_text, telegram_line
+from impasto.bots.discord.texts import read_as_line as discord_line
+from impasto.bots.service.read_as import read_as_text
 from impasto.bots.telegram.captions import CaptionInfo, result_caption
+from impasto.bots.telegram.captions import read_as_line as telegram_line
 
 PROMPT = "一只在月光下睡觉的橘猫 --ar 16:9"
 READ = "a ginger cat sleeping in the moonlight --ar 16:9"
