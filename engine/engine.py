@@ -57,6 +57,9 @@ UPSCALE_STRENGTH = {False: 0.25, True: 0.5}  # subtle, creative (the path withou
 UPSCALE_SCALES = (2, 4)
 #: Creative after an SR model: the SR model already made the detail, so the refine re-runs less of the schedule.
 REFINE_STRENGTH = 0.35
+#: The largest side an SR upscale may produce (a 16:9 1456×816 image at 4× is 5824 wide); memory is bounded by the
+#: tiles, the output itself is 3 bytes a pixel.
+MAX_UPSCALE_SIDE = 8192
 INPAINT_STRENGTH = 0.9  # vary region: keep a hint of the old colours under the mask
 OUTPAINT_STRENGTH = 1.0  # new canvas area: painted from pure noise
 BLEND_STRENGTH = 0.8
@@ -114,6 +117,7 @@ class _Job:
     call: dict[str, Any] = field(default_factory=dict)
     strength: float | None = None
     keep: tuple[Image.Image, Layout] | None = None  # old pixels to paste back exactly, and where
+    max_side: int = 4096  # whole-image diffusion; tiled upscales are bounded by their tile, not the image
 
 
 class Engine:
@@ -204,6 +208,10 @@ class Engine:
         if scale not in UPSCALE_SCALES:
             raise InvalidInput(f"upscale scale must be 2 or 4, not {scale}")
         image = decode_image(image_png)
+        if max(image.size) * scale > MAX_UPSCALE_SIDE:
+            raise InvalidInput(
+                f"a {image.width}x{image.height} image upscaled {scale}x would exceed {MAX_UPSCALE_SIDE} px a side"
+            )
         sr = self._upscaler(spec.model)
         if sr is not None and not creative:  # no diffusion follows: any size goes, pixel for pixel
             started = time.perf_counter()
@@ -219,7 +227,7 @@ class Engine:
             job.strength = UPSCALE_STRENGTH[creative]
             return self._run(spec, job, progress, vae_tiling=True)
         big = sr.upscale(image, scale)
-        job = _Job("upscale", "img2img", big.width, big.height, 1)
+        job = _Job("upscale", "img2img", big.width, big.height, 1, max_side=MAX_UPSCALE_SIDE)
         job.strength = REFINE_STRENGTH
         return self._run(spec, job, progress, refine=(big, sr.name))
 
@@ -530,8 +538,8 @@ def _validate(spec: RenderSpec, job: _Job) -> None:
     if not 1 <= job.batch <= 4:
         raise InvalidInput(f"batch size must be 1 to 4, not {job.batch}")
     for name, value in (("width", job.width), ("height", job.height)):
-        if value % 8 or not 64 <= value <= 4096:
-            raise InvalidInput(f"{name} must be a multiple of 8 between 64 and 4096, not {value}")
+        if value % 8 or not 64 <= value <= job.max_side:
+            raise InvalidInput(f"{name} must be a multiple of 8 between 64 and {job.max_side}, not {value}")
     if not 10 <= spec.stop <= 100:
         raise InvalidInput(f"--stop must be between 10 and 100, not {spec.stop}")
     if spec.quality <= 0:

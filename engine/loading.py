@@ -135,6 +135,22 @@ def _set_scheduler(pipe: Any, entry: ModelEntry) -> None:
     pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
 
 
+def _fuse_lora(pipe: Any, entry: ModelEntry) -> None:
+    """The registry's ``lora`` (an LCM / Lightning LoRA) merged into the weights for good: renders pay nothing for
+    it, and a render's own ``<lora:…>`` tags load and unload on top of it as on any model."""
+    if entry.lora is None:
+        return
+    path = Path(entry.lora).expanduser()
+    if not path.is_file():
+        raise InvalidInput(f"model {entry.name}: LoRA {path} does not exist")
+    try:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name="registry")
+        pipe.fuse_lora(lora_scale=entry.lora_scale, adapter_names=["registry"])
+        pipe.unload_lora_weights()  # the fused weights stay; the adapter layers go
+    except (ImportError, ValueError) as exc:
+        raise InvalidInput(f"model {entry.name}: cannot fuse LoRA {path}: {exc}") from exc
+
+
 class ModelCache:
     """Keeps loaded models resident; loading one more evicts the least recently used past the budget."""
 
@@ -173,6 +189,7 @@ class ModelCache:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         pipe = _load_pipeline(entry, self.cache_dir, self.dtype)
         _set_scheduler(pipe, entry)
+        _fuse_lora(pipe, entry)
         size = pipeline_bytes(pipe)
         self._evict_for(size)
         pipe.to(self.device)

@@ -64,6 +64,10 @@ class ModelEntry:
     #: For a single-file ``source``: a local diffusers folder with the model's configs and tokenizers, so the file
     #: loads without the Hugging Face Hub (``from_single_file(config=…)``).
     config: str | None = None
+    #: A LoRA fused into the weights at load (an LCM-LoRA or a Lightning LoRA turns a base model few-step), at
+    #: ``lora_scale``.
+    lora: str | None = None
+    lora_scale: float = 1.0
     # The languages the model's text encoders understand: text in any other CJK language goes to the translator.
     reads: tuple[str, ...] = ("en",)
     translator: TranslatorEntry | None = None  # None: nothing is translated for this model
@@ -268,9 +272,19 @@ def _entry(
         upscaler,
         describer,
         config,
+        *_fused_lora(name, raw),
         reads=reads,
         translator=translator,
     )
+
+
+def _fused_lora(name: str, raw: dict[str, object]) -> tuple[str | None, float]:
+    lora, scale = raw.get("lora"), raw.get("lora_scale", 1.0)
+    if lora is not None and (not isinstance(lora, str) or not lora.lower().endswith(".safetensors")):
+        raise RegistryError(f"[models.{name}] lora must be a .safetensors file (it is fused into the model at load)")
+    if not isinstance(scale, int | float) or not -10 <= scale <= 10:
+        raise RegistryError(f"[models.{name}] lora_scale must be a number from -10 to 10")
+    return lora, float(scale)
 
 
 def load_registry(path: Path | None = None, default: str | None = None) -> Registry:

@@ -184,3 +184,23 @@ def test_deep_nesting_stays_cheap_and_bounded() -> None:
     assert prompt_schedule(deep, 4)[-1][0] == 4
     assert not has_schedule("[" * 6000 + "a")
     assert prompt_schedule("(" * 6000 + "a", 4) == [(4, "(" * 6000 + "a")]
+
+
+def test_prompt_editing_runs_through_inpaint_and_stop(engine: Engine, model: str) -> None:
+    source = to_png(png(engine.imagine(spec_for(model, batch_size=1)).images[0]))
+    spy = _UNetSpy(engine.models.get(model).pipe.unet)
+    try:
+        zoomed = engine.outpaint(spec_for(model, prompts=(("a [red|blue] cat", 1.0),), batch_size=1), source, zoom=2.0)
+        stopped = engine.imagine(
+            spec_for(model, prompts=(("[a red cat:a blue dog:1]", 1.0),), steps=4, stop=50, style_raw=True)
+        )
+    finally:
+        spy.close()
+    assert zoomed.kind == "zoom"
+    assert stopped.steps == 2
+    red, blue = spy.hidden[0], spy.hidden[1]
+    assert not torch.allclose(red, blue)  # the inpaint pipeline took the swapped embeddings too
+    cat, dog = _expected(engine, model, "a red cat", "a blue dog")
+    last = spy.hidden[-1]
+    assert torch.allclose(last, dog["prompt_embeds"].expand_as(last), atol=1e-5)
+    assert torch.allclose(spy.hidden[-2], cat["prompt_embeds"].expand_as(spy.hidden[-2]), atol=1e-5)

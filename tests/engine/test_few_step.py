@@ -123,3 +123,49 @@ def test_registry_refuses_bad_few_step_fields(tmp_path: Path, extra: str, messag
     body = f'[models.base]\nfamily = "sdxl"\nsource = "org/name"\n{extra}\n'
     with pytest.raises(RegistryError, match=message):
         _registry(tmp_path, body)
+
+
+def test_a_registry_lora_is_fused_at_load(engine: Engine, registry: Registry, tmp_path: Path) -> None:
+    """An LCM-LoRA kind of entry: the base model plus a LoRA fused into its weights, with the LCM schedule."""
+    pytest.importorskip("peft", reason="diffusers loads LoRAs through peft")
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    base = engine.models.get("tiny-sd15").pipe.unet
+    generator = torch.Generator().manual_seed(0)
+    weights = {}
+    for name, module in base.named_modules():
+        if name.endswith("attn1.to_q") and isinstance(module, torch.nn.Linear):
+            weights[f"unet.{name}.lora_A.weight"] = torch.randn(4, module.in_features, generator=generator)
+            weights[f"unet.{name}.lora_B.weight"] = torch.randn(module.out_features, 4, generator=generator)
+    save_file(weights, str(tmp_path / "lcm-lora.safetensors"))
+    entry = dataclasses.replace(
+        registry.get("tiny-sd15"),
+        name="tiny-sd15-lcm-lora",
+        lora=str(tmp_path / "lcm-lora.safetensors"),
+        scheduler="LCMScheduler",
+        steps=4,
+        guidance=1.0,
+    )
+    fused_engine = Engine(
+        Registry({**registry.models, entry.name: entry}, entry.name), device="cpu", cache_dir=engine.models.cache_dir
+    )
+    fused = fused_engine.models.get(entry.name).pipe.unet
+    changed = {name for name, tensor in fused.state_dict().items() if not torch.equal(tensor, base.state_dict()[name])}
+    assert changed
+    assert all("attn1.to_q" in name for name in changed)
+    assert set(fused.state_dict()) == set(base.state_dict())  # fused: no adapter layers left behind
+    result = fused_engine.imagine(spec_for(entry.name, steps=None, batch_size=1))
+    assert (result.steps, result.guidance) == (4, 1.0)
+
+
+def test_registry_reads_the_fused_lora(tmp_path: Path) -> None:
+    registry = _registry(
+        tmp_path,
+        '[models.base]\nfamily = "sd15"\nsource = "org/sd15"\nlora = "/m/lcm-lora-sdv1-5.safetensors"\n'
+        'lora_scale = 0.8\nscheduler = "LCMScheduler"\nsteps = 4\nguidance = 1\n',
+    )
+    assert (registry.get("base").lora, registry.get("base").lora_scale) == ("/m/lcm-lora-sdv1-5.safetensors", 0.8)
+    with pytest.raises(RegistryError, match="lora must be a"):
+        _registry(tmp_path, '[models.base]\nfamily = "sd15"\nsource = "org/sd15"\nlora = "/m/x.ckpt"\n')

@@ -171,3 +171,15 @@ def test_upscale_bench_prints_a_row_per_case(tmp_path: Path, capsys: pytest.Capt
     cases = [(r["case"], r["scale"], r["out"]) for r in rows]
     assert cases == [("sr-subtle", 2, "128x128"), ("sr-subtle", 4, "256x256")]
     assert all(float(r["seconds"]) > 0 and int(r["peak_rss_mb"]) > 0 for r in rows)
+
+
+def test_an_upscale_past_8192_px_a_side_is_refused_before_any_work(engine: Engine) -> None:
+    wide = to_png(Image.new("RGB", (2100, 64), (1, 2, 3)))
+    with pytest.raises(InvalidInput, match="would exceed 8192 px a side"):
+        engine.render(spec_for("tiny-sdxl"), Upscale(wide, scale=4))
+    assert png(
+        engine.render(spec_for("tiny-sdxl"), Upscale(to_png(_photo(1456 // 4, 816 // 4)), scale=4)).images[0]
+    ).size == (
+        1456,
+        816,
+    )
