@@ -27,6 +27,7 @@ from impasto.bots.telegram.handlers import install
 from impasto.bots.telegram.posting import result_recorder
 from impasto.bots.telegram.routes import Routes
 from impasto.bots.telegram.uploads import store_fetcher
+from impasto.bots.web.links import WebLinkSettings
 from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
@@ -53,6 +54,7 @@ class TelegramStack:
     routes: Routes
     application: TgApp | None = None
     deliverer_task: asyncio.Task[None] | None = None
+    web: WebLinkSettings | None = None  # the web front door's link settings: Vary (Region) offered and opened
 
     def deps(self) -> Deps:
         return Deps(
@@ -61,6 +63,7 @@ class TelegramStack:
             routes=self.routes,
             models=["tiny-sd15", "tiny-sdxl"],
             album_wait_s=0.3,
+            web=self.web,
         )
 
     async def start_bot(self) -> None:
@@ -76,6 +79,7 @@ class TelegramStack:
             group=self.group,
             routes=self.routes,
             on_result=result_recorder(self.service),
+            mask_editor=self.web is not None,
         )
         self.deliverer_task = asyncio.create_task(deliverer.run(consumer="bot-1", redeliver_every_s=0.1))
 
