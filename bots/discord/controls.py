@@ -22,6 +22,7 @@ from impasto.bots.discord.views import settings_view, with_pressed
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.outages import outage_line
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobTicket, PressResult, SettingsView
 from impasto.bots.web.links import WebLinkSettings, editor_link
@@ -100,11 +101,21 @@ class Controls:
     # -- buttons ---------------------------------------------------------------------------------------------------
 
     async def guarded(self, interaction: _Interaction, handling: Awaitable[None]) -> None:
-        """Run a control's handler; a refusal from the core becomes its one private line."""
+        """Run a control's handler; a refusal from the core becomes its one private line, and so does an outage
+        (Redis or the database restarting: nothing was charged)."""
         try:
             await handling
         except REFUSALS as refusal:
             await refuse(interaction, refusal)
+        except Exception as exc:
+            outage = outage_line(exc)
+            if outage is None:
+                raise
+            log.warning("a control met an outage: %s", exc)
+            if interaction.response.is_done():
+                await tell(interaction, f"⚠️ {outage}")
+            else:
+                await interaction.response.send_message(f"⚠️ {outage}", ephemeral=True)
 
     async def on_button(self, interaction: _Interaction, button: ButtonId) -> None:
         await self.guarded(interaction, self._on_button(interaction, button))

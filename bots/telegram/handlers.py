@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from impasto.bots.service.outages import outage_line
 from impasto.bots.telegram import texts
 from impasto.bots.telegram.app import TgApp
 from impasto.bots.telegram.buttons import Buttons
@@ -37,11 +38,15 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def on_error(update: object, context: Context) -> None:
-    """Last resort: log the traceback, tell the user one line."""
-    log.error("unhandled error in a Telegram handler", exc_info=context.error)
+    """Last resort: log the traceback, tell the user one line (an outage says so: "the queue is restarting…")."""
+    outage = outage_line(context.error) if context.error is not None else None
+    if outage is not None:
+        log.warning("a Telegram handler met an outage: %s", context.error)
+    else:
+        log.error("unhandled error in a Telegram handler", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await reply_error(update.effective_message, "Something went wrong on our side; please try again.")
+            await reply_error(update.effective_message, outage or "Something went wrong on our side; please try again.")
         except TelegramError:
             log.exception("could not report an error to the user")
 

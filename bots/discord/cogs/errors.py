@@ -13,6 +13,7 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.intake import AttachmentRefused
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.errors import ServiceError
+from impasto.bots.service.outages import outage_line
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ async def report(interaction: discord.Interaction[Any], error: app_commands.AppC
         return  # the check already told the user why
     if isinstance(cause, REFUSALS):
         await refuse(interaction, cause)
+        return
+    outage = outage_line(cause)
+    if outage is not None:  # Redis or the database is restarting: say so, not "something went wrong"
+        log.warning("command %s met an outage: %s", interaction.command.name if interaction.command else "?", cause)
+        await answer(interaction, f"⚠️ {outage}")
         return
     log.error("command %s failed", interaction.command.name if interaction.command else "?", exc_info=cause)
     await answer(interaction, "⚠️ Something went wrong on our side; it was logged. Please try again.")
