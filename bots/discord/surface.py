@@ -18,6 +18,7 @@ import discord
 from impasto.bots.discord import texts
 from impasto.bots.discord.delivery import image_file
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
+from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
 from impasto.bots.service.views import JobView, MessageView
 from impasto.queue.actions import ACTIONS, Action
 from impasto.storage.images import ImageStore
@@ -63,13 +64,27 @@ def result_view(view: JobView, *, mask_editor: bool = False) -> discord.ui.View:
     return grid_view(view.job_id) if shows_grid(view) else single_view(view.job_id, 1, mask_editor=mask_editor)
 
 
-def result_file(view: JobView, pictures: Finished, *, nsfw_channel: bool) -> discord.File | None:
-    data = pictures.grid_png if shows_grid(view) and pictures.grid_png else None
-    if data is None and pictures.images_png:
-        data = pictures.images_png[0]
-    if data is None:
-        return None
-    return image_file(data, f"impasto_{view.job_id}.png", flagged=pictures.flagged, nsfw_channel=nsfw_channel)
+def result_file(
+    view: JobView, pictures: Finished, *, nsfw_channel: bool, limits: Limits | None = None, below: int | None = None
+) -> tuple[discord.File | None, str]:
+    """The result's picture in the largest form ``limits`` take (the PNG when it fits), and the caption line that
+    says where the full PNG is ("" for the PNG itself)."""
+    png = pictures.grid_png if shows_grid(view) and pictures.grid_png else None
+    if png is None and pictures.images_png:
+        png = pictures.images_png[0]
+    if png is None:
+        return None, ""
+    choice = choose(png, limits or discord_limits(None), below=below)
+    name = f"impasto_{view.job_id}.{choice.view.ext}"
+    file = image_file(choice.view.data, name, flagged=pictures.flagged, nsfw_channel=nsfw_channel)
+    return file, choice.caption_line()
+
+
+UPLOAD_TOO_LARGE = 40005  # Discord's error code for an attachment past the destination's limit
+
+
+class TooLarge(Exception):
+    """Discord refused an upload as too large (413 / 40005): the next smaller form goes at once."""
 
 
 class DiscordSurface:
@@ -98,9 +113,42 @@ class DiscordSurface:
         except discord.Forbidden as exc:
             raise Gone(f"no permission to edit in channel {shown.chat_id}: {exc.text}") from exc
         except discord.HTTPException as exc:  # discord.py already waited out 429s; this is Discord being down
+            if exc.status == 413 or exc.code == UPLOAD_TOO_LARGE:
+                raise TooLarge(f"Discord refused the upload as too large: {exc.text}") from exc
             raise Deferred(5.0, f"Discord refused the edit: {exc.status} {exc.text}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Deferred(5.0, f"Discord unreachable: {exc}") from exc
+
+    def upload_limit(self, channel_id: int) -> Limits:
+        """What one attachment may weigh here: the server's (by its boost tier, as discord.py knows it), else a DM's."""
+        channel = self.client.get_channel(channel_id)
+        guild = getattr(channel, "guild", None)
+        limit = getattr(guild, "filesize_limit", None)
+        return discord_limits(int(limit) if isinstance(limit, int) else None)
+
+    async def _post_result(self, shown: MessageView, view: JobView, pictures: Finished, content: str) -> None:
+        """The result in the largest form the channel takes: the PNG when it fits, else a smaller form with a line
+        saying where the full PNG is; a 413 (a limit lower than believed) sends the next smaller form at once."""
+        buttons = result_view(view, mask_editor=self.mask_editor)
+        limits = self.upload_limit(int(shown.chat_id))
+        nsfw = self._is_nsfw(int(shown.chat_id))
+        below: int | None = None
+        while True:
+            try:
+                file, line = await asyncio.to_thread(
+                    result_file, view, pictures, nsfw_channel=nsfw, limits=limits, below=below
+                )
+            except NothingFits as exc:
+                raise Gone(f"job {view.job_id}: {exc}") from exc
+            try:
+                await self._edit(shown, content + (f"\n-# {line}" if line else ""), file=file, view=buttons)
+                return
+            except TooLarge:
+                size = file.fp.getbuffer().nbytes if file is not None else 0  # type: ignore[attr-defined]
+                log.warning(
+                    "job %s: an upload of %d bytes was refused as too large; sending a smaller form", view.job_id, size
+                )
+                below = size
 
     async def progress(self, shown: MessageView, view: JobView, step: Step) -> MessageView | None:
         if step.percent is None:
@@ -113,9 +161,8 @@ class DiscordSurface:
         view = end.view
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)
-            file = result_file(view, pictures, nsfw_channel=self._is_nsfw(int(shown.chat_id)))
             content = result_content(view) + (f"\n-# {NOISE_NOTE}" if end.paints_noise else "")
-            await self._edit(shown, content, file=file, view=result_view(view, mask_editor=self.mask_editor))
+            await self._post_result(shown, view, pictures, content)
             return shown
         if view.status == "cancelled":
             await self._edit(shown, texts.cancelled(view.display, view.user_id), view=None)

@@ -93,6 +93,7 @@ class FakeDiscord:
         self.rate_limits: list[RateLimit] = []
         self.rate_limited: list[str] = []  # "METHOD path" answered with 429
         self.nsfw_channels = {NSFW_CHANNEL_ID}
+        self.upload_limit: int | None = None  # bytes per file; larger uploads get 413 / 40005
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -463,6 +464,10 @@ class FakeDiscord:
             return limited
         body, files = await self._read(request)
         self.requests.append(Request(method, path, body, files))
+        if self.upload_limit is not None and any(len(data) > self.upload_limit for _name, data in files):
+            # What Discord answers for an upload past the destination's limit: HTTP 413, error 40005.
+            await self._notify()
+            return _json({"message": "Request entity too large", "code": 40005}, 413)
         try:
             return await self._route(method, path.split("/")[1:], request, body, files)
         finally:

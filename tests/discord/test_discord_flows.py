@@ -4,7 +4,9 @@ SQLite, the queue on Redis db 15 (a namespace of its own) and a worker with the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.web.links import verify
+from impasto.engine.grid import compose_grid
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
 from impasto.queue.actions import Action
 from impasto.queue.renderer import NoopRenderer
@@ -488,3 +491,43 @@ async def test_vary_region_opens_the_web_editor_for_the_presser_alone(
     grant = verify("s3cret", token, "edit")
     assert (grant.platform, grant.user_id, grant.job_id) == ("discord", str(BOB), picked.job_id)
     assert grant.message_id == single["id"]  # the result replies to the pressed message
+
+
+class NoiseRenderer(NoopRenderer):
+    """The no-op renderer painting 256² noise tiles, as the tiny models do: a grid PNG of about 800 kB."""
+
+    def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
+        flat = super().render(work, progress)
+        rng = random.Random(flat.seed)
+        tiles = [Image.frombytes("RGB", (256, 256), rng.randbytes(256 * 256 * 3)) for _ in flat.images]
+
+        def png(image: Image.Image) -> bytes:
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            return out.getvalue()
+
+        return dataclasses.replace(
+            flat, images=tuple(png(t) for t in tiles), grid=png(compose_grid(tiles)), width=256, height=256
+        )
+
+
+async def test_a_result_past_the_upload_limit_arrives_in_a_smaller_form(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
+) -> None:
+    stack.renderer_factory = lambda: NoiseRenderer(steps=1)
+    # Discord's limit is lower than the bot believes (a server lost its boost): every larger upload gets 413 / 40005.
+    fake.upload_limit = 300_000
+    grid = await imagine_grid(fake, stack)
+    data = fake.attachment_bytes(grid)
+    assert len(data) <= 300_000
+    assert data.startswith(b"\xff\xd8")  # a JPEG for viewing
+    assert "full resolution: 512×512 PNG" in grid["content"]
+    refused = [r for r in fake.requests if r.files and any(len(d) > 300_000 for _n, d in r.files)]
+    assert refused, "the PNG was tried first"
+    # The full PNG is kept, byte for byte, in the image store.
+    view = await shown(fake, stack, grid)
+    stored = view.image(0)
+    assert stored is not None
+    assert stack.images.get(stored.key).startswith(b"\x89PNG")
+    # One result message, completed once: its buttons are there.
+    assert fake.button(grid, "U1")

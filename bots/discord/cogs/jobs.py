@@ -20,6 +20,7 @@ from impasto.bots.discord.requester import requester_of, requester_of_reaction
 from impasto.bots.discord.surface import PLATFORM, finished, result_content, result_file, result_view
 from impasto.bots.service.errors import JobNotReady
 from impasto.bots.service.requester import Requester
+from impasto.bots.service.result_forms import discord_limits
 
 log = logging.getLogger(__name__)
 _Interaction = discord.Interaction[Any]
@@ -46,9 +47,11 @@ class Jobs(commands.Cog):
         if view.status != "done":
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
         pictures = await asyncio.to_thread(finished, self.service.images, view)
-        file = result_file(view, pictures, nsfw_channel=who.nsfw_channel)
+        # The interaction says what this channel takes (a boosted server takes more); the PNG when it fits.
+        limits = discord_limits(getattr(interaction, "attachment_size_limit", None))
+        file, line = await asyncio.to_thread(result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits)
         target = OriginalResponse(interaction)
-        await target.edit(result_content(view), file=file, view=result_view(view))
+        await target.edit(result_content(view) + (f"\n-# {line}" if line else ""), file=file, view=result_view(view))
         await self.controls.shows(view.job_id, target, "result")
 
     @app_commands.command(name="history", description="Your recent jobs")
