@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import logging
 import os
 import socket
@@ -20,13 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from PIL import Image
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from impasto.bots.service import result_forms
 from impasto.bots.telegram import captions
 from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, single_keyboard
 from impasto.bots.telegram.routes import Route, Routes
@@ -36,7 +35,6 @@ from impasto.storage.images import ImageStore
 log = logging.getLogger(__name__)
 
 GROUP = "telegram"
-PHOTO_LIMIT_BYTES = 10 * 1000 * 1000  # Bot API sendPhoto limit
 ORPHAN_RETRIES = 3
 T = TypeVar("T")
 
@@ -107,8 +105,11 @@ class Deliverer:
         routes: Routes | None = None,
         on_result: Callable[[ResultSent], Awaitable[None]] | None = None,
         mask_editor: bool = False,
+        limits: result_forms.Limits | None = None,
     ) -> None:
         self.bot = bot
+        # What sendPhoto / sendDocument take (a self-hosted Bot API server takes more): ``result_forms``.
+        self.limits = limits or result_forms.telegram_limits()
         self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
         self.redis = redis
         self.routes = routes or Routes(redis)
@@ -309,43 +310,66 @@ class Deliverer:
     async def _post_result(self, route: Route, done: events.Done) -> Message:
         single = done.grid_key is None and len(done.image_keys) == 1
         key = done.image_keys[0] if single else (done.grid_key or done.image_keys[0])
-        photo = await asyncio.to_thread(self.images.get, key)
-        if len(photo) > PHOTO_LIMIT_BYTES:
-            # sendPhoto takes 10 MB; a 2× upscale as PNG can be more. The PNG stays one 📄 press away.
-            photo = await asyncio.to_thread(as_jpeg, photo)
+        png = await asyncio.to_thread(self.images.get, key)
         caption = captions.result_caption(route.caption, single=single)
         caption += captions.read_as_line(route.caption.prompt, done.read_as)
         if done.paints_noise:
             caption += "\n🧪 <i>test model: the picture is noise</i>"
         markup = single_keyboard(done.job_id, mask_editor=self.mask_editor) if single else grid_keyboard(done.job_id)
+        below: int | None = None
+        while True:
+            # The PNG when sendPhoto takes it, else a smaller form; the full PNG stays one 📄 press away.
+            try:
+                choice = await asyncio.to_thread(result_forms.choose, png, self.limits, below=below)
+            except result_forms.NothingFits as exc:
+                raise DeliveryDropped(f"job {done.job_id}: {exc}") from exc
+            text = caption + _full_resolution_line(choice)
+            try:
+                return await call_telegram(
+                    lambda form=choice.view, text=text: self._send_photo_sized(  # type: ignore[misc]
+                        route, form.data, text, markup, form.ext
+                    ),
+                    wait_inline_s=self.wait_inline_s,
+                )
+            except TooLarge as exc:
+                log.warning("result of job %s refused as too large (%s); sending a smaller form", done.job_id, exc)
+                below = len(choice.view.data)
+            except ChatMigrated as exc:
+                # The group became a supergroup: same people, new chat id.
+                moved = replace(route, chat_id=int(exc.new_chat_id))
+                await self.routes.save(moved)
+                raise DeliveryDeferred(0.0, f"chat moved to {exc.new_chat_id}") from exc
+            except BadRequest as exc:
+                # Telegram refused the picture as a photo for another reason (its dimensions): the file, with buttons.
+                log.warning("result of job %s refused as a photo (%s); sending it as a file", done.job_id, exc)
+                return await call_telegram(
+                    lambda form=choice.view, text=text: self.bot.send_document(  # type: ignore[misc]
+                        route.chat_id,
+                        form.data,
+                        filename=f"{route.job_id}.{form.ext}",
+                        caption=text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
+                        message_thread_id=route.thread_id,
+                        reply_parameters=_reply_to(route.reply_to),
+                    ),
+                    wait_inline_s=self.wait_inline_s,
+                )
+
+    async def _send_photo_sized(
+        self, route: Route, photo: bytes, caption: str, markup: InlineKeyboardMarkup | None, ext: str
+    ) -> Message:
+        """``sendPhoto``, with every way Telegram says "too large" turned into ``TooLarge``: "file is too big",
+        PHOTO_SAVE_FILE_INVALID, and an HTTP 413, which python-telegram-bot raises as a ``NetworkError``."""
         try:
-            return await call_telegram(
-                lambda: self._send_photo(route, photo, caption, markup), wait_inline_s=self.wait_inline_s
-            )
-        except ChatMigrated as exc:
-            # The group became a supergroup: same people, new chat id.
-            moved = replace(route, chat_id=int(exc.new_chat_id))
-            await self.routes.save(moved)
-            raise DeliveryDeferred(0.0, f"chat moved to {exc.new_chat_id}") from exc
-        except BadRequest as exc:
-            # Telegram refused the picture as a photo (dimensions, size): the file itself, with the same buttons.
-            log.warning("result of job %s refused as a photo (%s); sending it as a file", done.job_id, exc)
-            return await call_telegram(
-                lambda: self.bot.send_document(
-                    route.chat_id,
-                    photo,
-                    filename=f"{route.job_id}.png",
-                    caption=caption,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    message_thread_id=route.thread_id,
-                    reply_parameters=_reply_to(route.reply_to),
-                ),
-                wait_inline_s=self.wait_inline_s,
-            )
+            return await self._send_photo(route, photo, caption, markup, ext=ext)
+        except NetworkError as exc:
+            if _too_large(exc):
+                raise TooLarge(str(exc)) from exc
+            raise
 
     async def _send_photo(
-        self, route: Route, photo: bytes, caption: str, markup: InlineKeyboardMarkup | None
+        self, route: Route, photo: bytes, caption: str, markup: InlineKeyboardMarkup | None, *, ext: str = "png"
     ) -> Message:
         return await self.bot.send_photo(
             route.chat_id,
@@ -355,7 +379,7 @@ class Deliverer:
             reply_markup=markup,
             message_thread_id=route.thread_id,
             reply_parameters=_reply_to(route.reply_to),
-            filename=f"{route.job_id}.png",
+            filename=f"{route.job_id}.{ext}",
         )
 
     async def _delete(self, chat_id: int, message_id: int) -> None:
@@ -363,11 +387,28 @@ class Deliverer:
             await call_telegram(lambda: self.bot.delete_message(chat_id, message_id), attempts=1)
 
 
-def as_jpeg(data: bytes, quality: int = 90) -> bytes:
-    with Image.open(io.BytesIO(data)) as image:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
+class TooLarge(Exception):
+    """Telegram refused an upload as too large: the next smaller form goes at once."""
+
+
+_TOO_LARGE_SIGNS = ("too big", "too large", "photo_save_file_invalid", "413", "entity too large")
+
+
+def _too_large(exc: NetworkError) -> bool:
+    text = str(exc).lower()
+    return any(sign in text for sign in _TOO_LARGE_SIGNS)
+
+
+def _full_resolution_line(choice: result_forms.Choice) -> str:
+    """Under a result sent in a smaller form: what the full resolution is and how to get it ("" for the PNG)."""
+    if choice.is_full_png:
+        return ""
+    size = f"{choice.width}×{choice.height} PNG, {choice.png_bytes / 1e6:.1f} MB"
+    if choice.view.label == "lossless WebP":
+        return f"\n<i>full resolution: {size}, shown as lossless WebP (the same pixels)</i>"
+    if choice.document is not None:
+        return f"\n<i>full resolution: {size} — press 📄 Full-res file</i>"
+    return f"\n<i>full resolution: {size} — too large for Telegram here; the full PNG is kept</i>"
 
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:

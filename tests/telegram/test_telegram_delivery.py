@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import io
+import random
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -228,7 +229,36 @@ async def test_a_group_that_became_a_supergroup_still_gets_its_result(rig: Rig) 
     assert posted.chat_id == -1005001
 
 
-def test_big_results_are_sent_as_jpeg() -> None:
-    from impasto.bots.telegram.delivery import as_jpeg
+def noise_png(side: int) -> bytes:
+    """Noise, as the tiny models paint: the worst case for every codec (a 512² PNG is about 790 kB)."""
+    image = Image.frombytes("RGB", (side, side), random.Random(side).randbytes(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
-    assert as_jpeg(png((1, 2, 3), 32)).startswith(b"\xff\xd8\xff")
+
+@pytest.mark.parametrize(
+    ("status", "description"),
+    [
+        (400, "Bad Request: file is too big"),
+        (400, "Bad Request: PHOTO_SAVE_FILE_INVALID"),
+        (413, "Request Entity Too Large"),  # python-telegram-bot raises this one as a NetworkError
+    ],
+)
+async def test_a_result_refused_as_too_large_arrives_in_a_smaller_form(rig: Rig, status: int, description: str) -> None:
+    job = job_id()
+    await rig.new_route(job)
+    full = noise_png(512)
+    key = rig.store.put(full)
+    # The server takes less than the bot believes: the PNG and the next form are refused, each in Telegram's words.
+    rig.api.fail("sendPhoto", status, description)
+    rig.api.fail("sendPhoto", status, description)
+    await events.publish_final(rig.redis, ns=rig.ns, event=events.Done(job_id=job, image_keys=[key]))
+    [first, second, posted] = await rig.api.wait_method("sendPhoto", count=3, timeout_s=30)
+    assert first.files["photo"] == full  # the PNG was tried first
+    assert len(second.files["photo"]) < len(full)
+    assert len(posted.files["photo"]) < len(second.files["photo"])
+    assert posted.files["photo"].startswith(b"\xff\xd8")  # a JPEG for viewing
+    assert "full resolution: 512×512 PNG" in posted.params["caption"]
+    assert "📄 Full-res file" in posted.params["caption"]  # the full PNG is one press away
+    assert rig.store.get(key) == full  # kept, byte for byte
