@@ -150,6 +150,24 @@ class DiscordSurface:
                 )
                 below = size
 
+    async def open(self, reply_to: MessageView, view: JobView) -> MessageView:
+        """A job born on the web: its "Waiting to start" message, as a reply to the pressed message."""
+        channel = self.client.get_partial_messageable(int(reply_to.chat_id))
+        reference = discord.MessageReference(
+            message_id=int(reply_to.message_id), channel_id=int(reply_to.chat_id), fail_if_not_exists=False
+        )
+        try:
+            message = await channel.send(
+                texts.waiting(view.display, view.user_id), reference=reference, allowed_mentions=texts.NO_MENTIONS
+            )
+        except discord.Forbidden as exc:
+            raise Gone(f"no permission to post in channel {reply_to.chat_id}: {exc.text}") from exc
+        except discord.HTTPException as exc:
+            raise Deferred(5.0, f"Discord refused the post: {exc.status} {exc.text}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Deferred(5.0, f"Discord unreachable: {exc}") from exc
+        return MessageView(PLATFORM, str(message.channel.id), str(message.id), "progress", view.queued_at)
+
     async def progress(self, shown: MessageView, view: JobView, step: Step) -> MessageView | None:
         if step.percent is None:
             return None  # still "Waiting to start", as posted

@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from impasto.bots.language.errors import PromptError
+from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.gallery import Gallery, visible_to
 from impasto.bots.service.jobs import JobService
@@ -163,6 +164,12 @@ def build_app(deps: WebDeps) -> Starlette:
             result.ticket.job_id,
             ReplyTarget(grant.platform, grant.channel_id, grant.message_id, grant.guild_id),
         )
+        if grant.channel_id is not None and grant.message_id is not None:
+            # The message index says where the result goes: the chat's delivery core opens the job's message there,
+            # as a reply to the message whose Vary (Region) button was pressed.
+            await deps.service.record_message(
+                result.ticket.job_id, grant.platform, grant.channel_id, reply_to_row(grant.message_id), REPLY_TO
+            )
         return render("submitted.html", grant=grant, job=job, ticket=result.ticket)
 
     def check_webapp(grant: Pass, init_data: str) -> None:

@@ -13,10 +13,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from discord_stack import ServiceStack
-from fake_discord import ALICE, BOB, DM_CHANNEL_ID, FakeDiscord
+from fake_discord import ALICE, BOB, DM_CHANNEL_ID, GUILD_ID, FakeDiscord
 from PIL import Image
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.web.links import verify
@@ -531,3 +532,28 @@ async def test_a_result_past_the_upload_limit_arrives_in_a_smaller_form(
     assert stack.images.get(stored.key).startswith(b"\x89PNG")
     # One result message, completed once: its buttons are there.
     assert fake.button(grid, "U1")
+
+
+async def test_a_region_job_from_the_web_editor_is_posted_as_a_reply(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
+) -> None:
+    grid = await imagine_grid(fake, stack)
+    await fake.press(grid["id"], fake.button(grid, "U2")["custom_id"])
+    single = await fake.wait_message(lambda m: "Image #2" in m["content"])
+    picked = await shown(fake, stack, single)
+    # What the web front door does on Submit: a region job through the core, and where its result goes.
+    who = Requester("discord", ALICE, guild_id=GUILD_ID, channel_id=single["channel_id"])
+    mask = io.BytesIO()
+    Image.new("L", (32, 32), 255).save(mask, format="PNG")
+    pressed = await stack.service.press(
+        who, picked.job_id, Action.VARY_REGION, idempotency_key="web-1", mask_key=stack.images.put(mask.getvalue())
+    )
+    region_id = pressed.view.job_id
+    await stack.service.record_message(region_id, "discord", single["channel_id"], reply_to_row(single["id"]), REPLY_TO)
+    await stack.drain()
+    reply = await reply_to(fake, single["id"])
+    result = await fake.wait_message(lambda m: m["id"] == reply["id"] and bool(m["components"]))
+    assert "Variations (Region)" in result["content"]
+    assert (await shown(fake, stack, result)).job_id == region_id
+    # The pressed message still shows (and serves the buttons of) its own job.
+    assert (await shown(fake, stack, single)).job_id == picked.job_id

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
 from redis.asyncio import Redis
@@ -76,6 +76,17 @@ class End:
         return self.view.status
 
 
+#: The message index's kind for "the result goes here, as a reply to this message" (a job born on the web). The
+#: row's message id is ``reply_to_row(id)``, not the id itself: the index maps one message to one job, and the pressed
+#: message keeps showing (and serving the buttons of) the job it shows.
+REPLY_TO = "reply_to"
+_REPLY_PREFIX = "reply-to:"
+
+
+def reply_to_row(message_id: str) -> str:
+    return _REPLY_PREFIX + message_id
+
+
 class Surface(Protocol):
     """What a chat platform does for the core: edit a job's message with its progress, and show its end (the
     result with its buttons, or why it failed). Raise ``Deferred`` or ``Gone`` for the platform's refusals."""
@@ -88,6 +99,11 @@ class Surface(Protocol):
 
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
         """Show the end on (or under) ``shown``; return the message now showing the result, to index it."""
+        ...
+
+    async def open(self, reply_to: MessageView, view: JobView) -> MessageView:
+        """Post a new message for a job born off the chat (the web editor), replying to ``reply_to``: the message
+        whose button started it. Later progress and the end edit it as usual."""
         ...
 
 
@@ -275,9 +291,24 @@ class Delivery:
     # -- helpers ------------------------------------------------------------------------------------------------
 
     async def _shown(self, job_id: str) -> MessageView | None:
-        """The newest message of this platform showing the job (the message index, SQL)."""
+        """The newest message of this platform showing the job (the message index, SQL). A job born off the chat
+        (the web editor) has only a ``reply_to`` row: its message is opened there, once, by one process."""
         mine = [m for m in await self.service.messages(job_id) if m.platform == self.platform]
-        return mine[-1] if mine else None
+        showing = [m for m in mine if m.kind != REPLY_TO]
+        if showing:
+            return showing[-1]
+        origin = next((m for m in mine if m.kind == REPLY_TO), None)
+        if origin is None or not await self.redis.set(self._key("opening", job_id), "1", nx=True, ex=CLAIM_TTL_S):
+            return None
+        target = replace(origin, message_id=origin.message_id.removeprefix(_REPLY_PREFIX))
+        try:
+            opened = await self.surface.open(target, await self.service.job(job_id))
+        except (Deferred, Gone) as exc:
+            log.warning("%s: could not open a message for job %s: %s", self.platform, job_id, exc)
+            await self.redis.delete(self._key("opening", job_id))
+            return None
+        await self.service.record_message(job_id, self.platform, opened.chat_id, opened.message_id, "progress")
+        return opened
 
     async def _gate(self, chat_id: str) -> bool:
         """True at most once per ``edit_interval_s`` per chat, across every process of the platform."""
