@@ -22,10 +22,12 @@ from redis.asyncio import Redis
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
 from impasto.bots.discord.cogs.jobs import Jobs
+from impasto.bots.discord.cogs.moderation import Moderation
 from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.views import DYNAMIC_ITEMS
+from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
 from impasto.bots.web.links import WebLinkSettings
@@ -51,6 +53,8 @@ class BotOptions:
     # The web front door's link settings when it is configured: Vary (Region) is offered and answered with a private
     # link to the region editor. None: no editor, so no Vary (Region) button (``queue.actions.offered``).
     web: WebLinkSettings | None = None
+    # The prompt policy (``IMPASTO_MODERATION``): the /mod commands for moderators. None: no /mod group.
+    moderation: Policy | None = None
 
 
 def intents() -> discord.Intents:
@@ -99,6 +103,8 @@ class ImpastoBot(commands.Bot):
         await self.add_cog(Account(self.controls))
         await self.add_cog(Jobs(self, self.controls))
         await self.add_cog(Server(self.controls))
+        if self.options.moderation is not None:
+            await self.add_cog(Moderation(self.controls, self.options.moderation))
         if self.options.sync_commands:
             await self.sync_commands()
         if self.options.deliver:

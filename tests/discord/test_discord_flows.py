@@ -13,10 +13,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from discord_stack import ServiceStack
-from fake_discord import ALICE, BOB, DM_CHANNEL_ID, GUILD_ID, FakeDiscord
+from fake_discord import ALICE, BOB, DM_CHANNEL_ID, GUILD_ID, PERMISSIONS, FakeDiscord, user_payload
 from PIL import Image
+from sqlalchemy import func, select
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.moderation.admission_check import ModerationCheck
+from impasto.bots.moderation.policy import load_policy
 from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
@@ -26,6 +29,7 @@ from impasto.engine.spec import Progress, ProgressFn, RenderResult
 from impasto.queue.actions import Action
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.specs import RenderWork
+from impasto.storage.models import Job
 
 Json = dict[str, Any]
 PRIMARY, SECONDARY = 1, 2
@@ -557,3 +561,40 @@ async def test_a_region_job_from_the_web_editor_is_posted_as_a_reply(
     assert (await shown(fake, stack, result)).job_id == region_id
     # The pressed message still shows (and serves the buttons of) its own job.
     assert (await shown(fake, stack, single)).job_id == picked.job_id
+
+
+MODERATOR = str(int(PERMISSIONS) | 1 << 13)  # a member's usual rights, with Manage Messages
+
+
+async def test_moderators_ban_members_and_add_words(
+    fake: FakeDiscord, start_bot: Callable[..., Awaitable[ImpastoBot]], stack: ServiceStack
+) -> None:
+    policy = load_policy()
+    # The service checks prompts as ``runtime.job_service`` builds it; the bot gets the /mod commands.
+    stack.service.admission.checks.append(ModerationCheck(stack.service.sessions, policy))
+    await start_bot(moderation=policy)
+    # A member without Manage Messages is told so (Discord hides /mod from them unless the server changed that).
+    record = await fake.slash("mod", [{"name": "words", "type": 1, "options": []}], user_id=BOB)
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "Manage Messages" in refused["content"]
+
+    bob = user_payload(BOB)
+    member = {"roles": [], "joined_at": "2024-01-01T00:00:00+00:00", "flags": 0, "permissions": PERMISSIONS}
+    ban = [{"name": "ban", "type": 1, "options": [{"name": "member", "type": 6, "value": BOB}]}]
+    record = await fake.slash(
+        "mod", ban, resolved={"users": {BOB: bob}, "members": {BOB: member}}, permissions=MODERATOR
+    )
+    done = await fake.wait_message(lambda m: m["id"] == record.original_id and "banned" in m["content"])
+    assert done["flags"] & 64  # for the moderator alone
+    record = await fake.slash("imagine", prompt_option("a quiet harbour"), user_id=BOB)
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "banned" in refused["content"]
+
+    word = [{"name": "word_add", "type": 1, "options": [{"name": "word", "type": 3, "value": "lighthouse"}]}]
+    record = await fake.slash("mod", word, permissions=MODERATOR)
+    await fake.wait_message(lambda m: m["id"] == record.original_id and "lighthouse" in m["content"])
+    record = await fake.slash("imagine", prompt_option("a lighthouse at dusk"))
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert "lighthouse" not in refused["content"]  # the category is named, never the word
+    async with stack.service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0  # nothing made, nothing charged

@@ -1,0 +1,138 @@
+"""/mod: a server's moderators keep impasto clean — bans and timeouts, the server's own words, each category's rule.
+
+Members with Manage Messages see the group (``default_permissions``; a server may change who does, so the permission
+is checked again on every use). Each subcommand is one call of ``bots/moderation/commands.py`` in one transaction;
+the answer is for the moderator alone. The prompt check itself runs in the admission pipeline (``ModerationCheck``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from impasto.bots.discord import texts
+from impasto.bots.discord.cogs.account import private
+from impasto.bots.discord.cogs.errors import answer, report
+from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.surface import PLATFORM
+from impasto.bots.moderation import commands as mod_commands
+from impasto.bots.moderation.policy import Policy
+from impasto.bots.service.errors import InvalidRequest
+from impasto.storage import moderation
+
+_Interaction = discord.Interaction[Any]
+CHOICES = [app_commands.Choice(name=n, value=n) for n in ("block", "nsfw", "allow", "default")]
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_messages=True)
+class Moderation(commands.GroupCog, group_name="mod", group_description="Moderate impasto here (moderators only)"):
+    def __init__(self, controls: Controls, policy: Policy) -> None:
+        self.sessions = controls.service.sessions
+        self.policy = policy
+        super().__init__()
+
+    async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, mod_commands.ModerationCommandError):
+            await answer(interaction, texts.refusal(str(cause)))
+            return
+        await report(interaction, error)
+
+    async def interaction_check(self, interaction: _Interaction) -> bool:
+        if not interaction.permissions.manage_messages:
+            await answer(interaction, "⚠️ /mod needs the Manage Messages permission")
+            return False
+        return True
+
+    async def _ids(self, interaction: _Interaction, member: discord.abc.User | None = None) -> tuple[int, int, int]:
+        """(server, moderator, member) SQL ids: rows are made on first sight, so a member who never painted can be
+        banned before they try."""
+        if interaction.guild_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        async with self.sessions() as session, session.begin():
+            guild = await moderation.guild_id_for(session, PLATFORM, str(interaction.guild_id))
+            moderator = await moderation.user_id_for(session, PLATFORM, str(interaction.user.id))
+            target = await moderation.user_id_for(session, PLATFORM, str(member.id)) if member is not None else 0
+        return guild, moderator, target
+
+    async def _say(self, interaction: _Interaction, line: str) -> None:
+        await answer(interaction, texts.escape(line))
+
+    @app_commands.command(name="ban", description="Stop a member from painting here (for a while, or until lifted)")
+    @app_commands.describe(member="Who", duration="How long: 30m, 12h, 7d (empty: until lifted)", reason="Why")
+    async def ban(
+        self, interaction: _Interaction, member: discord.Member, duration: str = "", reason: str = ""
+    ) -> None:
+        await private(interaction)
+        guild, moderator, target = await self._ids(interaction, member)
+        async with self.sessions() as session, session.begin():
+            line = await mod_commands.ban_user(
+                session,
+                guild_id=guild,
+                moderator_id=moderator,
+                user_id=target,
+                user_name=member.display_name,
+                reason=reason,
+                duration=duration or None,
+            )
+        await self._say(interaction, line)
+
+    @app_commands.command(name="unban", description="Let a member paint here again")
+    async def unban(self, interaction: _Interaction, member: discord.Member) -> None:
+        await private(interaction)
+        guild, moderator, target = await self._ids(interaction, member)
+        async with self.sessions() as session, session.begin():
+            line = await mod_commands.unban_user(
+                session, guild_id=guild, moderator_id=moderator, user_id=target, user_name=member.display_name
+            )
+        await self._say(interaction, line)
+
+    @app_commands.command(name="word_add", description="Refuse prompts with this word or phrase here")
+    @app_commands.describe(word="The word or phrase", category="Its category (default: custom, blocked)")
+    async def word_add(self, interaction: _Interaction, word: str, category: str = "custom") -> None:
+        await private(interaction)
+        guild, moderator, _ = await self._ids(interaction)
+        async with self.sessions() as session, session.begin():
+            line = await mod_commands.add_word(
+                session, self.policy, guild_id=guild, moderator_id=moderator, word=word, category=category
+            )
+        await self._say(interaction, line)
+
+    @app_commands.command(name="word_remove", description="Stop refusing this word here (locked categories stay)")
+    async def word_remove(self, interaction: _Interaction, word: str) -> None:
+        await private(interaction)
+        guild, moderator, _ = await self._ids(interaction)
+        async with self.sessions() as session, session.begin():
+            line = await mod_commands.remove_word(
+                session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+            )
+        await self._say(interaction, line)
+
+    @app_commands.command(name="words", description="This server's own words")
+    async def words(self, interaction: _Interaction) -> None:
+        await private(interaction)
+        guild, _, _ = await self._ids(interaction)
+        async with self.sessions() as session, session.begin():
+            line = await mod_commands.list_words(session, self.policy, guild_id=guild)
+        await self._say(interaction, line)
+
+    @app_commands.command(name="policy", description="Each category's rule here; with both options, change one")
+    @app_commands.describe(category="A category (see the list)", choice="block, nsfw (only NSFW channels), allow")
+    @app_commands.choices(choice=CHOICES)
+    async def policy_(
+        self, interaction: _Interaction, category: str = "", choice: app_commands.Choice[str] | None = None
+    ) -> None:
+        await private(interaction)
+        guild, moderator, _ = await self._ids(interaction)
+        async with self.sessions() as session, session.begin():
+            if category and choice is not None:
+                line = await mod_commands.set_policy(
+                    session, self.policy, guild_id=guild, moderator_id=moderator, category=category, choice=choice.value
+                )
+            else:
+                line = await mod_commands.show_policy(session, self.policy, guild_id=guild)
+        await self._say(interaction, line)
