@@ -20,6 +20,7 @@ from impasto.bots.telegram.app import TgApp
 from impasto.bots.telegram.buttons import Buttons
 from impasto.bots.telegram.commands import Commands
 from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.moderation import ModCommands
 from impasto.bots.telegram.photos import Photos
 from impasto.bots.telegram.replies import reply_error, reply_html
 
@@ -69,6 +70,8 @@ def install(application: TgApp, deps: Deps) -> None:
     application.add_handler(CommandHandler("info", commands.info))
     application.add_handler(CommandHandler("history", commands.history))
     application.add_handler(CommandHandler("show", commands.show))
+    if deps.moderation is not None:
+        application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation).mod))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, photos.photo))
     application.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, buttons.remix_reply))
     application.add_handler(CallbackQueryHandler(buttons.pressed))

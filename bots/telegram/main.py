@@ -55,6 +55,7 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                 models=settings.registry.names(),
                 max_upload_bytes=settings.max_upload_bytes,
                 web=settings if settings.mask_editor else None,
+                moderation=settings.moderation_policy,
             )
             install(application, deps)
             async with application:

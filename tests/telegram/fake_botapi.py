@@ -56,6 +56,7 @@ class FakeBotApi:
         self.token = token
         self.calls: list[Call] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
+        self.admins: set[int] = set()  # user ids getChatMember calls the chat's creator
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat_id, message_id) -> Message
         self.fail_next: dict[str, list[tuple[int, str, dict[str, Any] | None]]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -213,6 +214,13 @@ class FakeBotApi:
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
+
+    def _m_getChatMember(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        user_id = int(params["user_id"])
+        user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+        if user_id in self.admins:
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        return {"status": "member", "user": user}
 
     def _m_getFile(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         file_id = str(params["file_id"])

@@ -18,6 +18,7 @@ from fake_botapi import FakeBotApi
 from redis.asyncio import Redis
 from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
 
+from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.app import TgApp
@@ -55,6 +56,7 @@ class TelegramStack:
     application: TgApp | None = None
     deliverer_task: asyncio.Task[None] | None = None
     web: WebLinkSettings | None = None  # the web front door's link settings: Vary (Region) offered and opened
+    moderation: Policy | None = None  # the prompt policy: /mod for group administrators
 
     def deps(self) -> Deps:
         return Deps(
@@ -64,6 +66,7 @@ class TelegramStack:
             models=["tiny-sd15", "tiny-sdxl"],
             album_wait_s=0.3,
             web=self.web,
+            moderation=self.moderation,
         )
 
     async def start_bot(self) -> None:

@@ -1,0 +1,117 @@
+"""``/mod`` in a group: its administrators moderate impasto there.
+
+    /mod ban [12h] [reason]     (as a reply to the member's message)
+    /mod unban                  (as a reply)
+    /mod word add WORD…         /mod word remove WORD…      /mod words
+    /mod policy [CATEGORY block|nsfw|allow|default]
+    /mod nsfw on|off            (Telegram chats carry no NSFW flag: the administrators say whether this one allows it)
+
+The caller must be the chat's creator or an administrator (``getChatMember``, asked every time: rights change). Each
+verb is one call of ``bots/moderation/commands.py`` in one transaction; the answer replies to the moderator.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+
+from impasto.bots.moderation import commands as mod_commands
+from impasto.bots.moderation.policy import Policy
+from impasto.bots.service.jobs import JobService
+from impasto.bots.telegram import escaping
+from impasto.bots.telegram.replies import reply_error, reply_html
+from impasto.bots.telegram.requests import GROUP_TYPES
+from impasto.storage import moderation
+
+log = logging.getLogger(__name__)
+PLATFORM = "telegram"
+MODERATORS = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+USAGE = (
+    "/mod ban [12h] [reason] · /mod unban (replying to the member) · /mod word add|remove WORD · /mod words · "
+    "/mod policy [CATEGORY block|nsfw|allow|default] · /mod nsfw on|off"
+)
+
+
+class ModCommands:
+    def __init__(self, service: JobService, policy: Policy) -> None:
+        self.sessions = service.sessions
+        self.policy = policy
+
+    async def mod(self, update: Update, context: object) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None or message.text is None:
+            return
+        if message.chat.type not in GROUP_TYPES:
+            await reply_error(message, "/mod works in a group, for its administrators")
+            return
+        try:
+            member = await message.get_bot().get_chat_member(message.chat_id, user.id)
+        except TelegramError as exc:
+            log.warning("could not check %s's rights in chat %s: %s", user.id, message.chat_id, exc)
+            await reply_error(message, "could not check your rights here; try again")
+            return
+        if member.status not in MODERATORS:
+            await reply_error(message, "/mod is for this group's administrators")
+            return
+        words = message.text.split()[1:]
+        try:
+            line = await self._run(message, str(user.id), words)
+        except mod_commands.ModerationCommandError as exc:
+            await reply_error(message, str(exc))
+            return
+        await reply_html(message, escaping.text(line, 3000))
+
+    async def _run(self, message: Message, moderator_key: str, words: list[str]) -> str:
+        verb, rest = (words[0].lower(), words[1:]) if words else ("", [])
+        async with self.sessions() as session, session.begin():
+            guild = await moderation.guild_id_for(session, PLATFORM, str(message.chat_id))
+            moderator = await moderation.user_id_for(session, PLATFORM, moderator_key)
+            if verb in ("ban", "unban"):
+                target = message.reply_to_message.from_user if message.reply_to_message else None
+                if target is None:
+                    raise mod_commands.ModerationCommandError(
+                        f"/mod {verb}: send it as a reply to the member's message"
+                    )
+                target_id = await moderation.user_id_for(session, PLATFORM, str(target.id))
+                name = target.full_name or str(target.id)
+                if verb == "unban":
+                    return await mod_commands.unban_user(
+                        session, guild_id=guild, moderator_id=moderator, user_id=target_id, user_name=name
+                    )
+                duration = rest[0] if rest and rest[0][:1].isdigit() else None
+                reason = " ".join(rest[1:] if duration else rest)
+                return await mod_commands.ban_user(
+                    session,
+                    guild_id=guild,
+                    moderator_id=moderator,
+                    user_id=target_id,
+                    user_name=name,
+                    reason=reason,
+                    duration=duration,
+                )
+            if verb == "word" and len(rest) >= 2 and rest[0].lower() in ("add", "remove"):
+                word = " ".join(rest[1:])
+                if rest[0].lower() == "add":
+                    return await mod_commands.add_word(
+                        session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+                    )
+                return await mod_commands.remove_word(
+                    session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+                )
+            if verb == "words":
+                return await mod_commands.list_words(session, self.policy, guild_id=guild)
+            if verb == "policy" and len(rest) == 2:
+                return await mod_commands.set_policy(
+                    session, self.policy, guild_id=guild, moderator_id=moderator, category=rest[0], choice=rest[1]
+                )
+            if verb == "policy" and not rest:
+                return await mod_commands.show_policy(session, self.policy, guild_id=guild)
+            if verb == "nsfw" and rest and rest[0].lower() in ("on", "off"):
+                allowed = rest[0].lower() == "on"
+                await moderation.update_settings(session, guild, nsfw_chat=allowed)
+                return "NSFW prompts follow each category's NSFW rule here" if allowed else "this chat is not NSFW"
+        raise mod_commands.ModerationCommandError(f"usage: {USAGE}")
