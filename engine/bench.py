@@ -22,9 +22,9 @@ from impasto.engine.engine import Engine
 from impasto.engine.registry import BUILTIN_MODELS, Family, ModelEntry, Registry
 from impasto.engine.spec import RenderSpec
 
-#: Work per 4-image grid with CFG at 30 steps, in TFLOP (shared/notes/perf.md §6: UNet ×8 per step, 4 VAE decodes).
+#: Work per 4-image grid with CFG at 30 steps, in TFLOP (UNet ×8 per step, 4 VAE decodes).
 GRID_TFLOP_30: dict[Family, float] = {"sd15": 202.9, "sdxl": 1664.8}
-#: Dense bf16 throughput measured on the H100 this project targets (shared/notes/perf.md).
+#: Dense bf16 throughput measured on the H100 this project targets.
 PEAK_TFLOPS = 790.0
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 

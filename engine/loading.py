@@ -102,7 +102,7 @@ def _load_pipeline(entry: ModelEntry, cache_dir: Path, dtype: torch.dtype) -> An
 
 def _tune(pipe: Any, device: torch.device) -> None:
     """Resident-model settings. On a GPU the VAE decodes a batch one image at a time: the batch-4 decode sets the
-    peak memory (SDXL fp16: 21.7 GB → 15.4 GB with slicing, shared/notes/perf.md §5) at a negligible cost in time."""
+    peak memory (SDXL fp16: 21.7 GB → 15.4 GB with slicing, as measured for diffusers) at a negligible cost in time."""
     pipe.set_progress_bar_config(disable=True)
     if device.type == "cuda":
         pipe.vae.enable_slicing()

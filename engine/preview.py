@@ -1,6 +1,6 @@
 """Cheap progress previews: a linear latent→RGB projection at latent resolution (no extra model).
 
-Factors from ComfyUI ``comfy/latent_formats.py`` (see shared/notes/perf.md §4): ``rgb = latent @ F + b`` in [-1, 1].
+Factors from ComfyUI ``comfy/latent_formats.py``: ``rgb = latent @ F + b`` in [-1, 1].
 Cost: 12 multiply-adds per latent pixel.
 """
 

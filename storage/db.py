@@ -1,7 +1,7 @@
 """Database connections: the operator's URL mapped to an async driver, the engine, sessions, the migration check.
 
 Operators write plain URLs (``postgresql://user@host:5432/db``, ``postgres://…``, ``sqlite:///path.db``); impasto
-picks asyncpg or aiosqlite itself. Built in ``main()`` and injected (STYLE.md 5), never at import time.
+picks asyncpg or aiosqlite itself. Built in ``main()`` and injected, never at import time.
 """
 
 from __future__ import annotations

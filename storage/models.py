@@ -1,8 +1,8 @@
 """The SQL schema: users, guilds, jobs with their lineage, images, platform messages, preferences and the usage ledger.
 
 Typed SQLAlchemy 2.0 models on one convention-named ``MetaData`` (Alembic's ``naming.rst``), so constraint names are
-stable across PostgreSQL and SQLite and migrations can drop them by name. The job row is the real state of a job
-(STYLE.md 8): the queue only carries its id.
+stable across PostgreSQL and SQLite and migrations can drop them by name. The job row is the real state of a job:
+the queue only carries its id.
 """
 
 from __future__ import annotations

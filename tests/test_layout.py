@@ -1,4 +1,4 @@
-"""The layout's promises (DESIGN.md): no top-level package shadows the standard library, bots never import torch."""
+"""The layout's promises (ARCHITECTURE.md): no top-level package shadows the standard library, bots never import torch."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     async with job_service(settings, enqueue=service_enqueue(pool)) as service:
         ...  # hand `service` to the Discord/Telegram application
 
-Everything is opened here and closed on exit (STYLE.md 5); nothing is built at import time.
+Everything is opened here and closed on exit; nothing is built at import time.
 """
 
 from __future__ import annotations

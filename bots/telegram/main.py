@@ -1,4 +1,4 @@
-"""The Telegram bot process: everything opened in one ``async with`` stack and injected (STYLE.md 5)."""
+"""The Telegram bot process: everything opened in one ``async with`` stack and injected."""
 
 from __future__ import annotations
 

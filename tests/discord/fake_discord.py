@@ -1,7 +1,7 @@
 """A fake Discord on 127.0.0.1: REST and the gateway WebSocket on one aiohttp port.
 
 The real discord.py client talks to it over real HTTP and a real WebSocket, so a test exercises the library's own
-parsing, rate-limit handling and multipart encoding. Payload shapes follow shared/notes/platform-fakes.md (captured
+parsing, rate-limit handling and multipart encoding. Payload shapes follow what discord.py sends and expects (captured
 from discord.py 2.7). The fake keeps every message it holds (content, components, attachments, allowed_mentions) and
 every request, so tests assert on what a Discord user would see.
 """
