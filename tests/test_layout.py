@@ -1,4 +1,5 @@
-"""The layout's promises (ARCHITECTURE.md): no top-level package shadows the standard library, bots never import torch."""
+"""The layout's promises (ARCHITECTURE.md): no top-level package shadows the standard library, bots never import
+torch, lower layers never import higher ones."""
 
 from __future__ import annotations
 

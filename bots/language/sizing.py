@@ -1,7 +1,8 @@
 """Width × height from an aspect ratio and a model's native size.
 
-The rule: both sides multiples of 64, and width × height within 10% of native_px². Among every such pair the one whose ratio is closest to the requested one wins, measured as |log(w/h) − log(W/H)| (so 2:1 and 1:2 err
-alike); ties go to the pixel count closest to native, then to the wider image. SDXL (1024) 16:9 → 1344×768,
+The rule: both sides multiples of 64, and width × height within 10% of native_px². Among every such pair the one
+whose ratio is closest to the requested one wins, measured as |log(w/h) − log(W/H)| (so 2:1 and 1:2 err alike);
+ties go to the pixel count closest to native, then to the wider image. SDXL (1024) 16:9 → 1344×768,
 SD1.5 (512) 16:9 → 704×384, the tiny 256 px models 16:9 → 320×192. A square is always exactly native × native.
 """
 
