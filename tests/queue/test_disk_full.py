@@ -32,7 +32,7 @@ async def _assert_failed_and_refunded(stack: Stack, job_ids: list[str]) -> None:
         assert view.error == "the server could not save the images; nothing was charged"
         assert view.charged_gpu_seconds == 0
         assert view.attempts == 1  # failed once, not retried into a loop
-        [final] = [e for e in await events.history(stack.pool, job_id) if e.final]
+        [final] = [e for e in await events.history(stack.pool, job_id, ns=stack.ns) if e.final]
         assert isinstance(final, events.Failed)
     async with stack.sessions() as session:
         rows = (await session.execute(select(Usage.reserved_gpu_seconds, Usage.used_gpu_seconds))).all()

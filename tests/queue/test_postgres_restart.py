@@ -138,14 +138,14 @@ async def test_a_stopped_database_comes_back_and_every_job_ends_once(
         own_sessions, ImageStore(data_dir / "images"), load_registry(default="tiny-sd15"), load_plans(),
         service_enqueue(pool, ns=ns),
     )  # fmt: skip
-    since = await events.last_id(pool)
+    since = await events.last_id(pool, ns=ns)
     job_ids: list[str] = []
     for n, who in enumerate(USERS):
         job_ids += [t.job_id for t in await service.imagine(who, "a flood --repeat 4", idempotency_key=f"pg-{n}")]
     worker = _worker(ns, own_postgres.url, data_dir)
     try:
         async with asyncio.timeout(120):
-            async for event in events.listen(pool, job_ids=job_ids, since=since, block_ms=200):
+            async for event in events.listen(pool, job_ids=job_ids, since=since, block_ms=200, ns=ns):
                 if isinstance(event, events.Progress):
                     break  # a job is painting: now the database goes away
         own_postgres.stop()

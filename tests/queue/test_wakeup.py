@@ -52,14 +52,14 @@ async def running_worker(stack: Stack) -> AsyncIterator[tuple[ImpastoWorker, asy
 
 async def _all_done(stack: Stack, job_ids: list[str], since: str) -> list[str]:
     async with asyncio.timeout(DEADLINE_S):
-        return [e.kind async for e in events.listen(stack.pool, job_ids=job_ids, since=since) if e.final]
+        return [e.kind async for e in events.listen(stack.pool, job_ids=job_ids, since=since, ns=stack.ns) if e.final]
 
 
 async def test_an_idle_worker_starts_a_queued_job_at_once(stack: Stack) -> None:
     async with running_worker(stack) as (_worker, waiting):
         async with asyncio.timeout(DEADLINE_S):
             await waiting.wait()  # its first poll found nothing: it now waits up to two minutes
-        since = await events.last_id(stack.pool)
+        since = await events.last_id(stack.pool, ns=stack.ns)
         [ticket] = await stack.service.imagine(EVE, "a kite", idempotency_key="w-1")
         assert await _all_done(stack, [ticket.job_id], since) == ["done"]
 
@@ -69,14 +69,14 @@ async def test_two_idle_workers_each_wake_for_a_job(stack: Stack) -> None:
         async with asyncio.timeout(DEADLINE_S):
             await a_waiting.wait()
             await b_waiting.wait()
-        since = await events.last_id(stack.pool)
+        since = await events.last_id(stack.pool, ns=stack.ns)
         [first] = await stack.service.imagine(EVE, "a kite", idempotency_key="w-5")
         [second] = await stack.service.imagine(FRED, "a sail", idempotency_key="w-6")
         assert await _all_done(stack, [first.job_id, second.job_id], since) == ["done", "done"]
 
 
 async def test_a_busy_worker_takes_the_next_job_when_one_ends(stack: Stack) -> None:
-    since = await events.last_id(stack.pool)
+    since = await events.last_id(stack.pool, ns=stack.ns)
     tickets = await stack.service.imagine(EVE, "a kite --repeat 3", idempotency_key="w-2")
     await stack.pool.delete(
         stack.ns.wake

@@ -80,9 +80,14 @@ async def test_the_worker_process_serves_its_port_counts_its_job_and_logs_json(
                 timeout=60,
             )
             assert "workers serving: ops-test-gpu (tiny-sd15)" in status.stdout, status.stderr
-            since = await events.last_id(stack.pool)
+            since = await events.last_id(stack.pool, ns=stack.ns)
             [ticket] = await stack.service.imagine(ALICE, "a lighthouse", idempotency_key="p-1")
-            seen = [e async for e in events.listen(stack.pool, job_ids=[ticket.job_id], since=since, block_ms=500)]
+            seen = [
+                e
+                async for e in events.listen(
+                    stack.pool, job_ids=[ticket.job_id], since=since, block_ms=500, ns=stack.ns
+                )
+            ]
             assert seen[-1].kind == "done"
             # The counters move in arq's after-job hook, just after the job's terminal event: wait for it.
             deadline = time.monotonic() + 30
