@@ -17,6 +17,7 @@ from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.checks import Intent
 from impasto.bots.service.context import Context
 from impasto.bots.service.errors import PromptRefused
+from impasto.queue import metrics
 
 
 class ModerationCheck:
@@ -39,4 +40,6 @@ class ModerationCheck:
                 prompt=intent.text or None,
             )
         if not admission.allowed:
+            if admission.verdict is not None and admission.verdict.category is not None:
+                metrics.moderation_refused(admission.verdict.category)
             raise PromptRefused(admission.message or "this prompt is not allowed here")

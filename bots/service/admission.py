@@ -42,6 +42,7 @@ from impasto.bots.service.errors import (
 )
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, QueuedRender
+from impasto.queue import metrics
 from impasto.storage import admission as sql
 from impasto.storage import history, ledger
 from impasto.storage.admission import NewJob
@@ -95,6 +96,9 @@ class Admission:
                 raise
             return replay
         await self.announce(released, failing=tickets)
+        for draft, made in zip(drafts, tickets, strict=True):
+            if not made.duplicate:
+                metrics.job_admitted(draft.action.value, draft.mode)
         return tickets
 
     async def replay(self, request_key: str) -> list[JobTicket] | None:

@@ -18,6 +18,7 @@ from impasto.bots.telegram.keyboards import settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, start_progress
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import message_key, requester, thread_of
+from impasto.queue import metrics
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ USER_ERRORS = (PromptError, ServiceError)
 
 
 def user_error_text(exc: Exception) -> str:
+    """The refusal's one line (every refusal a user sees passes here: it is counted by its kind)."""
+    metrics.refused_by(exc)
     return str(getattr(exc, "message", None) or exc)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -238,3 +239,22 @@ async def test_the_prompt_policy_refuses_before_charging_and_audits(
     assert len(audited) == 2
     assert {row.category for row in audited} == {"gore"}
     assert allowed.job_id != ok.job_id
+
+
+async def test_admitted_jobs_and_refusals_are_counted(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    def count(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    service = JobService(
+        sessions, store, load_registry(), make_plans(), Recorder(), checks=[*POLICY_CHECKS, moderation_check(sessions)]
+    )
+    admitted = count("impasto_jobs_admitted_total", {"action": "imagine", "lane": "fast"})
+    gore = count("impasto_moderation_refusals_total", {"category": "gore"})
+    await service.imagine(OWNER, "a cat --repeat 2", idempotency_key="m-1")
+    await service.imagine(OWNER, "a cat --repeat 2", idempotency_key="m-1")  # a replay admits nothing new
+    with pytest.raises(PromptRefused):
+        await service.imagine(OWNER, "a decapitated knight", idempotency_key="m-2")
+    assert count("impasto_jobs_admitted_total", {"action": "imagine", "lane": "fast"}) == admitted + 2
+    assert count("impasto_moderation_refusals_total", {"category": "gore"}) == gore + 1

@@ -14,6 +14,7 @@ from impasto.bots.discord.intake import AttachmentRefused
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.outages import outage_line
+from impasto.queue import metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ async def tell(interaction: discord.Interaction[Any], text: str) -> None:
 
 async def refuse(interaction: discord.Interaction[Any], refusal: Refusal) -> None:
     """The refusal as one line: in place of a slash command's answer, or privately under a pressed control."""
+    metrics.refused_by(refusal)
     line = texts.refusal(refusal.message)
     if interaction.type is discord.InteractionType.application_command or not interaction.response.is_done():
         await answer(interaction, line)
