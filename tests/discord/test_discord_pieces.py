@@ -57,8 +57,9 @@ def test_grid_and_single_views_fit_discords_limits() -> None:
     assert [b.custom_id for b in grid.children][:2] == ["imp:u:1:abcdefghijkl", "imp:u:2:abcdefghijkl"]  # type: ignore[attr-defined]
     assert len(grid.children) == 9
     single = single_view("abcdefghijkl", 2)
-    assert len(single.children) == 14
-    assert len(single_view("abcdefghijkl", 2, square=True).children) == 13  # no Make Square on a square image
+    assert len(single.children) == 16  # Vary (Region) only with a mask editor
+    assert len(single_view("abcdefghijkl", 2, mask_editor=True).children) == 17
+    assert len(single_view("abcdefghijkl", 2, square=True).children) == 15  # no Make Square on a square image
     assert all(len(item.to_component_dict()["custom_id"]) <= 100 for item in single.children)  # type: ignore[attr-defined]
 
 

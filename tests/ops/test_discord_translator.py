@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from discord import Locale
 
 from impasto.bots.discord.app import BotOptions, build_bot
 from impasto.bots.i18n.discord import CatalogTranslator
+from impasto.bots.moderation.policy import load_policy
+from impasto.engine.registry import load_registry
 
 
 def _described(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -20,7 +23,9 @@ def _described(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_the_command_tree_is_translated_for_chinese_clients() -> None:
-    bot = build_bot(None, BotOptions(sync_commands=False))  # type: ignore[arg-type]  # no backend needed to describe
+    # No core is needed to describe the commands: a stand-in with what the bot reads while it is built.
+    core = SimpleNamespace(images=None, registry=load_registry(), sessions=None, plans=None)
+    bot = build_bot(core, None, BotOptions(sync_commands=False, moderation=load_policy()))  # type: ignore[arg-type]
     await bot.setup_hook()  # adds the cogs; syncs nothing
     translator = CatalogTranslator()
     await bot.tree.set_translator(translator)

@@ -82,6 +82,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         await self._say(interaction, line)
 
     @app_commands.command(name="unban", description="Let a member paint here again")
+    @app_commands.describe(member="The member")
     async def unban(self, interaction: _Interaction, member: discord.Member) -> None:
         await private(interaction)
         guild, moderator, target = await self._ids(interaction, member)
@@ -103,6 +104,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         await self._say(interaction, line)
 
     @app_commands.command(name="word_remove", description="Stop refusing this word here (locked categories stay)")
+    @app_commands.describe(word="The word or phrase")
     async def word_remove(self, interaction: _Interaction, word: str) -> None:
         await private(interaction)
         guild, moderator, _ = await self._ids(interaction)
