@@ -127,7 +127,9 @@ def forms(png: bytes) -> Iterator[Form]:
     with Image.open(io.BytesIO(png)) as opened:
         image = opened.convert("RGBA") if opened.mode in ("RGBA", "LA", "P") else opened.convert("RGB")
     yield Form(png, "png", "image/png", "PNG", image.width, image.height)
-    yield _encode(image, "WEBP", lossless=True, quality=100, method=4)
+    # Lossless WebP at a low effort: 0.7 s for a 2048² picture and smaller than its PNG, where the default effort
+    # took 10–50 s for a file no smaller (tests/service/bench_result_forms.py): delivery must not stall on it.
+    yield _encode(image, "WEBP", lossless=True, quality=10, method=1)
     rgb = image.convert("RGB")
     while True:
         for quality in JPEG_QUALITIES:
