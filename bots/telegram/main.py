@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from impasto.bots.config import Settings
 from impasto.bots.service.fetch import http_fetcher
+from impasto.bots.service.result_forms import telegram_limits
 from impasto.bots.service.runtime import job_service
 from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
 from impasto.bots.telegram.delivery import Deliverer
@@ -25,6 +26,7 @@ from impasto.queue.keys import namespace_from_env
 from impasto.storage.images import ImageStore
 
 log = logging.getLogger("impasto.telegram")
+OFFICIAL_API = "https://api.telegram.org"  # any other IMPASTO_TELEGRAM_API_URL is a self-hosted Bot API server
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                     routes=routes,
                     on_result=result_recorder(service),
                     mask_editor=settings.mask_editor,
+                    # A self-hosted Bot API server takes documents of up to 2,000 MB (photos stay at 10 MB).
+                    limits=telegram_limits(self_hosted=settings.telegram_api_url.rstrip("/") != OFFICIAL_API),
                 )
                 delivering = asyncio.create_task(deliverer.run())
                 try:

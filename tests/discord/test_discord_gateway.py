@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from discord_stack import ServiceStack
 from fake_discord import ALICE, CHANNEL_ID, GUILD_ID, FakeDiscord
@@ -59,7 +61,13 @@ async def test_imagine_is_deferred_then_answered(fake: FakeDiscord, bot: Impasto
     assert message["id"] == record.original_id
     assert message["content"] == f"**a lighthouse** - <@{4000000000000000001}> (Waiting to start)"
     assert message["channel_id"] == CHANNEL_ID
-    shown = await stack.service.find_job_by_message("discord", CHANNEL_ID, message["id"])
+    # The bot records which job the message shows right after posting it: poll for it, with a bound.
+    shown = None
+    for _ in range(500):
+        shown = await stack.service.find_job_by_message("discord", CHANNEL_ID, message["id"])
+        if shown is not None:
+            break
+        await asyncio.sleep(0.02)
     assert shown is not None
     assert (shown.guild_id, shown.platform, shown.user_id) == (GUILD_ID, "discord", ALICE)
     # The interaction id is the request's idempotency key: the same interaction again makes no second job.

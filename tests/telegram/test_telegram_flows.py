@@ -11,6 +11,7 @@ import pytest
 from fake_botapi import BOT_USERNAME, Call
 from tg_stack import TelegramStack, telegram_stack
 
+from impasto.bots.service.views import JobView
 from impasto.bots.telegram.callback_data import JobButton, decode
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -53,6 +54,17 @@ async def imagine(stack: TelegramStack, text: str, **message: Any) -> tuple[Call
     [progress] = await api.wait_for(lambda c: c.method == "sendMessage", after=mark)
     [result] = await settle(stack, mark)
     return progress, result
+
+
+async def recorded(stack: TelegramStack, chat_id: str, message_id: object) -> JobView:
+    """The job a posted message shows, from the message index: the bot records it just after posting, so poll, with
+    a bound (a look right after the post can come before the record)."""
+    for _ in range(500):
+        found = await stack.service.find_job_by_message("telegram", chat_id, str(message_id))
+        if found is not None:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"message {message_id} in chat {chat_id} was never recorded")
 
 
 async def press(stack: TelegramStack, result: Call, label: str, user_id: int = 42) -> tuple[int, Call]:
@@ -154,8 +166,7 @@ async def test_history_show_and_prefer(tmp_path: Path) -> None:
         assert list(buttons(shown))[:5] == ["U1", "U2", "U3", "U4", "🔄"]
         missing = await ask("/show nosuchjob")
         assert missing.params["text"].startswith("⚠️")
-        found = await stack.service.find_job_by_message("telegram", "42", str(shown.result["message_id"]))
-        assert found is not None
+        found = await recorded(stack, "42", shown.result["message_id"])
         assert found.job_id == job.job_id
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from test_telegram_flows import buttons, imagine, is_result, press
+from test_telegram_flows import buttons, imagine, is_result, press, recorded
 from tg_stack import telegram_stack
 
 from impasto.bots.web.links import verify
@@ -53,8 +53,7 @@ async def test_region_opens_the_editor_privately(tmp_path: Path) -> None:
         assert sent.params["chat_id"] == 42
         user_id, job_id, _ = grant_of(opener["web_app"]["url"], webapp=True)
         assert user_id == "42"
-        picked = await stack.service.find_job_by_message("telegram", "42", str(single.result["message_id"]))
-        assert picked is not None
+        picked = await recorded(stack, "42", single.result["message_id"])
         assert job_id == picked.job_id
 
         # A group: the link goes to the presser privately, never to the group.
