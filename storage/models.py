@@ -8,6 +8,7 @@ the queue only carries its id.
 from __future__ import annotations
 
 import secrets
+import string
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,9 +53,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_ID_FIRST = string.ascii_letters + string.digits
+
+
 def new_job_id() -> str:
-    """A url-safe id short enough for a button (``u:<id>:2`` fits Telegram's 64 bytes with room to spare)."""
-    return secrets.token_urlsafe(9)
+    """A url-safe id short enough for a button (``u:<id>:2`` fits Telegram's 64 bytes with room to spare). It never
+    starts with ``-`` or ``_``: a job id is typed on command lines (``impasto upscale JOB_ID 2``), where a leading
+    dash reads as an option."""
+    return secrets.choice(_ID_FIRST) + secrets.token_urlsafe(9)[1:]
 
 
 class Base(AsyncAttrs, DeclarativeBase):

@@ -172,3 +172,11 @@ async def test_jobs_queued_before_held_jobs_existed_count_as_released(db_url: st
         assert "max_concurrent" not in columns
     finally:
         await engine.dispose()
+
+
+def test_job_ids_never_start_like_an_option() -> None:
+    from impasto.storage.models import new_job_id
+
+    ids = [new_job_id() for _ in range(2000)]
+    assert all(len(i) == 12 and i[0].isalnum() for i in ids)
+    assert len(set(ids)) == len(ids)
