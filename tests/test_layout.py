@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,3 +85,15 @@ def test_lower_layers_never_import_higher_ones() -> None:
                 )
                 offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.startswith(forbidden)]
     assert offenders == []
+
+
+def test_the_top_level_is_the_design_cards() -> None:
+    """The repository's top level is fixed: the five code folders, tests, the compose file, the docs and CI."""
+    allowed = {"pyproject.toml", "bots", "engine", "queue", "storage", "migrations", "tests", "docker-compose.yml"}
+    allowed |= {"README.md", "ARCHITECTURE.md", ".ci", ".env.example", ".gitignore", ".git"}
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    ).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert {path.split("/")[0] for path in tracked} <= allowed
