@@ -34,7 +34,7 @@ def test_bots_and_worker_are_health_checked_on_their_operator_port() -> None:
 
 
 def test_the_dashboard_graphs_only_metrics_that_exist() -> None:
-    dashboard = json.loads((ROOT / "deploy" / "grafana" / "impasto-dashboard.json").read_text())
+    dashboard = json.loads((ROOT / "bots" / "ops" / "deploy" / "grafana-dashboard.json").read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     used = {re.sub(r"_(bucket|count|sum)$", "", name) for e in exprs for name in re.findall(r"impasto_\w+", e)}
     known = {
