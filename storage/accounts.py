@@ -28,7 +28,7 @@ async def upsert_user(session: AsyncSession, platform: str, platform_user_id: st
         "relaxed_images": 0,
         "relaxed_gpu_seconds": 0.0,
     }
-    await insert_ignore(session, User, values, columns=["platform", "platform_user_id"], constraint="uq_users_platform")
+    await insert_ignore(session, User, values, columns=["platform", "platform_user_id"])
     user = (
         await session.scalars(select(User).where(User.platform == platform, User.platform_user_id == platform_user_id))
     ).one()
@@ -53,9 +53,7 @@ async def upsert_guild(session: AsyncSession, platform: str, guild_id: str) -> G
         "daily_cap_gpu_seconds": None,
         "created_at": utcnow(),
     }
-    await insert_ignore(
-        session, Guild, values, columns=["platform", "platform_guild_id"], constraint="uq_guilds_platform"
-    )
+    await insert_ignore(session, Guild, values, columns=["platform", "platform_guild_id"])
     return (
         await session.scalars(select(Guild).where(Guild.platform == platform, Guild.platform_guild_id == guild_id))
     ).one()

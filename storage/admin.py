@@ -16,10 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from impasto.storage import ledger
+from impasto.storage import accounts, ledger
 from impasto.storage.models import ACTIVE_STATUSES, AdminAction, Guild, Job, LedgerEntry, Usage, User, utcnow
 
 PLATFORMS = ("discord", "telegram", "console")
@@ -47,20 +46,7 @@ def parse_account(text: str, *, what: str = "user") -> tuple[str, str]:
 
 async def ensure_user(session: AsyncSession, platform: str, platform_user_id: str) -> User:
     """The user row, created when the user has never used the bot (an operator may grant before their first job)."""
-    values: dict[str, Any] = {
-        "platform": platform,
-        "platform_user_id": platform_user_id,
-        "display_name": "",
-        "created_at": utcnow(),
-        "lifetime_images": 0,
-        "lifetime_gpu_seconds": 0.0,
-        "relaxed_images": 0,
-        "relaxed_gpu_seconds": 0.0,
-    }
-    await _insert_ignore(session, User, values, ["platform", "platform_user_id"], "uq_users_platform")
-    user = await find_user(session, platform, platform_user_id)
-    assert user is not None
-    return user
+    return await accounts.upsert_user(session, platform, platform_user_id)
 
 
 async def find_user(session: AsyncSession, platform: str, platform_user_id: str) -> User | None:
@@ -70,20 +56,7 @@ async def find_user(session: AsyncSession, platform: str, platform_user_id: str)
 
 
 async def ensure_guild(session: AsyncSession, platform: str, platform_guild_id: str) -> Guild:
-    values: dict[str, Any] = {
-        "platform": platform,
-        "platform_guild_id": platform_guild_id,
-        "allowed_channels": [],
-        "role_plans": {},
-        "daily_cap_gpu_seconds": None,
-        "created_at": utcnow(),
-    }
-    await _insert_ignore(session, Guild, values, ["platform", "platform_guild_id"], "uq_guilds_platform")
-    guild = await session.scalar(
-        select(Guild).where(Guild.platform == platform, Guild.platform_guild_id == platform_guild_id)
-    )
-    assert guild is not None
-    return guild
+    return await accounts.upsert_guild(session, platform, platform_guild_id)
 
 
 async def grant(
@@ -259,14 +232,3 @@ async def user_report(session: AsyncSession, user: User, *, now: datetime | None
             for g in grants
         ),
     )
-
-
-async def _insert_ignore(
-    session: AsyncSession, model: type[User] | type[Guild], values: dict[str, Any], columns: list[str], constraint: str
-) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on either database (a concurrent creator wins quietly)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        await session.execute(postgresql.insert(model).values(**values).on_conflict_do_nothing(constraint=constraint))
-    else:
-        await session.execute(sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns))

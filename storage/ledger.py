@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage.models import Job, LedgerEntry, Usage, User
+from impasto.storage.upsert import insert_ignore
 
 
 def month_period(now: datetime) -> str:
@@ -30,14 +30,8 @@ def day_period(now: datetime, guild_key: str) -> str:
 
 async def ensure_usage_row(session: AsyncSession, user_id: int, period: str) -> None:
     """Create the (user, period) row if missing, without racing a concurrent creator."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     values = {"user_id": user_id, "period": period, "used_gpu_seconds": 0.0, "reserved_gpu_seconds": 0.0, "images": 0}
-    if dialect == "postgresql":
-        pg = postgresql.insert(Usage).values(**values).on_conflict_do_nothing(constraint="uq_usage_user_id_period")
-        await session.execute(pg)
-    else:
-        lite = sqlite.insert(Usage).values(**values).on_conflict_do_nothing(index_elements=["user_id", "period"])
-        await session.execute(lite)
+    await insert_ignore(session, Usage, values, columns=["user_id", "period"])
 
 
 async def try_reserve(session: AsyncSession, user_id: int, period: str, gpu_seconds: float, limit: float) -> bool:

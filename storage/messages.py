@@ -29,7 +29,6 @@ async def record_message(
         Message,
         values,
         columns=["platform", "chat_id", "message_id"],
-        constraint="uq_messages_platform",
         update={"job_id": job_id, "kind": kind},
     )
     return True

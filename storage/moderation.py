@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import accounts
@@ -37,6 +35,7 @@ from impasto.storage.models import (
     User,
     utcnow,
 )
+from impasto.storage.upsert import insert_ignore
 
 ADDED = "added"
 REMOVED = "removed"
@@ -96,12 +95,6 @@ def _aware(moment: datetime) -> datetime:
 # --- people and places ---------------------------------------------------------------------------------------------
 
 
-async def _insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any], columns: list[str]) -> None:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=columns))
-
-
 async def user_id_for(session: AsyncSession, platform: str, platform_user_id: str) -> int:
     """The user's SQL id, the row created on first sight (a moderator may ban someone who never painted)."""
     return (await accounts.upsert_user(session, platform, platform_user_id)).id
@@ -145,7 +138,7 @@ async def server_moderation(session: AsyncSession, guild_id: int | None) -> Serv
 
 
 async def _settings_row(session: AsyncSession, guild_id: int) -> ModerationSettings:
-    await _insert_ignore(
+    await insert_ignore(
         session,
         ModerationSettings,
         {
@@ -160,7 +153,7 @@ async def _settings_row(session: AsyncSession, guild_id: int) -> ModerationSetti
             "block_after_timeouts": 3,
             "updated_at": utcnow(),
         },
-        ["guild_id"],
+        columns=["guild_id"],
     )
     row = await session.get(ModerationSettings, guild_id, populate_existing=True, with_for_update=True)
     assert row is not None

@@ -18,15 +18,11 @@ def dialect(session: AsyncSession) -> str:
 
 
 async def insert_ignore(
-    session: AsyncSession, model: type[Any], values: Mapping[str, Any], *, columns: Sequence[str], constraint: str
+    session: AsyncSession, model: type[Any], values: Mapping[str, Any], *, columns: Sequence[str]
 ) -> None:
-    """Insert a row unless one with the same unique ``columns`` (named ``constraint`` on PostgreSQL) exists."""
-    if dialect(session) == "postgresql":
-        await session.execute(postgresql.insert(model).values(**values).on_conflict_do_nothing(constraint=constraint))
-    else:
-        await session.execute(
-            sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=list(columns))
-        )
+    """Insert a row unless one with the same unique ``columns`` exists (both databases infer the unique index)."""
+    insert = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+    await session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=list(columns)))
 
 
 async def insert_or_update(
@@ -35,13 +31,9 @@ async def insert_or_update(
     values: Mapping[str, Any],
     *,
     columns: Sequence[str],
-    constraint: str,
     update: Mapping[str, Any],
 ) -> None:
     """Insert a row, or change ``update`` on the row with the same unique ``columns``."""
-    if dialect(session) == "postgresql":
-        pg = postgresql.insert(model).values(**values)
-        await session.execute(pg.on_conflict_do_update(constraint=constraint, set_=dict(update)))
-    else:
-        lite = sqlite.insert(model).values(**values)
-        await session.execute(lite.on_conflict_do_update(index_elements=list(columns), set_=dict(update)))
+    insert = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values)
+    await session.execute(statement.on_conflict_do_update(index_elements=list(columns), set_=dict(update)))

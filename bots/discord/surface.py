@@ -66,18 +66,18 @@ def result_view(view: JobView, *, mask_editor: bool = False) -> discord.ui.View:
 
 def result_file(
     view: JobView, pictures: Finished, *, nsfw_channel: bool, limits: Limits | None = None, below: int | None = None
-) -> tuple[discord.File | None, str]:
-    """The result's picture in the largest form ``limits`` take (the PNG when it fits), and the caption line that
-    says where the full PNG is ("" for the PNG itself)."""
+) -> tuple[discord.File | None, str, int]:
+    """The result's picture in the largest form ``limits`` take (the PNG when it fits), the caption line that says
+    where the full PNG is ("" for the PNG itself), and the upload's size (what ``below`` takes after a refusal)."""
     png = pictures.grid_png if shows_grid(view) and pictures.grid_png else None
     if png is None and pictures.images_png:
         png = pictures.images_png[0]
     if png is None:
-        return None, ""
+        return None, "", 0
     choice = choose(png, limits or discord_limits(None), below=below)
     name = f"impasto_{view.job_id}.{choice.view.ext}"
     file = image_file(choice.view.data, name, flagged=pictures.flagged, nsfw_channel=nsfw_channel)
-    return file, choice.caption_line()
+    return file, choice.caption_line(), len(choice.view.data)
 
 
 UPLOAD_TOO_LARGE = 40005  # Discord's error code for an attachment past the destination's limit
@@ -135,7 +135,7 @@ class DiscordSurface:
         below: int | None = None
         while True:
             try:
-                file, line = await asyncio.to_thread(
+                file, line, size = await asyncio.to_thread(
                     result_file, view, pictures, nsfw_channel=nsfw, limits=limits, below=below
                 )
             except NothingFits as exc:
@@ -144,7 +144,6 @@ class DiscordSurface:
                 await self._edit(shown, content + (f"\n-# {line}" if line else ""), file=file, view=buttons)
                 return
             except TooLarge:
-                size = file.fp.getbuffer().nbytes if file is not None else 0  # type: ignore[attr-defined]
                 log.warning(
                     "job %s: an upload of %d bytes was refused as too large; sending a smaller form", view.job_id, size
                 )

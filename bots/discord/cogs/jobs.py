@@ -49,7 +49,9 @@ class Jobs(commands.Cog):
         pictures = await asyncio.to_thread(finished, self.service.images, view)
         # The interaction says what this channel takes (a boosted server takes more); the PNG when it fits.
         limits = discord_limits(getattr(interaction, "attachment_size_limit", None))
-        file, line = await asyncio.to_thread(result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits)
+        file, line, _size = await asyncio.to_thread(
+            result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits
+        )
         target = OriginalResponse(interaction)
         await target.edit(result_content(view) + (f"\n-# {line}" if line else ""), file=file, view=result_view(view))
         await self.controls.shows(view.job_id, target, "result")
