@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     web_secret: SecretStr | None = None  # signs links; long and random, the same for every bot and web process
     web_host: str = "127.0.0.1"
     web_port: int = Field(8600, ge=1, le=65535)
+    # How long a link to a result's full-resolution PNG works (delivery posts it when the PNG does not fit the chat).
+    web_download_days: float = Field(7, gt=0, le=365)
     # Moderation (README "Moderation").
     moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
     moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
@@ -76,6 +78,10 @@ class Settings(BaseSettings):
     @property
     def web_secret_value(self) -> str | None:
         return self.web_secret.get_secret_value() if self.web_secret is not None else None
+
+    @property
+    def web_download_seconds(self) -> int:
+        return int(self.web_download_days * 24 * 3600)
 
     @property
     def mask_editor(self) -> bool:

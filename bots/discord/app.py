@@ -26,6 +26,7 @@ from impasto.bots.discord.cogs.moderation import Moderation
 from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.surface import DiscordSurface
+from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.discord.views import DYNAMIC_ITEMS
 from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
@@ -53,6 +54,7 @@ class BotOptions:
     # The web front door's link settings when it is configured: Vary (Region) is offered and answered with a private
     # link to the region editor. None: no editor, so no Vary (Region) button (``queue.actions.offered``).
     web: WebLinkSettings | None = None
+    download_link_s: int | None = None  # how long a full PNG's download link works (None: links.LIFETIMES)
     # The prompt policy (``IMPASTO_MODERATION``): the /mod commands for moderators. None: no /mod group.
     moderation: Policy | None = None
 
@@ -84,17 +86,28 @@ class ImpastoBot(commands.Bot):
             **kwargs,
         )
         self.options = options
+        self.upload_limits = UploadLimits(redis, ns=ns)
+        surface = DiscordSurface(
+            self,
+            service.images,
+            mask_editor=options.web is not None,
+            limits=self.upload_limits,
+            web=options.web,
+            download_s=options.download_link_s,
+        )
         self.delivery = Delivery(
             service,
             redis,
-            DiscordSurface(self, service.images, mask_editor=options.web is not None),
+            surface,
             ns=ns,
             group=options.events_group,
             edit_interval_s=options.min_edit_interval_s,
             reclaim_idle_ms=options.reclaim_idle_ms,
             block_ms=options.events_block_ms,
         )
-        self.controls = Controls(service, self.delivery, models=settable_models(service), web=options.web)
+        self.controls = Controls(
+            service, self.delivery, models=settable_models(service), web=options.web, download_s=options.download_link_s
+        )
         self.synced: list[discord.app_commands.AppCommand] = []
 
     async def setup_hook(self) -> None:
@@ -110,6 +123,12 @@ class ImpastoBot(commands.Bot):
         if self.options.deliver:
             consumer = self.options.consumer or f"discord-{socket.gethostname()}-{os.getpid()}"
             self.controls.spawn(self.delivery.run(consumer=consumer))
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Every interaction says what its channel takes (``attachment_size_limit``): kept for the results posted
+        there later, by whichever process delivers them."""
+        if interaction.channel_id is not None and interaction.filesize_limit:
+            await self.upload_limits.remember(interaction.channel_id, interaction.filesize_limit)
 
     async def sync_commands(self) -> None:
         if self.options.test_guild is not None:

@@ -51,12 +51,19 @@ def panel_view(view: SettingsView, models: Sequence[str]) -> discord.ui.View:
 
 class Controls:
     def __init__(
-        self, service: JobService, delivery: Delivery, *, models: Sequence[str], web: WebLinkSettings | None = None
+        self,
+        service: JobService,
+        delivery: Delivery,
+        *,
+        models: Sequence[str],
+        web: WebLinkSettings | None = None,
+        download_s: int | None = None,
     ) -> None:
         self.service = service
         self.delivery = delivery
         self.models = list(models)
-        self.web = web  # the web front door: Vary (Region) opens its editor
+        self.web = web  # the web front door: Vary (Region) opens its editor; /history and /public link galleries
+        self.download_s = download_s  # how long a full PNG's download link works (None: links.LIFETIMES)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

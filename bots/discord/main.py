@@ -31,6 +31,7 @@ def options_from(settings: Settings, *, sync_commands: bool = True) -> BotOption
         # A stable name per process slot lets a restarted bot re-read the events it had not finished handling.
         consumer=os.environ.get("IMPASTO_DISCORD_CONSUMER") or f"discord-{socket.gethostname()}",
         web=settings if settings.mask_editor else None,
+        download_link_s=settings.web_download_seconds,
         moderation=settings.moderation_policy,
     )
 

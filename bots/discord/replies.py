@@ -54,10 +54,29 @@ def details(view: JobView) -> str:
     )
 
 
-def history(views: Sequence[JobView]) -> str:
+MESSAGE_CHARS = 2000  # Discord's limit for a message's content
+
+
+def history(views: Sequence[JobView], gallery_url: str | None = None) -> str:
+    """The recent jobs, one a line, under a link to the user's gallery when the web front door is there (the lines
+    that would pass Discord's 2,000 characters are left out: the gallery has them all)."""
+    lines = [gallery_line(gallery_url)] if gallery_url else []
     if not views:
-        return "No jobs yet: try `/imagine`."
-    return "\n".join(f"`{v.job_id}` **{texts.shown_prompt(v.display)[:150]}** ({v.status})" for v in views)
+        lines.append("No jobs yet: try `/imagine`.")
+    for v in views:
+        line = f"`{v.job_id}` **{texts.shown_prompt(v.display)[:150]}** ({v.status})"
+        if sum(len(x) + 1 for x in lines) + len(line) > MESSAGE_CHARS:
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def gallery_line(url: str) -> str:
+    return f"🖼️ [Your gallery](<{url}>): every job you made, stealth ones too. The link is yours alone, for an hour."
+
+
+def public_gallery_line(url: str) -> str:
+    return f"🖼️ [This server's public gallery](<{url}>): the jobs made public here (never stealth ones)."
 
 
 def suffix(value: str) -> str:

@@ -17,9 +17,11 @@ import discord
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.delivery import image_file
+from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
 from impasto.bots.service.views import JobView, MessageView
+from impasto.bots.web.links import WebLinkSettings, download_link
 from impasto.queue.actions import ACTIONS, Action
 from impasto.storage.images import ImageStore
 
@@ -65,19 +67,36 @@ def result_view(view: JobView, *, mask_editor: bool = False) -> discord.ui.View:
 
 
 def result_file(
-    view: JobView, pictures: Finished, *, nsfw_channel: bool, limits: Limits | None = None, below: int | None = None
+    view: JobView,
+    pictures: Finished,
+    *,
+    nsfw_channel: bool,
+    limits: Limits | None = None,
+    below: int | None = None,
+    download_url: str | None = None,
 ) -> tuple[discord.File | None, str, int]:
     """The result's picture in the largest form ``limits`` take (the PNG when it fits), the caption line that says
-    where the full PNG is ("" for the PNG itself), and the upload's size (what ``below`` takes after a refusal)."""
+    where the full PNG is ("" for the PNG itself; ``download_url`` as a link when given), and the upload's size
+    (what ``below`` takes after a refusal)."""
     png = pictures.grid_png if shows_grid(view) and pictures.grid_png else None
     if png is None and pictures.images_png:
         png = pictures.images_png[0]
     if png is None:
         return None, "", 0
-    choice = choose(png, limits or discord_limits(None), below=below)
+    choice = choose(png, limits or discord_limits(None), below=below, download_url=download_url)
     name = f"impasto_{view.job_id}.{choice.view.ext}"
     file = image_file(choice.view.data, name, flagged=pictures.flagged, nsfw_channel=nsfw_channel)
-    return file, choice.caption_line(), len(choice.view.data)
+    return file, choice.caption_line(link="[download](<{url}>)"), len(choice.view.data)
+
+
+def result_download(web: WebLinkSettings | None, view: JobView, *, lifetime_s: int | None = None) -> str | None:
+    """The signed link to the full PNG of the picture ``result_file`` shows (the grid, else the first single), made
+    for the job's owner; None without a web front door (the caption then says the PNG is kept)."""
+    if web is None or not view.images:
+        return None
+    grid = view.image(0)
+    index = 0 if shows_grid(view) and grid is not None else min(i.index for i in view.images if i.index > 0)
+    return download_link(web, (view.platform, view.user_id), view.job_id, index, lifetime_s=lifetime_s)
 
 
 UPLOAD_TOO_LARGE = 40005  # Discord's error code for an attachment past the destination's limit
@@ -90,10 +109,22 @@ class TooLarge(Exception):
 class DiscordSurface:
     platform = PLATFORM
 
-    def __init__(self, client: discord.Client, images: ImageStore, *, mask_editor: bool = False) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        images: ImageStore,
+        *,
+        mask_editor: bool = False,
+        limits: UploadLimits | None = None,
+        web: WebLinkSettings | None = None,
+        download_s: int | None = None,
+    ) -> None:
         self.client = client
         self.images = images
         self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
+        self.limits = limits  # what interactions said each channel takes
+        self.web = web  # the web front door: a full PNG too large for the chat gets a download link
+        self.download_s = download_s  # how long that link works (None: links.LIFETIMES)
 
     def _is_nsfw(self, channel_id: int) -> bool:
         channel = self.client.get_channel(channel_id)
@@ -119,8 +150,12 @@ class DiscordSurface:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Deferred(5.0, f"Discord unreachable: {exc}") from exc
 
-    def upload_limit(self, channel_id: int) -> Limits:
-        """What one attachment may weigh here: the server's (by its boost tier, as discord.py knows it), else a DM's."""
+    async def upload_limit(self, channel_id: int) -> Limits:
+        """What one attachment may weigh here: what the last interaction from this channel said (boosts and DMs
+        included), else the server's by its boost tier as discord.py knows it, else a DM's."""
+        said = await self.limits.get(channel_id) if self.limits is not None else None
+        if said:
+            return discord_limits(said)
         channel = self.client.get_channel(channel_id)
         guild = getattr(channel, "guild", None)
         limit = getattr(guild, "filesize_limit", None)
@@ -130,13 +165,14 @@ class DiscordSurface:
         """The result in the largest form the channel takes: the PNG when it fits, else a smaller form with a line
         saying where the full PNG is; a 413 (a limit lower than believed) sends the next smaller form at once."""
         buttons = result_view(view, mask_editor=self.mask_editor)
-        limits = self.upload_limit(int(shown.chat_id))
+        limits = await self.upload_limit(int(shown.chat_id))
         nsfw = self._is_nsfw(int(shown.chat_id))
+        url = result_download(self.web, view, lifetime_s=self.download_s)
         below: int | None = None
         while True:
             try:
                 file, line, size = await asyncio.to_thread(
-                    result_file, view, pictures, nsfw_channel=nsfw, limits=limits, below=below
+                    result_file, view, pictures, nsfw_channel=nsfw, limits=limits, below=below, download_url=url
                 )
             except NothingFits as exc:
                 raise Gone(f"job {view.job_id}: {exc}") from exc

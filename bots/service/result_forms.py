@@ -80,8 +80,9 @@ class Choice:
     def is_full_png(self) -> bool:
         return self.view.ext == "png"
 
-    def caption_line(self) -> str:
-        """One line for the caption saying what the full resolution is and how to get it; "" for the PNG itself."""
+    def caption_line(self, link: str = "download: {url}") -> str:
+        """One line for the caption saying what the full resolution is and how to get it; "" for the PNG itself.
+        ``link`` spells the download link in the platform's markup (Discord: ``"[download](<{url}>)"``)."""
         if self.is_full_png:
             return ""
         size = f"{self.width}×{self.height} PNG, {_megabytes(self.png_bytes)}"
@@ -90,7 +91,7 @@ class Choice:
         if self.document is not None:
             return f"full resolution: {size} — sent as a file below"
         if self.download_url is not None:
-            return f"full resolution: {size} — download: {self.download_url}"
+            return f"full resolution: {size} — " + link.format(url=self.download_url)
         return f"full resolution: {size} — too large for this chat; the full PNG is kept"
 
 

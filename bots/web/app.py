@@ -256,6 +256,35 @@ def build_app(deps: WebDeps) -> Starlette:
             headers["Content-Disposition"] = f'attachment; filename="impasto-{key[:12]}.{key.rsplit(".", 1)[1]}"'
         return FileResponse(path, headers=headers)
 
+    async def download(request: Request) -> Response:
+        """A result's full-resolution PNG, byte for byte, from the link delivery posts under a result too large for
+        the chat (``links.download_link``). The file is the store key SQL holds for the link's job and image: nothing
+        in the URL names a path. Stealth jobs open only through their owner's link."""
+        grant = grant_of(request.query_params.get("t"), "download")
+        await rate_limited(grant)
+        gone = Refused("no such image, or not one this link may download", 404)
+        try:
+            job = await deps.service.job(grant.job_id or "")
+        except ServiceError:
+            raise gone from None
+        image = job.image(grant.index or 0)
+        if image is None or not visible_to(job, (grant.platform, grant.user_id)):
+            raise gone
+        try:
+            path = deps.service.images.path(image.key)
+        except ImageKeyError:
+            raise gone from None
+        if not path.is_file():
+            raise gone
+        ext = image.key.rsplit(".", 1)[1]
+        return FileResponse(
+            path,
+            media_type="image/png" if ext == "png" else None,
+            filename=f"impasto_{job.job_id}_{image.index}.{ext}",
+            content_disposition_type="attachment",
+            headers={"Cache-Control": "private, max-age=86400"},
+        )
+
     async def home(request: Request) -> Response:
         return render("home.html")
 
@@ -268,6 +297,7 @@ def build_app(deps: WebDeps) -> Starlette:
         Route("/job/{job_id:str}", job_page),
         Route("/job/{job_id:str}/favorite", favorite, methods=["POST"]),
         Route("/img/{key:str}", image),
+        Route("/download", download),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

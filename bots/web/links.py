@@ -5,7 +5,9 @@ an editor token never opens a gallery). The payload names the presser (platform,
 pressed (guild/chat, channel, the source message), the job and image, the purpose and an absolute expiry; editor
 tokens also carry a random nonce that is spent when the form is submitted (``spent.py``). The adapters call the pure
 ``editor_link`` / ``gallery_link`` / ``public_gallery_link`` to put a fresh link behind a button each time it is
-pressed; pressing again gives a new nonce, so a new link.
+pressed; pressing again gives a new nonce, so a new link. ``download_link`` is the full-resolution PNG of one job's
+image, made by delivery when the PNG does not fit the chat: not spent on use, valid for days (people come back to a
+result), and for a stealth job only when made for its owner.
 
 Expiry lives in the payload (not itsdangerous' timed signer) so that tests and callers pass ``now`` explicitly.
 """
@@ -22,11 +24,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from impasto.bots.service.requester import Requester
 
-Purpose = Literal["edit", "gallery", "public"]
+Purpose = Literal["edit", "gallery", "public", "download"]
 
-#: How long a link works, by purpose (seconds). The issue fixes the editor's at 15 minutes.
-LIFETIMES: dict[Purpose, int] = {"edit": 15 * 60, "gallery": 60 * 60, "public": 24 * 60 * 60}
-PATHS: dict[Purpose, str] = {"edit": "/edit", "gallery": "/gallery", "public": "/public"}
+DAY = 24 * 60 * 60
+#: How long a link works, by purpose (seconds). The issue fixes the editor's at 15 minutes; a download link's is
+#: ``IMPASTO_WEB_DOWNLOAD_DAYS`` (``Settings.web_download_days``), 7 days by default.
+LIFETIMES: dict[Purpose, int] = {"edit": 15 * 60, "gallery": 60 * 60, "public": DAY, "download": 7 * DAY}
+PATHS: dict[Purpose, str] = {"edit": "/edit", "gallery": "/gallery", "public": "/public", "download": "/download"}
 
 
 class LinkError(Exception):
@@ -93,7 +97,8 @@ def sign(secret: str, grant: Pass, *, now: float | None = None) -> str:
         grant = replace(grant, expires=int(now if now is not None else time.time()) + LIFETIMES[grant.purpose])
     if grant.purpose == "edit" and not grant.nonce:
         grant = replace(grant, nonce=secrets.token_urlsafe(12))
-    payload = {k: v for k, v in asdict(grant).items() if v not in (None, "", False)}
+    # Defaults are left out to keep links short; by identity, so a grid's image index 0 (== False) is kept.
+    payload = {k: v for k, v in asdict(grant).items() if v is not None and v is not False and v != ""}
     return _serializer(secret, grant.purpose).dumps(payload)
 
 
@@ -115,6 +120,7 @@ def verify(secret: str, token: str, purpose: Purpose, *, now: float | None = Non
 
 
 def _link(settings: WebLinkSettings, grant: Pass, now: float | None) -> str:
+    """The page's URL with ``grant`` signed into its ``t`` parameter; ``LinkError`` when the front door is not set."""
     base, secret = settings.web_url, settings.web_secret_value
     if not base or not secret:
         raise LinkError("the web front door is not configured (IMPASTO_WEB_URL and IMPASTO_WEB_SECRET)")
@@ -163,3 +169,24 @@ def public_gallery_link(settings: WebLinkSettings, who: Requester, *, now: float
     if who.guild_id is None:
         raise LinkError("the public gallery belongs to a server; ask for it in one")
     return _link(settings, Pass("public", who.platform, who.user_id, who.display_name, guild_id=who.guild_id), now)
+
+
+def download_link(
+    settings: WebLinkSettings,
+    owner: tuple[str, str],
+    job_id: str,
+    index: int,
+    *,
+    lifetime_s: int | None = None,
+    now: float | None = None,
+) -> str:
+    """The full-resolution PNG of image ``index`` of ``job_id`` (0: a grid), for ``owner`` = (platform, user id).
+
+    Delivery calls it when the PNG does not fit the chat and puts the link under the result; it opens for anyone
+    holding it (the result was posted where they are) unless the job is stealth, when only a link made for its owner
+    does. Not spent on use; it works for ``lifetime_s`` (default ``LIFETIMES["download"]``).
+    """
+    platform, user_id = owner
+    start = int(now if now is not None else time.time())
+    expires = start + (lifetime_s if lifetime_s is not None else LIFETIMES["download"])
+    return _link(settings, Pass("download", platform, user_id, job_id=job_id, index=index, expires=expires), now)

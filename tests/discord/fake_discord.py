@@ -30,6 +30,8 @@ BOB = "4000000000000000002"
 PERMISSIONS = "2248473465835073"  # a member's usual rights (no Manage Server)
 MANAGER_PERMISSIONS = str(2248473465835073 | 1 << 5)  # with Manage Server
 EPHEMERAL = 64
+#: What an interaction says a channel takes when a test did not set ``FakeDiscord.channel_limits`` (bytes).
+DEFAULT_ATTACHMENT_LIMIT = 26214400
 
 Json = dict[str, Any]
 
@@ -93,7 +95,10 @@ class FakeDiscord:
         self.rate_limits: list[RateLimit] = []
         self.rate_limited: list[str] = []  # "METHOD path" answered with 429
         self.nsfw_channels = {NSFW_CHANNEL_ID}
-        self.upload_limit: int | None = None  # bytes per file; larger uploads get 413 / 40005
+        self.upload_limit: int | None = None  # bytes per file anywhere; larger uploads get 413 / 40005
+        # Per destination (a server's channel, boosted or not; a DM): what its interactions say as
+        # ``attachment_size_limit``, and what uploads there are held to. Unset: DEFAULT_ATTACHMENT_LIMIT, unenforced.
+        self.channel_limits: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": GUILD_ID},
-            "attachment_size_limit": 26214400,
+            "attachment_size_limit": self.channel_limits.get(record.channel_id, DEFAULT_ATTACHMENT_LIMIT),
             "data": data,
             **self._context(user_id, channel_id, dm=dm, permissions=permissions),
         }
@@ -464,7 +469,8 @@ class FakeDiscord:
             return limited
         body, files = await self._read(request)
         self.requests.append(Request(method, path, body, files))
-        if self.upload_limit is not None and any(len(data) > self.upload_limit for _name, data in files):
+        limit = self._upload_limit(path)
+        if limit is not None and any(len(data) > limit for _name, data in files):
             # What Discord answers for an upload past the destination's limit: HTTP 413, error 40005.
             await self._notify()
             return _json({"message": "Request entity too large", "code": 40005}, 413)
@@ -541,6 +547,20 @@ class FakeDiscord:
         ]
         self.synced_commands[scope] = answered
         return answered
+
+    def _upload_limit(self, path: str) -> int | None:
+        """The most one file may weigh in the request's destination: the destination's own limit and the global one."""
+        match path.split("/")[1:]:
+            case ["channels", cid, *_]:
+                channel: str | None = cid
+            case ["webhooks", _, token, *_]:
+                channel = next((r.channel_id for r in self.interactions.values() if r.token == token), None)
+            case ["interactions", iid, *_] if iid in self.interactions:
+                channel = self.interactions[iid].channel_id
+            case _:
+                channel = None
+        limits = [x for x in (self.upload_limit, self.channel_limits.get(channel or "")) if x is not None]
+        return min(limits) if limits else None
 
     def _by_token(self, token: str) -> InteractionRecord:
         return next(r for r in self.interactions.values() if r.token == token)

@@ -498,13 +498,17 @@ async def test_vary_region_opens_the_web_editor_for_the_presser_alone(
     assert grant.message_id == single["id"]  # the result replies to the pressed message
 
 
+@dataclass
 class NoiseRenderer(NoopRenderer):
-    """The no-op renderer painting 256² noise tiles, as the tiny models do: a grid PNG of about 800 kB."""
+    """The no-op renderer painting ``side``² noise tiles, as the tiny models do: at 256², a grid PNG of about 800 kB."""
+
+    side: int = 256
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
         flat = super().render(work, progress)
         rng = random.Random(flat.seed)
-        tiles = [Image.frombytes("RGB", (256, 256), rng.randbytes(256 * 256 * 3)) for _ in flat.images]
+        side = self.side
+        tiles = [Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3)) for _ in flat.images]
 
         def png(image: Image.Image) -> bytes:
             out = io.BytesIO()
@@ -512,7 +516,7 @@ class NoiseRenderer(NoopRenderer):
             return out.getvalue()
 
         return dataclasses.replace(
-            flat, images=tuple(png(t) for t in tiles), grid=png(compose_grid(tiles)), width=256, height=256
+            flat, images=tuple(png(t) for t in tiles), grid=png(compose_grid(tiles)), width=side, height=side
         )
 
 

@@ -14,6 +14,7 @@ from impasto.bots.discord.controls import Controls, panel_view, settings_text
 from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.texts import NO_MENTIONS
 from impasto.bots.service.requester import Requester
+from impasto.bots.web.links import public_gallery_link
 
 _Interaction = discord.Interaction[Any]
 
@@ -52,8 +53,12 @@ class Account(commands.Cog):
         await answer(interaction, replies.MODE_REPLIES[mode])
 
     async def _visibility(self, interaction: _Interaction, visibility: str) -> None:
-        await self.service.update_settings(await private(interaction), visibility=visibility)
-        await answer(interaction, replies.VISIBILITY_REPLIES[visibility])
+        who = await private(interaction)
+        await self.service.update_settings(who, visibility=visibility)
+        text = replies.VISIBILITY_REPLIES[visibility]
+        if self.controls.web is not None and who.guild_id is not None:
+            text += "\n" + replies.public_gallery_line(public_gallery_link(self.controls.web, who))
+        await answer(interaction, text)
 
     @app_commands.command(name="fast", description="Switch to fast mode")
     async def fast(self, interaction: _Interaction) -> None:

@@ -17,10 +17,18 @@ from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
-from impasto.bots.discord.surface import PLATFORM, finished, result_content, result_file, result_view
+from impasto.bots.discord.surface import (
+    PLATFORM,
+    finished,
+    result_content,
+    result_download,
+    result_file,
+    result_view,
+)
 from impasto.bots.service.errors import JobNotReady
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.result_forms import discord_limits
+from impasto.bots.web.links import gallery_link
 
 log = logging.getLogger(__name__)
 _Interaction = discord.Interaction[Any]
@@ -48,9 +56,10 @@ class Jobs(commands.Cog):
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
         pictures = await asyncio.to_thread(finished, self.service.images, view)
         # The interaction says what this channel takes (a boosted server takes more); the PNG when it fits.
-        limits = discord_limits(getattr(interaction, "attachment_size_limit", None))
+        limits = discord_limits(interaction.filesize_limit)
+        url = result_download(self.controls.web, view, lifetime_s=self.controls.download_s)
         file, line, _size = await asyncio.to_thread(
-            result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits
+            result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits, download_url=url
         )
         target = OriginalResponse(interaction)
         await target.edit(result_content(view) + (f"\n-# {line}" if line else ""), file=file, view=result_view(view))
@@ -58,8 +67,11 @@ class Jobs(commands.Cog):
 
     @app_commands.command(name="history", description="Your recent jobs")
     async def history(self, interaction: _Interaction) -> None:
-        views = await self.service.history(await private(interaction))
-        await answer(interaction, replies.history(views))
+        who = await private(interaction)
+        views = await self.service.history(who)
+        # The gallery shows stealth jobs too: its link goes to the user alone (``private`` answers ephemerally).
+        url = gallery_link(self.controls.web, who) if self.controls.web is not None else None
+        await answer(interaction, replies.history(views, url))
 
     @app_commands.command(name="help", description="How to use impasto")
     async def help(self, interaction: _Interaction) -> None:

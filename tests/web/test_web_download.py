@@ -1,0 +1,97 @@
+"""The full-resolution PNG by a signed download link: byte for byte, for days, stealth jobs to their owner only."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from web_helpers import SECRET, Cfg, Site
+
+from impasto.bots.service.requester import Requester
+from impasto.bots.web.links import LIFETIMES, Pass, download_link, sign, verify
+
+ADA = Requester("discord", "100", "ada", guild_id="900", channel_id="55")
+BOB = Requester("discord", "200", "bob", guild_id="900", channel_id="55")
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["t"][0]
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def test_a_download_link_names_the_job_and_image_and_lasts_days() -> None:
+    now = 1_800_000_000.0
+    url = download_link(Cfg("https://impasto.example"), ("discord", "100"), "job123456789", 0, now=now)
+    assert url.startswith("https://impasto.example/download?t=")
+    grant = verify(SECRET, token_of(url), "download", now=now + 6 * 24 * 3600)
+    # Index 0 (a grid) survives signing: the payload drops defaults by identity, not by truth.
+    assert (grant.platform, grant.user_id, grant.job_id, grant.index) == ("discord", "100", "job123456789", 0)
+    assert grant.expires == int(now) + LIFETIMES["download"] == int(now) + 7 * 24 * 3600
+    short = download_link(Cfg("https://impasto.example"), ("discord", "100"), "j", 1, lifetime_s=60, now=now)
+    assert verify(SECRET, token_of(short), "download", now=now).expires == int(now) + 60
+
+
+async def test_the_png_arrives_byte_for_byte_and_the_link_is_not_spent(site: Site) -> None:
+    job = await site.finished(ADA, "a lighthouse", "dl-1")
+    grid = job.image(0)
+    assert grid is not None
+    url = download_link(site.cfg, (job.platform, job.user_id), job.job_id, 0)
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        for _ in range(2):  # not spent on use
+            response = await client.get(path_of(url))
+            assert response.status_code == 200
+            assert response.content == site.store.get(grid.key)
+            assert response.headers["content-type"] == "image/png"
+            disposition = response.headers["content-disposition"]
+            assert disposition.startswith("attachment;")
+            assert f'filename="impasto_{job.job_id}_0.png"' in disposition
+        single = await client.get(path_of(download_link(site.cfg, ("discord", "100"), job.job_id, 3)))
+        image3 = job.image(3)
+        assert image3 is not None
+        assert single.content == site.store.get(image3.key)
+        # A link made for someone else opens a public job too: the result was posted where they are.
+        bobs = await client.get(path_of(download_link(site.cfg, ("discord", "200"), job.job_id, 0)))
+        assert bobs.status_code == 200
+
+
+async def test_stealth_jobs_only_through_their_owners_link(site: Site) -> None:
+    await site.service.update_settings(ADA, visibility="stealth")
+    job = await site.finished(ADA, "a hidden cove", "dl-stealth")
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        own = await client.get(path_of(download_link(site.cfg, ("discord", "100"), job.job_id, 0)))
+        assert own.status_code == 200
+        for owner in (("discord", "200"), ("telegram", "100")):
+            other = await client.get(path_of(download_link(site.cfg, owner, job.job_id, 0)))
+            assert other.status_code == 404
+            assert "not one this link may download" in other.text
+            assert other.headers["content-type"].startswith("text/html")
+
+
+async def test_refused_download_links(site: Site) -> None:
+    job = await site.finished(ADA, "a harbour", "dl-refused")
+    good = token_of(download_link(site.cfg, ("discord", "100"), job.job_id, 0))
+    grant = verify(SECRET, good, "download")
+    expired = sign(SECRET, replace(grant, expires=int(time.time()) - 1))
+    # Whatever a link names, the file is the store key SQL holds for that job: no path can be named.
+    outside = sign(SECRET, replace(grant, job_id="../../../etc/passwd"))
+    no_image = sign(SECRET, replace(grant, index=9))
+    gallery = sign(SECRET, Pass("gallery", "discord", "100"))
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        cases = {
+            good[:-2] + ("AA" if not good.endswith("AA") else "BB"): (403, "not valid"),
+            expired: (403, "expired"),
+            outside: (404, "no such image"),
+            no_image: (404, "no such image"),
+            gallery: (403, "not valid"),
+        }
+        for token, (status, line) in cases.items():
+            response = await client.get("/download", params={"t": token})
+            assert response.status_code == status, token
+            assert line in response.text
+        assert (await client.get("/download")).status_code == 400
