@@ -1,11 +1,14 @@
-"""Text commands: /imagine, /settings, /prefer, /info, /fast /relax /turbo, /history, /show, /blend (help text)."""
+"""Text commands: /imagine, /settings, /prefer, /info, /fast /relax /turbo, /history, /show, /gallery, /blend (help
+text)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
 
-from telegram import Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden
 
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.errors import ServiceError
@@ -18,6 +21,7 @@ from impasto.bots.telegram.keyboards import settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, start_progress
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import message_key, requester, thread_of
+from impasto.bots.web.links import WebLinkSettings, gallery_link, public_gallery_link
 from impasto.queue import metrics
 
 log = logging.getLogger(__name__)
@@ -178,7 +182,33 @@ class Commands:
         search = command_args(message.text or "") or None
 
         async def run() -> None:
-            await reply_html(message, panels.history_text(await self.deps.service.history(who, search)))
+            text = panels.history_text(await self.deps.service.history(who, search))
+            if self.deps.web is not None:
+                text += "\n\n" + await send_gallery_privately(message, who, self.deps.web)
+            await reply_html(message, text)
+
+        await guarded(message, run())
+
+    async def gallery(self, update: Update, context: object) -> None:
+        """/gallery: a link to this group's public gallery (public jobs only, so the group may see it)."""
+        parts = _parts(update)
+        if parts is None:
+            return
+        message, who = parts
+        if self.deps.web is None:
+            await reply_error(message, "The gallery needs the web front door, which this bot has not been set up with.")
+            return
+        if message.chat.type == ChatType.PRIVATE or who.guild_id is None:
+            await reply_error(message, "The public gallery belongs to a group: send /gallery there (/history: yours).")
+            return
+        button = InlineKeyboardButton("🖼️ Open the public gallery", url=public_gallery_link(self.deps.web, who))
+
+        async def run() -> None:
+            await message.reply_html(
+                "This group's public gallery: the jobs made public here (never stealth ones).",
+                do_quote=True,
+                reply_markup=InlineKeyboardMarkup([[button]]),
+            )
 
         await guarded(message, run())
 
@@ -211,3 +241,21 @@ class Commands:
 
 def _esc(value: str) -> str:
     return escape(value, 300)
+
+
+async def send_gallery_privately(message: Message, who: Requester, web: WebLinkSettings) -> str:
+    """The user's own gallery shows their stealth jobs too, so its link goes to their private chat with the bot,
+    never to a group. Returns the line for the /history reply: where the link went, or how to let the bot write."""
+    button = InlineKeyboardButton("🖼️ Open your gallery", url=gallery_link(web, who))
+    try:
+        await message.get_bot().send_message(
+            int(who.user_id),
+            "Your gallery: every job you made, stealth ones too. The link is yours alone, for an hour.",
+            reply_markup=InlineKeyboardMarkup([[button]]),
+        )
+    except Forbidden:
+        # A user who never opened a private chat with the bot cannot be written to first.
+        return "🖼️ For your gallery link, open a private chat with me (tap my name, then Start) and send /history."
+    if message.chat.type == ChatType.PRIVATE:
+        return "🖼️ Your gallery link is in the message above."
+    return "🖼️ I sent you your gallery link privately."

@@ -70,6 +70,7 @@ def install(application: TgApp, deps: Deps) -> None:
     application.add_handler(CommandHandler("info", commands.info))
     application.add_handler(CommandHandler("history", commands.history))
     application.add_handler(CommandHandler("show", commands.show))
+    application.add_handler(CommandHandler("gallery", commands.gallery))
     if deps.moderation is not None:
         application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation).mod))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, photos.photo))
