@@ -531,6 +531,7 @@ async def test_a_result_past_the_upload_limit_arrives_in_a_smaller_form(
     assert len(data) <= 300_000
     assert data.startswith(b"\xff\xd8")  # a JPEG for viewing
     assert "full resolution: 512×512 PNG" in grid["content"]
+    assert "the full PNG is kept" in grid["content"]  # no web front door here: no download link to give
     refused = [r for r in fake.requests if r.files and any(len(d) > 300_000 for _n, d in r.files)]
     assert refused, "the PNG was tried first"
     # The full PNG is kept, byte for byte, in the image store.
