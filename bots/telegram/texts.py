@@ -14,7 +14,7 @@ COMMANDS: Sequence[tuple[str, str, str]] = (
     ("fast", "Switch to fast mode", "切换到快速模式"),
     ("relax", "Switch to relax mode", "切换到慢速模式"),
     ("turbo", "Switch to turbo mode", "切换到极速模式"),
-    ("history", "Your recent jobs (and your gallery, privately)", "最近的任务（私信发送个人画廊链接）"),
+    ("history", "Your recent jobs", "最近的任务"),
     ("gallery", "This group's public gallery", "本群的公开画廊"),
     ("show", "Post a job again with its buttons", "重新发送任务及其按钮"),
     ("help", "How to write prompts", "提示词写法说明"),
@@ -56,5 +56,5 @@ HELP = """<b>impasto — prompts in short</b>
 pan ⬅️➡️⬆️⬇️, Make Square, ❤️, ✉️ details, 📄 full-resolution file.
 
 <b>Yours</b>: /settings · <code>/prefer suffix --ar 16:9</code> · <code>/prefer option list</code>
-<code>/prefer option set mine --s 250 --style raw</code> · /info · /history · <code>/show JOB_ID</code> · /gallery
+<code>/prefer option set mine --s 250 --style raw</code> · /info · /history · <code>/show JOB_ID</code>
 /fast /relax /turbo"""
