@@ -99,6 +99,16 @@ def result_download(web: WebLinkSettings | None, view: JobView, *, lifetime_s: i
     return download_link(web, (view.platform, view.user_id), view.job_id, index, lifetime_s=lifetime_s)
 
 
+def with_line(content: str, line: str) -> str:
+    """The result's text with the full-resolution line as small print under it. The line (with its link) is kept
+    whole: a long prompt gives way instead, so the message stays within Discord's 2,000 characters."""
+    if not line:
+        return content
+    tail = f"\n-# {line}"
+    room = texts.MAX_MESSAGE - len(tail)
+    return (content if len(content) <= room else content[: room - 1] + "…") + tail
+
+
 UPLOAD_TOO_LARGE = 40005  # Discord's error code for an attachment past the destination's limit
 
 
@@ -177,7 +187,7 @@ class DiscordSurface:
             except NothingFits as exc:
                 raise Gone(f"job {view.job_id}: {exc}") from exc
             try:
-                await self._edit(shown, content + (f"\n-# {line}" if line else ""), file=file, view=buttons)
+                await self._edit(shown, with_line(content, line), file=file, view=buttons)
                 return
             except TooLarge:
                 log.warning(

@@ -18,6 +18,7 @@ from PIL import Image
 from test_discord_flows import NoiseRenderer, WebFrontDoor, imagine_grid, shown
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.discord.surface import with_line
 from impasto.bots.service.views import JobView
 from impasto.bots.web.app import WebDeps, build_app
 from impasto.bots.web.guards import Guards, ReplyTargets
@@ -182,3 +183,15 @@ async def test_history_and_public_link_the_galleries(
     record = await fake.slash("public", dm=True)
     answer = await fake.wait_message(lambda m: m["id"] == record.original_id and "Public mode" in m["content"])
     assert "gallery](" not in answer["content"]
+
+
+def test_the_full_resolution_line_survives_a_long_prompt() -> None:
+    line = (
+        "full resolution: 4096×4096 PNG, 31.0 MB — [download](<https://impasto.example/download?t=" + "x" * 200 + ">)"
+    )
+    long = "**" + "a very long prompt " * 100 + "** - <@1> (fast)"
+    text = with_line(long, line)
+    assert len(text) <= 2000
+    assert text.endswith("\n-# " + line)
+    assert with_line("short", "") == "short"
+    assert with_line("short", line) == "short\n-# " + line

@@ -24,6 +24,7 @@ from impasto.bots.discord.surface import (
     result_download,
     result_file,
     result_view,
+    with_line,
 )
 from impasto.bots.service.errors import JobNotReady
 from impasto.bots.service.requester import Requester
@@ -62,7 +63,7 @@ class Jobs(commands.Cog):
             result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits, download_url=url
         )
         target = OriginalResponse(interaction)
-        await target.edit(result_content(view) + (f"\n-# {line}" if line else ""), file=file, view=result_view(view))
+        await target.edit(with_line(result_content(view), line), file=file, view=result_view(view))
         await self.controls.shows(view.job_id, target, "result")
 
     @app_commands.command(name="history", description="Your recent jobs")
