@@ -261,7 +261,9 @@ def build_app(deps: WebDeps) -> Starlette:
         the chat (``links.download_link``). The file is the store key SQL holds for the link's job and image: nothing
         in the URL names a path. Stealth jobs open only through their owner's link."""
         grant = grant_of(request.query_params.get("t"), "download")
-        await rate_limited(grant)
+        # Counted per job, not per owner: a link posted in a busy channel must not use up the owner's own budget.
+        if not await deps.guards.allow(f"download:{grant.platform}:{grant.job_id}"):
+            raise Refused("too many downloads of this image; wait a minute and try again", 429)
         gone = Refused("no such image, or not one this link may download", 404)
         try:
             job = await deps.service.job(grant.job_id or "")

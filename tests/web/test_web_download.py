@@ -10,7 +10,7 @@ import httpx
 from web_helpers import SECRET, Cfg, Site
 
 from impasto.bots.service.requester import Requester
-from impasto.bots.web.links import LIFETIMES, Pass, download_link, sign, verify
+from impasto.bots.web.links import LIFETIMES, Pass, download_link, gallery_link, sign, verify
 
 ADA = Requester("discord", "100", "ada", guild_id="900", channel_id="55")
 BOB = Requester("discord", "200", "bob", guild_id="900", channel_id="55")
@@ -95,3 +95,14 @@ async def test_refused_download_links(site: Site) -> None:
             assert response.status_code == status, token
             assert line in response.text
         assert (await client.get("/download")).status_code == 400
+
+
+async def test_downloads_are_rate_limited_per_image_not_from_the_owners_budget(site: Site) -> None:
+    job = await site.finished(ADA, "a busy channel", "dl-busy")
+    url = path_of(download_link(site.cfg, ("discord", "100"), job.job_id, 0))
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        statuses = [(await client.get(url)).status_code for _ in range(31)]
+        assert statuses == [200] * 30 + [429]  # Guards' 30 a minute
+        # The owner's own pages still open: the downloads were counted on the image, not on them.
+        gallery = await client.get(path_of(gallery_link(site.cfg, ADA)))
+        assert gallery.status_code == 200
