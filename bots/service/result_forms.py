@@ -32,6 +32,10 @@ TELEGRAM_PHOTO_BYTES = 10 * MB
 TELEGRAM_DOCUMENT_BYTES = 50 * MB
 TELEGRAM_SELF_HOSTED_BYTES = 2000 * MB
 JPEG_QUALITIES = (92, 85)
+# Lossless WebP is tried only when it could fit: a rendered picture's is not expected below this share of its PNG
+# (0.91 for a smooth 2048² picture, 1.0 for noise: tests/service/bench_result_forms.py), and encoding a 4096² one
+# takes 4–15 s for nothing when the PNG is several times the limit.
+WEBP_AT_BEST = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def choose(png: bytes, limits: Limits, *, download_url: str | None = None, below
     cap = limits.inline_bytes if below is None else min(limits.inline_bytes, below - 1)
     with Image.open(io.BytesIO(png)) as probe:
         width, height = probe.size
-    for form in forms(png):
+    for form in forms(png, webp=len(png) * WEBP_AT_BEST <= cap):
         if len(form.data) > cap:
             continue
         if form.ext == "png":
@@ -122,15 +126,16 @@ def choose(png: bytes, limits: Limits, *, download_url: str | None = None, below
     raise NothingFits(f"no form of a {width}×{height} image fits in {cap} bytes")
 
 
-def forms(png: bytes) -> Iterator[Form]:
-    """The PNG itself, then lossless WebP, then JPEGs at falling quality, then JPEGs at half the side, and so on:
-    each made only when the one before did not fit (encoding a 4096² WebP takes seconds)."""
+def forms(png: bytes, *, webp: bool = True) -> Iterator[Form]:
+    """The PNG itself, then lossless WebP (unless ``webp`` is False), then JPEGs at falling quality, then JPEGs at
+    half the side, and so on: each made only when the one before did not fit (encoding a 4096² WebP takes seconds)."""
     with Image.open(io.BytesIO(png)) as opened:
         image = opened.convert("RGBA") if opened.mode in ("RGBA", "LA", "P") else opened.convert("RGB")
     yield Form(png, "png", "image/png", "PNG", image.width, image.height)
     # Lossless WebP at a low effort: 0.7 s for a 2048² picture and smaller than its PNG, where the default effort
     # took 10–50 s for a file no smaller (tests/service/bench_result_forms.py): delivery must not stall on it.
-    yield _encode(image, "WEBP", lossless=True, quality=10, method=1)
+    if webp:
+        yield _encode(image, "WEBP", lossless=True, quality=10, method=1)
     rgb = image.convert("RGB")
     while True:
         for quality in JPEG_QUALITIES:

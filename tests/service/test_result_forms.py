@@ -98,3 +98,22 @@ def test_platform_limits() -> None:
     assert discord_limits(None).inline_bytes == 10 * 1024 * 1024  # DMs, unboosted servers
     assert telegram_limits().document_bytes == 50 * 1000 * 1000
     assert telegram_limits(self_hosted=True).document_bytes == 2000 * 1000 * 1000
+
+
+def test_lossless_webp_is_not_encoded_when_it_cannot_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from impasto.bots.service import result_forms
+
+    encoded: list[str] = []
+    real = result_forms._encode
+
+    def counting(image: Image.Image, fmt: str, **options: object) -> result_forms.Form:
+        encoded.append(fmt)
+        return real(image, fmt, **options)
+
+    monkeypatch.setattr(result_forms, "_encode", counting)
+    choose(NOISE, Limits(inline_bytes=len(NOISE) // 3))  # under half the PNG: no lossless WebP gets there
+    assert "WEBP" not in encoded
+    assert encoded[0] == "JPEG"
+    encoded.clear()
+    choose(NOISE, Limits(inline_bytes=len(NOISE) - 1))  # within reach: tried before any JPEG
+    assert encoded[0] == "WEBP"
