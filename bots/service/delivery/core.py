@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = ("done", "failed", "cancelled")
 CLAIM_TTL_S = 7 * 24 * 3600
 POSTING_TTL_S = 120  # a process posting an end holds it this long at most (it may die mid-way)
+STOP_GRACE_S = 10.0  # a stopping process finishes an end it is posting for this long at most
 EARLY_END_RETRIES = 5  # an end heard before its message was recorded: look again this often, a second apart
 
 
@@ -247,6 +248,17 @@ class Delivery:
         shown = await self._shown(job_id)
         if shown is None:
             return None
+        posting = asyncio.ensure_future(self._post_end(job_id, shown, paints_noise))
+        try:
+            return await asyncio.shield(posting)
+        except asyncio.CancelledError:
+            # The process is stopping: finish an end already under way. A post cannot be taken back once sent, and
+            # one sent but not yet marked "ended" would be posted again by the process that takes over.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(posting, STOP_GRACE_S)
+            raise
+
+    async def _post_end(self, job_id: str, shown: MessageView, paints_noise: bool) -> bool:
         # One process posts at a time; the hold expires if it dies mid-way, and "ended" makes it once for good.
         if not await self.redis.set(self._key("posting", job_id), "1", nx=True, ex=POSTING_TTL_S):
             return True
