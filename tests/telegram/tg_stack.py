@@ -32,7 +32,7 @@ from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import Namespace
-from impasto.queue.renderer import NoopRenderer
+from impasto.queue.renderer import NoopRenderer, Renderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
 from impasto.storage.db import session_factory
@@ -96,9 +96,9 @@ class TelegramStack:
             await stop_polling(self.application)
         self.application, self.deliverer_task = None, None
 
-    async def drain(self, steps: int = 3) -> None:
-        """One worker in burst mode with the no-op renderer, until the queue is empty."""
-        renderer = NoopRenderer(steps=steps, step_s=0.01)
+    async def drain(self, steps: int = 3, renderer: Renderer | None = None) -> None:
+        """One worker in burst mode with ``renderer`` (default: the no-op one), until the queue is empty."""
+        renderer = renderer or NoopRenderer(steps=steps, step_s=0.01)
         setup = WorkerSetup(
             config=WorkerConfig.model_validate(
                 {"name": "tg-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0, "namespace": self.ns.prefix}
