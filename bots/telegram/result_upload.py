@@ -91,12 +91,7 @@ async def send_result(
 
 
 def full_resolution_line(choice: result_forms.Choice) -> str:
-    """Under a result sent in a smaller form: what the full resolution is and how to get it ("" for the PNG)."""
-    if choice.is_full_png:
-        return ""
-    size = f"{choice.width}×{choice.height} PNG, {choice.png_bytes / 1e6:.1f} MB"
-    if choice.view.label == "lossless WebP":
-        return f"\n<i>full resolution: {size}, shown as lossless WebP (the same pixels)</i>"
-    if choice.document is not None:
-        return f"\n<i>full resolution: {size} — press 📄 Full-res file</i>"
-    return f"\n<i>full resolution: {size} — too large for Telegram here; the full PNG is kept</i>"
+    """Under a result sent in a smaller form: what the full resolution is and how to get it ("" for the PNG). The
+    full PNG is not sent beside the result here: the 📄 Full-res file button sends it."""
+    line = choice.caption_line().replace("sent as a file below", "press 📄 Full-res file")
+    return f"\n<i>{line}</i>" if line else ""

@@ -23,12 +23,11 @@ from impasto.bots.service.views import JobView, MessageView
 from impasto.bots.telegram import captions
 from impasto.bots.telegram.calls import call_telegram
 from impasto.bots.telegram.keyboards import cancel_keyboard
-from impasto.bots.telegram.posting import caption_info, result_image, result_keyboard, thread_of_job
+from impasto.bots.telegram.posting import PLATFORM, caption_info, result_image, result_keyboard, thread_of_job
 from impasto.bots.telegram.result_upload import send_result
 from impasto.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
-PLATFORM = "telegram"
 PREVIEW = "preview"  # the message index's kind for a progress message that is a photo (a preview arrived)
 NOISE_NOTE = "\n🧪 <i>test model: the picture is noise</i>"
 OFFICIAL_API = "https://api.telegram.org"
@@ -131,6 +130,12 @@ class TelegramSurface:
         return None
 
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
+        try:
+            return await self._end(shown, end)
+        except BadRequest as exc:  # what is left after every fallback ("chat not found"): retrying cannot help
+            raise Gone(f"Telegram refused the end of job {end.view.job_id}: {exc}") from exc
+
+    async def _end(self, shown: MessageView, end: End) -> MessageView | None:
         view = end.view
         info = caption_info(view)
         if view.status == "cancelled":
