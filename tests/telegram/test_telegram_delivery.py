@@ -59,16 +59,19 @@ class Asked(NamedTuple):
     tag: str  # a word of its prompt, in every caption and text the bot writes about it
 
 
-async def queued_job(stack: TelegramStack, prompt: str = "a lighthouse", *, chat_id: int = 42) -> Asked:
-    """A job asked in ``chat_id`` as a reply to the command message, with its "Waiting to start" message posted and
-    indexed as the handlers do it."""
+async def queued_job(
+    stack: TelegramStack, prompt: str = "a lighthouse", *, chat_id: int = 42, topic: int | None = None
+) -> Asked:
+    """A job asked in ``chat_id`` (in forum ``topic``) as a reply to the command message, with its "Waiting to start"
+    message posted and indexed as the handlers do it."""
     tag = f"tag{secrets.token_hex(4)}"
-    who = Requester(platform="telegram", user_id="42", display_name="Alice", channel_id=str(chat_id))
+    channel = f"{chat_id}:{topic}" if topic else str(chat_id)  # as ``requests.requester`` names it
+    who = Requester(platform="telegram", user_id="42", display_name="Alice", channel_id=channel)
     [ticket] = await stack.service.imagine(who, f"{prompt} {tag}", idempotency_key=tag)
     view = await stack.service.job(ticket.job_id)
     assert stack.application is not None
     assert stack.delivery is not None
-    await start_progress(stack.application.bot, stack.delivery, Where(chat_id, None, COMMAND_MESSAGE), view, ticket)
+    await start_progress(stack.application.bot, stack.delivery, Where(chat_id, topic, COMMAND_MESSAGE), view, ticket)
     [shown] = [m for m in await stack.service.messages(ticket.job_id) if m.kind == "progress"]
     return Asked(ticket.job_id, int(shown.message_id), tag)
 
@@ -230,6 +233,18 @@ async def test_a_group_that_became_a_supergroup_still_gets_its_result(stack: Tel
     result = await result_of(stack, job)
     assert result.chat_id == -1005001
     assert await indexed(stack, "-1005001", result.result["message_id"]) == job.job_id
+
+
+async def test_a_job_asked_in_a_forum_topic_is_answered_there(stack: TelegramStack) -> None:
+    job = await queued_job(stack, chat_id=-100777, topic=55)
+    preview = base64.b64encode(png((0, 0, 255))).decode()
+    await events.publish(
+        stack.redis, ns=stack.ns, event=events.Progress(job_id=job.job_id, step=1, total=2, preview_png_b64=preview)
+    )
+    [photo] = await stack.api.wait_for(of(job, "sendPhoto"))
+    await stack.drain()
+    result = await result_of(stack, job)
+    assert photo.params["message_thread_id"] == result.params["message_thread_id"] == 55
 
 
 def noise_png(side: int) -> bytes:
