@@ -55,16 +55,19 @@ class TelegramSurface:
     async def open(self, reply_to: MessageView, view: JobView) -> MessageView:
         """A job born on the web: its "Waiting to start" message, as a reply to the pressed message."""
         chat = int(reply_to.chat_id)
-        sent = await call_telegram(
-            lambda: self.bot.send_message(
-                chat,
-                captions.waiting_caption(caption_info(view), None),
-                parse_mode=ParseMode.HTML,
-                message_thread_id=thread_of_job(view, chat),
-                reply_parameters=_reply(reply_to.message_id),
-                reply_markup=cancel_keyboard(view.job_id),
+        try:
+            sent = await call_telegram(
+                lambda: self.bot.send_message(
+                    chat,
+                    captions.waiting_caption(caption_info(view), None),
+                    parse_mode=ParseMode.HTML,
+                    message_thread_id=thread_of_job(view, chat),
+                    reply_parameters=_reply(reply_to.message_id),
+                    reply_markup=cancel_keyboard(view.job_id),
+                )
             )
-        )
+        except BadRequest as exc:  # "chat not found": the bot was removed from it
+            raise Gone(f"cannot post in chat {chat}: {exc}") from exc
         return MessageView(PLATFORM, str(chat), str(sent.message_id), "progress", view.queued_at)
 
     async def progress(self, shown: MessageView, view: JobView, step: Step) -> MessageView | None:

@@ -28,6 +28,7 @@ from impasto.bots.telegram.surface import TelegramSurface, limits_for
 from impasto.queue import events
 from impasto.queue.actions import Action
 from impasto.storage import lifecycle
+from impasto.storage.testing import Backend
 
 # PTB's RetryAfter constructor itself reads the deprecated int ``retry_after``.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
@@ -161,8 +162,14 @@ async def test_a_rate_limited_result_is_retried_from_the_stored_job(stack: Teleg
     assert len([c for c in stack.api.calls if of(job, "sendPhoto")(c)]) == 2
 
 
-async def test_several_bot_processes_post_each_result_exactly_once(stack: TelegramStack) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_several_bot_processes_post_each_result_exactly_once(tmp_path: Path, backend: Backend) -> None:
     """Two more processes' cores in the same consumer group, all hearing every end (a retry, ``shown``): one post."""
+    async with telegram_stack(tmp_path, backend) as stack:
+        await several_processes_post_once(stack)
+
+
+async def several_processes_post_once(stack: TelegramStack) -> None:
     assert stack.application is not None
     assert stack.delivery is not None
     others = [stack.new_delivery(stack.application) for _ in range(2)]
