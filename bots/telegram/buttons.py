@@ -241,7 +241,16 @@ class Buttons:
             return
         await _answer(query, "📄 Sending the full-resolution file")
         try:
-            await send_document(query.get_bot(), self.deps.images, where, view, button.index)
+            await send_document(
+                query.get_bot(),
+                self.deps.images,
+                where,
+                view,
+                button.index,
+                max_bytes=self.deps.document_bytes,
+                web=self.deps.web,
+                download_s=self.deps.download_s,
+            )
         except (TelegramError, FileNotFoundError, ValueError) as exc:
             log.warning("full-res file of job %s not sent: %s", view.job_id, exc)
             anchor = query.message

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.result_forms import TELEGRAM_DOCUMENT_BYTES
 from impasto.bots.web.links import WebLinkSettings
 from impasto.queue.keys import Namespace
 from impasto.storage.images import ImageStore
@@ -30,6 +31,9 @@ class Deps:
     # The prompt policy (``IMPASTO_MODERATION``): /mod for group administrators. None: no /mod.
     moderation: Policy | None = None
     album_wait_s: float = 1.5  # how long to wait for the rest of an album after its last part arrived
+    # What sendDocument takes here (``surface.limits_for``): a larger full PNG is linked from the web front door.
+    document_bytes: int = TELEGRAM_DOCUMENT_BYTES
+    download_s: int | None = None  # how long a full PNG's download link works (None: links.LIFETIMES)
 
     def key(self, *parts: object) -> str:
         """A Redis key of the Telegram handlers, under the deployment's namespace."""

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from impasto.bots.config import Settings
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.fetch import http_fetcher
+from impasto.bots.service.result_forms import TELEGRAM_DOCUMENT_BYTES
 from impasto.bots.service.runtime import job_service
 from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
 from impasto.bots.telegram.deps import Deps
@@ -54,6 +55,8 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                 service.images,
                 limits=limits_for(settings.telegram_api_url),
                 mask_editor=settings.mask_editor,
+                web=settings if settings.mask_editor else None,
+                download_s=settings.web_download_seconds,
             )
             delivery = Delivery(service, redis, surface, ns=ns, edit_interval_s=EDIT_INTERVAL_S)
             deps = Deps(
@@ -66,6 +69,8 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                 max_upload_bytes=settings.max_upload_bytes,
                 web=settings if settings.mask_editor else None,
                 moderation=settings.moderation_policy,
+                document_bytes=surface.limits.document_bytes or TELEGRAM_DOCUMENT_BYTES,
+                download_s=settings.web_download_seconds,
             )
             install(application, deps)
             async with application:

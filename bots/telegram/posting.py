@@ -7,18 +7,20 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
+from telegram.error import NetworkError
 
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.result_forms import telegram_limits
-from impasto.bots.service.views import JobTicket, JobView
+from impasto.bots.service.views import ImageView, JobTicket, JobView
 from impasto.bots.telegram import captions, escaping
 from impasto.bots.telegram.calls import call_telegram
 from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, single_keyboard
-from impasto.bots.telegram.result_upload import send_result
+from impasto.bots.telegram.result_upload import TooLarge, send_result, too_large
 from impasto.bots.telegram.uploads import STORE_URL
+from impasto.bots.web.links import WebLinkSettings, download_link
 from impasto.storage.images import ImageStore
 
 _STORE_LINK = re.compile(re.escape(STORE_URL) + r"\S+")
@@ -122,20 +124,75 @@ async def post_result(
     return message
 
 
-async def send_document(bot: Bot, images: ImageStore, where: Where, view: JobView, index: int) -> Message:
-    """The full-resolution file (Telegram recompresses photos): the grid for index 0, else the chosen image."""
+async def send_document(
+    bot: Bot,
+    images: ImageStore,
+    where: Where,
+    view: JobView,
+    index: int,
+    *,
+    max_bytes: int | None = None,
+    web: WebLinkSettings | None = None,
+    download_s: int | None = None,
+) -> Message:
+    """The full-resolution file (Telegram recompresses photos): the grid for index 0, else the chosen image. Past
+    ``max_bytes`` (what ``sendDocument`` takes here) a line with a link to it from the web front door instead, or
+    one saying the full PNG is kept when there is none."""
     image = view.image(index) if index else (view.image(0) or view.image(1))
     if image is None:
         raise ValueError(f"job {view.job_id} has no image {index}")
     data = await asyncio.to_thread(images.get, image.key)
+    if max_bytes is not None and len(data) > max_bytes:
+        return await _link_instead(bot, where, view, image, len(data), web, download_s)
     suffix = f"-{index}" if index else ""
+
+    async def document() -> Message:
+        try:
+            return await bot.send_document(
+                where.chat_id,
+                data,
+                filename=f"impasto-{view.job_id}{suffix}.png",
+                caption=f"{image.width_px}×{image.height_px} px · <code>{escaping.text(view.job_id)}</code>",
+                parse_mode=ParseMode.HTML,
+                message_thread_id=where.thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+        except NetworkError as exc:
+            if too_large(exc):
+                raise TooLarge(str(exc)) from exc
+            raise
+
+    try:
+        return await call_telegram(document)
+    except TooLarge:
+        # Telegram takes less than the bot believed (a server's limits changed): the link, at once.
+        return await _link_instead(bot, where, view, image, len(data), web, download_s)
+
+
+async def _link_instead(
+    bot: Bot,
+    where: Where,
+    view: JobView,
+    image: ImageView,
+    size: int,
+    web: WebLinkSettings | None,
+    download_s: int | None,
+) -> Message:
+    """A full PNG too large for a Telegram document: the signed download link (made for the job's owner), or a line
+    saying it is kept."""
+    what = f"{image.width_px}×{image.height_px} PNG, {size / 1e6:.1f} MB"
+    markup = None
+    if web is None:
+        text = f"Full resolution: {what} — too large for a Telegram file; the full PNG is kept."
+    else:
+        url = download_link(web, (view.platform, view.user_id), view.job_id, image.index, lifetime_s=download_s)
+        text = f"Full resolution: {what} — too large for a Telegram file; download it from the link below."
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("⬇️ Download the full PNG", url=url)]])
     return await call_telegram(
-        lambda: bot.send_document(
+        lambda: bot.send_message(
             where.chat_id,
-            data,
-            filename=f"impasto-{view.job_id}{suffix}.png",
-            caption=f"{image.width_px}×{image.height_px} px · <code>{escaping.text(view.job_id)}</code>",
-            parse_mode=ParseMode.HTML,
+            text,
+            reply_markup=markup,
             message_thread_id=where.thread_id,
             reply_parameters=where.reply_parameters,
         )

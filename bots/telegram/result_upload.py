@@ -7,7 +7,9 @@ refuses for another reason (its dimensions) goes as a file, with its buttons.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+from dataclasses import replace
 
 from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
@@ -28,6 +30,11 @@ class TooLarge(Exception):
     """Telegram refused an upload as too large: the next smaller form goes at once."""
 
 
+def too_large(exc: NetworkError) -> bool:
+    """Whether Telegram refused an upload as too large, in any of its ways."""
+    return any(sign in str(exc).lower() for sign in _TOO_LARGE_SIGNS)
+
+
 async def send_result(
     bot: Bot,
     chat_id: int,
@@ -37,6 +44,7 @@ async def send_result(
     *,
     limits: result_forms.Limits,
     name: str,
+    download_url: str | None = None,
     thread_id: int | None = None,
     reply_to: ReplyParameters | None = None,
     wait_inline_s: float = 5.0,
@@ -44,7 +52,7 @@ async def send_result(
     below: int | None = None
     while True:
         try:
-            choice = await asyncio.to_thread(result_forms.choose, png, limits, below=below)
+            choice = await asyncio.to_thread(result_forms.choose, png, limits, below=below, download_url=download_url)
         except result_forms.NothingFits as exc:
             raise Gone(f"result {name}: {exc}") from exc
         form, text = choice.view, caption + full_resolution_line(choice)
@@ -62,7 +70,7 @@ async def send_result(
                     filename=f"{name}.{form.ext}",
                 )
             except NetworkError as exc:
-                if any(sign in str(exc).lower() for sign in _TOO_LARGE_SIGNS):
+                if too_large(exc):
                     raise TooLarge(str(exc)) from exc
                 raise
 
@@ -92,6 +100,10 @@ async def send_result(
 
 def full_resolution_line(choice: result_forms.Choice) -> str:
     """Under a result sent in a smaller form: what the full resolution is and how to get it ("" for the PNG). The
-    full PNG is not sent beside the result here: the 📄 Full-res file button sends it."""
-    line = choice.caption_line().replace("sent as a file below", "press 📄 Full-res file")
+    full PNG is not sent beside the result here: the 📄 Full-res file button sends it where a document takes it;
+    past that, the line links it from the web front door."""
+    if choice.download_url is not None:
+        choice = replace(choice, download_url=html.escape(choice.download_url))
+    line = choice.caption_line(link='<a href="{url}">download</a>')
+    line = line.replace("sent as a file below", "press 📄 Full-res file")
     return f"\n<i>{line}</i>" if line else ""

@@ -25,6 +25,7 @@ from impasto.bots.telegram.calls import call_telegram
 from impasto.bots.telegram.keyboards import cancel_keyboard
 from impasto.bots.telegram.posting import PLATFORM, caption_info, result_image, result_keyboard, thread_of_job
 from impasto.bots.telegram.result_upload import send_result
+from impasto.bots.web.links import WebLinkSettings, download_link
 from impasto.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class TelegramSurface:
         limits: Limits | None = None,
         mask_editor: bool = False,
         wait_inline_s: float = 5.0,
+        web: WebLinkSettings | None = None,
+        download_s: int | None = None,
     ) -> None:
         self.bot = bot
         self.images = images
@@ -51,6 +54,8 @@ class TelegramSurface:
         self.limits = limits or telegram_limits()
         self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
         self.wait_inline_s = wait_inline_s
+        self.web = web  # the web front door: a full PNG past the document limit is linked from it
+        self.download_s = download_s  # how long that link works (None: links.LIFETIMES)
 
     async def open(self, reply_to: MessageView, view: JobView) -> MessageView:
         """A job born on the web: its "Waiting to start" message, as a reply to the pressed message."""
@@ -156,6 +161,7 @@ class TelegramSurface:
             return None
         caption = captions.result_caption(info, single=single) + captions.read_as_line(info.prompt, view.read_as)
         caption += NOISE_NOTE if end.paints_noise else ""
+        url = self._download_url(view, key)
         chat = int(shown.chat_id)
         while True:
             try:
@@ -167,6 +173,7 @@ class TelegramSurface:
                     result_keyboard(view, mask_editor=self.mask_editor),
                     limits=self.limits,
                     name=view.job_id,
+                    download_url=url,
                     thread_id=thread_of_job(view, chat),
                     reply_to=_reply(shown.reply_to),
                     wait_inline_s=self.wait_inline_s,
@@ -177,6 +184,14 @@ class TelegramSurface:
         if str(chat) == shown.chat_id:
             await self._delete(chat, int(shown.message_id))
         return MessageView(PLATFORM, str(chat), str(sent.message_id), "result", shown.created_at)
+
+    def _download_url(self, view: JobView, key: str) -> str | None:
+        """The signed link to the shown picture's full PNG, made for the job's owner; None without a web front
+        door (``result_forms`` uses it only when the PNG is past what a document takes)."""
+        if self.web is None:
+            return None
+        index = next(i.index for i in view.images if i.key == key)
+        return download_link(self.web, (view.platform, view.user_id), view.job_id, index, lifetime_s=self.download_s)
 
     async def _final_text(self, shown: MessageView, view: JobView, text: str) -> None:
         """Failure and cancellation are never dropped: edit the progress text, or post anew (a photo's caption

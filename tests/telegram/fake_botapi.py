@@ -58,6 +58,10 @@ class FakeBotApi:
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
         self.admins: set[int] = set()  # user ids getChatMember calls the chat's creator
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat_id, message_id) -> Message
+        # Upload limits, enforced as Telegram answers them (None: none): a photo past ``photo_limit`` gets
+        # "Bad Request: file is too big"; a document past ``document_limit`` an HTTP 413.
+        self.photo_limit: int | None = None
+        self.document_limit: int | None = None
         self.fail_next: dict[str, list[tuple[int, str, dict[str, Any] | None]]] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -136,6 +140,14 @@ class FakeBotApi:
         return await self.wait_for(lambda c: c.method == method, after=after, timeout_s=timeout_s, count=count)
 
     # ---- the HTTP side ---------------------------------------------------------------------------------------
+    def _too_big(self, method: str, files: dict[str, bytes]) -> tuple[int, str, dict[str, Any] | None] | None:
+        largest = max((len(data) for data in files.values()), default=0)
+        if method == "sendPhoto" and self.photo_limit is not None and largest > self.photo_limit:
+            return 400, "Bad Request: file is too big", None
+        if method == "sendDocument" and self.document_limit is not None and largest > self.document_limit:
+            return 413, "Request Entity Too Large", None
+        return None
+
     async def _method(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return _answer(404, {"ok": False, "error_code": 404, "description": "Not Found"})
@@ -149,6 +161,9 @@ class FakeBotApi:
                     params[key] = _decode(value)
                 else:
                     files[key] = value.file.read()
+        too_big = self._too_big(method, files)
+        if too_big is not None:
+            self.fail_next.setdefault(method, []).insert(0, too_big)
         queued = self.fail_next.get(method)
         if queued:
             status, description, parameters = queued.pop(0)

@@ -22,6 +22,7 @@ from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.result_forms import TELEGRAM_DOCUMENT_BYTES, Limits, telegram_limits
 from impasto.bots.telegram.app import TgApp
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.handlers import install
@@ -56,11 +57,17 @@ class TelegramStack:
     deliverer_task: asyncio.Task[None] | None = None
     web: WebLinkSettings | None = None  # the web front door's link settings: Vary (Region) offered and opened
     moderation: Policy | None = None  # the prompt policy: /mod for group administrators
+    limits: Limits | None = None  # what the bot believes Telegram takes (None: Telegram's own figures)
 
     def new_delivery(self, application: TgApp, *, wait_inline_s: float = 5.0) -> Delivery:
         """A delivery core as a bot process runs it (one per process; they share the consumer group)."""
         surface = TelegramSurface(
-            application.bot, self.images, mask_editor=self.web is not None, wait_inline_s=wait_inline_s
+            application.bot,
+            self.images,
+            mask_editor=self.web is not None,
+            wait_inline_s=wait_inline_s,
+            web=self.web,
+            limits=self.limits,
         )
         return Delivery(
             self.service, self.redis, surface, ns=self.ns, group=self.group, edit_interval_s=0.001, block_ms=200
@@ -78,6 +85,7 @@ class TelegramStack:
             album_wait_s=0.3,
             web=self.web,
             moderation=self.moderation,
+            document_bytes=(self.limits or telegram_limits()).document_bytes or TELEGRAM_DOCUMENT_BYTES,
         )
 
     async def start_bot(self) -> None:
