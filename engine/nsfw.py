@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# torch and transformers are imported where a model is built or run, not here: the worker reads ``NsfwConfig`` in
+# ``main()`` even when it renders without torch (``impasto worker --renderer noop``).
 
 TINY = "tiny"
 NONE = "none"
@@ -58,13 +60,15 @@ class NsfwClassifier:
         self._nsfw = list(nsfw_indices)
         self._device = device
 
-    @torch.inference_mode()
     def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        import torch
+
         if not images:
             return []
-        batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt").to(self._device)
-        probabilities = self._model(**batch).logits.float().softmax(dim=-1)
-        return [min(1.0, float(p)) for p in probabilities[:, self._nsfw].sum(dim=-1).cpu()]
+        with torch.inference_mode():
+            batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt").to(self._device)
+            probabilities = self._model(**batch).logits.float().softmax(dim=-1)
+            return [min(1.0, float(p)) for p in probabilities[:, self._nsfw].sum(dim=-1).cpu()]
 
     def check(self, images: Sequence[Image.Image], threshold: float) -> list[ImageVerdict]:
         return [ImageVerdict(score=s, flagged=s >= threshold) for s in self.scores(images)]
@@ -72,6 +76,7 @@ class NsfwClassifier:
 
 def ensure_tiny_classifier(cache_dir: Path) -> Path:
     """The folder of the tiny classifier, built and saved on first use (well under a second on a CPU)."""
+    import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     folder = cache_dir / "tiny-nsfw"

@@ -9,7 +9,7 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import ImageView, InfoView, JobView
 from impasto.storage import accounts, history, ledger
 from impasto.storage.history import JobRecord
-from impasto.storage.models import RUNNING, User, utcnow
+from impasto.storage.models import FLAGGED_IMAGE, RUNNING, User, utcnow
 
 MODES = ("fast", "relax", "turbo")
 
@@ -107,6 +107,10 @@ def view_of(record: JobRecord) -> JobView:
         attempts=job.attempts,
         favorite=job.favorite,
         cancel_requested=job.cancel_requested,
-        images=tuple(ImageView(i.index, i.store_key, i.width_px, i.height_px) for i in record.images),
+        images=tuple(
+            ImageView(i.index, i.store_key, i.width_px, i.height_px, i.nsfw_score, i.moderation == FLAGGED_IMAGE)
+            for i in record.images
+        ),
         read_as=job.read_as,
+        nsfw_channel=job.nsfw_channel,
     )

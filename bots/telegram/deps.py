@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.routes import Routes
 from impasto.bots.web.links import WebLinkSettings
+from impasto.queue.moderation.policy import Policy
 from impasto.storage.images import ImageStore
 
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from impasto.bots.moderation.check import check_prompt
-from impasto.bots.moderation.policy import load_policy
 from impasto.migrations.config import downgrade, upgrade
+from impasto.queue.moderation.policy import load_policy
+from impasto.queue.moderation.verdict import check_prompt
 from impasto.storage import moderation as mod
 from impasto.storage.db import make_engine
 from impasto.storage.models import BAN, REFUSED, TIMEOUT, ModerationEvent

@@ -18,7 +18,6 @@ from fake_botapi import FakeBotApi
 from redis.asyncio import Redis
 from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
 
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.app import TgApp
@@ -33,6 +32,7 @@ from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import Namespace
+from impasto.queue.moderation.policy import Policy
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
