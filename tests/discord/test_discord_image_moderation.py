@@ -124,7 +124,7 @@ async def test_a_held_result_is_one_line_until_a_moderator_approves_it(
 async def test_a_result_that_was_not_held_is_not_released(
     fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
 ) -> None:
-    message, view = await finished(fake, stack)  # no classifier: nothing flagged
+    _, view = await finished(fake, stack)  # no classifier: nothing flagged
     assert not await bot.delivery.release_held(view.job_id)
 
 
