@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from discord_stack import ServiceStack
-from fake_discord import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
+from fake_discord import ALICE, CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
 from PIL import Image
 from sqlalchemy import select
 from test_discord_flows import PreviewRenderer, prompt_option, shown, waiting
 
 from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.service.delivery.core import HELD_LINE, REMOVED_LINE
+from impasto.bots.service.errors import JobNotReady
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.engine.nsfw import load_classifier
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
@@ -109,12 +111,22 @@ async def test_a_held_result_is_one_line_until_a_moderator_approves_it(
     message, view = await finished(fake, stack)
     assert HELD_LINE in message["content"]
     assert (message["attachments"], message["components"]) == ([], [])  # nothing posted, no buttons
-    assert told == [view.job_id]
+    assert await fake.wait_for(lambda: told) == [view.job_id]  # told once the line is posted and indexed
     async with stack.service.sessions() as session:
         kinds = list(await session.scalars(select(ModerationEvent.kind).where(ModerationEvent.job_id == view.job_id)))
     assert HELD in kinds
+    owner = Requester(platform="discord", user_id=ALICE)
+    with pytest.raises(JobNotReady, match="held for review"):
+        await stack.service.show(owner, view.job_id)  # /show is no way around the review
 
-    # Approve: the result goes where it was asked, on the same message, once.
+    # Approve (the moderators' queue records the decision, then releases): the result goes where it was asked, on
+    # the same message, once.
+    async with stack.service.sessions() as session, session.begin():
+        held = await session.scalar(select(ModerationEvent.id).where(ModerationEvent.kind == HELD))
+        assert held is not None
+        moderator = await mod.user_id_for(session, "discord", "6000")
+        assert await mod.decide(session, held, moderator_id=moderator, approve=True) is not None
+    assert (await stack.service.show(owner, view.job_id)).job_id == view.job_id
     assert await bot.delivery.release_held(view.job_id)
     released = await fake.wait_message(lambda m: m["id"] == message["id"] and bool(m["components"]))
     assert attachment_names(released) == [f"impasto_{view.job_id}.png"]
