@@ -29,6 +29,11 @@ class FlaggedResults(ServiceBase):
                 select(ModerationEvent.id).where(ModerationEvent.job_id == job_id, ModerationEvent.kind == HELD)
             )
 
+    async def awaiting_review(self, job_id: str) -> bool:
+        """The job's result is held and no moderator has decided: nothing may show its pictures yet."""
+        async with self.sessions() as session:
+            return await mod.awaiting_review(session, job_id)
+
     async def hold_result(self, job_id: str) -> int:
         """Put a flagged result in the review queue (once per job: a repeat returns the first row's id)."""
         async with self.sessions() as session, session.begin():

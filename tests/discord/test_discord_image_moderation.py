@@ -118,6 +118,9 @@ async def test_a_held_result_is_one_line_until_a_moderator_approves_it(
     owner = Requester(platform="discord", user_id=ALICE)
     with pytest.raises(JobNotReady, match="held for review"):
         await stack.service.show(owner, view.job_id)  # /show is no way around the review
+    await fake.react(message["id"], "✉️", user_id=ALICE)  # nor is ✉️: the details come without the pictures
+    dm = await fake.wait_message(lambda m: m["content"].startswith(f"**Job ID**: {view.job_id}"))
+    assert dm["attachments"] == []
 
     # Approve (the moderators' queue records the decision, then releases): the result goes where it was asked, on
     # the same message, once.
