@@ -296,7 +296,12 @@ async def _complete(
     if state.image_check is not None:
         # Every output, before anything is stored or announced: the verdicts travel with the images.
         loop = asyncio.get_running_loop()
-        verdicts = await loop.run_in_executor(state.gpu, state.image_check.verdicts, list(result.images))
+        try:
+            verdicts = await loop.run_in_executor(state.gpu, state.image_check.verdicts, list(result.images))
+        except Exception:
+            # Fail closed: an unchecked picture is never delivered, and a retry would most likely fail the same way.
+            log.exception("job %s: the image check could not run on its result", job_id)
+            return await _fail(state, redis, job_id, "the image check could not run on the result; nothing was charged")
     try:
         singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
         grid_key = await asyncio.to_thread(state.images.put, result.grid) if result.grid is not None else None

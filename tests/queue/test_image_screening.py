@@ -5,6 +5,7 @@ the tiny SD 1.5 model and the tiny translator, on the CPU)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,17 @@ async def test_a_translation_the_servers_policy_refuses_ends_the_job(stack: Stac
     )
     # Another translation in the same server is painted; the policy saw only what the model would read.
     assert (await job_row(stack, other.job_id)).status == "done"
+
+
+class BrokenClassifier:
+    def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        raise RuntimeError("the classifier's device went away")
+
+
+async def test_a_result_the_check_cannot_run_on_is_never_delivered(stack: Stack) -> None:
+    stack.classifier_factory = BrokenClassifier
+    [ticket] = await stack.service.imagine(MEI, "a lighthouse", idempotency_key="broken-1")
+    await stack.drain()
+    job = await job_row(stack, ticket.job_id)
+    assert (job.status, job.error) == ("failed", "the image check could not run on the result; nothing was charged")
+    assert await ledger_kinds(stack, ticket.job_id) == {"reserve", "release"}
