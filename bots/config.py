@@ -17,7 +17,7 @@ from impasto.bots.service.safe_fetch import AllowList
 from impasto.engine.registry import Registry, load_registry
 
 if TYPE_CHECKING:
-    from impasto.bots.moderation.policy import Policy
+    from impasto.queue.moderation.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # How long a link to a result's full-resolution PNG works (delivery posts it when the PNG does not fit the chat).
     web_download_days: float = Field(7, gt=0, le=365)
     # Moderation (README "Moderation").
-    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
+    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped queue/moderation/default.toml
     moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
 
     @property
@@ -95,6 +95,6 @@ class Settings(BaseSettings):
     @cached_property
     def moderation_policy(self) -> Policy:
         """The compiled prompt policy (raises ``PolicyError`` naming the file and key when it is unusable)."""
-        from impasto.bots.moderation.policy import load_policy
+        from impasto.queue.moderation.policy import load_policy
 
         return load_policy(self.moderation)

@@ -48,7 +48,9 @@ async def send_result(
     thread_id: int | None = None,
     reply_to: ReplyParameters | None = None,
     wait_inline_s: float = 5.0,
+    spoiler: bool = False,
 ) -> Message:
+    """``spoiler``: the photo goes behind Telegram's spoiler (``has_spoiler``), as the delivery core decided."""
     below: int | None = None
     while True:
         try:
@@ -68,6 +70,7 @@ async def send_result(
                     message_thread_id=thread_id,
                     reply_parameters=reply_to,
                     filename=f"{name}.{form.ext}",
+                    has_spoiler=spoiler,
                 )
             except NetworkError as exc:
                 if too_large(exc):
