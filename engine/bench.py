@@ -14,6 +14,7 @@ engine (the other ways on request, ``variants``), so the bench itself and its FL
 
 from __future__ import annotations
 
+import re
 import resource
 import statistics
 import time
@@ -30,18 +31,19 @@ from impasto.engine.spec import RenderSpec
 
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 
-#: Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by a substring of ``torch.cuda.get_device_name()``; the
-#: first match wins, so the more specific names come first. Sources: NVIDIA's datasheets (H100/H200: "H100 Tensor
-#: Core GPU" and "H200" datasheets, 1,979 / 1,513 TFLOPS with sparsity → 989 / 756 dense; A100: "A100 Tensor Core
-#: GPU" datasheet, 312; L40S: L40S datasheet, 362; L4: L4 datasheet, 121; A10: A10 datasheet, 125) and the Ada
-#: Lovelace architecture whitepaper (RTX 4090: 165.2 with FP32 accumulate). ../perf notes measured 790 dense on
-#: this project's H100 SXM: the datasheet figure is the ceiling, not what a matmul reaches.
+#: Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by a whole word of ``torch.cuda.get_device_name()``
+#: ("NVIDIA H100 80GB HBM3"); the first match wins, so the more specific names come first. Sources: NVIDIA's
+#: datasheets (H100 SXM / PCIe and H200: 1,979 / 1,513 / 1,979 TFLOPS with sparsity, so 989 / 756 / 989 dense; A100:
+#: 312; L40S: 362; L40: 181; L4: 121; A10: 125) and the Ada Lovelace architecture whitepaper (RTX 4090: 165.2 with
+#: FP32 accumulate). The project's perf notes measured 790 dense on its H100 SXM: the datasheet figure is the
+#: ceiling, not what a matmul reaches.
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H200", 989.0),
     ("H100 PCIe", 756.0),
     ("H100", 989.0),
     ("A100", 312.0),
     ("L40S", 362.0),
+    ("L40", 181.0),
     ("L4", 121.0),
     ("A10", 125.0),
     ("RTX 4090", 165.2),
@@ -51,12 +53,17 @@ VARIANTS = ("plain", "engine", "engine+cl+qkv", "engine+compile")
 CPU_VARIANTS = ("plain", "engine")
 
 
+def peak_for_name(name: str) -> float | None:
+    """The dense bf16 peak of a device called ``name``, or None when the table does not know it."""
+    for key, peak in PEAK_BF16_TFLOPS:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", name):
+            return peak
+    return None
+
+
 def device_peak_tflops(device: torch.device) -> float | None:
     """The device's dense bf16 peak, or None (a CPU, or a GPU not in the table)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_BF16_TFLOPS if key in name), None)
+    return peak_for_name(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
 
 @dataclass(frozen=True)
@@ -323,7 +330,8 @@ def format_row(row: BenchRow) -> str:
         f"peak memory {row.peak_bytes / 2**30:.2f} GiB",
     ]
     fraction = row.peak_fraction
-    parts.append(
-        f"{100 * fraction:.1f}% of the {row.peak_tflops:g} TFLOP/s bf16 peak" if fraction is not None else "peak n/a"
-    )
+    if fraction is None:
+        parts.append("fraction of peak n/a (no bf16 peak known for this device)")
+    else:
+        parts.append(f"{100 * fraction:.1f}% of the {row.peak_tflops:g} TFLOP/s bf16 peak")
     return head + " | ".join(parts)

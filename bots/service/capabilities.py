@@ -38,18 +38,21 @@ def check_capabilities(action: Action, job: Job, registry: Registry | None = Non
             option="--stop",
             value=str(job.stop),
         )
-    if job.style_references and registry is not None and not _has_adapter(registry, job):
-        raise PromptError(
-            f"--sref needs an IP-Adapter and model {job.model} has none in this server's registry; "
-            "remove --sref (image prompts still work)",
-            option="--sref",
-            value=" ".join(job.style_references)[:200],
-        )
+    if job.style_references and registry is not None:
+        painter = _painter(registry, job)
+        if painter is None or registry.get(painter).ip_adapter is None:
+            which = f"{painter} (the few-step model --draft paints with)" if painter != job.model else job.model
+            raise PromptError(
+                f"--sref needs an IP-Adapter and model {which} has none in this server's registry; "
+                "remove --sref (image prompts still work)",
+                option="--sref",
+                value=" ".join(job.style_references)[:200],
+            )
 
 
-def _has_adapter(registry: Registry, job: Job) -> bool:
+def _painter(registry: Registry, job: Job) -> str | None:
+    """The registry name of the model that will paint ``job``; None when it is not in the registry."""
     try:
-        entry, _ = registry.for_render(job.model, job.draft)
+        return registry.for_render(job.model, job.draft)[0].name
     except RegistryError:
-        return False
-    return entry.ip_adapter is not None
+        return None
