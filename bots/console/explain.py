@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from impasto.bots.config import Settings
+from impasto.bots.console._registry import add_registry_option, settings_and_registry
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.job import Job
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.language.prefs import Preferences
-from impasto.engine.registry import Registry, RegistryError, load_registry
+from impasto.engine.registry import Registry, RegistryError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,13 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("prompt", help="the prompt, quoted")
     parser.add_argument("--json", action="store_true", help='print {"jobs": [...]} (or {"error": ...}) as JSON')
-    parser.add_argument(
-        "--model-registry",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="model registry TOML (default: IMPASTO_MODELS or the shipped engine/models.toml)",
-    )
+    add_registry_option(parser)
     parser.add_argument(
         "--max-permutations",
         type=int,
@@ -53,12 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
-        registry: Registry = (
-            load_registry(args.model_registry, settings.default_model)
-            if args.model_registry is not None
-            else settings.registry
-        )
+        settings, registry = settings_and_registry(args)
     except (RegistryError, ValueError) as exc:
         print(f"impasto explain: configuration error: {exc}", file=sys.stderr)
         return 1

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from impasto.bots.config import Settings
+from impasto.bots.console._registry import add_registry_option, settings_and_registry
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.parser import parse_imagine
-from impasto.engine.registry import Registry, RegistryError, load_registry
+from impasto.engine.registry import RegistryError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,24 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("prompt", help="the prompt, quoted")
     parser.add_argument("--model", default=None, help="read as this registry model would (default: the prompt's)")
     parser.add_argument("--json", action="store_true", help='print {"jobs": [{"prompt", "read_as", "notes"}]}')
-    parser.add_argument(
-        "--model-registry",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="model registry TOML (default: IMPASTO_MODELS or the shipped engine/models.toml)",
-    )
+    add_registry_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills fields from the environment
-        registry: Registry = (
-            load_registry(args.model_registry, settings.default_model)
-            if args.model_registry is not None
-            else settings.registry
-        )
+        settings, registry = settings_and_registry(args)
         if args.model is not None:
             registry.get(args.model)
     except (RegistryError, ValueError) as exc:

@@ -78,10 +78,20 @@ class Admission:
         async with self.sessions() as session, session.begin():
             return await load_context(session, who, self.plans)
 
-    async def submit(self, ctx: Context, intent: Intent, drafts: Sequence[Draft], request_key: str) -> list[JobTicket]:
+    async def submit(
+        self,
+        ctx: Context,
+        intent: Intent,
+        drafts: Sequence[Draft],
+        request_key: str,
+        *,
+        looked_up: bool = False,
+    ) -> list[JobTicket]:
         """Policy checks, capability check, hold, rows, enqueue. ``request_key`` (from ``request_key()``) makes it
-        idempotent: a request already admitted under it is answered with its jobs, and checked no further."""
-        replay = await self.replay(request_key)
+        idempotent: a request already admitted under it is answered with its jobs, and checked no further.
+        ``looked_up``: the caller has just called ``replay`` itself (before fetching links) and found nothing, so the
+        lookup is not repeated; a racing twin is still caught by the unique index below."""
+        replay = None if looked_up else await self.replay(request_key)
         if replay is not None:
             return replay
         await run_checks(self.checks, ctx, replace(intent, jobs=tuple(d.job for d in drafts if d.renders)))

@@ -97,7 +97,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
         stored = await self._store_links([url for job in parsed for url in _links(job)])
         for draft in drafts:
             _use_keys(draft, stored)
-        return await self.admission.submit(ctx, Intent("imagine", Action.IMAGINE, text), drafts, key)
+        return await self.admission.submit(ctx, Intent("imagine", Action.IMAGINE, text), drafts, key, looked_up=True)
 
     async def blend(
         self,
@@ -130,7 +130,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds):
             stored = await self._store_links(_links(parsed))
         _use_keys(draft, stored)
         draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
-        return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key)
+        return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key, looked_up=True)
 
     async def press(
         self,

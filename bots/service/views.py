@@ -83,6 +83,10 @@ class MessageView:
     message_id: str
     kind: str
     created_at: datetime
+    # The message this job answers (the command, or the message whose button was pressed), from the job's
+    # ``reply_to`` row in the same chat; filled in by the delivery core for a platform that posts new messages
+    # under it (Telegram's result photo replies to the command). None: not recorded.
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True)

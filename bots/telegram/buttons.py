@@ -22,6 +22,7 @@ from telegram import (
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from impasto.bots.service.delivery.core import Deferred, Gone
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView, SettingsView
 from impasto.bots.telegram import panels
@@ -33,8 +34,8 @@ from impasto.bots.telegram.callback_data import (
     SettingsButton,
     decode,
 )
+from impasto.bots.telegram.calls import call_telegram
 from impasto.bots.telegram.commands import USER_ERRORS, guarded, user_error_text
-from impasto.bots.telegram.delivery import DeliveryDeferred, DeliveryDropped, call_telegram
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.escaping import code, text
 from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
@@ -42,7 +43,6 @@ from impasto.bots.telegram.posting import Where, post_result, send_document, sta
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
 from impasto.bots.web.links import editor_link
-from impasto.queue import events
 from impasto.queue.actions import Action
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, RUNNING
 
@@ -79,7 +79,7 @@ async def tell(query: CallbackQuery, where: Where, line: str) -> None:
                 reply_parameters=where.reply_parameters,
             )
         )
-    except (TelegramError, DeliveryDeferred, DeliveryDropped) as exc:
+    except (TelegramError, Deferred, Gone) as exc:
         log.warning("could not tell chat %s: %s", where.chat_id, exc)
 
 
@@ -137,7 +137,7 @@ class Buttons:
         # A double click sends two callback queries with different ids; the second one within a few seconds is
         # answered, not queued (the service dedupes by idempotency key, and these keys differ).
         gate = f"press:{who.user_id}:{button.job_id}:{action.value}:{button.index}"
-        if not await self.deps.routes.claim(gate, "", DOUBLE_CLICK_S):
+        if not await self.deps.redis.set(self.deps.key("claim", gate), "1", nx=True, px=int(DOUBLE_CLICK_S * 1000)):
             await _answer(query, f"{short_label(action, button.index)} is already on its way")
             return
         await _answer(query, f"{short_label(action, button.index)} — on it")
@@ -145,7 +145,7 @@ class Buttons:
             await self._press(query, who, button, where, None)
         except USER_ERRORS as exc:
             await tell(query, where, user_error_text(exc))
-        except (DeliveryDeferred, DeliveryDropped) as exc:
+        except (Deferred, Gone) as exc:
             log.warning("button reply to chat %s not sent: %s", where.chat_id, exc)
 
     async def _open_editor(self, query: CallbackQuery, who: Requester, button: JobButton, where: Where) -> None:
@@ -179,7 +179,7 @@ class Buttons:
             # A user who never opened a private chat with the bot cannot be written to first.
             await _answer(query, "Open a private chat with me (tap my name, then Start), then press again.", alert=True)
             return
-        except (DeliveryDeferred, DeliveryDropped) as exc:
+        except (Deferred, Gone) as exc:
             log.warning("region editor link for %s not sent: %s", who.user_id, exc)
         await _answer(query, "🖌️ The editor is open for you" if private else "🖌️ I sent you the editor privately")
 
@@ -197,7 +197,7 @@ class Buttons:
         elif result.kind == "remix":
             await self._ask_remix(query, who, button, where, result.view)
         elif result.kind == "job" and result.ticket is not None:
-            await start_progress(bot, self.deps.routes, service, where, result.view, result.ticket)
+            await start_progress(bot, self.deps.delivery, where, result.view, result.ticket)
 
     async def _cancel(self, query: CallbackQuery, who: Requester, button: CancelButton) -> None:
         """❌ under a job in progress: its owner stops it (nothing is charged); anyone else is told it is not theirs."""
@@ -213,8 +213,7 @@ class Buttons:
         elif status == CANCELLED:
             # A waiting job is cancelled at once, but no worker may reach it for a while (a held one never): announce
             # its end now (at most once per job), and the progress message turns into "Cancelled".
-            cancelled = events.Cancelled(job_id=button.job_id, refunded=True)
-            await events.publish_final(self.deps.routes.redis, cancelled, ns=self.deps.routes.ns)
+            await self.deps.delivery.announce_cancelled(button.job_id)
             await _answer(query, "🚫 Cancelled; nothing was charged")
         elif status == RUNNING:
             await _answer(query, "🚫 Stopping at the next step; nothing will be charged")
@@ -267,8 +266,8 @@ class Buttons:
             reply_markup=ForceReply(selective=True, input_field_placeholder="edited prompt"),
         )
         state = {"job": button.job_id, "action": button.action.value, "index": button.index, "user": who.user_id}
-        await self.deps.routes.redis.set(
-            self.deps.routes.key("remix", asked.chat_id, asked.message_id), json.dumps(state), ex=REMIX_TTL_S
+        await self.deps.redis.set(
+            self.deps.key("remix", asked.chat_id, asked.message_id), json.dumps(state), ex=REMIX_TTL_S
         )
 
     async def remix_reply(self, update: Update, context: object) -> None:
@@ -277,9 +276,7 @@ class Buttons:
         user = update.effective_user
         if message is None or user is None or message.reply_to_message is None:
             return
-        raw = await self.deps.routes.redis.get(
-            self.deps.routes.key("remix", message.chat_id, message.reply_to_message.message_id)
-        )
+        raw = await self.deps.redis.get(self.deps.key("remix", message.chat_id, message.reply_to_message.message_id))
         if raw is None:
             return
         state = json.loads(raw)
@@ -303,9 +300,7 @@ class Buttons:
                 remix_text=edited,
             )
             if result.ticket is not None:
-                await start_progress(
-                    message.get_bot(), self.deps.routes, self.deps.service, where, result.view, result.ticket
-                )
+                await start_progress(message.get_bot(), self.deps.delivery, where, result.view, result.ticket)
 
         await guarded(message, run())
 

@@ -8,10 +8,10 @@ from collections.abc import Awaitable
 from telegram import Message, Update
 
 from impasto.bots.language.errors import PromptError
+from impasto.bots.service.delivery.core import Deferred, Gone
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import panels
-from impasto.bots.telegram.delivery import DeliveryDeferred, DeliveryDropped
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.escaping import text as escape
 from impasto.bots.telegram.keyboards import settings_keyboard
@@ -54,7 +54,7 @@ async def submit_imagine(deps: Deps, message: Message, who: Requester, prompt: s
     tickets = await service.imagine(who, prompt, image_urls=image_urls, idempotency_key=message_key(message))
     for ticket in tickets:
         view = await service.job(ticket.job_id)
-        await start_progress(message.get_bot(), deps.routes, service, where_for(message), view, ticket)
+        await start_progress(message.get_bot(), deps.delivery, where_for(message), view, ticket)
 
 
 async def guarded(message: Message, work: Awaitable[None]) -> None:
@@ -63,9 +63,9 @@ async def guarded(message: Message, work: Awaitable[None]) -> None:
         await work
     except USER_ERRORS as exc:
         await reply_error(message, user_error_text(exc))
-    except DeliveryDeferred as exc:
+    except Deferred as exc:
         log.warning("reply to chat %s deferred: %s", message.chat_id, exc)
-    except DeliveryDropped:
+    except Gone:
         log.info("chat %s cannot receive messages", message.chat_id)
 
 

@@ -5,28 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from impasto.bots.config import Settings
+from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.fetch import http_fetcher
-from impasto.bots.service.result_forms import telegram_limits
 from impasto.bots.service.runtime import job_service
 from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
-from impasto.bots.telegram.delivery import Deliverer
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.handlers import install
-from impasto.bots.telegram.posting import result_recorder
-from impasto.bots.telegram.routes import Routes
+from impasto.bots.telegram.surface import TelegramSurface, limits_for
 from impasto.bots.telegram.uploads import store_fetcher
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import namespace_from_env
 from impasto.storage.images import ImageStore
 
 log = logging.getLogger("impasto.telegram")
-OFFICIAL_API = "https://api.telegram.org"  # any other IMPASTO_TELEGRAM_API_URL is a self-hosted Bot API server
+EDIT_INTERVAL_S = 3.0  # progress edits per chat, at most one per this across bot processes (Telegram's edit limits)
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,19 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
             settings, enqueue=service_enqueue(pool, ns=ns), fetch_image=fetch, redis=pool
         ) as service:
             application = build_application(token, settings.telegram_api_url)
-            routes = Routes(redis, ns=ns)
+            surface = TelegramSurface(
+                application.bot,
+                service.images,
+                limits=limits_for(settings.telegram_api_url),
+                mask_editor=settings.mask_editor,
+            )
+            delivery = Delivery(service, redis, surface, ns=ns, edit_interval_s=EDIT_INTERVAL_S)
             deps = Deps(
                 service=service,
                 images=service.images,
-                routes=routes,
+                delivery=delivery,
+                redis=redis,
+                ns=ns,
                 models=settings.registry.names(),
                 max_upload_bytes=settings.max_upload_bytes,
                 web=settings if settings.mask_editor else None,
@@ -63,17 +71,7 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
             async with application:
                 if options.set_commands:
                     await register_commands(application)
-                deliverer = Deliverer(
-                    application.bot,
-                    redis,
-                    service.images,
-                    routes=routes,
-                    on_result=result_recorder(service),
-                    mask_editor=settings.mask_editor,
-                    # A self-hosted Bot API server takes documents of up to 2,000 MB (photos stay at 10 MB).
-                    limits=telegram_limits(self_hosted=settings.telegram_api_url.rstrip("/") != OFFICIAL_API),
-                )
-                delivering = asyncio.create_task(deliverer.run())
+                delivering = asyncio.create_task(delivery.run(consumer=consumer_name()))
                 try:
                     if settings.telegram_webhook_url:
                         secret = settings.telegram_webhook_secret
@@ -95,6 +93,11 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
     finally:
         await redis.aclose()
         await pool.aclose()
+
+
+def consumer_name() -> str:
+    """Stable across restarts of one host/container, so its unacknowledged events come back to it."""
+    return os.environ.get("IMPASTO_TELEGRAM_CONSUMER") or socket.gethostname()
 
 
 async def main(settings: Settings, token: str, redis_url: str, options: RunOptions) -> None:

@@ -63,8 +63,8 @@ class Photos:
             if part.caption and COMMAND.match(part.caption):
                 await self._handle(message, [part])
             return
-        redis = self.deps.routes.redis
-        key = self.deps.routes.key("album", message.media_group_id)
+        redis = self.deps.redis
+        key = self.deps.key("album", message.media_group_id)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, json.dumps(part.__dict__))
             pipe.expire(key, ALBUM_TTL_S)
@@ -125,7 +125,7 @@ class Photos:
         tickets = await service.blend(who, urls, dimensions, idempotency_key=message_key(message), image_keys=keys)
         for ticket in tickets:
             view = await service.job(ticket.job_id)
-            await start_progress(message.get_bot(), self.deps.routes, service, where_for(message), view, ticket)
+            await start_progress(message.get_bot(), self.deps.delivery, where_for(message), view, ticket)
 
     async def _store(self, message: Message, part: Part) -> str:
         image = await download_image(

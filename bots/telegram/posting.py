@@ -1,25 +1,28 @@
-"""Posting jobs: the progress message a new job starts with, and a finished job with its buttons."""
+"""Posting jobs: the progress message a new job starts with (then the delivery core's), and a finished job with its
+buttons when a user asks for it (``/show``, a U pick that needs no render)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from telegram import Bot, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 
+from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.result_forms import telegram_limits
 from impasto.bots.service.views import JobTicket, JobView
 from impasto.bots.telegram import captions, escaping
-from impasto.bots.telegram.delivery import ResultSent, call_telegram
+from impasto.bots.telegram.calls import call_telegram
 from impasto.bots.telegram.keyboards import cancel_keyboard, grid_keyboard, single_keyboard
-from impasto.bots.telegram.routes import Route, Routes
+from impasto.bots.telegram.result_upload import send_result
 from impasto.bots.telegram.uploads import STORE_URL
 from impasto.storage.images import ImageStore
 
 _STORE_LINK = re.compile(re.escape(STORE_URL) + r"\S+")
+PLATFORM = "telegram"
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,33 @@ def caption_info(view: JobView) -> captions.CaptionInfo:
     )
 
 
-async def start_progress(
-    bot: Bot, routes: Routes, service: JobService, where: Where, view: JobView, ticket: JobTicket
-) -> Route:
-    """Post "Waiting to start" for a new job and remember where its events go."""
-    info = caption_info(view)
-    route = await routes.get(view.job_id)
-    if ticket.duplicate and route is not None:
-        return route  # the same update delivered twice: its progress message already exists
-    text = captions.waiting_caption(info, None)
+def thread_of_job(view: JobView, chat_id: int) -> int | None:
+    """The forum topic a job was asked in (its channel is "chat:topic"), when its messages go to that chat."""
+    chat, _, topic = (view.channel_id or "").partition(":")
+    return int(topic) if topic.isdigit() and chat == str(chat_id) else None
+
+
+def result_image(view: JobView) -> tuple[str, bool]:
+    """The image key a finished job is shown by, and whether it is a single image (else the 2×2 grid)."""
+    single = not view.is_grid
+    image = view.image(1) if single else view.image(0) or (view.images[0] if view.images else None)
+    if image is None:
+        raise ValueError(f"job {view.job_id} has no images")
+    return image.key, single
+
+
+def result_keyboard(view: JobView, *, mask_editor: bool = False) -> InlineKeyboardMarkup:
+    return single_keyboard(view.job_id, mask_editor=mask_editor) if not view.is_grid else grid_keyboard(view.job_id)
+
+
+async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobView, ticket: JobTicket) -> None:
+    """Post "Waiting to start" for a new job and index it (with the message it answers): the delivery core edits
+    it from then on, and posts the result as a reply to ``where.reply_to``."""
+    service = delivery.service
+    mine = [m for m in await service.messages(view.job_id) if m.platform == PLATFORM]
+    if ticket.duplicate and any(m.kind != REPLY_TO for m in mine):
+        return  # the same update delivered twice: its progress message already exists
+    text = captions.waiting_caption(caption_info(view), None)
     if ticket.notice:
         text += f"\n{escaping.text(ticket.notice, 300)}"
     message = await call_telegram(
@@ -70,44 +91,34 @@ async def start_progress(
             reply_markup=cancel_keyboard(view.job_id),
         )
     )
-    route = Route(
-        view.job_id,
-        where.chat_id,
-        info,
-        thread_id=where.thread_id,
-        reply_to=where.reply_to,
-        progress_message_id=message.message_id,
-    )
-    await routes.save(route)
-    await service.record_message(view.job_id, "telegram", str(where.chat_id), str(message.message_id), "progress")
-    return route
+    chat = str(where.chat_id)
+    if where.reply_to is not None:
+        await service.record_message(
+            view.job_id, PLATFORM, chat, reply_to_row(view.job_id, str(where.reply_to)), REPLY_TO
+        )
+    await service.record_message(view.job_id, PLATFORM, chat, str(message.message_id), "progress")
+    await delivery.shown(view.job_id)  # a very fast job may have ended already: its result goes now
 
 
 async def post_result(
     bot: Bot, service: JobService, images: ImageStore, where: Where, view: JobView, *, mask_editor: bool = False
 ) -> Message:
     """A finished job as a photo with its keyboard (``/show``, U1–U4 picks); recorded for the message index."""
-    grid = view.image(0)
-    single = not view.is_grid
-    image = view.image(1) if single else grid or (view.images[0] if view.images else None)
-    if image is None:
-        raise ValueError(f"job {view.job_id} has no images")
-    photo = await asyncio.to_thread(images.get, image.key)
+    key, single = result_image(view)
+    photo = await asyncio.to_thread(images.get, key)
     caption = captions.result_caption(caption_info(view), single=single)
-    markup = single_keyboard(view.job_id, mask_editor=mask_editor) if single else grid_keyboard(view.job_id)
-    message = await call_telegram(
-        lambda: bot.send_photo(
-            where.chat_id,
-            photo,
-            caption=caption,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            message_thread_id=where.thread_id,
-            reply_parameters=where.reply_parameters,
-            filename=f"{view.job_id}.png",
-        )
+    message = await send_result(
+        bot,
+        where.chat_id,
+        photo,
+        caption,
+        result_keyboard(view, mask_editor=mask_editor),
+        limits=telegram_limits(),
+        name=view.job_id,
+        thread_id=where.thread_id,
+        reply_to=where.reply_parameters,
     )
-    await service.record_message(view.job_id, "telegram", str(where.chat_id), str(message.message_id), "result")
+    await service.record_message(view.job_id, PLATFORM, str(where.chat_id), str(message.message_id), "result")
     return message
 
 
@@ -129,12 +140,3 @@ async def send_document(bot: Bot, images: ImageStore, where: Where, view: JobVie
             reply_parameters=where.reply_parameters,
         )
     )
-
-
-def result_recorder(service: JobService) -> Callable[[ResultSent], Awaitable[None]]:
-    """The Deliverer's hook: index each posted result so /show and message lookups find it."""
-
-    async def record(sent: ResultSent) -> None:
-        await service.record_message(sent.job_id, "telegram", str(sent.chat_id), str(sent.message_id), "result")
-
-    return record

@@ -168,7 +168,11 @@ def build_app(deps: WebDeps) -> Starlette:
             # The message index says where the result goes: the chat's delivery core opens the job's message there,
             # as a reply to the message whose Vary (Region) button was pressed.
             await deps.service.record_message(
-                result.ticket.job_id, grant.platform, grant.channel_id, reply_to_row(grant.message_id), REPLY_TO
+                result.ticket.job_id,
+                grant.platform,
+                grant.channel_id,
+                reply_to_row(result.ticket.job_id, grant.message_id),
+                REPLY_TO,
             )
         return render("submitted.html", grant=grant, job=job, ticket=result.ticket)
 

@@ -553,7 +553,9 @@ async def test_a_region_job_from_the_web_editor_is_posted_as_a_reply(
         who, picked.job_id, Action.VARY_REGION, idempotency_key="web-1", mask_key=stack.images.put(mask.getvalue())
     )
     region_id = pressed.view.job_id
-    await stack.service.record_message(region_id, "discord", single["channel_id"], reply_to_row(single["id"]), REPLY_TO)
+    await stack.service.record_message(
+        region_id, "discord", single["channel_id"], reply_to_row(region_id, single["id"]), REPLY_TO
+    )
     await stack.drain()
     reply = await reply_to(fake, single["id"])
     result = await fake.wait_message(lambda m: m["id"] == reply["id"] and bool(m["components"]))

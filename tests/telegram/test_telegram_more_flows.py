@@ -23,7 +23,7 @@ async def test_every_grid_and_single_button_after_a_restart(tmp_path: Path) -> N
     async with telegram_stack(tmp_path) as stack:
         api = stack.api
         _progress, grid = await imagine(stack, "/imagine a tower")
-        # Restart: a new Application and Deliverer; the old message's buttons must still work.
+        # Restart: a new Application and delivery core; the old message's buttons must still work.
         await stack.stop_bot()
         await stack.start_bot()
         for label in ["U1", "U3", "U4"]:

@@ -1,6 +1,6 @@
 """The whole Telegram front door on real parts: PTB polling the fake Bot API, the real JobService on a scratch
-database, the real queue (arq on Redis db 15) drained by a real worker with the no-op renderer, and the Deliverer
-consuming the real event stream."""
+database, the real queue (arq on Redis db 15) drained by a real worker with the no-op renderer, and the delivery
+core with ``TelegramSurface`` consuming the real event stream."""
 
 from __future__ import annotations
 
@@ -19,21 +19,20 @@ from redis.asyncio import Redis
 from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
 
 from impasto.bots.moderation.policy import Policy
+from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram.app import TgApp
-from impasto.bots.telegram.delivery import Deliverer
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.handlers import install
-from impasto.bots.telegram.posting import result_recorder
-from impasto.bots.telegram.routes import Routes
+from impasto.bots.telegram.surface import TelegramSurface
 from impasto.bots.telegram.uploads import store_fetcher
 from impasto.bots.web.links import WebLinkSettings
 from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import Namespace
-from impasto.queue.renderer import NoopRenderer
+from impasto.queue.renderer import NoopRenderer, Renderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
 from impasto.storage.db import session_factory
@@ -52,17 +51,29 @@ class TelegramStack:
     db_url: str
     group: str
     ns: Namespace
-    routes: Routes
     application: TgApp | None = None
+    delivery: Delivery | None = None
     deliverer_task: asyncio.Task[None] | None = None
     web: WebLinkSettings | None = None  # the web front door's link settings: Vary (Region) offered and opened
     moderation: Policy | None = None  # the prompt policy: /mod for group administrators
 
-    def deps(self) -> Deps:
+    def new_delivery(self, application: TgApp, *, wait_inline_s: float = 5.0) -> Delivery:
+        """A delivery core as a bot process runs it (one per process; they share the consumer group)."""
+        surface = TelegramSurface(
+            application.bot, self.images, mask_editor=self.web is not None, wait_inline_s=wait_inline_s
+        )
+        return Delivery(
+            self.service, self.redis, surface, ns=self.ns, group=self.group, edit_interval_s=0.001, block_ms=200
+        )
+
+    def deps(self, application: TgApp) -> Deps:
+        self.delivery = self.new_delivery(application)
         return Deps(
             service=self.service,
             images=self.images,
-            routes=self.routes,
+            delivery=self.delivery,
+            redis=self.redis,
+            ns=self.ns,
             models=["tiny-sd15", "tiny-sdxl"],
             album_wait_s=0.3,
             web=self.web,
@@ -70,21 +81,11 @@ class TelegramStack:
         )
 
     async def start_bot(self) -> None:
-        """A fresh Application and Deliverer (a "restart" is stop_bot + start_bot: nothing survives in memory)."""
-        self.application = await start_polling(self.api, lambda app: install(app, self.deps()))
-
-        deliverer = Deliverer(
-            self.application.bot,
-            self.redis,
-            self.images,
-            edit_interval_s=0.001,
-            action_interval_s=0.001,
-            group=self.group,
-            routes=self.routes,
-            on_result=result_recorder(self.service),
-            mask_editor=self.web is not None,
-        )
-        self.deliverer_task = asyncio.create_task(deliverer.run(consumer="bot-1", redeliver_every_s=0.1))
+        """A fresh Application and delivery core (a "restart" is stop_bot + start_bot: nothing survives in memory)."""
+        self.application = await start_polling(self.api, lambda app: install(app, self.deps(app)))
+        assert self.delivery is not None
+        self.delivery.redeliver_every_s = 0.1
+        self.deliverer_task = asyncio.create_task(self.delivery.run(consumer="bot-1"))
 
     async def stop_bot(self) -> None:
         if self.deliverer_task is not None:
@@ -95,9 +96,9 @@ class TelegramStack:
             await stop_polling(self.application)
         self.application, self.deliverer_task = None, None
 
-    async def drain(self, steps: int = 3) -> None:
-        """One worker in burst mode with the no-op renderer, until the queue is empty."""
-        renderer = NoopRenderer(steps=steps, step_s=0.01)
+    async def drain(self, steps: int = 3, renderer: Renderer | None = None) -> None:
+        """One worker in burst mode with ``renderer`` (default: the no-op one), until the queue is empty."""
+        renderer = renderer or NoopRenderer(steps=steps, step_s=0.01)
         setup = WorkerSetup(
             config=WorkerConfig.model_validate(
                 {"name": "tg-gpu0", "poll_delay_s": 0.05, "lease_s": 3.0, "namespace": self.ns.prefix}
@@ -141,8 +142,7 @@ async def telegram_stack(tmp_path: Path, backend: Backend = "sqlite") -> AsyncIt
             service_enqueue(pool, ns=ns),
             fetch_image=store_fetcher(images, refuse_network),
         )
-        routes = Routes(redis, ns=ns)
-        stack = TelegramStack(api, service, images, redis, pool, url, group, ns, routes)
+        stack = TelegramStack(api, service, images, redis, pool, url, group, ns)
         try:
             await stack.start_bot()
             yield stack

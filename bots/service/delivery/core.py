@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import JobView, MessageView
-from impasto.queue import events
+from impasto.queue import events, metrics
 from impasto.queue.keys import DEFAULT, Namespace
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,17 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = ("done", "failed", "cancelled")
 CLAIM_TTL_S = 7 * 24 * 3600
 POSTING_TTL_S = 120  # a process posting an end holds it this long at most (it may die mid-way)
+STOP_GRACE_S = 10.0  # a stopping process finishes an end it is posting for this long at most
 EARLY_END_RETRIES = 5  # an end heard before its message was recorded: look again this often, a second apart
 
 
 class Deferred(Exception):
     """The platform asked us to wait (rate limit) or could not be reached: post again after ``retry_after_s``."""
 
-    def __init__(self, retry_after_s: float, reason: str) -> None:
+    def __init__(self, retry_after_s: float, reason: str, *, rate_limited: bool = False) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+        self.rate_limited = rate_limited  # the platform said "slow down" (a 429), not "unreachable"
 
 
 class Gone(Exception):
@@ -76,15 +78,21 @@ class End:
         return self.view.status
 
 
-#: The message index's kind for "the result goes here, as a reply to this message" (a job born on the web). The
-#: row's message id is ``reply_to_row(id)``, not the id itself: the index maps one message to one job, and the pressed
-#: message keeps showing (and serving the buttons of) the job it shows.
+#: The message index's kind for "this job answers that message": the command that asked for it, the message whose
+#: button was pressed, or, for a job born on the web, where its message is to be opened (as a reply). The row's
+#: message id is ``reply_to_row(job_id, id)``, not the id itself: the index maps one message to one job, and the
+#: pressed message keeps showing (and serving the buttons of) the job it shows while several jobs answer it.
 REPLY_TO = "reply_to"
 _REPLY_PREFIX = "reply-to:"
 
 
-def reply_to_row(message_id: str) -> str:
-    return _REPLY_PREFIX + message_id
+def reply_to_row(job_id: str, message_id: str) -> str:
+    return f"{_REPLY_PREFIX}{job_id}:{message_id}"
+
+
+def replied_to(row_message_id: str) -> str:
+    """The message id a ``reply_to`` row names (rows from before the job id was part of it hold the id alone)."""
+    return row_message_id.removeprefix(_REPLY_PREFIX).rpartition(":")[2]
 
 
 class Surface(Protocol):
@@ -212,6 +220,8 @@ class Delivery:
         try:
             moved = await self.surface.progress(shown, view, step)
         except (Deferred, Gone) as exc:
+            if isinstance(exc, Deferred) and exc.rate_limited:
+                metrics.rate_limited(self.platform)
             log.info("%s: progress of job %s skipped: %s", self.platform, event.job_id, exc)
             return
         if moved is not None:
@@ -238,6 +248,17 @@ class Delivery:
         shown = await self._shown(job_id)
         if shown is None:
             return None
+        posting = asyncio.ensure_future(self._post_end(job_id, shown, paints_noise))
+        try:
+            return await asyncio.shield(posting)
+        except asyncio.CancelledError:
+            # The process is stopping: finish an end already under way. A post cannot be taken back once sent, and
+            # one sent but not yet marked "ended" would be posted again by the process that takes over.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(posting, STOP_GRACE_S)
+            raise
+
+    async def _post_end(self, job_id: str, shown: MessageView, paints_noise: bool) -> bool:
         # One process posts at a time; the hold expires if it dies mid-way, and "ended" makes it once for good.
         if not await self.redis.set(self._key("posting", job_id), "1", nx=True, ex=POSTING_TTL_S):
             return True
@@ -250,10 +271,16 @@ class Delivery:
             except Deferred as exc:
                 log.warning("%s: end of job %s deferred %.1f s: %s", self.platform, job_id, exc.retry_after_s, exc)
                 await self._schedule(job_id, paints_noise, max(exc.retry_after_s, 0.1))
+                metrics.delivered(self.platform, "retried")
+                if exc.rate_limited:
+                    metrics.rate_limited(self.platform)
                 return False
             except Gone as exc:
                 log.info("%s: end of job %s dropped: %s", self.platform, job_id, exc)
                 posted = None
+                metrics.delivered(self.platform, "failed")
+            else:
+                metrics.delivered(self.platform, "ok")
             await self.redis.set(self._key("ended", job_id), "1", ex=CLAIM_TTL_S)
             if posted is not None:
                 await self.service.record_message(job_id, self.platform, posted.chat_id, posted.message_id, "result")
@@ -295,12 +322,15 @@ class Delivery:
         (the web editor) has only a ``reply_to`` row: its message is opened there, once, by one process."""
         mine = [m for m in await self.service.messages(job_id) if m.platform == self.platform]
         showing = [m for m in mine if m.kind != REPLY_TO]
-        if showing:
-            return showing[-1]
         origin = next((m for m in mine if m.kind == REPLY_TO), None)
+        if showing:
+            shown = showing[-1]
+            if origin is not None and origin.chat_id == shown.chat_id:
+                shown = replace(shown, reply_to=replied_to(origin.message_id))
+            return shown
         if origin is None or not await self.redis.set(self._key("opening", job_id), "1", nx=True, ex=CLAIM_TTL_S):
             return None
-        target = replace(origin, message_id=origin.message_id.removeprefix(_REPLY_PREFIX))
+        target = replace(origin, message_id=replied_to(origin.message_id))
         try:
             opened = await self.surface.open(target, await self.service.job(job_id))
         except (Deferred, Gone) as exc:
@@ -308,7 +338,7 @@ class Delivery:
             await self.redis.delete(self._key("opening", job_id))
             return None
         await self.service.record_message(job_id, self.platform, opened.chat_id, opened.message_id, "progress")
-        return opened
+        return replace(opened, reply_to=target.message_id)
 
     async def _gate(self, chat_id: str) -> bool:
         """True at most once per ``edit_interval_s`` per chat, across every process of the platform."""
