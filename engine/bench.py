@@ -261,10 +261,8 @@ def bench(
         Registry({e.name: e for e in entries.values()}, entries[families[0]].name), device=dev, cache_dir=cache_dir
     )
     rows: list[BenchRow] = []
-    log(
-        f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}), bf16 peak "
-        + (f"{peak:g} TFLOP/s" if peak else "unknown: no fraction column")
-    )
+    name = f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
+    log(f"device {name}: dense bf16 peak " + (f"{peak:g} TFLOP/s" if peak else "unknown, no fraction of peak"))
     for family, entry in entries.items():
         log(f"{entry.name}: loading ({'random-weight real architecture' if real else 'built-in tiny model'})")
         loaded = engine.models.adopt(entry, _real_pipeline(family, dev)) if real else engine.models.get(entry.name)

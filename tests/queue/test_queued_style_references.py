@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def _png() -> bytes:
 
 
 @pytest.fixture
-async def image_server() -> AsyncIterator[str]:
+async def image_server(serve_http: Callable[[web.Application], Awaitable[str]]) -> str:
     body = _png()
 
     async def style(_: web.Request) -> web.Response:
@@ -45,15 +45,7 @@ async def image_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/style.png", style)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return await serve_http(app)
 
 
 @pytest.mark.slow
