@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from impasto.bots.cli import main
-from impasto.engine.bench import VARIANTS, apply_variant, bench, count_tflop, peak_for_name
+from impasto.engine.bench import (
+    VARIANTS,
+    _real_pipeline,
+    apply_variant,
+    bench,
+    count_tflop,
+    peak_for_name,
+    real_grid_tflop,
+)
 from impasto.engine.engine import Engine
 from impasto.engine.spec import RenderSpec
 from impasto.engine.tiny import ensure_tiny_model
@@ -32,6 +40,7 @@ def test_bench_reports_every_figure_with_its_flops(
     assert "tiny-sd15 grid 256x256 2 steps [plain] on cpu: " in text
     assert "TFLOP counted" in text
     assert "fraction of peak n/a" in text  # a CPU has no bf16 tensor-core peak in the table
+    assert "sd15 real architecture, grid at 2 steps: " in text
     rows = json.loads(out.read_text())
     assert [(r["figure"], r["variant"]) for r in rows] == [
         ("grid", "plain"),
@@ -114,3 +123,16 @@ def test_channels_last_and_fused_qkv_are_applied(model_cache: Path) -> None:
     fused = [m for m in pipe.unet.modules() if getattr(m, "fused_projections", False)]
     assert fused
     assert all(hasattr(m, "to_qkv") or hasattr(m, "to_kv") for m in fused)
+
+
+def test_the_gpu_paths_architectures_count_as_published() -> None:
+    """The real SD 1.5 / SDXL configs the GPU path runs, built on the meta device: the released parameter counts,
+    and the per-call FLOPs of the project's perf notes (803 / 6,761 GFLOP per UNet call, 2,515 / 10,470 per decode),
+    so a grid at 30 steps is the 203 / 1,665 TFLOP the notes derive."""
+    unet = _real_pipeline("sd15", "meta").unet
+    assert sum(p.numel() for p in unet.parameters()) == pytest.approx(859.5e6, rel=1e-3)
+    assert sum(p.numel() for p in _real_pipeline("sdxl", "meta").unet.parameters()) == pytest.approx(2567.5e6, rel=1e-3)
+    assert real_grid_tflop("sd15", 30) == pytest.approx(30 * 8 * 0.80327 + 4 * 2.51452, rel=1e-4)
+    assert real_grid_tflop("sdxl", 30) == pytest.approx(30 * 8 * 6.76124 + 4 * 10.47039, rel=1e-4)
+    assert real_grid_tflop("sd15", 30) == pytest.approx(202.9, abs=0.1)
+    assert real_grid_tflop("sdxl", 30) == pytest.approx(1664.8, abs=0.5)
