@@ -17,7 +17,7 @@ from impasto.bots.service.safe_fetch import AllowList
 from impasto.engine.registry import Registry, load_registry
 
 if TYPE_CHECKING:
-    from impasto.bots.moderation.policy import Policy
+    from impasto.queue.moderation.policy import Policy
 
 
 class Settings(BaseSettings):
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(8600, ge=1, le=65535)
     # Moderation (README "Moderation").
-    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped bots/moderation/default.toml
+    moderation: Path | None = None  # the prompt policy TOML; unset: the shipped queue/moderation/default.toml
     moderation_retention_days: int = Field(30, ge=1)  # refused/flagged prompts and images are kept this long
 
     @property
@@ -89,6 +89,6 @@ class Settings(BaseSettings):
     @cached_property
     def moderation_policy(self) -> Policy:
         """The compiled prompt policy (raises ``PolicyError`` naming the file and key when it is unusable)."""
-        from impasto.bots.moderation.policy import load_policy
+        from impasto.queue.moderation.policy import load_policy
 
         return load_policy(self.moderation)

@@ -1,9 +1,15 @@
 """The worker's image classifier: a score (0–1) for "not safe for work" on every input and output image.
 
-``IMPASTO_NSFW_MODEL`` picks it: ``none`` (no classifier), ``tiny`` (the built-in test model), or a transformers
-image-classification model by Hugging Face id or folder (NSFW classifiers are published as ViT fine-tunes). An
-image's score is the summed probability of the model's NSFW-like labels; it is flagged when the score is at least
-``IMPASTO_NSFW_THRESHOLD`` (so 0 flags everything and 1 only certainties).
+``IMPASTO_NSFW_MODEL`` picks it: ``none`` (no classifier), ``tiny`` (the built-in test model), a transformers
+image-classification model by Hugging Face id or folder (NSFW classifiers are published as ViT fine-tunes), or
+diffusers' Stable Diffusion safety checker (``safety-checker``, or ``safety-checker:ID_OR_FOLDER`` for another copy of
+it). An image's score is the summed probability of the model's NSFW-like labels; it is flagged when the score is at
+least ``IMPASTO_NSFW_THRESHOLD`` (so 0 flags everything and 1 only certainties).
+
+The safety checker answers yes or no by a margin: the largest (cosine similarity − the concept's threshold) over its
+17 concepts, as diffusers computes it. Its score here is that margin through a logistic of scale 0.02 (margins are
+a few hundredths), so 0.5 is the checker's own line and the threshold moves it either way. We compute the margin from
+the checker's weights ourselves because its ``forward`` returns only the yes/no and blacks out the images.
 
 The tiny model is the real ``ViTForImageClassification`` at a tiny config with seeded random weights, saved once
 with ``save_pretrained`` and loaded back through the same ``AutoModelForImageClassification.from_pretrained`` path
@@ -20,13 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# torch and transformers are imported where a model is built or run, not here: the worker reads ``NsfwConfig`` in
+# ``main()`` even when it renders without torch (``impasto worker --renderer noop``).
+
 TINY = "tiny"
 NONE = "none"
+SAFETY_CHECKER = "safety-checker"
+SAFETY_CHECKER_SOURCE = "CompVis/stable-diffusion-safety-checker"  # the copy Stable Diffusion pipelines load
+SAFETY_MARGIN_SCALE = 0.02
 # Label names (lowercased, substring) that count towards the score; a model's labels are read from its config.
 NSFW_LABELS = ("nsfw", "porn", "hentai", "sexy", "explicit", "unsafe", "nude", "sexual", "gore")
 _SEED = 20261201
@@ -58,20 +69,66 @@ class NsfwClassifier:
         self._nsfw = list(nsfw_indices)
         self._device = device
 
-    @torch.inference_mode()
     def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        import torch
+
         if not images:
             return []
-        batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt").to(self._device)
-        probabilities = self._model(**batch).logits.float().softmax(dim=-1)
-        return [min(1.0, float(p)) for p in probabilities[:, self._nsfw].sum(dim=-1).cpu()]
+        with torch.inference_mode():
+            batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt").to(self._device)
+            probabilities = self._model(**batch).logits.float().softmax(dim=-1)
+            return [min(1.0, float(p)) for p in probabilities[:, self._nsfw].sum(dim=-1).cpu()]
 
     def check(self, images: Sequence[Image.Image], threshold: float) -> list[ImageVerdict]:
         return [ImageVerdict(score=s, flagged=s >= threshold) for s in self.scores(images)]
 
 
+class SafetyChecker:
+    """diffusers' ``StableDiffusionSafetyChecker``, scored by its margin (see the module's docstring)."""
+
+    def __init__(self, model: Any, processor: Any, device: str) -> None:
+        self._model = model
+        self._processor = processor
+        self._device = device
+
+    def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        import torch
+
+        if not images:
+            return []
+        model = self._model
+        with torch.inference_mode():
+            batch = self._processor(images=[i.convert("RGB") for i in images], return_tensors="pt")
+            pixels = batch["pixel_values"].to(self._device, dtype=model.dtype)
+            embeds = torch.nn.functional.normalize(model.visual_projection(model.vision_model(pixels)[1]).float())
+            special = embeds @ torch.nn.functional.normalize(model.special_care_embeds.float()).t()
+            special_margin = special - model.special_care_embeds_weights.float()
+            # diffusers: an image near a "special care" concept gets 0.01 added to every concept's margin
+            adjustment = (special_margin > 0).any(dim=1, keepdim=True).float() * 0.01
+            concepts = embeds @ torch.nn.functional.normalize(model.concept_embeds.float()).t()
+            margin = (concepts - model.concept_embeds_weights.float() + adjustment).max(dim=1).values
+            return [float(s) for s in torch.sigmoid(margin / SAFETY_MARGIN_SCALE).cpu()]
+
+    def check(self, images: Sequence[Image.Image], threshold: float) -> list[ImageVerdict]:
+        return [ImageVerdict(score=s, flagged=s >= threshold) for s in self.scores(images)]
+
+
+def load_safety_checker(source: str, *, device: str = "cpu") -> SafetyChecker:
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPImageProcessor
+
+    try:
+        model = StableDiffusionSafetyChecker.from_pretrained(source)
+        model = model.to(device).eval()  # type: ignore[arg-type]  # transformers wraps .to() in a decorator mistyped for methods
+        processor = CLIPImageProcessor.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ClassifierError(f"the safety checker {source!r} cannot be loaded: {exc}") from exc
+    return SafetyChecker(model, processor, device)
+
+
 def ensure_tiny_classifier(cache_dir: Path) -> Path:
     """The folder of the tiny classifier, built and saved on first use (well under a second on a CPU)."""
+    import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     folder = cache_dir / "tiny-nsfw"
@@ -104,12 +161,14 @@ def ensure_tiny_classifier(cache_dir: Path) -> Path:
     return folder
 
 
-def load_classifier(name: str, cache_dir: Path, *, device: str = "cpu") -> NsfwClassifier | None:
+def load_classifier(name: str, cache_dir: Path, *, device: str = "cpu") -> NsfwClassifier | SafetyChecker | None:
     """The classifier ``IMPASTO_NSFW_MODEL`` names, ready on ``device``; ``None`` for ``none``."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     if name == NONE:
         return None
+    if name == SAFETY_CHECKER or name.startswith(SAFETY_CHECKER + ":"):
+        return load_safety_checker(name.partition(":")[2] or SAFETY_CHECKER_SOURCE, device=device)
     source = str(ensure_tiny_classifier(cache_dir)) if name == TINY else name
     try:
         model = AutoModelForImageClassification.from_pretrained(source).to(device).eval()

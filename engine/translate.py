@@ -210,8 +210,9 @@ class Translation:
         self.cache_dir = cache_dir
         self.device = torch.device(device)
         self._translators: dict[str, Translator] = {}
-        # Called with the English before anything is painted: raise an EngineError to refuse it. The worker sets
-        # it to the moderation check, so that a translation is checked as the original was at admission.
+        # Called with the English of the painted (positive) segments before anything is painted: raise an
+        # EngineError to refuse it. The worker sets it to the moderation check (``queue/screening.py``), so that a
+        # translation is checked as the original was at admission (``--no`` items steer away: not checked).
         self.screen: Callable[[str], None] | None = None
 
     def translator(self, entry: TranslatorEntry) -> Translator:
@@ -246,7 +247,7 @@ class Translation:
         translated = replace(spec, prompts=prompt_reading.prompts, original_prompts=spec.prompts)
         read_as = reading_text(prompt_reading.prompts)
         if self.screen is not None:
-            self.screen(read_as)
+            self.screen(prompt_text(prompt_reading.prompts))
         return Reading(translated, read_as, seconds, notes)
 
 

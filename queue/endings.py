@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,11 +42,14 @@ async def fail(
     *,
     ns: keys.Namespace,
     only_if: tuple[str, ...] = ACTIVE_STATUSES,
+    audit: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> bool:
     """Fail an active job (in one of ``only_if``) with a one-line reason for its user, refunding; False if it had
-    already ended or moved on."""
+    already ended or moved on. ``audit`` writes its moderation row in the same transaction: once, with the end."""
     async with sessions() as session, session.begin():
         failed = await fail_job(session, job_id, error=message, only_if=only_if)
+        if failed and audit is not None:
+            await audit(session)
     if failed:
         await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True), ns=ns)
         await release_after(sessions, pool, job_id, ns=ns)

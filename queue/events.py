@@ -78,6 +78,9 @@ class Done(_Event):
     gpu_seconds: float = 0.0
     paints_noise: bool = False  # a tiny built-in model: the pictures are noise, say so
     read_as: str | None = None  # the English the model read, when the worker translated the prompt
+    # The images (1–4, as ``image_keys``) the worker's classifier flagged; delivery decides what that means where
+    # the job was asked (``bots/moderation/outputs.py``). Empty when none was flagged or no classifier ran.
+    flagged: list[int] = Field(default_factory=list)
 
     @property
     def final(self) -> bool:

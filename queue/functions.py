@@ -15,7 +15,8 @@ import io
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -23,17 +24,28 @@ from arq.constants import in_progress_key_prefix
 from PIL import Image
 from redis.asyncio import Redis
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.engine.errors import Cancelled, EngineError, EngineOutOfMemory
 from impasto.engine.spec import Progress, RenderResult
-from impasto.queue import endings, events, fairness, keys
+from impasto.queue import endings, events, fairness, keys, metrics
 from impasto.queue.contract import ContractError, RenderRequest
 from impasto.queue.renderer import render_with_oom_retry
+from impasto.queue.screening import (
+    Place,
+    TranslationRefused,
+    audit_flagged,
+    audit_refused_translation,
+    input_refusal,
+    place_of,
+    translation_screen,
+    user_inputs,
+)
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
-from impasto.storage.lifecycle import NewImage, cancel_requested, claim_job, complete_job
-from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, QUEUED, Job
+from impasto.storage.lifecycle import ClaimedJob, NewImage, cancel_requested, claim_job, complete_job
+from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
 from impasto.storage.readings import record_reading
 
@@ -134,11 +146,22 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
     started = events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt)
     await events.publish(redis, started, ns=ns)
 
+    place: Place | None = None
     try:
         work = await asyncio.to_thread(build_work, claimed, state.images.get)
+        if state.image_check is not None or state.policy is not None:
+            async with state.sessions() as session:
+                place = await place_of(session, job_id)
+        refused = await _screen_inputs(state, redis, claimed, work, place)
+        if refused is not None:
+            return refused
+        if state.policy is not None and place is not None:
+            work = replace(work, screen=translation_screen(state.policy, place))
         result, retried = await _supervised_render(state, redis, work)
     except Cancelled:
         return await _cancel(state, redis, job_id)
+    except TranslationRefused as exc:
+        return await _refuse_translation(state, redis, claimed, place, exc)
     except GpuStuck as exc:
         state.gpu_stuck = True  # after_job_end takes this worker down once arq has recorded the job's end
         return await _fail(state, redis, job_id, str(exc))
@@ -150,7 +173,41 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _fail(state, redis, job_id, str(exc))
     if retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
-    return await _complete(state, redis, job_id, result)
+    return await _complete(state, redis, job_id, result, place)
+
+
+async def _screen_inputs(
+    state: WorkerState, redis: ArqRedis, claimed: ClaimedJob, work: RenderWork, place: Place | None
+) -> dict[str, Any] | None:
+    """Classify the pictures the user brought; a flagged one fails the job (refunded, audited) before rendering."""
+    check = state.image_check
+    inputs = user_inputs(claimed, work) if check is not None else []
+    if check is None or not inputs:
+        return None
+    loop = asyncio.get_running_loop()
+    verdicts = await loop.run_in_executor(state.gpu, check.verdicts, inputs)
+    flagged = [i for i, (_, hit) in enumerate(verdicts) if hit]
+    if not flagged:
+        return None
+    message = input_refusal(flagged, len(inputs))
+
+    async def audit(session: AsyncSession) -> None:
+        if place is not None:
+            await audit_flagged(session, claimed.job_id, place, "input image", verdicts)
+
+    return await _fail(state, redis, claimed.job_id, message, audit=audit)
+
+
+async def _refuse_translation(
+    state: WorkerState, redis: ArqRedis, claimed: ClaimedJob, place: Place | None, exc: TranslationRefused
+) -> dict[str, Any]:
+    async def audit(session: AsyncSession) -> None:
+        if place is not None:
+            await audit_refused_translation(session, claimed.job_id, place, exc, claimed.prompt)
+
+    if exc.verdict.category is not None:
+        metrics.moderation_refused(exc.verdict.category)
+    return await _fail(state, redis, claimed.job_id, str(exc), audit=audit)
 
 
 async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork) -> tuple[RenderResult, bool]:
@@ -232,7 +289,19 @@ async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, s
         await pipe.execute()
 
 
-async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult) -> dict[str, Any]:
+async def _complete(
+    state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult, place: Place | None
+) -> dict[str, Any]:
+    verdicts: list[tuple[float, bool]] = []
+    if state.image_check is not None:
+        # Every output, before anything is stored or announced: the verdicts travel with the images.
+        loop = asyncio.get_running_loop()
+        try:
+            verdicts = await loop.run_in_executor(state.gpu, state.image_check.verdicts, list(result.images))
+        except Exception:
+            # Fail closed: an unchecked picture is never delivered, and a retry would most likely fail the same way.
+            log.exception("job %s: the image check could not run on its result", job_id)
+            return await _fail(state, redis, job_id, "the image check could not run on the result; nothing was charged")
     try:
         singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
         grid_key = await asyncio.to_thread(state.images.put, result.grid) if result.grid is not None else None
@@ -245,17 +314,33 @@ async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: Re
             exc.strerror or type(exc).__name__,
         )
         return await _fail(state, redis, job_id, "the server could not save the images; nothing was charged")
+    scored: list[tuple[float | None, bool]] = list(verdicts) or [(None, False)] * len(singles)
     new_images = [
-        NewImage(index=i, key=key, width_px=result.width, height_px=result.height)
-        for i, key in enumerate(singles, start=1)
+        NewImage(index=i, key=key, width_px=result.width, height_px=result.height, nsfw_score=score, flagged=hit)
+        for i, (key, (score, hit)) in enumerate(zip(singles, scored, strict=True), start=1)
     ]
+    flagged = [image.index for image in new_images if image.flagged]
     if result.grid is not None and grid_key is not None:
+        # The grid shows the singles: it scores as its worst one.
+        worst = max((s for s, _ in verdicts), default=None)
         with Image.open(io.BytesIO(result.grid)) as grid:
-            new_images.insert(0, NewImage(index=0, key=grid_key, width_px=grid.width, height_px=grid.height))
+            new_images.insert(
+                0,
+                NewImage(
+                    index=0,
+                    key=grid_key,
+                    width_px=grid.width,
+                    height_px=grid.height,
+                    nsfw_score=worst,
+                    flagged=bool(flagged),
+                ),
+            )
     async with state.sessions() as session, session.begin():
         completed = await complete_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
         if completed:
             await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
+            if flagged and place is not None:
+                await audit_flagged(session, job_id, place, "image", verdicts)
     if not completed:
         log.info("job %s was completed by another delivery; this result is dropped", job_id)
         return {"outcome": "duplicate"}
@@ -269,6 +354,7 @@ async def _complete(state: WorkerState, redis: ArqRedis, job_id: str, result: Re
             gpu_seconds=result.gpu_seconds,
             paints_noise=result.paints_noise,
             read_as=result.read_as,
+            flagged=flagged,
         ),
         ns=state.config.ns,
     )
@@ -294,6 +380,7 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
                 seed=job.seed,
                 gpu_seconds=job.gpu_seconds,
                 read_as=job.read_as,
+                flagged=sorted(row.index for row in rows if row.index >= 1 and row.moderation == FLAGGED_IMAGE),
             )
         elif job.status == FAILED:
             event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)
@@ -305,9 +392,17 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
 
 
 async def _fail(
-    state: WorkerState, redis: ArqRedis, job_id: str, message: str, *, only_if: tuple[str, ...] = ACTIVE_STATUSES
+    state: WorkerState,
+    redis: ArqRedis,
+    job_id: str,
+    message: str,
+    *,
+    only_if: tuple[str, ...] = ACTIVE_STATUSES,
+    audit: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    failed = await endings.fail(state.sessions, redis, job_id, message, ns=state.config.ns, only_if=only_if)
+    failed = await endings.fail(
+        state.sessions, redis, job_id, message, ns=state.config.ns, only_if=only_if, audit=audit
+    )
     return {"outcome": "failed" if failed else "duplicate", "error": message}
 
 

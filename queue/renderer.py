@@ -98,7 +98,12 @@ class EngineRenderer:
         return cls(engine)
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
-        return self.engine.render(work.spec, work.action, progress)
+        # One GPU thread renders one job at a time, so the engine's screen is this job's for the whole render.
+        self.engine.translation.screen = work.screen
+        try:
+            return self.engine.render(work.spec, work.action, progress)
+        finally:
+            self.engine.translation.screen = None
 
 
 def render_with_oom_retry(renderer: Renderer, work: RenderWork, progress: ProgressFn) -> tuple[RenderResult, bool]:

@@ -8,7 +8,7 @@ engine's plain dataclasses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from impasto.engine.spec import ActionInput, Blend, Inpaint, Outpaint, RenderSpec, Upscale, Vary
@@ -29,6 +29,9 @@ class RenderWork:
     job_id: str
     spec: RenderSpec
     action: ActionInput | None
+    # The worker's check of a translated prompt (``screening.translation_screen``): raises to refuse the English
+    # before anything is painted. None: nothing checks it (no policy configured).
+    screen: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 def _prompts(params: dict[str, Any]) -> tuple[tuple[str, float], ...]:

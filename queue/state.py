@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from impasto.queue.moderation.policy import Policy
 from impasto.queue.renderer import Renderer
+from impasto.queue.screening import ImageCheck
 from impasto.queue.settings import WorkerConfig
 from impasto.storage.images import ImageStore
 
@@ -27,6 +29,8 @@ class WorkerState:
     render: asyncio.Future[Any] | None = None  # the latest render handed to the GPU thread
     gpu_stuck: bool = False  # the GPU thread ignored a stop: this process must exit (functions.GpuStuck)
     sweeper: asyncio.Task[None] | None = None  # the background sweep (queue.sweep), cancelled at shutdown
+    image_check: ImageCheck | None = None  # IMPASTO_NSFW_MODEL on inputs and outputs; None: no classifier
+    policy: Policy | None = None  # the prompt policy, for translated prompts; None: translations are not checked
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerState:

@@ -34,7 +34,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from impasto.queue import keys
 from impasto.queue.contract import deserialize, serialize
 from impasto.queue.functions import render_job
+from impasto.queue.moderation.policy import Policy
 from impasto.queue.renderer import Renderer
+from impasto.queue.screening import Classifier, ImageCheck
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.state import STATE_KEY, WorkerState
 from impasto.queue.sweep import run_sweeper
@@ -62,6 +64,11 @@ class WorkerSetup:
     database_url: str
     image_root: Path
     renderer_factory: RendererFactory  # called once, on the GPU thread
+    # IMPASTO_NSFW_MODEL, built on the GPU thread too (``engine.nsfw.load_classifier``); None or returning None: no
+    # image is classified. An image is flagged when its score ≥ ``nsfw_threshold`` (IMPASTO_NSFW_THRESHOLD).
+    classifier_factory: Callable[[], Classifier | None] | None = None
+    nsfw_threshold: float = 0.5
+    policy: Policy | None = None  # the prompt policy, for translated prompts (``screening.translation_screen``)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -70,6 +77,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     await require_migrated(db)
     gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="impasto-gpu")
     renderer = await asyncio.get_running_loop().run_in_executor(gpu, setup.renderer_factory)
+    classifier = None
+    if setup.classifier_factory is not None:
+        classifier = await asyncio.get_running_loop().run_in_executor(gpu, setup.classifier_factory)
     state = WorkerState(
         config=setup.config,
         renderer=renderer,
@@ -77,6 +87,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         db=db,
         sessions=session_factory(db),
         images=ImageStore(setup.image_root),
+        image_check=ImageCheck(classifier, setup.nsfw_threshold) if classifier is not None else None,
+        policy=setup.policy,
     )
     if setup.config.sweep_interval_s > 0:
         state.sweeper = asyncio.create_task(run_sweeper(state.sessions, ctx["redis"], setup.config))

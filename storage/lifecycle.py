@@ -31,6 +31,8 @@ from impasto.storage.models import (
     CANCELLED,
     DONE,
     FAILED,
+    FLAGGED_IMAGE,
+    PASSED_IMAGE,
     QUEUED,
     RUNNING,
     Guild,
@@ -49,6 +51,8 @@ class NewImage:
     key: str
     width_px: int
     height_px: int
+    nsfw_score: float | None = None  # the worker's image classifier; None when none ran
+    flagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[N
                 store_key=image.key,
                 width_px=image.width_px,
                 height_px=image.height_px,
+                nsfw_score=image.nsfw_score,
+                moderation=None if image.nsfw_score is None else FLAGGED_IMAGE if image.flagged else PASSED_IMAGE,
             )
         )
     charge = gpu_seconds * job.cost_multiplier

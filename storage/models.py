@@ -169,6 +169,9 @@ class Job(Base):
     # and the seconds the translation took (not charged).
     read_as: Mapped[str | None] = mapped_column(Text, default=None)
     translate_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # Whether the place it was asked in allowed NSFW (Discord's channel flag) when it was asked: the worker checks a
+    # translated prompt against the server's rules for that place, and delivery picks what a flagged result becomes.
+    nsfw_channel: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Image(Base):
@@ -185,7 +188,11 @@ class Image(Base):
     height_px: Mapped[int] = mapped_column(Integer)
     # The worker's image classifier: its score (0–1) and verdict ("passed" / "flagged"); None when none ran.
     nsfw_score: Mapped[float | None] = mapped_column(Float, default=None)
-    moderation: Mapped[str | None] = mapped_column(String(8), default=None)
+    moderation: Mapped[str | None] = mapped_column(String(8), default=None)  # PASSED_IMAGE | FLAGGED_IMAGE
+
+
+PASSED_IMAGE = "passed"
+FLAGGED_IMAGE = "flagged"
 
 
 class Message(Base):

@@ -446,6 +446,19 @@ async def hold(
     )
 
 
+async def awaiting_review(session: AsyncSession, job_id: str) -> bool:
+    """The job's result was held for review and no moderator has approved or rejected it yet."""
+    held = await session.scalar(
+        select(ModerationEvent.id).where(ModerationEvent.job_id == job_id, ModerationEvent.kind == HELD)
+    )
+    if held is None:
+        return False
+    decided = await session.scalar(
+        select(ModerationEvent.id).where(ModerationEvent.ref_id == held, ModerationEvent.kind.in_((APPROVED, REJECTED)))
+    )
+    return decided is None
+
+
 async def decide(
     session: AsyncSession,
     ref_id: int,

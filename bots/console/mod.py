@@ -25,8 +25,8 @@ from impasto.bots.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from impasto.bots.moderation.check import Verdict
-    from impasto.bots.moderation.policy import Policy, ServerRules
+    from impasto.queue.moderation.policy import Policy, ServerRules
+    from impasto.queue.moderation.verdict import Verdict
 
 PLACE = re.compile(r"(discord|telegram):(-?\d{1,20})")
 
@@ -73,7 +73,7 @@ def _place(value: str, what: str) -> tuple[str, str]:
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
-    from impasto.bots.moderation.matching import PolicyError
+    from impasto.queue.moderation.matching import PolicyError
     from impasto.storage.db import DatabaseError
 
     try:
@@ -107,7 +107,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 async def _check(args: argparse.Namespace) -> int:
-    from impasto.bots.moderation.policy import NO_SERVER
+    from impasto.queue.moderation.policy import NO_SERVER
 
     settings = Settings()  # type: ignore[call-arg]
     policy = settings.moderation_policy
@@ -137,7 +137,8 @@ def _verdict(settings: Settings, policy: Policy, rules: ServerRules, text: str, 
     """As admission will: the parsed prompt's positive text and links (not ``--no``); unparsable text as it is."""
     from impasto.bots.language.errors import PromptError
     from impasto.bots.language.parser import parse_imagine
-    from impasto.bots.moderation.check import check_jobs, check_prompt
+    from impasto.bots.moderation.check import check_jobs
+    from impasto.queue.moderation.verdict import check_prompt
 
     try:
         jobs = parse_imagine(text, registry=settings.registry, max_permutations=settings.max_permutations)

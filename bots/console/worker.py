@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_worker(args: argparse.Namespace) -> int:
     from impasto.queue.renderer import EngineRenderer, NoopRenderer, Renderer
+    from impasto.queue.screening import Classifier
     from impasto.queue.settings import WorkerConfig
     from impasto.queue.worker import WorkerSetup, build_worker
     from impasto.storage.images import ImageStore
@@ -92,11 +93,33 @@ def run_worker(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a bad IMPASTO_LOG_FORMAT
         print(f"impasto worker: {exc}", file=sys.stderr)
         return 2
+    from impasto.engine.nsfw import NONE, NsfwConfig
+    from impasto.queue.moderation.matching import PolicyError
+
+    nsfw = NsfwConfig()
+
+    def classifier() -> Classifier | None:
+        import torch
+
+        from impasto.engine.nsfw import load_classifier
+
+        # On the GPU the renders use: the classifier runs on their thread, between them.
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return load_classifier(nsfw.model, settings.data_dir / "models", device=device)
+
+    try:
+        policy = settings.moderation_policy
+    except PolicyError as exc:
+        print(f"impasto worker: {exc}", file=sys.stderr)
+        return 2
     setup = WorkerSetup(
         config=config,
         database_url=settings.database_url_or_default,
         image_root=ImageStore.in_data_dir(settings.data_dir).root,
         renderer_factory=renderer,
+        classifier_factory=classifier if nsfw.model != NONE else None,
+        nsfw_threshold=nsfw.threshold,
+        policy=policy,
     )
     from impasto.bots.ops.worker_ops import start_worker_ops
     from impasto.queue.metrics import instrument

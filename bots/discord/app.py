@@ -27,12 +27,12 @@ from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.views import DYNAMIC_ITEMS
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
 from impasto.bots.web.links import WebLinkSettings
 from impasto.queue import events
 from impasto.queue.keys import DEFAULT, Namespace
+from impasto.queue.moderation.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -34,13 +34,15 @@ class Finished:
 
     grid_png: bytes | None  # a grid job's 2×2 image; None for a single-image job
     images_png: tuple[bytes, ...] = ()
-    flagged: bool = False  # moderation flagged it: shown as a spoiler outside NSFW channels
+    flagged: bool = False  # moderation flagged it: a spoiler outside NSFW channels (the core's ``End.spoiler``)
 
 
 def finished(images: ImageStore, view: JobView) -> Finished:
     grid = view.image(0)
     singles = tuple(images.get(i.key) for i in sorted(view.images, key=lambda i: i.index) if i.index > 0)
-    return Finished(grid_png=images.get(grid.key) if grid is not None else None, images_png=singles)
+    return Finished(
+        grid_png=images.get(grid.key) if grid is not None else None, images_png=singles, flagged=view.flagged
+    )
 
 
 def shows_grid(view: JobView) -> bool:
@@ -95,11 +97,6 @@ class DiscordSurface:
         self.images = images
         self.mask_editor = mask_editor  # the web front door is there: offer Vary (Region)
 
-    def _is_nsfw(self, channel_id: int) -> bool:
-        channel = self.client.get_channel(channel_id)
-        is_nsfw = getattr(channel, "is_nsfw", None)
-        return bool(is_nsfw()) if callable(is_nsfw) else False
-
     async def _edit(self, shown: MessageView, content: str, **kwargs: Any) -> None:
         channel = self.client.get_partial_messageable(int(shown.chat_id))
         message = channel.get_partial_message(int(shown.message_id))
@@ -126,17 +123,19 @@ class DiscordSurface:
         limit = getattr(guild, "filesize_limit", None)
         return discord_limits(int(limit) if isinstance(limit, int) else None)
 
-    async def _post_result(self, shown: MessageView, view: JobView, pictures: Finished, content: str) -> None:
+    async def _post_result(
+        self, shown: MessageView, view: JobView, pictures: Finished, content: str, *, spoiler: bool
+    ) -> None:
         """The result in the largest form the channel takes: the PNG when it fits, else a smaller form with a line
         saying where the full PNG is; a 413 (a limit lower than believed) sends the next smaller form at once."""
         buttons = result_view(view, mask_editor=self.mask_editor)
         limits = self.upload_limit(int(shown.chat_id))
-        nsfw = self._is_nsfw(int(shown.chat_id))
+        pictures = replace(pictures, flagged=spoiler)  # the core decided, with the server's settings and the place
         below: int | None = None
         while True:
             try:
                 file, line, size = await asyncio.to_thread(
-                    result_file, view, pictures, nsfw_channel=nsfw, limits=limits, below=below
+                    result_file, view, pictures, nsfw_channel=False, limits=limits, below=below
                 )
             except NothingFits as exc:
                 raise Gone(f"job {view.job_id}: {exc}") from exc
@@ -176,10 +175,13 @@ class DiscordSurface:
 
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
         view = end.view
+        if view.status == "done" and end.withheld is not None:
+            await self._edit(shown, texts.withheld(view.display, view.user_id, end.withheld), view=None)
+            return shown
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)
             content = result_content(view) + (f"\n-# {NOISE_NOTE}" if end.paints_noise else "")
-            await self._post_result(shown, view, pictures, content)
+            await self._post_result(shown, view, pictures, content, spoiler=end.spoiler)
             return shown
         if view.status == "cancelled":
             await self._edit(shown, texts.cancelled(view.display, view.user_id), view=None)

@@ -69,6 +69,11 @@ def failed(prompt: str, user_id: str, reason: str) -> str:
     return f"**{shown_prompt(prompt)}** - {mention(user_id)} (failed: {escape(reason)})"
 
 
+def withheld(prompt: str, user_id: str, line: str) -> str:
+    """A finished result moderation held for review or removed: the one line the delivery core chose, no picture."""
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({escape(line)})"
+
+
 def cancelled(prompt: str, user_id: str) -> str:
     return f"**{shown_prompt(prompt)}** - {mention(user_id)} (Stopped)"
 

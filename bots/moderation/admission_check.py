@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.moderation.check import job_texts
 from impasto.bots.moderation.gate import admit
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.checks import Intent
 from impasto.bots.service.context import Context
 from impasto.bots.service.errors import PromptRefused
 from impasto.queue import metrics
+from impasto.queue.moderation.policy import Policy
 
 
 class ModerationCheck:

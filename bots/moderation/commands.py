@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from impasto.bots.moderation.matching import PolicyError
-from impasto.bots.moderation.policy import CHOICES, Policy
+from impasto.queue.moderation.matching import PolicyError
+from impasto.queue.moderation.policy import CHOICES, Policy
 from impasto.storage import moderation as mod
 from impasto.storage.models import POLICY_SET, WORD_ADDED, WORD_REMOVED, utcnow
 

@@ -17,8 +17,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from impasto.bots.moderation.check import Verdict, check_texts
-from impasto.bots.moderation.policy import Policy
+from impasto.queue.moderation.policy import Policy
+from impasto.queue.moderation.verdict import Verdict, check_texts
 from impasto.storage import moderation as mod
 from impasto.storage.models import TIMEOUT
 

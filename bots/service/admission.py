@@ -204,6 +204,7 @@ class Admission:
                 user_id=ctx.user_id,
                 guild_id=ctx.guild_id,
                 channel_id=ctx.channel_id,
+                nsfw_channel=ctx.who.nsfw_channel,
                 request_key=request_key,
                 max_concurrent=ctx.plan.max_concurrent_jobs,
                 now=now,

@@ -23,6 +23,7 @@ from impasto.bots.service.context import Context
 from impasto.bots.service.drafts import Draft, Drafter, input_image
 from impasto.bots.service.errors import InvalidRequest, JobNotReady, NotYourJob
 from impasto.bots.service.fetch import FetchError, FetchImage, image_extension
+from impasto.bots.service.flagged import FlaggedResults
 from impasto.bots.service.guilds import Guilds
 from impasto.bots.service.messages import MessageIndex
 from impasto.bots.service.preferences import PreferencesMixin
@@ -37,7 +38,7 @@ from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE
 from impasto.storage.plans import Plans
 
 
-class JobService(MessageIndex, PreferencesMixin, Guilds):
+class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from impasto.bots.service.admission import next_month
 from impasto.bots.service.base import ServiceBase
-from impasto.bots.service.errors import JobNotFound, NotYourJob
+from impasto.bots.service.errors import JobNotFound, JobNotReady, NotYourJob
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import ImageView, InfoView, JobView
-from impasto.storage import accounts, history, ledger
+from impasto.storage import accounts, history, ledger, moderation
 from impasto.storage.history import JobRecord
-from impasto.storage.models import RUNNING, User, utcnow
+from impasto.storage.models import FLAGGED_IMAGE, RUNNING, User, utcnow
 
 MODES = ("fast", "relax", "turbo")
 
@@ -24,8 +24,13 @@ class Reading(ServiceBase):
         return view_of(record)
 
     async def show(self, who: Requester, job_id: str) -> JobView:
-        """``/show JOB_ID``: re-post one of your own jobs with its buttons."""
-        return await self._own(who, job_id)
+        """``/show JOB_ID``: re-post one of your own jobs with its buttons (not a result held for review)."""
+        view = await self._own(who, job_id)
+        if view.flagged:
+            async with self.sessions() as session:
+                if await moderation.awaiting_review(session, job_id):
+                    raise JobNotReady(f"job {job_id} is held for review by the server's moderators")
+        return view
 
     async def history(self, who: Requester, search: str | None = None, limit: int = 10) -> list[JobView]:
         """Your jobs, newest first; ``search`` matches the prompt text, case-insensitively."""
@@ -107,6 +112,10 @@ def view_of(record: JobRecord) -> JobView:
         attempts=job.attempts,
         favorite=job.favorite,
         cancel_requested=job.cancel_requested,
-        images=tuple(ImageView(i.index, i.store_key, i.width_px, i.height_px) for i in record.images),
+        images=tuple(
+            ImageView(i.index, i.store_key, i.width_px, i.height_px, i.nsfw_score, i.moderation == FLAGGED_IMAGE)
+            for i in record.images
+        ),
         read_as=job.read_as,
+        nsfw_channel=job.nsfw_channel,
     )

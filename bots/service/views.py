@@ -32,6 +32,8 @@ class ImageView:
     key: str  # ImageStore key
     width_px: int
     height_px: int
+    nsfw_score: float | None = None  # the worker's image classifier; None when none ran
+    flagged: bool = False  # the classifier flagged it: delivery applies the server's choice (outputs.py)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ class JobView:
     cancel_requested: bool
     images: tuple[ImageView, ...] = ()
     read_as: str | None = None  # the English the model read, when the worker translated the prompt
+    nsfw_channel: bool = False  # the place it was asked allowed NSFW (Discord's channel flag) at asking time
+
+    @property
+    def flagged(self) -> bool:
+        """The worker's classifier flagged one of its pictures."""
+        return any(image.flagged for image in self.images)
 
     def image(self, index: int) -> ImageView | None:
         return next((image for image in self.images if image.index == index), None)

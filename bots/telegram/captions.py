@@ -62,6 +62,11 @@ def failed_caption(info: CaptionInfo, reason: str) -> str:
     return f"{_head(info)}\n⚠️ {escaping.text(reason, 300)}"
 
 
+def withheld_caption(info: CaptionInfo, line: str) -> str:
+    """A result moderation held for review or removed: the delivery core's one line, no picture."""
+    return f"{_head(info)}\n🛡️ {escaping.text(line, 300)}"
+
+
 def cancelled_caption(info: CaptionInfo) -> str:
     return f"{_head(info)}\n🚫 Cancelled"
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.jobs import JobService
 from impasto.bots.web.links import WebLinkSettings
 from impasto.queue.keys import Namespace
+from impasto.queue.moderation.policy import Policy
 from impasto.storage.images import ImageStore
 
 

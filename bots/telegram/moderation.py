@@ -19,11 +19,11 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from impasto.bots.moderation import commands as mod_commands
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import GROUP_TYPES
+from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,9 @@ async def send_result(
     thread_id: int | None = None,
     reply_to: ReplyParameters | None = None,
     wait_inline_s: float = 5.0,
+    spoiler: bool = False,
 ) -> Message:
+    """``spoiler``: the photo goes behind Telegram's spoiler (``has_spoiler``), as the delivery core decided."""
     below: int | None = None
     while True:
         try:
@@ -60,6 +62,7 @@ async def send_result(
                     message_thread_id=thread_id,
                     reply_parameters=reply_to,
                     filename=f"{name}.{form.ext}",
+                    has_spoiler=spoiler,
                 )
             except NetworkError as exc:
                 if any(sign in str(exc).lower() for sign in _TOO_LARGE_SIGNS):

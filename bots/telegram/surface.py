@@ -147,6 +147,9 @@ class TelegramSurface:
         if view.status != "done":
             await self._final_text(shown, view, captions.failed_caption(info, view.error or view.status))
             return None
+        if end.withheld is not None:  # held for review or removed: one line, no picture, no buttons
+            # The message saying so is indexed: an approval (``Delivery.release_held``) replaces it with the result.
+            return await self._final_text(shown, view, captions.withheld_caption(info, end.withheld))
         try:
             key, single = result_image(view)
             png = await asyncio.to_thread(self.images.get, key)
@@ -170,6 +173,7 @@ class TelegramSurface:
                     thread_id=thread_of_job(view, chat),
                     reply_to=_reply(shown.reply_to),
                     wait_inline_s=self.wait_inline_s,
+                    spoiler=end.spoiler,
                 )
                 break
             except ChatMigrated as exc:  # the group became a supergroup: same people, new chat id
@@ -178,9 +182,9 @@ class TelegramSurface:
             await self._delete(chat, int(shown.message_id))
         return MessageView(PLATFORM, str(chat), str(sent.message_id), "result", shown.created_at)
 
-    async def _final_text(self, shown: MessageView, view: JobView, text: str) -> None:
+    async def _final_text(self, shown: MessageView, view: JobView, text: str) -> MessageView:
         """Failure and cancellation are never dropped: edit the progress text, or post anew (a photo's caption
-        cannot hold every reason) and delete the progress photo."""
+        cannot hold every reason) and delete the progress photo. Returns the message that now says it."""
         chat = int(shown.chat_id)
         if shown.kind != PREVIEW:
             try:
@@ -189,10 +193,10 @@ class TelegramSurface:
                         text, chat_id=chat, message_id=int(shown.message_id), parse_mode=ParseMode.HTML
                     )
                 )
-                return
+                return shown
             except BadRequest:
                 pass  # deleted by the user: say it anew
-        await call_telegram(
+        sent = await call_telegram(
             lambda: self.bot.send_message(
                 chat,
                 text,
@@ -202,6 +206,7 @@ class TelegramSurface:
             )
         )
         await self._delete(chat, int(shown.message_id))
+        return MessageView(PLATFORM, str(chat), str(sent.message_id), "result", shown.created_at)
 
     async def _delete(self, chat_id: int, message_id: int) -> None:
         with contextlib.suppress(TelegramError, Deferred, Gone):

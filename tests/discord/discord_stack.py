@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import Namespace
 from impasto.queue.renderer import NoopRenderer
+from impasto.queue.screening import Classifier
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import RendererFactory, WorkerSetup, build_worker
 from impasto.storage.db import session_factory
@@ -45,6 +46,9 @@ class ServiceStack:
     group: str  # this test's Discord consumer group
 
     renderer_factory: RendererFactory | None = None  # None: the no-op renderer
+    # The worker's image classifier (``engine.nsfw``; None: none) and its threshold: 0 flags every picture.
+    classifier_factory: Callable[[], Classifier | None] | None = None
+    nsfw_threshold: float = 0.5
 
     def bot_options(self, **options: Any) -> BotOptions:
         """A bot process on this stack: its own consumer group, quick to take over what a stopped process left
@@ -65,6 +69,8 @@ class ServiceStack:
             database_url=self.db_url,
             image_root=self.images.root,
             renderer_factory=factory,
+            classifier_factory=self.classifier_factory,
+            nsfw_threshold=self.nsfw_threshold,
         )
         return build_worker(setup, redis_url=TEST_REDIS_URL, burst=burst, handle_signals=False)
 

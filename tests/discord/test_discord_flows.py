@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.moderation.admission_check import ModerationCheck
-from impasto.bots.moderation.policy import load_policy
 from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
@@ -27,6 +26,7 @@ from impasto.bots.web.links import verify
 from impasto.engine.grid import compose_grid
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
 from impasto.queue.actions import Action
+from impasto.queue.moderation.policy import load_policy
 from impasto.queue.renderer import NoopRenderer
 from impasto.queue.specs import RenderWork
 from impasto.storage.models import Job

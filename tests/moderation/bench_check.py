@@ -16,8 +16,8 @@ import time
 import tomllib
 from pathlib import Path
 
-from impasto.bots.moderation.check import check_prompt
-from impasto.bots.moderation.policy import NO_SERVER, load_policy
+from impasto.queue.moderation.policy import NO_SERVER, load_policy
+from impasto.queue.moderation.verdict import check_prompt
 
 HERE = Path(__file__).parent
 WORDS = (  # noqa: SIM905 - a word list reads better as prose

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from impasto.bots.moderation.policy import Policy, load_policy
+from impasto.queue.moderation.policy import Policy, load_policy
 
 
 @pytest.fixture(scope="session")

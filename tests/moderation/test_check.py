@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from impasto.bots.language.parser import parse_imagine
-from impasto.bots.moderation.check import check_jobs, check_prompt, check_texts
-from impasto.bots.moderation.matching import PolicyError
-from impasto.bots.moderation.policy import NO_SERVER, Policy, ServerRules, load_policy
+from impasto.bots.moderation.check import check_jobs
 from impasto.engine.registry import DEFAULT_REGISTRY_PATH, load_registry
+from impasto.queue.moderation.matching import PolicyError
+from impasto.queue.moderation.policy import NO_SERVER, Policy, ServerRules, load_policy
+from impasto.queue.moderation.verdict import check_prompt, check_texts
 
 ALLOW_ALL = ServerRules(choices=dict.fromkeys(("sexual", "gore", "hate", "self_harm", "minors"), "allow"))
 

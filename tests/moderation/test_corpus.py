@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from impasto.bots.moderation.check import check_prompt
-from impasto.bots.moderation.policy import NO_SERVER, Policy
+from impasto.queue.moderation.policy import NO_SERVER, Policy
+from impasto.queue.moderation.verdict import check_prompt
 
 CORPUS = tomllib.loads((Path(__file__).parent / "corpus.toml").read_text("utf-8"))
 

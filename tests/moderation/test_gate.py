@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.moderation import commands
 from impasto.bots.moderation.gate import admit
 from impasto.bots.moderation.outputs import blur_previews, blurred_png, output_action
-from impasto.bots.moderation.policy import Policy
+from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation as mod
 from impasto.storage.models import REFUSED
 

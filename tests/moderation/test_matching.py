@@ -7,9 +7,9 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from impasto.bots.moderation.check import check_prompt, find
-from impasto.bots.moderation.folding import collapse, fold, fold_chars
-from impasto.bots.moderation.policy import NO_SERVER, Policy, load_policy
+from impasto.queue.moderation.folding import collapse, fold, fold_chars
+from impasto.queue.moderation.policy import NO_SERVER, Policy, load_policy
+from impasto.queue.moderation.verdict import check_prompt, find
 
 POLICY = load_policy()
 # Single ASCII words the shipped policy refuses on their own (no exception phrase contains them).

@@ -9,8 +9,8 @@ from discord import Locale
 
 from impasto.bots.discord.app import BotOptions, build_bot
 from impasto.bots.i18n.discord import CatalogTranslator
-from impasto.bots.moderation.policy import load_policy
 from impasto.engine.registry import load_registry
+from impasto.queue.moderation.policy import load_policy
 
 
 def _described(payload: dict[str, Any]) -> list[dict[str, Any]]:

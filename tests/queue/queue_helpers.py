@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
 from impasto.queue import keys
+from impasto.queue.moderation.policy import Policy
 from impasto.queue.renderer import NoopRenderer, Renderer
+from impasto.queue.screening import Classifier
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
 
@@ -30,6 +33,10 @@ class Stack:
     sessions: async_sessionmaker[AsyncSession]
     db_url: str
     image_root: Path
+    # The worker's moderation (``queue/screening.py``): an image classifier and its threshold, the prompt policy.
+    classifier_factory: Callable[[], Classifier | None] | None = None
+    nsfw_threshold: float = 0.5
+    policy: Policy | None = None
 
     def setup(self, renderer: Renderer | None = None, **config: object) -> WorkerSetup:
         values: dict[str, object] = {
@@ -46,6 +53,9 @@ class Stack:
             database_url=self.db_url,
             image_root=self.image_root,
             renderer_factory=lambda: chosen,
+            classifier_factory=self.classifier_factory,
+            nsfw_threshold=self.nsfw_threshold,
+            policy=self.policy,
         )
 
     async def drain(self, renderer: Renderer | None = None, **config: object) -> None:

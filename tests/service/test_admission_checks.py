@@ -22,7 +22,6 @@ from test_job_service import Recorder, make_plans, render
 
 from impasto.bots.language.errors import PromptError
 from impasto.bots.moderation.admission_check import ModerationCheck
-from impasto.bots.moderation.policy import load_policy
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
 from impasto.bots.service.errors import ChannelNotAllowed, PromptRefused, RateLimited, ServiceError
@@ -32,6 +31,7 @@ from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
 from impasto.queue import keys
 from impasto.queue.actions import Action
+from impasto.queue.moderation.policy import load_policy
 from impasto.storage import moderation
 from impasto.storage.images import ImageStore
 from impasto.storage.models import Job, LedgerEntry, ModerationEvent

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from impasto.bots.moderation.check import check_prompt
-from impasto.bots.moderation.policy import load_policy
 from impasto.migrations.config import downgrade, upgrade
+from impasto.queue.moderation.policy import load_policy
+from impasto.queue.moderation.verdict import check_prompt
 from impasto.storage import moderation as mod
 from impasto.storage.db import make_engine
 from impasto.storage.models import BAN, REFUSED, TIMEOUT, ModerationEvent
@@ -243,9 +243,12 @@ async def test_a_held_result_is_decided_once(sessions: Sessions) -> None:
 
         session.add(Job(id="job-1", user_id=user, action="imagine", idempotency_key="k/0", request_key="k"))
         await session.flush()
+        assert not await mod.awaiting_review(session, "job-1")  # never held
         held = await mod.hold(session, job_id="job-1", user_id=user, guild_id=art, channel_id="9", nsfw_score=0.91)
+        assert await mod.awaiting_review(session, "job-1")
         moderator = await mod.user_id_for(session, "discord", "900")
         rejected = await mod.decide(session, held.id, moderator_id=moderator, approve=False, note="not here")
+        assert not await mod.awaiting_review(session, "job-1")  # decided: no longer waiting
         assert rejected is not None
         assert (rejected.kind, rejected.job_id, rejected.note) == ("rejected", "job-1", "not here")
         assert await mod.decide(session, held.id, moderator_id=moderator, approve=True) is None

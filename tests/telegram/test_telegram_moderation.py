@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from tg_stack import telegram_stack
 
 from impasto.bots.moderation.admission_check import ModerationCheck
-from impasto.bots.moderation.policy import load_policy
+from impasto.queue.moderation.policy import load_policy
 from impasto.storage.models import Job
 
 GROUP = -100200

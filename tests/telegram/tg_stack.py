@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import secrets
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,6 @@ from fake_botapi import FakeBotApi
 from redis.asyncio import Redis
 from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL, start_polling, stop_polling
 
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.fetch import FetchError
 from impasto.bots.service.jobs import JobService
@@ -32,7 +31,9 @@ from impasto.engine.registry import load_registry
 from impasto.queue import events
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import Namespace
+from impasto.queue.moderation.policy import Policy
 from impasto.queue.renderer import NoopRenderer, Renderer
+from impasto.queue.screening import Classifier
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.worker import WorkerSetup, build_worker
 from impasto.storage.db import session_factory
@@ -56,6 +57,9 @@ class TelegramStack:
     deliverer_task: asyncio.Task[None] | None = None
     web: WebLinkSettings | None = None  # the web front door's link settings: Vary (Region) offered and opened
     moderation: Policy | None = None  # the prompt policy: /mod for group administrators
+    # The worker's image classifier (``engine.nsfw``; None: none) and its threshold: 0 flags every picture.
+    classifier_factory: Callable[[], Classifier | None] | None = None
+    nsfw_threshold: float = 0.5
 
     def new_delivery(self, application: TgApp, *, wait_inline_s: float = 5.0) -> Delivery:
         """A delivery core as a bot process runs it (one per process; they share the consumer group)."""
@@ -106,6 +110,8 @@ class TelegramStack:
             database_url=self.db_url,
             image_root=self.images.root,
             renderer_factory=lambda: renderer,
+            classifier_factory=self.classifier_factory,
+            nsfw_threshold=self.nsfw_threshold,
         )
         worker = build_worker(setup, redis_url=TEST_REDIS_URL, burst=True, handle_signals=False)
         try:

@@ -104,4 +104,6 @@ class Jobs(commands.Cog):
         files = [
             discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(pictures.images_png, 1)
         ]
+        if view.flagged and await self.service.awaiting_review(job_id):
+            files = []  # ✉️ is no way around the moderators' review: the details without the pictures
         await dm.send(replies.details(view), files=files[:10], allowed_mentions=texts.NO_MENTIONS)

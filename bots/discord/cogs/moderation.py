@@ -19,8 +19,8 @@ from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.surface import PLATFORM
 from impasto.bots.moderation import commands as mod_commands
-from impasto.bots.moderation.policy import Policy
 from impasto.bots.service.errors import InvalidRequest
+from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
 _Interaction = discord.Interaction[Any]

@@ -13,6 +13,10 @@ after a restart, or to another process once it has been idle a while (``events.c
   event's reader, a retry, or ``shown`` (the adapter recording its message after the job had already ended).
 - A post the platform defers (a 429, a network error) is retried later from the stored job, by whichever process
   is alive: the end is re-read from SQL and the image store, never from memory.
+- Moderation is decided here, once for every platform (``bots/moderation/outputs.py``): a result the worker's
+  classifier flagged is posted as is, behind a spoiler, held for review (one line, nothing posted; ``on_held`` tells
+  the review queue, ``release_held`` posts it on approval) or removed (one line), by the server's settings and the
+  place's NSFW flag; progress previews outside NSFW places are blurred. The surface only renders ``End``/``Step``.
 
 Every Redis key here starts with the deployment's namespace (``IMPASTO_QUEUE_NAMESPACE``).
 """
@@ -23,13 +27,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from impasto.bots.moderation.outputs import blur_previews, blurred_png, output_action
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import JobView, MessageView
 from impasto.queue import events, metrics
@@ -42,6 +47,12 @@ CLAIM_TTL_S = 7 * 24 * 3600
 POSTING_TTL_S = 120  # a process posting an end holds it this long at most (it may die mid-way)
 STOP_GRACE_S = 10.0  # a stopping process finishes an end it is posting for this long at most
 EARLY_END_RETRIES = 5  # an end heard before its message was recorded: look again this often, a second apart
+#: What a held or removed result says instead of its picture (one line; never a black square).
+HELD_LINE = "your result is held for review by this server's moderators (the image check flagged it)"
+REMOVED_LINE = "your result was removed: the image check flagged it, and this server does not allow that here"
+
+#: ``Delivery(on_held=…)``: told about each result held for review, after its one line was posted.
+OnHeld = Callable[[JobView], Awaitable[None]]
 
 
 class Deferred(Exception):
@@ -63,7 +74,8 @@ class Step:
 
     percent: int | None = None  # None: not started yet
     position: int | None = None  # jobs ahead, while waiting
-    preview_png: bytes | None = None
+    preview_png: bytes | None = None  # already blurred where previews must be (``blurred``)
+    blurred: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,8 @@ class End:
 
     view: JobView
     paints_noise: bool = False  # a built-in tiny model made it: say the picture is noise
+    spoiler: bool = False  # post the picture behind a spoiler (Discord ``SPOILER_`` file, Telegram ``has_spoiler``)
+    withheld: str | None = None  # held for review or removed: show this one line instead (no picture, no buttons)
 
     @property
     def status(self) -> str:
@@ -128,6 +142,7 @@ class Delivery:
         redeliver_every_s: float = 1.0,
         reclaim_idle_ms: int = events.RECLAIM_IDLE_MS,
         block_ms: int = 5000,
+        on_held: OnHeld | None = None,
     ) -> None:
         self.service = service
         self.redis = redis
@@ -140,6 +155,7 @@ class Delivery:
         self.reclaim_idle_ms = reclaim_idle_ms
         self.block_ms = block_ms
         self.reconnect_s = 1.0
+        self.on_held = on_held  # the review queue (moderators' channel), when the platform has one
 
     # -- keys (all under the namespace) -------------------------------------------------------------------------
 
@@ -217,6 +233,11 @@ class Delivery:
         if step is None:
             return
         view = await self.service.job(event.job_id)
+        if step.preview_png is not None:
+            stored = await self.service.output_settings(view.job_id)
+            if blur_previews(stored, nsfw_channel=view.nsfw_channel):
+                blurred = await asyncio.to_thread(blurred_png, step.preview_png)
+                step = replace(step, preview_png=blurred, blurred=True)
         try:
             moved = await self.surface.progress(shown, view, step)
         except (Deferred, Gone) as exc:
@@ -266,8 +287,9 @@ class Delivery:
             if await self.redis.exists(self._key("ended", job_id)):
                 return True
             view = await self.service.job(job_id)
+            end = await self._moderated(End(view, paints_noise=paints_noise))
             try:
-                posted = await self.surface.end(shown, End(view, paints_noise=paints_noise))
+                posted = await self.surface.end(shown, end)
             except Deferred as exc:
                 log.warning("%s: end of job %s deferred %.1f s: %s", self.platform, job_id, exc.retry_after_s, exc)
                 await self._schedule(job_id, paints_noise, max(exc.retry_after_s, 0.1))
@@ -284,9 +306,58 @@ class Delivery:
             await self.redis.set(self._key("ended", job_id), "1", ex=CLAIM_TTL_S)
             if posted is not None:
                 await self.service.record_message(job_id, self.platform, posted.chat_id, posted.message_id, "result")
+            if end.withheld == HELD_LINE and self.on_held is not None:
+                try:
+                    await self.on_held(view)
+                except Exception:
+                    log.exception("%s: the review queue was not told about held job %s", self.platform, job_id)
             return True
         finally:
             await self.redis.delete(self._key("posting", job_id))
+
+    async def _moderated(self, end: End) -> End:
+        """The end as the server's moderation has it here: a flagged result delivered, spoilered, held or removed."""
+        view = end.view
+        if view.status != "done" or not view.flagged:
+            return end
+        stored = await self.service.output_settings(view.job_id)
+        action = output_action(stored, flagged=True, nsfw_channel=view.nsfw_channel)
+        if action == "spoiler":
+            return replace(end, spoiler=True)
+        if action == "hold":
+            await self.service.hold_result(view.job_id)  # the review queue's record, before the user is told
+            return replace(end, withheld=HELD_LINE)
+        if action == "remove":
+            return replace(end, withheld=REMOVED_LINE)
+        return end
+
+    async def release_held(self, job_id: str) -> bool:
+        """A moderator approved a held result: post it where it was asked, on the message that said it was held.
+
+        Once per job (across processes); False when the job's result was not held, its message is unknown, it was
+        released already, or the platform deferred it (call again later).
+        """
+        if await self.service.held_id(job_id) is None:
+            return False
+        shown = await self._shown(job_id)
+        if shown is None:
+            return False
+        released = self._key("released", job_id)
+        if not await self.redis.set(released, "1", nx=True, ex=CLAIM_TTL_S):
+            return False
+        view = await self.service.job(job_id)
+        try:
+            posted = await self.surface.end(shown, End(view, paints_noise=self._paints_noise(view)))
+        except Deferred as exc:
+            log.warning("%s: release of held job %s deferred: %s", self.platform, job_id, exc)
+            await self.redis.delete(released)
+            return False
+        except Gone as exc:
+            log.info("%s: release of held job %s dropped: %s", self.platform, job_id, exc)
+            return True
+        if posted is not None:
+            await self.service.record_message(job_id, self.platform, posted.chat_id, posted.message_id, "result")
+        return True
 
     async def _early_end(self, job_id: str, noise: bool) -> None:
         """An end with no recorded message: this platform's adapter may not have recorded it yet, or the job is

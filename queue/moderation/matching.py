@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import ahocorasick
 
-from impasto.bots.moderation.folding import Folded, collapse, fold_term, is_spaceless_char, join_tight, one_spellings
+from impasto.queue.moderation.folding import Folded, collapse, fold_term, is_spaceless_char, join_tight, one_spellings
 
 # What a listed word does: "word" refuses (per the category's choice); "with" only counts together with another
 # category's hit (the minors rule); "except" cancels the category's hits that it covers ("al gore", "blue tit").

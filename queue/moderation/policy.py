@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-from impasto.bots.moderation.folding import fold_term
-from impasto.bots.moderation.matching import Entry, Matcher, PolicyError
+from impasto.queue.moderation.folding import fold_term
+from impasto.queue.moderation.matching import Entry, Matcher, PolicyError
 
 if TYPE_CHECKING:
     from impasto.storage.moderation import ServerModeration

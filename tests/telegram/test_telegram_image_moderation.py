@@ -1,0 +1,99 @@
+"""A result the worker's classifier flagged, on Telegram (PTB against the fake Bot API, the delivery core with
+``TelegramSurface``, the real job service on SQLite and a real worker with the tiny classifier: threshold 0 flags every
+picture): ``has_spoiler`` by default, held for review (and posted on approval), removed, delivered where the group's
+administrators allowed NSFW."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from fake_botapi import Call
+from tg_stack import TelegramStack, telegram_stack
+
+from impasto.bots.service.delivery.core import REMOVED_LINE
+from impasto.bots.service.requester import Requester
+from impasto.bots.telegram.posting import Where, start_progress
+from impasto.engine.nsfw import load_classifier
+from impasto.storage import moderation as mod
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
+
+GROUP = -1007007  # a group chat: its own moderation settings
+COMMAND_MESSAGE = 7
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[TelegramStack]:
+    async with telegram_stack(tmp_path) as stack:
+        stack.classifier_factory = lambda: load_classifier("tiny", tmp_path / "models")
+        stack.nsfw_threshold = 0.0
+        await stack.start_bot()
+        try:
+            yield stack
+        finally:
+            await stack.stop_bot()
+
+
+async def group_chooses(stack: TelegramStack, **settings: object) -> None:
+    async with stack.service.sessions() as session, session.begin():
+        group = await mod.guild_id_for(session, "telegram", str(GROUP))
+        await mod.update_settings(session, group, **settings)  # type: ignore[arg-type]
+
+
+async def rendered(stack: TelegramStack) -> tuple[str, str]:
+    """A job asked in the group, its progress message posted, rendered: (job id, a word of its prompt)."""
+    tag = f"tag{secrets.token_hex(4)}"
+    who = Requester(platform="telegram", user_id="42", display_name="Alice", guild_id=str(GROUP), channel_id=str(GROUP))
+    [ticket] = await stack.service.imagine(who, f"a lighthouse {tag}", idempotency_key=tag)
+    assert stack.application is not None
+    assert stack.delivery is not None
+    view = await stack.service.job(ticket.job_id)
+    await start_progress(stack.application.bot, stack.delivery, Where(GROUP, None, COMMAND_MESSAGE), view, ticket)
+    await stack.drain()
+    return ticket.job_id, tag
+
+
+def about(tag: str, method: str) -> Callable[[Call], bool]:
+    def matches(call: Call) -> bool:
+        text = call.params.get("text") or call.params.get("caption") or ""
+        return call.method == method and tag in str(text) and isinstance(call.result, dict)
+
+    return matches
+
+
+async def test_a_flagged_result_goes_behind_a_spoiler(stack: TelegramStack) -> None:
+    job_id, tag = await rendered(stack)
+    [photo] = await stack.api.wait_for(lambda c: about(tag, "sendPhoto")(c) and job_id in c.params["caption"])
+    assert photo.params.get("has_spoiler") is True
+
+
+async def test_where_administrators_allowed_nsfw_it_is_posted_as_it_is(stack: TelegramStack) -> None:
+    await group_chooses(stack, nsfw_chat=True)
+    job_id, tag = await rendered(stack)
+    [photo] = await stack.api.wait_for(lambda c: about(tag, "sendPhoto")(c) and job_id in c.params["caption"])
+    assert photo.params.get("has_spoiler") in (None, False)
+
+
+async def test_a_held_result_is_one_line_until_released(stack: TelegramStack) -> None:
+    await group_chooses(stack, flagged_output="hold")
+    job_id, tag = await rendered(stack)
+    await stack.api.wait_for(
+        lambda c: about(tag, "editMessageText")(c) and "your result is held for review" in c.params["text"]
+    )
+    assert not [c for c in stack.api.calls if about(tag, "sendPhoto")(c) and job_id in c.params["caption"]]
+
+    assert stack.delivery is not None
+    assert await stack.delivery.release_held(job_id)
+    [photo] = await stack.api.wait_for(lambda c: about(tag, "sendPhoto")(c) and job_id in c.params["caption"])
+    assert photo.params.get("has_spoiler") in (None, False)
+    assert not await stack.delivery.release_held(job_id)
+
+
+async def test_a_removed_result_is_one_line(stack: TelegramStack) -> None:
+    await group_chooses(stack, flagged_output="remove")
+    job_id, tag = await rendered(stack)
+    await stack.api.wait_for(lambda c: about(tag, "editMessageText")(c) and REMOVED_LINE in c.params["text"])
+    assert not [c for c in stack.api.calls if about(tag, "sendPhoto")(c) and job_id in c.params["caption"]]
