@@ -14,6 +14,8 @@ from aiohttp import web
 from PIL import Image
 from queue_helpers import Stack
 
+from impasto.bots.language.job import Job
+from impasto.bots.moderation.check import job_texts
 from impasto.bots.service.fetch import http_fetcher
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
@@ -21,9 +23,13 @@ from impasto.engine.images import png_text
 from impasto.engine.provenance import IMPASTO_KEY
 from impasto.engine.references import style_scale
 from impasto.engine.registry import load_registry
+from impasto.engine.spec import RenderSpec
 from impasto.queue.actions import Action
 from impasto.queue.renderer import EngineRenderer
+from impasto.queue.screening import user_inputs
+from impasto.queue.specs import RenderWork
 from impasto.storage.images import ImageStore
+from impasto.storage.lifecycle import ClaimedJob
 from impasto.storage.plans import load_plans
 
 FAY = Requester(platform="discord", user_id="7007", display_name="fay")
@@ -99,3 +105,14 @@ async def test_sref_is_fetched_queued_and_painted_at_its_weight(
     assert seen
     assert seen[0][1] == pytest.approx(style_scale(250))
     hook.remove()
+
+
+def test_style_references_are_screened_as_the_users_pictures() -> None:
+    """The worker's image check reads what the user brought: the --sref pictures too (queue/screening.py)."""
+    style, prompt = _png(), b"prompt-bytes"
+    claimed = ClaimedJob(
+        "j1", "imagine", None, {}, "a cat", "a cat", 1, "tiny-sd15", "fast", 1, "discord:1", None, None
+    )
+    spec = RenderSpec(model="tiny-sd15", prompts=(("a cat", 1.0),), image_prompts=(prompt,), style_references=(style,))
+    assert user_inputs(claimed, RenderWork("j1", spec, None)) == [prompt, style]
+    assert job_texts(Job((), style_references=("https://e.com/nsfw.png",))) == ["https://e.com/nsfw.png"]
