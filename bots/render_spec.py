@@ -14,7 +14,12 @@ def _round64(x: float) -> int:
 
 
 def job_to_spec(
-    job: Job, registry: Registry, *, model: str | None = None, image_prompts: tuple[bytes, ...] = ()
+    job: Job,
+    registry: Registry,
+    *,
+    model: str | None = None,
+    image_prompts: tuple[bytes, ...] = (),
+    style_references: tuple[bytes, ...] = (),
 ) -> RenderSpec:
     """The spec for one job. ``model`` overrides the job's model; the size is rescaled to that model's native size
     (the parser sized the job for its own model), keeping the aspect ratio."""
@@ -40,6 +45,8 @@ def job_to_spec(
         draft=job.draft,
         loras=tuple((lora.name, lora.weight) for lora in job.loras),
         image_prompts=image_prompts,
+        style_references=style_references,
+        style_weight=job.style_weight,
     )
 
 

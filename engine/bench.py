@@ -1,17 +1,24 @@
-"""``impasto bench``: seconds per imagine grid and per upscale, our engine against a plain diffusers call.
+"""``impasto bench``: seconds per imagine grid and per upscale, the FLOPs of that work, and how close it comes to the
+device's peak.
+
+Every figure is one row: what was painted, how (plain diffusers, the engine, the engine with channels-last memory
+and fused QKV projections, and that under ``torch.compile``), its median seconds, the FLOPs of the work counted
+with ``torch.utils.flop_counter.FlopCounterMode`` on one eager run (2 FLOPs per multiply-add; matmuls, convolutions
+and attention, not norms or elementwise ops: as ../perf notes count them), the achieved TFLOP/s and its fraction of
+the device's dense bf16 peak (``PEAK_BF16_TFLOPS``, by device name).
 
 On a GPU: the real SD 1.5 and SDXL architectures at native size with random weights (speed does not depend on the
-values), in the engine's dtype. On a CPU: the built-in tiny models, so the bench itself stays tested. Both paths
-run the same weights through ``Engine.imagine`` and through ``pipe(prompt, num_images_per_prompt=4)`` with
-diffusers' defaults, and report the ratio.
+values), in the engine's dtype (bf16), all four ways in the same run. On a CPU: the built-in tiny models, plain and
+engine (the other ways on request, ``variants``), so the bench itself and its FLOPs column stay tested.
 """
 
 from __future__ import annotations
 
+import re
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,33 +29,87 @@ from impasto.engine.engine import Engine
 from impasto.engine.registry import BUILTIN_MODELS, Family, ModelEntry, Registry
 from impasto.engine.spec import RenderSpec
 
-#: Work per 4-image grid with CFG at 30 steps, in TFLOP (UNet ×8 per step, 4 VAE decodes).
-GRID_TFLOP_30: dict[Family, float] = {"sd15": 202.9, "sdxl": 1664.8}
-#: Dense bf16 throughput measured on the H100 this project targets.
-PEAK_TFLOPS = 790.0
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+
+#: Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, by a whole word of ``torch.cuda.get_device_name()``
+#: ("NVIDIA H100 80GB HBM3"); the first match wins, so the more specific names come first. Sources: NVIDIA's
+#: datasheets (H100 SXM / PCIe and H200: 1,979 / 1,513 / 1,979 TFLOPS with sparsity, so 989 / 756 / 989 dense; A100:
+#: 312; L40S: 362; L40: 181; L4: 121; A10: 125) and the Ada Lovelace architecture whitepaper (RTX 4090: 165.2 with
+#: FP32 accumulate). The project's perf notes measured 790 dense on its H100 SXM: the datasheet figure is the
+#: ceiling, not what a matmul reaches.
+PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("H200", 989.0),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L40", 181.0),
+    ("L4", 121.0),
+    ("A10", 125.0),
+    ("RTX 4090", 165.2),
+)
+#: The ways a grid is painted, in the order they run (each after the previous one: the optimisations accumulate).
+VARIANTS = ("plain", "engine", "engine+cl+qkv", "engine+compile")
+CPU_VARIANTS = ("plain", "engine")
+
+
+def peak_for_name(name: str) -> float | None:
+    """The dense bf16 peak of a device called ``name``, or None when the table does not know it."""
+    for key, peak in PEAK_BF16_TFLOPS:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", name):
+            return peak
+    return None
+
+
+def device_peak_tflops(device: torch.device) -> float | None:
+    """The device's dense bf16 peak, or None (a CPU, or a GPU not in the table)."""
+    return peak_for_name(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
 
 @dataclass(frozen=True)
 class BenchRow:
     model: str
+    figure: str  # "grid" (4 images, CFG) or "upscale 2x"
+    variant: str  # one of VARIANTS
     width: int
     height: int
     steps: int
-    grid_s: float  # engine, median
-    plain_grid_s: float  # plain diffusers call, median
-    upscale_s: float
+    seconds: float  # median
+    tflop: float  # the work, counted on one eager run
     peak_bytes: int
     device: str
-    compute_fraction: float | None  # of the physical limit; real architectures on a GPU only
+    peak_tflops: float | None  # the device's dense bf16 peak, when known
 
     @property
-    def images_per_s(self) -> float:
-        return 4 / self.grid_s
+    def tflops(self) -> float:
+        """Achieved TFLOP/s."""
+        return self.tflop / self.seconds
 
     @property
-    def speedup(self) -> float:
-        return self.plain_grid_s / self.grid_s
+    def peak_fraction(self) -> float | None:
+        return None if self.peak_tflops is None else self.tflops / self.peak_tflops
+
+
+def count_tflop(fn: Callable[[], object]) -> float:
+    """Run ``fn`` once, eagerly, and return the FLOPs it dispatched, in TFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops()) / 1e12
+
+
+def apply_variant(pipe: Any, variant: str, *, compile_backend: str = "inductor") -> None:
+    """Turn ``pipe`` (in place) into ``variant``'s: channels-last memory for the convolutions and fused QKV
+    projections (diffusers' ``fuse_qkv_projections``), then ``torch.compile`` of the UNet and the VAE decoder
+    (``nn.Module.compile``: in place, so the pipeline and its img2img view keep the same modules)."""
+    if variant == "engine+cl+qkv":
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+        pipe.fuse_qkv_projections()
+    elif variant == "engine+compile":
+        pipe.unet.compile(backend=compile_backend)
+        pipe.vae.decoder.compile(backend=compile_backend)
 
 
 def _real_pipeline(family: Family, device: torch.device | str = "cpu") -> Any:
@@ -156,10 +217,32 @@ def _timed(fn: Callable[[], object], device: torch.device, runs: int) -> float:
     return statistics.median(times)
 
 
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def _peak_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; process-wide peak
+
+
+def real_grid_tflop(family: Family, steps: int = 30) -> float:
+    """The counted work of a real-architecture grid at native size (4 images, CFG: the UNet on 8 latents per step,
+    then 4 VAE decodes), counted on the ``meta`` device: no memory, no time, any machine. The text encoders run once
+    per grid and are left out (0.03 / 0.2 TFLOP, under 0.02 %)."""
+    pipe = _real_pipeline(family, "meta")
+    side = 64 if family == "sd15" else 128  # latent side of 512 / 1024 px
+    with torch.device("meta"):
+        latents = torch.randn(8, 4, side, side)
+        text = torch.randn(8, 77, pipe.unet.config.cross_attention_dim)
+        extra: dict[str, Any] = {}
+        if family == "sdxl":
+            extra["added_cond_kwargs"] = {"text_embeds": torch.randn(8, 1280), "time_ids": torch.randn(8, 6)}
+        unet = count_tflop(lambda: pipe.unet(latents, torch.tensor([500] * 8), encoder_hidden_states=text, **extra))
+        decode = count_tflop(lambda: pipe.vae.decode(torch.randn(4, 4, side, side)))
+    return steps * unet + decode
 
 
 def bench(
@@ -170,11 +253,19 @@ def bench(
     runs: int = 2,
     families: tuple[Family, ...] = ("sd15", "sdxl"),
     real: bool | None = None,
+    variants: Sequence[str] | None = None,
+    compile_backend: str = "inductor",
     log: Callable[[str], None] = print,
 ) -> list[BenchRow]:
-    """Run the bench; ``real`` None means real architectures on CUDA, tiny models elsewhere."""
+    """Run the bench; ``real`` None means real architectures on CUDA, tiny models elsewhere. ``variants`` None: all
+    of ``VARIANTS`` on CUDA, ``CPU_VARIANTS`` elsewhere."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     real = dev.type == "cuda" if real is None else real
+    chosen = tuple(variants) if variants is not None else VARIANTS if dev.type == "cuda" else CPU_VARIANTS
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown bench variants {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    peak = device_peak_tflops(dev)
     entries = {
         f: (
             ModelEntry(f"bench-{f}", f, "bench:random", 512 if f == "sd15" else 1024, steps, 7.0)
@@ -186,15 +277,19 @@ def bench(
     engine = Engine(
         Registry({e.name: e for e in entries.values()}, entries[families[0]].name), device=dev, cache_dir=cache_dir
     )
-    rows = []
+    rows: list[BenchRow] = []
+    name = f"{dev} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else str(dev)
+    log(f"device {name}: dense bf16 peak " + (f"{peak:g} TFLOP/s" if peak else "unknown, no fraction of peak"))
     for family, entry in entries.items():
+        if not real:  # what the GPU path would count for this family, counted here without running it
+            log(
+                f"{family} real architecture, grid at {steps} steps: {real_grid_tflop(family, steps):.1f} TFLOP counted"
+            )
         log(f"{entry.name}: loading ({'random-weight real architecture' if real else 'built-in tiny model'})")
         loaded = engine.models.adopt(entry, _real_pipeline(family, dev)) if real else engine.models.get(entry.name)
         side = entry.native_px
         spec = RenderSpec(model=entry.name, prompts=((PROMPT, 1.0),), width=side, height=side, seed=1, steps=steps)
         pipe = loaded.pipe
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
 
         def plain(pipe: Any = pipe, side: int = side) -> None:
             pipe(
@@ -209,36 +304,53 @@ def bench(
         def ours(spec: RenderSpec = spec) -> None:
             engine.imagine(spec)
 
-        ours()  # warm-up: kernels, allocator, compel
-        peak = _peak_bytes(dev)  # the engine's peak, before the plain pipeline runs
-        plain()
-        # Alternate the two so that both see the same machine load (a shared CPU is noisy).
-        grid_times, plain_times = [], []
-        for _ in range(runs):
-            grid_times.append(_timed(ours, dev, 1))
-            plain_times.append(_timed(plain, dev, 1))
-        grid_s, plain_s = statistics.median(grid_times), statistics.median(plain_times)
+        def row(
+            figure: str,
+            variant: str,
+            seconds: float,
+            tflop: float,
+            memory: int,
+            size: int = side,
+            name: str = entry.name,
+        ) -> None:
+            made = BenchRow(name, figure, variant, size, size, steps, seconds, tflop, memory, str(dev), peak)
+            log(format_row(made))
+            rows.append(made)
+
+        work = {"plain": count_tflop(plain), "engine": count_tflop(ours)}  # also the warm-up runs
+        for variant in chosen:
+            apply_variant(pipe, variant, compile_backend=compile_backend)
+            fn = plain if variant == "plain" else ours
+            if variant == "engine+compile":
+                fn()  # compiling happens on the first call: not timed
+            _reset_peak(dev)
+            seconds = _timed(fn, dev, runs)
+            row("grid", variant, seconds, work["plain" if variant == "plain" else "engine"], _peak_bytes(dev))
         single = engine.imagine(replace(spec, batch_size=1)).images[0]
-        upscale_s = _timed(lambda: engine.upscale(spec, single), dev, 1)  # noqa: B023
-        fraction = None
-        if real and dev.type == "cuda":
-            fraction = GRID_TFLOP_30[family] * steps / 30 / PEAK_TFLOPS / grid_s
-        row = BenchRow(entry.name, side, side, steps, grid_s, plain_s, upscale_s, peak, str(dev), fraction)
-        log(format_row(row))
-        rows.append(row)
+
+        def upscale(spec: RenderSpec = spec, single: bytes = single) -> None:
+            engine.upscale(spec, single)
+
+        upscale_tflop = count_tflop(upscale)
+        _reset_peak(dev)
+        seconds = _timed(upscale, dev, 1)
+        row("upscale 2x", chosen[-1], seconds, upscale_tflop, _peak_bytes(dev), 2 * side)
         del loaded, pipe
         engine.models.evict(entry.name)
     return rows
 
 
 def format_row(row: BenchRow) -> str:
-    head = f"{row.model} {row.width}x{row.height} {row.steps} steps on {row.device}: "
+    head = f"{row.model} {row.figure} {row.width}x{row.height} {row.steps} steps [{row.variant}] on {row.device}: "
     parts = [
-        f"grid {row.grid_s:.2f} s ({row.images_per_s:.2f} images/s)",
-        f"plain diffusers {row.plain_grid_s:.2f} s (engine is {row.speedup:.2f}x)",
-        f"upscale 2x {row.upscale_s:.2f} s",
+        f"{row.seconds:.2f} s",
+        f"{row.tflop:.4g} TFLOP counted",
+        f"{row.tflops:.3g} TFLOP/s",
         f"peak memory {row.peak_bytes / 2**30:.2f} GiB",
     ]
-    if row.compute_fraction is not None:
-        parts.append(f"{100 * row.compute_fraction:.0f}% of the {PEAK_TFLOPS:.0f} TFLOP/s compute limit")
+    fraction = row.peak_fraction
+    if fraction is None:
+        parts.append("fraction of peak n/a (no bf16 peak known for this device)")
+    else:
+        parts.append(f"{100 * fraction:.1f}% of the {row.peak_tflops:g} TFLOP/s bf16 peak")
     return head + " | ".join(parts)

@@ -63,6 +63,7 @@ MAX_UPSCALE_SIDE = 8192
 INPAINT_STRENGTH = 0.9  # vary region: keep a hint of the old colours under the mask
 OUTPAINT_STRENGTH = 1.0  # new canvas area: painted from pure noise
 BLEND_STRENGTH = 0.8
+BLEND_ADAPTER_SCALE = 1.0  # /blend through the IP-Adapter: the images are the whole prompt
 MAX_SEED = 2**32
 
 
@@ -171,7 +172,12 @@ class Engine:
         raise InvalidInput(f"unknown action input {type(action).__name__}")
 
     def imagine(self, spec: RenderSpec, progress: ProgressFn | None = None) -> RenderResult:
-        """txt2img, ``spec.batch_size`` images; with image prompts, an img2img from their latent blend (--iw)."""
+        """txt2img, ``spec.batch_size`` images. Image prompts: through the model's IP-Adapter at ``--iw`` as its
+        scale; without one, an img2img from their latent blend at ``image_prompt_strength``."""
+        if spec.image_prompts and self._has_adapter(spec):
+            images = [decode_image(b, what="image prompt") for b in spec.image_prompts]
+            job = _Job("imagine", "txt2img", *_size(spec), spec.batch_size)
+            return self._run(spec, job, progress, content=(images, spec.image_weight))
         if spec.image_prompts and image_prompt_strength(spec.image_weight) < 1.0:
             images = [decode_image(b, what="image prompt") for b in spec.image_prompts]
             job = _Job("imagine", "img2img", *_size(spec), spec.batch_size)
@@ -306,7 +312,8 @@ class Engine:
         dimensions: Dimensions = "square",
         progress: ProgressFn | None = None,
     ) -> RenderResult:
-        """/blend 2–5 images. No IP-Adapter is configured, so: the images' VAE latents averaged, then img2img at 0.8.
+        """/blend 2–5 images: with the model's IP-Adapter, txt2img from the images' embeddings (one token sequence
+        for all of them, at ``BLEND_ADAPTER_SCALE``); without one, their VAE latents averaged, then img2img at 0.8.
 
         The output keeps the spec's pixel count at the ratio of ``dimensions`` (portrait 2:3, square 1:1,
         landscape 3:2).
@@ -318,9 +325,16 @@ class Engine:
         decoded = [decode_image(b, what=f"image {i + 1}") for i, b in enumerate(images)]
         side = math.isqrt(spec.width * spec.height)
         width, height = size_for_aspect(side, *BLEND_RATIOS[dimensions])
+        if self._has_adapter(spec):
+            job = _Job("blend", "txt2img", width, height, spec.batch_size)
+            return self._run(spec, job, progress, content=(decoded, BLEND_ADAPTER_SCALE))
         job = _Job("blend", "img2img", width, height, spec.batch_size)
         job.strength = BLEND_STRENGTH
         return self._run(spec, job, progress, blend_sources=decoded)
+
+    def _has_adapter(self, spec: RenderSpec) -> bool:
+        """Whether the model that paints ``spec`` (its few-step variant under --draft) has an IP-Adapter."""
+        return self._for_render(spec)[0].ip_adapter is not None
 
     # --- The one render path --------------------------------------------------------------------------------------
 
@@ -339,7 +353,9 @@ class Engine:
         vae_tiling: bool = False,
         keep_mask: Image.Image | None = None,
         refine: tuple[Image.Image, str] | None = None,
+        content: tuple[list[Image.Image], float] | None = None,
     ) -> RenderResult:
+        """``content``: reference images and their adapter scale (image prompts, /blend) for the IP-Adapter."""
         started = time.perf_counter()
         _validate(spec, job)
         chosen, halve = self._for_render(spec)
@@ -366,11 +382,13 @@ class Engine:
             _circular(model.pipe, spec.tile),
             _vae_tiling(model.pipe, vae_tiling),
             _stopping(pipe, spec, job, steps) as sigmas,
+            _references(model, pipe, spec, job, content, guidance) as reference_embeds,
         ):
             run = steps_to_run(job.task, steps, job.strength, sigmas)
             switch = embedding_switch(model.encoder, segments, run, family=entry.family, batch=job.batch)
             call: dict[str, Any] = dict(switch.first.kwargs)
             call.update(job.call)
+            call.update(reference_embeds)
             generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
             if job.task == "txt2img":
                 call["latents"] = self._noise(model, job, seed, generators, spec.chaos)
@@ -634,6 +652,37 @@ def _refine_tiled(
         )
         painted.append(out.images[0])
     return blend_tiles(image.size, tiles, painted)
+
+
+@contextlib.contextmanager
+def _references(
+    model: LoadedModel,
+    pipe: Any,
+    spec: RenderSpec,
+    job: _Job,
+    content: tuple[list[Image.Image], float] | None,
+    guidance: float,
+) -> Iterator[dict[str, Any]]:
+    """The IP-Adapter on for this render when it has references: ``content`` (image prompts, /blend) on every layer
+    and ``--sref`` on the style layers. Upscales keep no references (Midjourney's keep the picture, not the style)."""
+    style = [] if job.kind == "upscale" else list(spec.style_references)
+    if content is None and not style:
+        yield {}
+        return
+    if model.references is None:
+        raise InvalidInput(f"model {model.entry.name} has no IP-Adapter in the registry: --sref cannot be used with it")
+    images, scale = content if content is not None else ([], 1.0)
+    decoded = [decode_image(b, what=f"style reference {i + 1}") for i, b in enumerate(style)]
+    guided = guidance > 1 and getattr(pipe.unet.config, "time_cond_proj_dim", None) is None
+    with model.references.active(
+        model.pipe,
+        content=images,
+        content_scale=scale,
+        style=decoded,
+        style_weight=spec.style_weight,
+        guided=guided,
+    ) as embeds:
+        yield embeds
 
 
 @contextlib.contextmanager

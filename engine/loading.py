@@ -20,6 +20,7 @@ import torch
 
 from impasto.engine.conditioning import PromptEncoder
 from impasto.engine.errors import InvalidInput, UnknownModel, UnsafeCheckpoint
+from impasto.engine.references import References, attach
 from impasto.engine.registry import BUILTIN_PREFIX, ModelEntry, Registry, RegistryError
 from impasto.engine.tiny import ensure_tiny_model
 
@@ -36,6 +37,8 @@ class LoadedModel:
     size_bytes: int
     load_s: float
     encoder: PromptEncoder
+    #: The registry's IP-Adapter, loaded and switched off between renders; None when the entry names none.
+    references: References | None = None
     _views: dict[str, Any] = field(default_factory=dict)
 
     def view(self, task: str) -> Any:
@@ -190,11 +193,16 @@ class ModelCache:
         pipe = _load_pipeline(entry, self.cache_dir, self.dtype)
         _set_scheduler(pipe, entry)
         _fuse_lora(pipe, entry)
+        # Loaded on (its modules counted and moved with the pipeline), then off until a render uses it.
+        references = attach(pipe, entry.ip_adapter, entry.family, self.cache_dir) if entry.ip_adapter else None
         size = pipeline_bytes(pipe)
         self._evict_for(size)
         pipe.to(self.device)
         _tune(pipe, self.device)
-        loaded = LoadedModel(entry, pipe, size, time.perf_counter() - started, PromptEncoder(pipe, entry.family))
+        if references is not None:
+            references.switch(pipe, False)
+        encoder = PromptEncoder(pipe, entry.family)
+        loaded = LoadedModel(entry, pipe, size, time.perf_counter() - started, encoder, references)
         self._loaded[name] = loaded
         return loaded
 

@@ -81,6 +81,7 @@ def spec_json(spec: RenderSpec, seed: int, *, steps: int | None = None, guidance
     render used (the spec leaves them None when the model's registry entry decides), as in the text chunk."""
     data: dict[str, Any] = asdict(spec)
     data["image_prompts"] = len(spec.image_prompts)
+    data["style_references"] = len(spec.style_references)
     data["seed"] = seed
     if steps is not None:
         data["steps"] = steps

@@ -44,6 +44,21 @@ class TranslatorEntry:
 
 
 @dataclass(frozen=True)
+class AdapterEntry:
+    """An IP-Adapter for image references (``engine/references.py``), loaded with diffusers' ``load_ip_adapter``.
+
+    ``source``: a Hugging Face id or a local folder (or the built-in tiny one); ``weights``: the adapter file in
+    ``subfolder`` (safetensors only); ``encoder``: the CLIP vision encoder's folder, relative to ``subfolder`` when it
+    has no ``/``, else to ``source`` (diffusers' ``image_encoder_folder``).
+    """
+
+    source: str
+    weights: str = "ip-adapter.safetensors"
+    subfolder: str = ""
+    encoder: str = "image_encoder"
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     family: Family
@@ -71,6 +86,9 @@ class ModelEntry:
     # The languages the model's text encoders understand: text in any other CJK language goes to the translator.
     reads: tuple[str, ...] = ("en",)
     translator: TranslatorEntry | None = None  # None: nothing is translated for this model
+    #: The IP-Adapter for image prompts, /blend and --sref; None: image prompts and /blend average VAE latents and
+    #: --sref is refused.
+    ip_adapter: AdapterEntry | None = None
 
     @property
     def is_tiny(self) -> bool:
@@ -84,6 +102,7 @@ class ModelEntry:
 
 TINY_UPSCALER = BUILTIN_PREFIX + "tiny-sr"
 TINY_DESCRIBER = BUILTIN_PREFIX + "tiny-clip"
+TINY_IP_ADAPTER = BUILTIN_PREFIX + "tiny-ip-adapter"
 UPSCALER_SUFFIXES = (".safetensors", ".pth")
 
 # Tiny models: the real diffusers classes at a tiny config (built by impasto.engine). A 256 px native side keeps
@@ -100,6 +119,7 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         upscaler=TINY_UPSCALER,
         describer=TINY_DESCRIBER,
         translator=_TINY_TRANSLATOR,
+        ip_adapter=AdapterEntry(TINY_IP_ADAPTER),
     ),
     ModelEntry(
         "tiny-sdxl",
@@ -112,6 +132,7 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         upscaler=TINY_UPSCALER,
         describer=TINY_DESCRIBER,
         translator=_TINY_TRANSLATOR,
+        ip_adapter=AdapterEntry(TINY_IP_ADAPTER),
     ),
     # Few-step stand-ins with the settings of the real kinds: SDXL-Turbo (1 step, no guidance, trailing) and an
     # LCM model (LCMScheduler, 4 steps, guidance 1 = off).
@@ -275,7 +296,34 @@ def _entry(
         *_fused_lora(name, raw),
         reads=reads,
         translator=translator,
+        ip_adapter=_ip_adapter(name, raw.get("ip_adapter")),
     )
+
+
+def _ip_adapter(name: str, raw: object) -> AdapterEntry | None:
+    """``ip_adapter = "folder"`` (the default file names inside) or a table with source / weights / subfolder /
+    encoder."""
+    where = f"[models.{name}] ip_adapter"
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"source": raw}
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{where} must be a folder / Hugging Face id or a table with source and weights")
+    unknown = sorted(set(raw) - {"source", "weights", "subfolder", "encoder"})
+    if unknown:
+        raise RegistryError(
+            f"{where} has unknown keys {', '.join(unknown)}; allowed source, weights, subfolder, encoder"
+        )
+    values = {key: raw[key] for key in ("source", "weights", "subfolder", "encoder") if key in raw}
+    if not all(isinstance(v, str) for v in values.values()) or not values.get("source"):
+        raise RegistryError(f"{where} needs a source (Hugging Face id or folder); every value is a string")
+    source = str(values["source"])
+    if source.startswith(BUILTIN_PREFIX) and source != TINY_IP_ADAPTER:
+        raise RegistryError(f"{where}: the only built-in adapter is {TINY_IP_ADAPTER}")
+    if not str(values.get("weights", "x.safetensors")).endswith(".safetensors"):
+        raise RegistryError(f"{where} weights must be a .safetensors file (pickles run code when loaded)")
+    return AdapterEntry(**{k: str(v) for k, v in values.items()})
 
 
 def _fused_lora(name: str, raw: dict[str, object]) -> tuple[str | None, float]:

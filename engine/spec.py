@@ -55,6 +55,10 @@ class RenderSpec:
     draft: bool = False
     loras: tuple[LoraRef, ...] = ()
     image_prompts: tuple[bytes, ...] = ()
+    # --sref: style reference images, and --sw 0–1000 (100 by default), painted through the model's IP-Adapter on
+    # its style layers only (engine/references.py).
+    style_references: tuple[bytes, ...] = ()
+    style_weight: int = 100
     batch_size: int = 4
     steps: int | None = None
     guidance: float | None = None

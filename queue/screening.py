@@ -67,12 +67,13 @@ def _decode(data: bytes) -> Image.Image:
 
 
 def user_inputs(claimed: ClaimedJob, work: RenderWork) -> list[bytes]:
-    """The pictures a user brought to this job: image-prompt links, attachments, blend sources.
+    """The pictures a user brought to this job: image-prompt links, --sref style references, attachments, blend
+    sources.
 
     The job's parent pictures are left out (they were checked as outputs, and a flagged one may have been delivered
     in an NSFW channel: its buttons must keep working there), and so is an inpainting mask (black and white).
     """
-    inputs = list(work.spec.image_prompts)
+    inputs = list(work.spec.image_prompts) + list(work.spec.style_references)
     if isinstance(work.action, Blend):
         return inputs + list(work.action.images)  # blend sources are always the user's
     first = claimed.input_image_keys[0] if claimed.input_image_keys else None

@@ -39,7 +39,11 @@ def _prompts(params: dict[str, Any]) -> tuple[tuple[str, float], ...]:
 
 
 def build_spec(
-    claimed: ClaimedJob, *, image_prompts: tuple[bytes, ...] = (), batch_size: int = GRID_SIZE
+    claimed: ClaimedJob,
+    *,
+    image_prompts: tuple[bytes, ...] = (),
+    batch_size: int = GRID_SIZE,
+    style_references: tuple[bytes, ...] = (),
 ) -> RenderSpec:
     p = claimed.params
     return RenderSpec(
@@ -59,6 +63,8 @@ def build_spec(
         draft=bool(p.get("draft", False)),
         loras=tuple((str(lo["name"]), float(lo.get("weight", 1.0))) for lo in p.get("loras", ())),
         image_prompts=image_prompts,
+        style_references=style_references,
+        style_weight=int(p.get("style_weight", 100)),
         batch_size=batch_size,
     )
 
@@ -83,11 +89,13 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
 
     params = claimed.params
     prompt_images = tuple(image(str(k), "image prompt") for k in params.get("image_prompts", ()))
+    # --sref travels with every job born of the prompt (buttons included): the engine applies it where it paints.
+    styles = tuple(image(str(k), "style reference") for k in params.get("style_references", ()))
     try:
         row = ACTIONS[Action(claimed.action)]
     except ValueError:
         raise UnrenderableJob(f"job {claimed.job_id} has an unknown action {claimed.action!r}") from None
-    spec = build_spec(claimed, image_prompts=prompt_images)
+    spec = build_spec(claimed, image_prompts=prompt_images, style_references=styles)
     work_action: ActionInput | None
     if not row.renders:
         raise UnrenderableJob(f"action {row.label!r} paints nothing; the job service answers it without a worker")
@@ -97,7 +105,7 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
         if dims not in ("portrait", "square", "landscape"):
             raise UnrenderableJob(f"blend dimensions must be portrait, square or landscape, not {dims!r}")
         keys = claimed.input_image_keys or tuple(str(k) for k in params.get("image_prompts", ()))
-        spec = build_spec(claimed)
+        spec = build_spec(claimed, style_references=styles)
         work_action = Blend(images=tuple(image(k, "blend image") for k in keys), dimensions=dims)
     elif row.needs_mask:
         if len(claimed.input_image_keys) < 2:
@@ -109,7 +117,7 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
     elif row.strength is not None:
         work_action = Vary(image=source(), strength=row.strength)
     elif row.upscale is not None:
-        spec = build_spec(claimed, image_prompts=prompt_images, batch_size=1)
+        spec = build_spec(claimed, image_prompts=prompt_images, batch_size=1, style_references=styles)
         work_action = Upscale(image=source(), creative=row.upscale == "creative", scale=row.scale)
     elif row.zoom is not None:
         zoom = row.zoom or params.get("zoom")  # 0.0: Custom Zoom, the factor the user typed

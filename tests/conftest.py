@@ -6,10 +6,11 @@ Override the servers with IMPASTO_TEST_REDIS_URL / IMPASTO_TEST_POSTGRES_URL (an
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from impasto.storage.db import session_factory
@@ -32,6 +33,26 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("IMPASTO_") and not key.startswith("IMPASTO_TEST_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+async def serve_http() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    """Serve aiohttp apps on 127.0.0.1, each on a free port: ``await serve_http(app)`` is its base URL. Stopped after
+    the test."""
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for runner in runners:
+        await runner.cleanup()
 
 
 # Databases: each test that asks for one gets its own, a fresh PostgreSQL database on the real server and a SQLite

@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Parse a Midjourney-style prompt — [image links] text [--parameters] — and show the jobs it makes. "
             "Parameters: --ar/--aspect W:H, --chaos/--c, --quality/--q, --repeat/--r, --seed, --stop, --style raw, "
-            "--raw, --stylize/--s, --tile, --iw, --weird/--w, --no a, b, --v/--version N, --niji [N], "
-            "--fast/--relax/--turbo, --public/--stealth, --draft."
+            "--raw, --stylize/--s, --tile, --iw, --sref URL…, --sw, --weird/--w, --no a, b, --v/--version N, "
+            "--niji [N], --fast/--relax/--turbo, --public/--stealth, --draft."
         ),
     )
     parser.add_argument("prompt", help="the prompt, quoted")
@@ -87,6 +87,8 @@ def _print_jobs(jobs: list[Job], registry: Registry) -> None:
         details.add_column()
         for url in job.image_prompts:
             details.add_row("image prompt", escape(url))
+        for url in job.style_references:
+            details.add_row("style reference", escape(url))
         for lora in job.loras:
             details.add_row("LoRA", escape(f"{lora.name} × {lora.weight:g}"))
         for span in job.emphasis:
@@ -105,6 +107,7 @@ def _print_jobs(jobs: list[Job], registry: Registry) -> None:
             ("stop", f"{job.stop}%"),
             ("tile", "yes" if job.tile else "no"),
             ("image weight", f"{job.image_weight:g}"),
+            ("style weight", job.style_weight),
             ("weird", job.weird),
             ("style", job.style or "default"),
             ("speed", job.mode),

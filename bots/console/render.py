@@ -175,7 +175,8 @@ def run_imagine(args: argparse.Namespace) -> int:
     for n, job in enumerate(jobs, start=1):
         try:
             images = read_local_images(job.image_prompts, settings.max_upload_bytes)
-            spec = job_to_spec(job, registry, model=model, image_prompts=images)
+            styles = read_local_images(job.style_references, settings.max_upload_bytes)
+            spec = job_to_spec(job, registry, model=model, image_prompts=images, style_references=styles)
             label = f"imagine {n}/{len(jobs)}" if len(jobs) > 1 else "imagine"
             result = _render(settings, label, lambda e, cb, spec=spec: e.imagine(spec, cb))
         except (EngineError, ValueError) as exc:
@@ -195,6 +196,7 @@ def _spec_for_file(data: bytes, settings: Settings, model: str | None, prompt: s
     known = {f.name for f in fields(RenderSpec)}
     saved = {k: v for k, v in (spec_from_text(png_text(data)) or {}).items() if k in known}
     saved.pop("image_prompts", None)
+    saved.pop("style_references", None)  # a count in the provenance; the images are not in the PNG
     saved.pop("seed", None)  # an action is a new render: a new seed
     saved.setdefault("prompts", ())
     if prompt is not None:

@@ -57,6 +57,9 @@ class Job:
     stop: int = 100
     tile: bool = False
     image_weight: float = 1.0
+    # --sref links (store keys once the job service has fetched them) and --sw 0–1000.
+    style_references: tuple[str, ...] = ()
+    style_weight: int = 100
     weird: int = 0
     style: Style | None = None
     model: str = "v6"

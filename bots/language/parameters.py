@@ -26,11 +26,13 @@ MIN_RATIO = 1 / 4  # 1:4 … 4:1, the issue's allowed aspect range
 MAX_RATIO = 4.0
 MAX_SEED = 4_294_967_295
 QUALITIES = (0.25, 0.5, 1.0, 2.0)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+MAX_STYLE_REFERENCES = 5
+#: Image links (--sref) may be longer than other values: chat CDNs sign them with long query strings.
+MAX_LINK = 2000
 
 # What a Midjourney user may type that impasto does not serve, each with the reason given back to them.
 REFUSED: dict[str, str] = {
-    "sref": "style references (--sref)",
-    "sw": "style weight (--sw, it goes with --sref)",
     "sv": "style reference versions (--sv)",
     "cref": "character references (--cref)",
     "cw": "character weight (--cw, it goes with --cref)",
@@ -80,6 +82,8 @@ class ParamSet:
     stylize: int | None = None
     tile: bool | None = None
     image_weight: float | None = None
+    style_references: tuple[str, ...] | None = None
+    style_weight: int | None = None
     weird: int | None = None
     model: tuple[str, str | None] | None = None  # ("v", "6") or ("niji", None | "6")
     mode: str | None = None
@@ -358,6 +362,40 @@ def _zoom(builder: _Builder, option: str, values: list[str], cap: int) -> None:
     builder.set("zoom", option, number, f"--zoom {_format_number(float(number))}")  # type: ignore[arg-type]
 
 
+def is_image_url(token: str) -> bool:
+    """A direct http(s) link whose path ends .png .jpg .jpeg .webp .gif (a query string or fragment may follow)."""
+    lower = token.lower()
+    if not lower.startswith(("http://", "https://")):
+        return False
+    path = re.split(r"[?#]", lower, maxsplit=1)[0]
+    host_and_path = path.split("://", 1)[1]
+    return "/" in host_and_path and host_and_path.split("/", 1)[0] != "" and path.endswith(IMAGE_EXTENSIONS)
+
+
+def _sref(builder: _Builder, option: str, values: list[str], cap: int) -> None:
+    """``--sref URL [URL …]``: style reference images (direct links, like image prompts). Midjourney's style codes
+    (``--sref 123``, ``random``) name styles of its own models; they mean nothing here."""
+    if not values:
+        raise PromptError(
+            f"{option} needs an image link, e.g. {option} https://example.com/style.png", option=option, value=None
+        )
+    if len(values) > MAX_STYLE_REFERENCES:
+        raise PromptError(
+            f"{option} takes at most {MAX_STYLE_REFERENCES} image links, not {len(values)}",
+            option=option,
+            value=str(len(values)),
+        )
+    for value in values:
+        if not is_image_url(value):
+            raise PromptError(
+                f"{option} {clip(value)} is not an image link; style references are direct links ending .png, .jpg, "
+                ".jpeg, .webp or .gif (Midjourney's style codes are not served)",
+                option=option,
+                value=clip(value, 200),
+            )
+    builder.set("style_references", option, tuple(values), f"--sref {' '.join(values)}")
+
+
 OPTIONS: dict[str, Handler] = {
     "aspect": _aspect,
     "ar": _aspect,
@@ -375,6 +413,8 @@ OPTIONS: dict[str, Handler] = {
     "s": _numeric("stylize", "250", lambda o, v: _whole(o, v, 0, 1000), "--stylize"),
     "tile": _flag("tile", True, "--tile"),
     "iw": _numeric("image_weight", "1.5", lambda o, v: _decimal(o, v, 0, 3), "--iw"),
+    "sref": _sref,
+    "sw": _numeric("style_weight", "200", lambda o, v: _whole(o, v, 0, 1000), "--sw"),
     "weird": _numeric("weird", "250", lambda o, v: _whole(o, v, 0, 3000), "--weird"),
     "w": _numeric("weird", "250", lambda o, v: _whole(o, v, 0, 3000), "--weird"),
     "version": _version_option,
@@ -431,10 +471,11 @@ def parse_parameters(
                 option=clip(option, MAX_TOKEN),
                 value=None,
             )
+        limit = MAX_LINK if name == "sref" else MAX_TOKEN
         for value in values:
-            if len(value) > MAX_TOKEN:
+            if len(value) > limit:
                 raise PromptError(
-                    f"{option} has a value of {len(value)} characters; parameter values are at most {MAX_TOKEN}",
+                    f"{option} has a value of {len(value)} characters; parameter values are at most {limit}",
                     option=option,
                     value=clip(value, MAX_TOKEN),
                 )

@@ -24,7 +24,15 @@ from dataclasses import dataclass, replace
 from impasto.bots.language.emphasis import parse_emphasis, parse_loras
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.job import Job, Mode, Style, Visibility, WeightedPrompt
-from impasto.bots.language.parameters import OPTIONS, REFUSED, ParamSet, parse_parameters, parse_ratio
+from impasto.bots.language.parameters import (
+    IMAGE_EXTENSIONS,
+    OPTIONS,
+    REFUSED,
+    ParamSet,
+    is_image_url,
+    parse_parameters,
+    parse_ratio,
+)
 from impasto.bots.language.permutations import count_text, expand
 from impasto.bots.language.prefs import Preferences, normalize_dashes
 from impasto.bots.language.sizing import dimensions
@@ -34,7 +42,7 @@ MAX_PROMPT_CHARS = 6000
 MAX_WEIGHT = 1000.0
 MIN_BLEND, MAX_BLEND = 2, 5
 MAX_IMAGE_PROMPTS = 10
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+__all__ = ["IMAGE_EXTENSIONS", "is_image_url", "parse_blend", "parse_imagine", "parse_remix"]
 BLEND_DIMENSIONS = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
 
 _TOKEN = re.compile(r"\s*(\S+)")
@@ -57,16 +65,6 @@ class _Parsed:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Pieces
-
-
-def is_image_url(token: str) -> bool:
-    """A direct http(s) link whose path ends .png .jpg .jpeg .webp .gif (a query string or fragment may follow)."""
-    lower = token.lower()
-    if not lower.startswith(("http://", "https://")):
-        return False
-    path = re.split(r"[?#]", lower, maxsplit=1)[0]
-    host_and_path = path.split("://", 1)[1]
-    return "/" in host_and_path and host_and_path.split("/", 1)[0] != "" and path.endswith(IMAGE_EXTENSIONS)
 
 
 def _leading_images(text: str) -> tuple[tuple[str, ...], str]:
@@ -300,6 +298,13 @@ def _build(
     display_params: str,
 ) -> Job:
     entry = _model(params, registry)
+    if params.style_weight is not None and not params.style_references:
+        option = params.option_for("style_weight")
+        raise PromptError(
+            f"{option} sets the weight of style references and this prompt has none; add --sref with an image link",
+            option=option,
+            value=str(params.style_weight),
+        )
     aspect = params.aspect or (1, 1)
     width, height = dimensions(entry.native_px, *aspect)
     prompts = segments + tuple(WeightedPrompt(item, -0.5) for item in params.no)
@@ -324,6 +329,8 @@ def _build(
         stop=params.stop if params.stop is not None else 100,
         tile=bool(params.tile),
         image_weight=params.image_weight if params.image_weight is not None else 1.0,
+        style_references=params.style_references or (),
+        style_weight=params.style_weight if params.style_weight is not None else 100,
         weird=params.weird if params.weird is not None else 0,
         style=style,
         model=entry.name,
@@ -507,6 +514,11 @@ def _params_of(job: Job, registry: Registry) -> ParamSet:
         put("tile", True, "--tile")
     if job.image_weight != 1.0:
         put("image_weight", job.image_weight, f"--iw {job.image_weight:g}")
+    if job.style_references:
+        refs = tuple(job.style_references)
+        put("style_references", refs, "--sref " + " ".join(refs))
+    if job.style_weight != 100:
+        put("style_weight", job.style_weight, f"--sw {job.style_weight}")
     if job.weird:
         put("weird", job.weird, f"--weird {job.weird}")
     if job.model != registry.default:

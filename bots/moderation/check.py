@@ -13,12 +13,12 @@ if TYPE_CHECKING:
 
 
 def job_texts(job: Job) -> list[str]:
-    """What of a parsed job is checked: positive prompt segments and image-prompt links.
+    """What of a parsed job is checked: positive prompt segments, image-prompt and --sref links.
 
     Negative segments (``::-0.5``) and ``--no`` items are left out: they steer the picture away from their words.
     The link text counts because a link can spell a prompt (``…/nude-girl.png``).
     """
-    return [p.text for p in job.positive] + list(job.image_prompts)
+    return [p.text for p in job.positive] + list(job.image_prompts) + list(job.style_references)
 
 
 def check_jobs(policy: Policy, server: ServerRules, jobs: Sequence[Job], *, nsfw_channel: bool) -> Verdict:

@@ -42,6 +42,7 @@ from impasto.bots.service.errors import (
 )
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, QueuedRender
+from impasto.engine.registry import Registry
 from impasto.queue import metrics
 from impasto.storage import admission as sql
 from impasto.storage import history, ledger
@@ -65,7 +66,9 @@ class Admission:
         plans: Plans,
         enqueue: Enqueue,
         checks: Sequence[PolicyCheck],
+        registry: Registry | None = None,
     ) -> None:
+        self.registry = registry  # what each model can do, for the capability step
         self.sessions = sessions
         self.plans = plans
         self.enqueue = enqueue
@@ -94,7 +97,7 @@ class Admission:
         await run_checks(self.checks, ctx, replace(intent, jobs=tuple(d.job for d in drafts if d.renders)))
         for draft in drafts:
             if draft.renders:
-                check_capabilities(draft.action, draft.job)
+                check_capabilities(draft.action, draft.job, self.registry)
                 if draft.mode == "relax" and not ctx.plan.relax:
                     raise relax_refusal(self.plans, ctx.plan)
         try:

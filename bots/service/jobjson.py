@@ -19,6 +19,7 @@ def job_from_json(data: Mapping[str, Any]) -> Job:
     values = {key: value for key, value in data.items() if key in _FIELDS}
     values["prompts"] = tuple(WeightedPrompt(**p) for p in data.get("prompts", ()))
     values["image_prompts"] = tuple(data.get("image_prompts", ()))
+    values["style_references"] = tuple(data.get("style_references", ()))
     values["loras"] = tuple(Lora(**lora) for lora in data.get("loras", ()))
     values["emphasis"] = tuple(Emphasis(**e) for e in data.get("emphasis", ()))
     values["extra"] = dict(data.get("extra", {}))

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine
 from impasto.bots.service.admission import Admission, request_key
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
@@ -60,7 +61,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         self.plans = plans
         self.enqueue = enqueue
         self.drafts = Drafter(registry, plans, rng)
-        self.admission = Admission(sessions, plans, enqueue, checks)
+        self.admission = Admission(sessions, plans, enqueue, checks, registry)
 
     # ----------------------------------------------------------------------------------------------- making jobs
 
@@ -94,7 +95,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 f"permutations and --repeat run only in fast or turbo mode, and this prompt makes {len(drafts)} "
                 "relax jobs; add --fast (or switch with /fast), or send them one at a time"
             )
-        stored = await self._store_links([url for job in parsed for url in job.image_prompts])
+        stored = await self._store_links([url for job in parsed for url in _links(job)])
         for draft in drafts:
             _use_keys(draft, stored)
         return await self.admission.submit(ctx, Intent("imagine", Action.IMAGINE, text), drafts, key, looked_up=True)
@@ -125,8 +126,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         draft = self.drafts.from_parsed(parsed, action=Action.BLEND, prompt=" ".join(image_urls))
         if keys:
             stored = dict(zip(parsed.image_prompts, keys, strict=True))
+            stored.update(await self._store_links(list(parsed.style_references)))
         else:
-            stored = await self._store_links(list(parsed.image_prompts))
+            stored = await self._store_links(_links(parsed))
         _use_keys(draft, stored)
         draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
         return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key, looked_up=True)
@@ -173,7 +175,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             raise InvalidRequest(f"{action.label} needs the area to repaint: draw it in the editor, then submit")
         draft = self.drafts.child(ctx, parent, action, index, remix_text)
         if remix_text is not None:
-            links = [str(u) for u in draft.job.image_prompts if not KEY_PATTERN.match(str(u))]
+            links = [str(u) for u in _links(draft.job) if not KEY_PATTERN.match(str(u))]
             _use_keys(draft, await self._store_links(links))
         if mask_key is not None and action.row.needs_mask:
             draft.input_image_keys.append(self._checked_key(mask_key))
@@ -241,10 +243,18 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         return key
 
 
+def _links(job: ParsedJob) -> list[str]:
+    """Every image link a job's worker will read: image prompts and --sref style references."""
+    return [str(u) for u in (*job.image_prompts, *job.style_references)]
+
+
 def _use_keys(draft: Draft, stored: Mapping[str, str]) -> None:
-    """Point the job's image prompts at their store copies (the worker reads only the store); keep the links."""
-    links = [str(u) for u in draft.params.get("image_prompts", ())]
-    if not links or not stored:
+    """Point the job's image prompts and style references at their store copies (the worker reads only the store);
+    keep the links (``image_prompt_urls``, ``style_reference_urls``)."""
+    if not stored:
         return
-    draft.params["image_prompt_urls"] = links
-    draft.params["image_prompts"] = [stored.get(u, u) for u in links]
+    for field, urls in (("image_prompts", "image_prompt_urls"), ("style_references", "style_reference_urls")):
+        links = [str(u) for u in draft.params.get(field, ())]
+        if links:
+            draft.params[urls] = links
+            draft.params[field] = [stored.get(u, u) for u in links]

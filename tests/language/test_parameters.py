@@ -181,7 +181,7 @@ def test_refused_midjourney_parameters(name: str, registry: Registry) -> None:
     assert "impasto does not serve" in str(err)
 
 
-@pytest.mark.parametrize("params", ["--sref random", "--cref https://e.com/a.png --cw 50", "--p", "--video", "--hd"])
+@pytest.mark.parametrize("params", ["--sv 4", "--cref https://e.com/a.png --cw 50", "--p", "--video", "--hd"])
 def test_refused_examples(params: str, registry: Registry) -> None:
     assert "does not serve" in str(refused(f"a cat {params}", registry))
 

@@ -21,7 +21,7 @@ def test_validate_suffix_accepts_parameters_only() -> None:
     with pytest.raises(PromptError, match="out of range"):
         validate_suffix("--chaos 500")
     with pytest.raises(PromptError, match="does not serve"):
-        validate_suffix("--sref random")
+        validate_suffix("--cref https://e.com/a.png")
     with pytest.raises(PromptError, match="permutations"):
         validate_suffix("--ar {1:1, 2:3}")
 

@@ -90,7 +90,11 @@ BAD_PROMPTS = [
     "a cat --style vivid",
     "a cat --no",
     "a cat --zoom 2",
-    "a cat --sref https://example.com/a.png",
+    "a cat --sref random",
+    "a cat --sref",
+    "a cat --sref https://e.com/1.png https://e.com/2.png https://e.com/3.png https://e.com/4.png https://e.com/5.png "
+    "https://e.com/6.png",
+    "a cat --sw 300",
     "a cat --fancy 2",
     "a cat --chaso 20",
     "a cat --chaos 10 --chaos 20",

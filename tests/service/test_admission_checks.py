@@ -183,6 +183,7 @@ async def test_every_check_applies_to_every_entry_point(
     [
         ("a cat --weird 250", "--weird"),
         ("https://x.test/a.png a cat --stop 50", "--stop"),  # an image prompt starts from an image
+        ("a cat --sref https://x.test/a.png", "--sref"),  # v6 in the shipped registry has no IP-Adapter
     ],
 )
 async def test_what_the_engine_cannot_do_is_refused_before_charging(
@@ -194,6 +195,22 @@ async def test_what_the_engine_cannot_do_is_refused_before_charging(
     assert refused.value.option == option
     assert option in refused.value.message
     assert await jobs_and_charges(sessions) == (0, 0)
+
+
+async def test_sref_needs_an_adapter_on_the_model_that_paints(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    service = JobService(sessions, store, load_registry(default="tiny-sdxl"), make_plans(), Recorder())
+    [ticket] = await service.imagine(OWNER, "a cat --sref https://x.test/a.png --sw 300", idempotency_key="k1")
+    view = await service.job(ticket.job_id)
+    assert (view.params["style_references"], view.params["style_weight"]) == (["https://x.test/a.png"], 300)
+    # --draft paints with tiny-sdxl's few-step variant, registered without an adapter.
+    with pytest.raises(
+        PromptError, match=r"model tiny-sdxl-turbo \(the few-step model --draft paints with\)"
+    ) as refused:
+        await service.imagine(OWNER, "a cat --draft --sref https://x.test/a.png", idempotency_key="k2")
+    assert refused.value.option == "--sref"
+    assert (await jobs_and_charges(sessions))[0] == 1
 
 
 async def test_stop_is_honoured_for_text_and_not_carried_into_buttons(
