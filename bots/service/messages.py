@@ -15,6 +15,15 @@ class MessageIndex(Reading):
             if not await messages.record_message(session, job_id, platform, chat_id, message_id, kind):
                 raise JobNotFound(f"no job {job_id!r}")
 
+    async def record_messages(self, job_id: str, platform: str, rows: list[tuple[str, str, str]]) -> None:
+        """Record several ``(chat_id, message_id, kind)`` rows for a job in one transaction. The delivery core reads
+        a job with only a reply-to row as born off the chat and opens a message for it: a chat message and its
+        reply-to row must therefore appear together, never the reply-to row alone."""
+        async with self.sessions() as session, session.begin():
+            for chat_id, message_id, kind in rows:
+                if not await messages.record_message(session, job_id, platform, chat_id, message_id, kind):
+                    raise JobNotFound(f"no job {job_id!r}")
+
     async def find_job_by_message(self, platform: str, chat_id: str, message_id: str) -> JobView | None:
         """The job a platform message shows, or None."""
         async with self.sessions() as session:

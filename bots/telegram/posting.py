@@ -94,11 +94,10 @@ async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobVi
         )
     )
     chat = str(where.chat_id)
+    rows = [(chat, str(message.message_id), "progress")]
     if where.reply_to is not None:
-        await service.record_message(
-            view.job_id, PLATFORM, chat, reply_to_row(view.job_id, str(where.reply_to)), REPLY_TO
-        )
-    await service.record_message(view.job_id, PLATFORM, chat, str(message.message_id), "progress")
+        rows.append((chat, reply_to_row(view.job_id, str(where.reply_to)), REPLY_TO))
+    await service.record_messages(view.job_id, PLATFORM, rows)
     await delivery.shown(view.job_id)  # a very fast job may have ended already: its result goes now
 
 
