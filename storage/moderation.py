@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import accounts
@@ -28,6 +28,8 @@ from impasto.storage.models import (
     TIMEOUT,
     UNBAN,
     Guild,
+    Image,
+    Job,
     ModerationBan,
     ModerationEvent,
     ModerationSettings,
@@ -391,6 +393,49 @@ async def purge_evidence(session: AsyncSession, *, retention_days: int, now: dat
         update(ModerationEvent).where(old, pending).values(prompt=None, matched=None, evidence_purged_at=now)
     )
     return PurgeResult(rows=int(getattr(result, "rowcount", 0) or 0), job_ids=tuple(j for j in job_ids if j))
+
+
+async def evidence_image_keys(session: AsyncSession, job_ids: Sequence[str]) -> list[str]:
+    """The stored images of these refused or flagged jobs that may be deleted with their evidence.
+
+    A result a moderator approved was cleared and delivered: it stays. The store is content-addressed, so a key that
+    another job still shows (its own result, or an input such as the same attachment) stays too.
+    """
+    if not job_ids:
+        return []
+    cleared = set(
+        (
+            await session.scalars(
+                select(ModerationEvent.job_id).where(
+                    ModerationEvent.job_id.in_(job_ids), ModerationEvent.kind == APPROVED
+                )
+            )
+        ).all()
+    )
+    jobs = [j for j in job_ids if j not in cleared]
+    if not jobs:
+        return []
+    keys: set[str] = set((await session.scalars(select(Image.store_key).where(Image.job_id.in_(jobs)))).all())
+    for inputs in (await session.scalars(select(Job.input_image_keys).where(Job.id.in_(jobs)))).all():
+        keys.update(str(k) for k in inputs or ())
+    if not keys:
+        return []
+    shown = set(
+        (
+            await session.scalars(
+                select(Image.store_key).where(Image.store_key.in_(keys), Image.job_id.not_in(jobs)).distinct()
+            )
+        ).all()
+    )
+    kept = set(shown)
+    for key in keys - shown:
+        # Input keys live in a JSON list; a text match is the portable way to ask "does any other job read it".
+        other = await session.scalar(
+            select(Job.id).where(Job.id.not_in(jobs), cast(Job.input_image_keys, String).contains(key)).limit(1)
+        )
+        if other is not None:
+            kept.add(key)
+    return sorted(keys - kept)
 
 
 # --- appeals and the review queue ----------------------------------------------------------------------------------
