@@ -59,6 +59,7 @@ async def admit(
     nsfw_channel: bool,
     prompt: str | None = None,
     now: datetime | None = None,
+    check_policy: bool = True,
 ) -> Admission:
     """Whether this request may go on.
 
@@ -70,6 +71,8 @@ async def admit(
     ban = await mod.active_ban(session, user_id, guild_id, now=now)
     if ban is not None:
         return Admission(allowed=False, message=ban_message(ban), ban=ban)
+    if not check_policy:
+        return Admission(allowed=True)
     stored = await mod.server_moderation(session, guild_id)
     verdict = check_texts(policy, policy.rules_for(stored), texts, nsfw_channel=nsfw_channel or stored.nsfw_chat)
     if verdict.allowed:
