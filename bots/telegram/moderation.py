@@ -5,6 +5,10 @@
     /mod word add WORD…         /mod word remove WORD…      /mod words
     /mod policy [CATEGORY block|nsfw|allow|default]
     /mod nsfw on|off            (Telegram chats carry no NSFW flag: the administrators say whether this one allows it)
+    /mod channel [off]          a one-time code for linking the admin chat that gets the review queue and audit feed
+    /mod link CODE              (in that admin chat) link it
+    /mod review                 what waits for review (re-posted there, or to you privately without a linked chat)
+    /mod log [USER_ID]          recent audit rows here (or as a reply: that member's)
 
 The caller must be the chat's creator or an administrator (``getChatMember``, asked every time: rights change). Each
 verb is one call of ``bots/moderation/commands.py`` in one transaction; the answer replies to the moderator.
@@ -23,6 +27,7 @@ from impasto.bots.service.jobs import JobService
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import GROUP_TYPES
+from impasto.bots.telegram.review_queue import TelegramReview
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
@@ -31,19 +36,26 @@ PLATFORM = "telegram"
 MODERATORS = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 USAGE = (
     "/mod ban [12h] [reason] · /mod unban (replying to the member) · /mod word add|remove WORD · /mod words · "
-    "/mod policy [CATEGORY block|nsfw|allow|default] · /mod nsfw on|off"
+    "/mod policy [CATEGORY block|nsfw|allow|default] · /mod nsfw on|off · /mod channel [off] · /mod review · "
+    "/mod log [USER_ID]"
 )
 
 
 class ModCommands:
-    def __init__(self, service: JobService, policy: Policy) -> None:
+    def __init__(self, service: JobService, policy: Policy, review: TelegramReview | None = None) -> None:
         self.sessions = service.sessions
         self.policy = policy
+        self.review = review
 
     async def mod(self, update: Update, context: object) -> None:
         message = update.effective_message
         user = update.effective_user
         if message is None or user is None or message.text is None:
+            return
+        words = message.text.split()[1:]
+        if self.review is not None and len(words) == 2 and words[0].lower() == "link":
+            # In the admin chat being linked (often a private chat with the bot): the code says which group.
+            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1]), 500))
             return
         if message.chat.type not in GROUP_TYPES:
             await reply_error(message, "/mod works in a group, for its administrators")
@@ -57,13 +69,26 @@ class ModCommands:
         if member.status not in MODERATORS:
             await reply_error(message, "/mod is for this group's administrators")
             return
-        words = message.text.split()[1:]
         try:
-            line = await self._run(message, str(user.id), words)
+            line = await self._desk(message, user.id, words) or await self._run(message, str(user.id), words)
         except mod_commands.ModerationCommandError as exc:
             await reply_error(message, str(exc))
             return
         await reply_html(message, escaping.text(line, 3000))
+
+    async def _desk(self, message: Message, user_id: int, words: list[str]) -> str | None:
+        """The review queue's verbs (``review_queue.py``); None: not one of them."""
+        verb = words[0].lower() if words else ""
+        if self.review is None or verb not in ("channel", "review", "log"):
+            return None
+        group = str(message.chat_id)
+        if verb == "channel":
+            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"])
+        if verb == "review":
+            return await self.review.list_pending(message, group, user_id)
+        target = message.reply_to_message.from_user if message.reply_to_message else None
+        who = str(target.id) if target is not None else (words[1] if len(words) > 1 and words[1].isdigit() else None)
+        return await self.review.log(group, who)
 
     async def _run(self, message: Message, moderator_key: str, words: list[str]) -> str:
         verb, rest = (words[0].lower(), words[1:]) if words else ("", [])
