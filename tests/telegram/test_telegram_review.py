@@ -37,9 +37,9 @@ ADMIN, OTHER_ADMIN, MEMBER = 42, 43, 77
 COMMAND_MESSAGE = 7
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[TelegramStack]:
-    async with telegram_stack(tmp_path) as stack:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TelegramStack]:
+    async with telegram_stack(tmp_path, request.param) as stack:
         stack.classifier_factory = lambda: load_classifier("tiny", tmp_path / "models")
         stack.nsfw_threshold = 0.0
         policy = load_policy()
