@@ -24,7 +24,7 @@ from impasto.bots.discord.surface import PLATFORM, finished, shows_grid
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.locale import served_locale
 from impasto.bots.moderation.feed import FEED_EVERY_S, AuditFeed
-from impasto.bots.moderation.review import Decision, Review, ReviewItem, item_text
+from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
@@ -32,6 +32,7 @@ from impasto.bots.service.views import JobView
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
 from impasto.storage.models import HELD
+from impasto.storage.moderation import LogRow
 
 log = logging.getLogger(__name__)
 _Interaction = discord.Interaction[Any]
@@ -131,7 +132,9 @@ class DiscordReview:
         self.ns = ns
         self.feed_every_s = feed_every_s
         self.review = Review(service, policy, release=delivery.release_held)
-        self.feed = AuditFeed(self.review, redis, PLATFORM, self.post_line, ns=ns, every_s=feed_every_s)
+        self.feed = AuditFeed(
+            self.review, redis, PLATFORM, self.post_line, ns=ns, every_s=feed_every_s, on_row=self.follow
+        )
 
     # -- posting ---------------------------------------------------------------------------------------------------
 
@@ -266,6 +269,9 @@ class DiscordReview:
                 await self.post_item(interaction.followup, item)
 
     # -- the audit feed ----------------------------------------------------------------------------------------------
+
+    async def follow(self, row: LogRow) -> None:
+        await follow_decision(row, self.delivery, t("mod.held.rejected", "en"))
 
     async def post_line(self, channel: str, line: str) -> None:
         target = self.client.get_partial_messageable(int(channel))

@@ -3,7 +3,8 @@
 Every bot process of a platform runs ``AuditFeed.run``; a turn in Redis lets one of them read the audit log past a
 cursor (also in Redis, under the deployment's namespace) and post, so a line goes out once however many processes
 run. The cursor starts at the newest row when the feed first runs (no flood of old history). Held results and
-appeals are not feed lines: they are posted as review items, with their buttons.
+appeals are not feed lines: they are posted as review items, with their buttons. ``on_row`` sees every row: a held
+result approved or rejected on the web desk (which has no chat client) is posted or told by the bots from here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from impasto.bots.moderation.review import Review, log_line
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.storage.models import APPEAL, HELD
+from impasto.storage.moderation import LogRow
 
 log = logging.getLogger(__name__)
 QUIET_KINDS = (HELD, APPEAL)
@@ -24,6 +26,8 @@ FEED_EVERY_S = 2.0
 
 #: Post one plain line (the adapter escapes it) to a channel id.
 PostLine = Callable[[str, str], Awaitable[None]]
+#: Told of every new audit row of the platform: a held result decided elsewhere (the web desk) is posted or told here.
+OnRow = Callable[[LogRow], Awaitable[None]]
 
 
 class AuditFeed:
@@ -36,7 +40,9 @@ class AuditFeed:
         *,
         ns: Namespace = DEFAULT,
         every_s: float = FEED_EVERY_S,
+        on_row: OnRow | None = None,
     ) -> None:
+        self.on_row = on_row
         self.review = review
         self.redis = redis
         self.platform = platform
@@ -69,9 +75,11 @@ class AuditFeed:
             rows, last = await self.review.feed(self.platform, int(raw or 0))
             posted = 0
             for row, channel in rows:
-                if row.kind not in QUIET_KINDS:
+                if channel is not None and row.kind not in QUIET_KINDS:
                     await self.post(channel, log_line(row))
                     posted += 1
+                if self.on_row is not None:
+                    await self.on_row(row)
                 await self.redis.set(self._key("cursor"), row.id)  # a line is posted once, even if a later one fails
             await self.redis.set(self._key("cursor"), last)
             return posted

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from impasto.bots.moderation.admission_check import waive_policy
-from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
+from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Platform, Requester
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation as mod
-from impasto.storage.models import APPEAL, APPROVED, CHANNEL_SET, HELD
+from impasto.storage.models import APPEAL, APPROVED, CHANNEL_SET, HELD, REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -251,13 +251,15 @@ class Review:
             user_id = await mod.user_id_for(session, platform, user) if user is not None else None
             return await mod.audit_log(session, guild_id=guild_id, user_id=user_id, limit=limit)
 
-    async def feed(self, platform: str, after_id: int, *, limit: int = 50) -> tuple[list[tuple[mod.LogRow, str]], int]:
-        """Audit rows newer than ``after_id`` in servers of ``platform`` with a moderators' channel, oldest first,
-        each with that channel; and the newest row id read (the next cursor, past rows that go nowhere)."""
+    async def feed(
+        self, platform: str, after_id: int, *, limit: int = 50
+    ) -> tuple[list[tuple[mod.LogRow, str | None]], int]:
+        """Audit rows newer than ``after_id`` in servers of ``platform``, oldest first, each with the server's
+        moderators' channel (None: none set); and the newest row id read (the next cursor)."""
         async with self.sessions() as session:
             rows = await mod.audit_log(session, after_id=after_id, limit=limit)
             last = max((r.id for r in rows), default=after_id)
-            out: list[tuple[mod.LogRow, str]] = []
+            out: list[tuple[mod.LogRow, str | None]] = []
             channels: dict[str, str | None] = {}
             for row in rows:
                 guild_platform, guild = _split(row.guild)
@@ -266,14 +268,24 @@ class Review:
                 if guild not in channels:
                     gid = await mod.guild_id_for(session, platform, guild)
                     channels[guild] = (await mod.server_moderation(session, gid)).mod_channel_id
-                channel = channels[guild]
-                if channel is not None:
-                    out.append((row, channel))
+                out.append((row, channels[guild]))
             return out, last
 
     async def last_event_id(self) -> int:
         async with self.sessions() as session:
             return await mod.last_event_id(session)
+
+
+async def follow_decision(row: mod.LogRow, delivery: Delivery, rejected_line: str) -> None:
+    """A held result's decision as the audit feed reads it (a decision row with a job is one on a held result):
+    approved → posted where it was asked (``release_held`` posts once, so a button's own release is not repeated);
+    rejected → the user's message says so. How a decision taken on the web desk reaches the chat."""
+    if row.job_id is None or row.kind not in (APPROVED, REJECTED):
+        return
+    if row.kind == APPROVED:
+        await delivery.release_held(row.job_id)
+    elif await delivery.service.held_id(row.job_id) is not None:
+        await delivery.withhold(row.job_id, rejected_line)
 
 
 def _platform(name: str) -> Platform:

@@ -79,7 +79,7 @@ def install(application: TgApp, deps: Deps) -> None:
         deps.delivery.on_held = review.on_held
         application.bot_data[REVIEW_KEY] = review
         application.add_handler(CallbackQueryHandler(review.pressed, pattern=CALLBACK_PATTERN))
-        application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation, review).mod))
+        application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation, review, deps.web).mod))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, photos.photo))
     application.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, buttons.remix_reply))
     application.add_handler(CallbackQueryHandler(buttons.pressed))

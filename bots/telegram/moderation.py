@@ -19,15 +19,17 @@ from __future__ import annotations
 import logging
 
 from telegram import Message, Update
-from telegram.constants import ChatMemberStatus
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import GROUP_TYPES
 from impasto.bots.telegram.review_queue import TelegramReview
+from impasto.bots.web.links import LinkError, WebLinkSettings, desk_link
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
@@ -42,10 +44,17 @@ USAGE = (
 
 
 class ModCommands:
-    def __init__(self, service: JobService, policy: Policy, review: TelegramReview | None = None) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        policy: Policy,
+        review: TelegramReview | None = None,
+        web: WebLinkSettings | None = None,
+    ) -> None:
         self.sessions = service.sessions
         self.policy = policy
         self.review = review
+        self.web = web  # the web front door: /mod desk sends the moderators' desk privately
 
     async def mod(self, update: Update, context: object) -> None:
         message = update.effective_message
@@ -79,6 +88,8 @@ class ModCommands:
     async def _desk(self, message: Message, user_id: int, words: list[str]) -> str | None:
         """The review queue's verbs (``review_queue.py``); None: not one of them."""
         verb = words[0].lower() if words else ""
+        if verb == "desk":
+            return await self._desk_link(message, user_id)
         if self.review is None or verb not in ("channel", "review", "log"):
             return None
         group = str(message.chat_id)
@@ -89,6 +100,25 @@ class ModCommands:
         target = message.reply_to_message.from_user if message.reply_to_message else None
         who = str(target.id) if target is not None else (words[1] if len(words) > 1 and words[1].isdigit() else None)
         return await self.review.log(group, who)
+
+    async def _desk_link(self, message: Message, user_id: int) -> str:
+        """The moderators' desk, as a private message (the link acts for this administrator, in this group)."""
+        if self.web is None:
+            return "the moderators' desk needs the web front door, which this bot has not been set up with"
+        who = Requester("telegram", str(user_id), guild_id=str(message.chat_id))
+        try:
+            url = desk_link(self.web, who)
+        except LinkError as exc:
+            return exc.message
+        try:
+            await message.get_bot().send_message(
+                user_id,
+                f'<a href="{escaping.text(url)}">The moderators\' desk</a> (works for 15 minutes)',
+                parse_mode=ParseMode.HTML,
+            )
+        except TelegramError:
+            return "I could not message you privately: start a chat with me first, then ask again"
+        return "the moderators' desk link was sent to you privately"
 
     async def _run(self, message: Message, moderator_key: str, words: list[str]) -> str:
         verb, rest = (words[0].lower(), words[1:]) if words else ("", [])

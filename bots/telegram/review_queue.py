@@ -23,7 +23,7 @@ from telegram.error import TelegramError
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.locale import served_locale
 from impasto.bots.moderation.feed import AuditFeed
-from impasto.bots.moderation.review import Decision, Review, ReviewItem, item_text, log_text
+from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text, log_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
@@ -33,6 +33,7 @@ from impasto.bots.telegram.replies import reply_html
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
 from impasto.storage.models import HELD
+from impasto.storage.moderation import LogRow
 
 log = logging.getLogger(__name__)
 PLATFORM = "telegram"
@@ -83,7 +84,7 @@ class TelegramReview:
         self.redis = redis
         self.ns = ns
         self.review = Review(service, policy, release=delivery.release_held)
-        self.feed = AuditFeed(self.review, redis, PLATFORM, self.post_line, ns=ns)
+        self.feed = AuditFeed(self.review, redis, PLATFORM, self.post_line, ns=ns, on_row=self.follow)
 
     def _key(self, *parts: object) -> str:
         return self.ns.prefix + "telegram:modlink:" + ":".join(str(p) for p in parts)
@@ -123,6 +124,9 @@ class TelegramReview:
         if chosen is None:
             return None
         return await asyncio.to_thread(self.service.images.get, chosen.key)
+
+    async def follow(self, row: LogRow) -> None:
+        await follow_decision(row, self.delivery, t("mod.held.rejected", "en"))
 
     async def post_line(self, channel: str, line: str) -> None:
         await self.bot.send_message(_chat(channel), escaping.text(line, 400), parse_mode=ParseMode.HTML)

@@ -22,6 +22,8 @@ from impasto.bots.discord.surface import PLATFORM
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.moderation.review import log_text
 from impasto.bots.service.errors import InvalidRequest
+from impasto.bots.service.requester import Requester
+from impasto.bots.web.links import LinkError, desk_link
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
@@ -36,6 +38,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         self.sessions = controls.service.sessions
         self.policy = policy
         self.review = review
+        self.web = controls.web  # the web front door: /mod desk links the moderators' desk
         super().__init__()
 
     async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
@@ -183,3 +186,21 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
             PLATFORM, str(interaction.guild_id), user=str(member.id) if member is not None else None
         )
         await self._say(interaction, log_text(rows)[: texts.MAX_MESSAGE - 100])
+
+    @app_commands.command(name="desk", description="A private link to the moderators' desk on the web")
+    async def desk(self, interaction: _Interaction) -> None:
+        await private(interaction)
+        if interaction.guild_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        if self.web is None:
+            raise InvalidRequest(
+                "the moderators' desk needs the web front door, which this bot has not been set up with"
+            )
+        who = Requester(
+            "discord", str(interaction.user.id), interaction.user.display_name, guild_id=str(interaction.guild_id)
+        )
+        try:
+            url = desk_link(self.web, who)
+        except LinkError as exc:
+            raise InvalidRequest(exc.message) from None
+        await answer(interaction, f"The moderators' desk (works for 15 minutes, for you alone): <{url}>")
