@@ -10,7 +10,9 @@ user is told; /mod log and the audit feed.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ from test_discord_flows import prompt_option, reply_to, shown, waiting
 from impasto.bots.discord import texts
 from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.moderation.admission_check import ModerationCheck
+from impasto.bots.moderation.review import Review
 from impasto.bots.service.delivery.core import HELD_LINE
+from impasto.bots.web.links import verify
 from impasto.engine.nsfw import load_classifier
 from impasto.queue.moderation.policy import load_policy
 from impasto.storage import moderation as mod
@@ -220,3 +224,35 @@ async def test_mod_log_and_the_audit_feed(fake: FakeDiscord, modbot: ImpastoBot,
     assert "word+" in log["content"]
     assert "channel" in log["content"]
     assert HELD not in log["content"]
+
+
+@pytest.mark.usefixtures("flag_all")
+async def test_a_decision_taken_on_the_web_desk_is_posted_by_the_bot(
+    fake: FakeDiscord, modbot: ImpastoBot, stack: ServiceStack
+) -> None:
+    held, job_id = await held_result(fake, stack)
+    desk = Review(stack.service, None)  # as the web front door has it: no chat client to post with
+    item = await desk.held_item(job_id)
+    assert item is not None
+    decision = await desk.decide(item.id, "discord", CAROL, approve=True)
+    assert decision.outcome == "approved"
+    released = await fake.wait_message(lambda m: m["id"] == held["id"] and bool(m["components"]))  # the feed's turn
+    assert [a["filename"] for a in released["attachments"]] == [f"impasto_{job_id}.png"]
+
+
+async def test_mod_desk_sends_a_private_link_for_this_server(
+    fake: FakeDiscord, start_bot: Callable[..., Awaitable[ImpastoBot]], stack: ServiceStack
+) -> None:
+    await start_bot(moderation=load_policy(), web=DeskWeb("https://impasto.example"))
+    answer = await mod_slash(fake, "desk")
+    assert answer["flags"] & 64
+    found = re.search(r"<(https://impasto\.example/desk\?t=[^>]+)>", answer["content"])
+    assert found is not None
+    grant = verify("desk-secret", found[1].partition("?t=")[2], "desk")
+    assert (grant.platform, grant.guild_id) == ("discord", GUILD_ID)
+
+
+@dataclass(frozen=True)
+class DeskWeb:
+    web_url: str
+    web_secret_value: str = "desk-secret"

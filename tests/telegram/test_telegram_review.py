@@ -9,9 +9,11 @@ in the group; deny → the user is told; /mod log and the audit feed.
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.telegram.handlers import REVIEW_KEY
 from impasto.bots.telegram.posting import Where, start_progress
 from impasto.bots.telegram.review_queue import TelegramReview
+from impasto.bots.web.links import verify
 from impasto.engine.nsfw import load_classifier
 from impasto.queue.moderation.policy import load_policy
 from impasto.storage import moderation as mod
@@ -208,4 +211,26 @@ async def test_mod_log_and_the_audit_feed(stack: TelegramStack) -> None:
     assert "word+" in str(log.params["text"])
     assert "channel" in str(log.params["text"])
     refused = await say(stack, "/mod log", user_id=MEMBER)
+    assert "administrators" in str(refused.params["text"])
+
+
+@dataclass(frozen=True)
+class DeskWeb:
+    web_url: str = "https://impasto.example"
+    web_secret_value: str = "desk-secret"
+
+
+async def test_mod_desk_sends_the_link_privately(stack: TelegramStack) -> None:
+    stack.web = DeskWeb()
+    await stack.stop_bot()
+    await stack.start_bot()
+    mark = len(stack.api.calls)
+    answer = await say(stack, "/mod desk", user_id=ADMIN)
+    assert "privately" in str(answer.params["text"])
+    [private] = await stack.api.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ADMIN, after=mark)
+    found = re.search(r'href="(https://impasto\.example/desk\?t=[^"]+)"', str(private.params["text"]))
+    assert found is not None
+    grant = verify("desk-secret", html.unescape(found[1]).partition("?t=")[2], "desk")
+    assert (grant.platform, grant.user_id, grant.guild_id) == ("telegram", str(ADMIN), str(GROUP))
+    refused = await say(stack, "/mod desk", user_id=MEMBER)
     assert "administrators" in str(refused.params["text"])
