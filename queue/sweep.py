@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.queue import endings, keys
 from impasto.queue.settings import WorkerConfig
 from impasto.storage import moderation
+from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import Released
 from impasto.storage.models import QUEUED, RUNNING, Guild, Job, User
 
@@ -138,7 +139,12 @@ async def sweep(
     return report
 
 
-async def run_sweeper(sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, config: WorkerConfig) -> None:
+async def run_sweeper(
+    sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    config: WorkerConfig,
+    images: ImageStore | None = None,
+) -> None:
     """Sweep every ``sweep_interval_s`` (with jitter) when this worker wins the turn; runs until cancelled."""
     interval = config.sweep_interval_s
     while True:
@@ -148,7 +154,7 @@ async def run_sweeper(sessions: async_sessionmaker[AsyncSession], pool: ArqRedis
             if not await pool.set(config.ns.sweep_turn, config.name, nx=True, px=int(interval * 900)):
                 continue
             report = await sweep(sessions, pool, config)
-            await purge_moderation_evidence(sessions, pool, config)
+            await purge_moderation_evidence(sessions, pool, config, images)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -165,14 +171,26 @@ async def run_sweeper(sessions: async_sessionmaker[AsyncSession], pool: ArqRedis
 
 
 async def purge_moderation_evidence(
-    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, config: WorkerConfig
+    sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    config: WorkerConfig,
+    images: ImageStore | None = None,
 ) -> int:
     """Once an hour across all workers: empty the evidence of moderation audit rows past the retention (the rows
-    stay). Returns how many rows were purged (0 when it was not this worker's hour)."""
+    stay) and delete the stored images of those refused or flagged jobs (``images``; approved results and pictures
+    another job still shows stay). Returns how many rows were purged (0 when it was not this worker's hour)."""
     if not await pool.set(config.ns.prefix + "purge-turn", config.name, nx=True, ex=PURGE_EVERY_S):
         return 0
     async with sessions() as session, session.begin():
         purged = await moderation.purge_evidence(session, retention_days=config.moderation_retention_days)
+        doomed = await moderation.evidence_image_keys(session, purged.job_ids) if images is not None else []
+    deleted = 0
+    for key in doomed:
+        assert images is not None
+        # After the commit: a file deleted for a purge that rolled back could not be brought back.
+        deleted += await asyncio.to_thread(images.delete, key)
+    if deleted:
+        log.info("moderation: %d stored images of purged jobs deleted", deleted)
     if purged.rows:
         log.info(
             "moderation: evidence of %d audit rows past %d days purged", purged.rows, config.moderation_retention_days

@@ -91,7 +91,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         policy=setup.policy,
     )
     if setup.config.sweep_interval_s > 0:
-        state.sweeper = asyncio.create_task(run_sweeper(state.sessions, ctx["redis"], setup.config))
+        state.sweeper = asyncio.create_task(run_sweeper(state.sessions, ctx["redis"], setup.config, state.images))
     ctx[STATE_KEY] = state
     log.info("worker %s ready", setup.config.name)
 

@@ -3,7 +3,7 @@
 A key is the sha256 of the bytes plus the format's extension (``3f…a9.png``); files sit under two levels of
 two-character fan-out folders so no directory grows past a few thousand entries. Writing the same bytes twice is
 free and safe (a retried worker stores the same key). An S3-compatible store can replace this class later behind
-the same three methods.
+the same few methods.
 """
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ class ImageStore:
     def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; FileNotFoundError when there are none."""
         return self.path(key).read_bytes()
+
+    def delete(self, key: str) -> bool:
+        """Remove the file stored under ``key`` (the evidence purge); False when there was none. Keys are
+        content hashes, so the caller makes sure no other job still shows the same bytes."""
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

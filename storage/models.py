@@ -273,6 +273,7 @@ UNBAN = "unban"
 WORD_ADDED = "word+"
 WORD_REMOVED = "word-"
 POLICY_SET = "policy"
+CHANNEL_SET = "channel"  # the moderators' channel was set or cleared (note: the channel, or "none")
 HELD = "held"  # a flagged result waiting in the review queue
 APPEAL = "appeal"  # a user's appeal of a refusal (ref_id: the refusal)
 APPROVED = "approved"  # a moderator's yes to an appeal or a held result (ref_id: that row)

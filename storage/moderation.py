@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import accounts
@@ -28,6 +28,8 @@ from impasto.storage.models import (
     TIMEOUT,
     UNBAN,
     Guild,
+    Image,
+    Job,
     ModerationBan,
     ModerationEvent,
     ModerationSettings,
@@ -220,6 +222,13 @@ async def update_settings(
     row.updated_at = utcnow()
 
 
+async def set_mod_channel(session: AsyncSession, guild_id: int, channel_id: str | None) -> None:
+    """Where the review queue, appeals and the audit feed go (``None``: nowhere; ``/mod review`` still lists)."""
+    row = await _settings_row(session, guild_id)
+    row.mod_channel_id = channel_id
+    row.updated_at = utcnow()
+
+
 async def add_word(
     session: AsyncSession, guild_id: int, category: str, word: str, *, by_user_id: int | None = None
 ) -> bool:
@@ -328,9 +337,17 @@ class LogRow:
 
 
 async def audit_log(
-    session: AsyncSession, *, guild_id: int | None = None, user_id: int | None = None, limit: int = 50
+    session: AsyncSession,
+    *,
+    guild_id: int | None = None,
+    user_id: int | None = None,
+    limit: int = 50,
+    ids: Sequence[int] | None = None,
+    after_id: int | None = None,
 ) -> list[LogRow]:
-    """The newest rows first, for one server and/or one user (both ``None``: everything, the operator's view)."""
+    """The newest rows first, for one server and/or one user (both ``None``: everything, the operator's view).
+
+    ``ids``: just these rows; ``after_id``: rows newer than that one, oldest first (the audit feed's order)."""
     subject = User.__table__.alias("subject")
     moderator = User.__table__.alias("moderator")
     query = (
@@ -346,9 +363,19 @@ async def audit_log(
         .outerjoin(subject, subject.c.id == ModerationEvent.user_id)
         .outerjoin(Guild, Guild.id == ModerationEvent.guild_id)
         .outerjoin(moderator, moderator.c.id == ModerationEvent.moderator_id)
-        .order_by(ModerationEvent.created_at.desc(), ModerationEvent.id.desc())
+        .order_by(
+            *(
+                (ModerationEvent.id.asc(),)
+                if after_id is not None
+                else (ModerationEvent.created_at.desc(), ModerationEvent.id.desc())
+            )
+        )
         .limit(limit)
     )
+    if ids is not None:
+        query = query.where(ModerationEvent.id.in_(ids))
+    if after_id is not None:
+        query = query.where(ModerationEvent.id > after_id)
     if guild_id is not None:
         query = query.where(ModerationEvent.guild_id == guild_id)
     if user_id is not None:
@@ -393,6 +420,49 @@ async def purge_evidence(session: AsyncSession, *, retention_days: int, now: dat
     return PurgeResult(rows=int(getattr(result, "rowcount", 0) or 0), job_ids=tuple(j for j in job_ids if j))
 
 
+async def evidence_image_keys(session: AsyncSession, job_ids: Sequence[str]) -> list[str]:
+    """The stored images of these refused or flagged jobs that may be deleted with their evidence.
+
+    A result a moderator approved was cleared and delivered: it stays. The store is content-addressed, so a key that
+    another job still shows (its own result, or an input such as the same attachment) stays too.
+    """
+    if not job_ids:
+        return []
+    cleared = set(
+        (
+            await session.scalars(
+                select(ModerationEvent.job_id).where(
+                    ModerationEvent.job_id.in_(job_ids), ModerationEvent.kind == APPROVED
+                )
+            )
+        ).all()
+    )
+    jobs = [j for j in job_ids if j not in cleared]
+    if not jobs:
+        return []
+    keys: set[str] = set((await session.scalars(select(Image.store_key).where(Image.job_id.in_(jobs)))).all())
+    for inputs in (await session.scalars(select(Job.input_image_keys).where(Job.id.in_(jobs)))).all():
+        keys.update(str(k) for k in inputs or ())
+    if not keys:
+        return []
+    shown = set(
+        (
+            await session.scalars(
+                select(Image.store_key).where(Image.store_key.in_(keys), Image.job_id.not_in(jobs)).distinct()
+            )
+        ).all()
+    )
+    kept = set(shown)
+    for key in keys - shown:
+        # Input keys live in a JSON list; a text match is the portable way to ask "does any other job read it".
+        other = await session.scalar(
+            select(Job.id).where(Job.id.not_in(jobs), cast(Job.input_image_keys, String).contains(key)).limit(1)
+        )
+        if other is not None:
+            kept.add(key)
+    return sorted(keys - kept)
+
+
 # --- appeals and the review queue ----------------------------------------------------------------------------------
 
 
@@ -421,6 +491,49 @@ async def appeal(
         ref_id=refusal_id,
         now=now,
     )
+
+
+async def undecided(session: AsyncSession, guild_id: int, *, limit: int = 25) -> list[int]:
+    """The server's held results and appeals that no moderator has answered yet, oldest first."""
+    answers = select(ModerationEvent.ref_id).where(
+        ModerationEvent.ref_id.is_not(None), ModerationEvent.kind.in_((APPROVED, REJECTED))
+    )
+    return list(
+        (
+            await session.scalars(
+                select(ModerationEvent.id)
+                .where(
+                    ModerationEvent.guild_id == guild_id,
+                    ModerationEvent.kind.in_((HELD, APPEAL)),
+                    ModerationEvent.id.not_in(answers),
+                )
+                .order_by(ModerationEvent.id)
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def decision_of(session: AsyncSession, ref_id: int) -> ModerationEvent | None:
+    """The moderator's answer to a held result or an appeal, once given."""
+    return await session.scalar(
+        select(ModerationEvent).where(ModerationEvent.ref_id == ref_id, ModerationEvent.kind.in_((APPROVED, REJECTED)))
+    )
+
+
+async def last_event_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(ModerationEvent.id))) or 0)
+
+
+async def guilds_reporting_to(session: AsyncSession, platform: str, channel_id: str) -> list[tuple[int, str]]:
+    """The servers of ``platform`` whose moderators' channel is ``channel_id``: (guild id, platform guild id)."""
+    rows = await session.execute(
+        select(Guild.id, Guild.platform_guild_id)
+        .join(ModerationSettings, ModerationSettings.guild_id == Guild.id)
+        .where(Guild.platform == platform, ModerationSettings.mod_channel_id == channel_id)
+        .order_by(Guild.id)
+    )
+    return [(int(g), str(p)) for g, p in rows.all()]
 
 
 async def hold(

@@ -25,6 +25,7 @@ from impasto.bots.discord.cogs.jobs import Jobs
 from impasto.bots.discord.cogs.moderation import Moderation
 from impasto.bots.discord.cogs.server import Server
 from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.review_queue import REVIEW_ITEMS, DiscordReview
 from impasto.bots.discord.surface import DiscordSurface
 from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.discord.views import DYNAMIC_ITEMS
@@ -108,21 +109,28 @@ class ImpastoBot(commands.Bot):
         self.controls = Controls(
             service, self.delivery, models=settable_models(service), web=options.web, download_s=options.download_link_s
         )
+        # The review queue, appeals and the audit feed, with the /mod commands (``review_queue.py``).
+        self.review: DiscordReview | None = None
+        if options.moderation is not None:
+            self.review = DiscordReview(self, service, self.delivery, options.moderation, redis, ns=ns)
+            self.delivery.on_held = self.review.on_held
         self.synced: list[discord.app_commands.AppCommand] = []
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.add_dynamic_items(*DYNAMIC_ITEMS, *REVIEW_ITEMS)
         await self.add_cog(Create(self.controls, max_upload_bytes=self.options.max_upload_bytes))
         await self.add_cog(Account(self.controls))
         await self.add_cog(Jobs(self, self.controls))
         await self.add_cog(Server(self.controls))
         if self.options.moderation is not None:
-            await self.add_cog(Moderation(self.controls, self.options.moderation))
+            await self.add_cog(Moderation(self.controls, self.options.moderation, self.review))
         if self.options.sync_commands:
             await self.sync_commands()
         if self.options.deliver:
             consumer = self.options.consumer or f"discord-{socket.gethostname()}-{os.getpid()}"
             self.controls.spawn(self.delivery.run(consumer=consumer))
+            if self.review is not None:
+                self.controls.spawn(self.review.feed.run())
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """Every interaction says what its channel takes (``attachment_size_limit``): kept for the results posted

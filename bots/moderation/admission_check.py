@@ -9,6 +9,10 @@ before the user is answered: no job is made, so nothing else would keep it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.moderation.check import job_texts
@@ -18,6 +22,19 @@ from impasto.bots.service.context import Context
 from impasto.bots.service.errors import PromptRefused
 from impasto.queue import metrics
 from impasto.queue.moderation.policy import Policy
+
+#: The prompt a moderator approved on appeal, while its job is admitted (``review.Review``): the policy is waived for
+#: exactly that text in exactly that call; bans and every other check still apply.
+_WAIVED: ContextVar[str | None] = ContextVar("impasto_waived_prompt", default=None)
+
+
+@contextlib.contextmanager
+def waive_policy(prompt: str) -> Iterator[None]:
+    token = _WAIVED.set(prompt)
+    try:
+        yield
+    finally:
+        _WAIVED.reset(token)
 
 
 class ModerationCheck:
@@ -38,8 +55,10 @@ class ModerationCheck:
                 texts=texts,
                 nsfw_channel=ctx.who.nsfw_channel,
                 prompt=intent.text or None,
+                check_policy=_WAIVED.get() != intent.text or not intent.text,
             )
         if not admission.allowed:
             if admission.verdict is not None and admission.verdict.category is not None:
                 metrics.moderation_refused(admission.verdict.category)
-            raise PromptRefused(admission.message or "this prompt is not allowed here")
+            refusal_id = admission.strike.refusal_id if admission.strike is not None else None
+            raise PromptRefused(admission.message or "this prompt is not allowed here", refusal_id=refusal_id)

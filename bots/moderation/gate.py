@@ -59,17 +59,21 @@ async def admit(
     nsfw_channel: bool,
     prompt: str | None = None,
     now: datetime | None = None,
+    check_policy: bool = True,
 ) -> Admission:
     """Whether this request may go on.
 
     ``texts`` are what would be painted (``check.job_texts`` of each parsed job, or a suffix, a zoom prompt …);
     ``prompt`` is what the user typed, kept as the audit's evidence (default: the texts). ``nsfw_channel`` is the
     platform's flag (Discord's channel ``nsfw``; Telegram has none: pass False and the server's "NSFW allowed in this
-    chat" setting decides).
+    chat" setting decides). ``check_policy`` False: a moderator approved exactly this request on appeal
+    (``admission_check.waive_policy``); the ban check still runs.
     """
     ban = await mod.active_ban(session, user_id, guild_id, now=now)
     if ban is not None:
         return Admission(allowed=False, message=ban_message(ban), ban=ban)
+    if not check_policy:
+        return Admission(allowed=True)
     stored = await mod.server_moderation(session, guild_id)
     verdict = check_texts(policy, policy.rules_for(stored), texts, nsfw_channel=nsfw_channel or stored.nsfw_chat)
     if verdict.allowed:

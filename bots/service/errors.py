@@ -71,6 +71,10 @@ class PromptRefused(ServiceError):
 
     title = "Prompt refused"
 
+    def __init__(self, message: str, *, refusal_id: int | None = None) -> None:
+        super().__init__(message)
+        self.refusal_id = refusal_id  # the audit row of a policy refusal: what an Appeal button carries
+
 
 class RateLimited(ServiceError):
     """Too many commands or presses too fast (``queue.ratelimit``); nothing was queued or charged."""

@@ -10,9 +10,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import Forbidden
 
+from impasto.bots.i18n.locale import served_locale
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.delivery.core import Deferred, Gone
-from impasto.bots.service.errors import ServiceError
+from impasto.bots.service.errors import PromptRefused, ServiceError
 from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.deps import Deps
@@ -20,7 +21,8 @@ from impasto.bots.telegram.escaping import text as escape
 from impasto.bots.telegram.keyboards import settings_keyboard
 from impasto.bots.telegram.posting import Where, post_result, start_progress
 from impasto.bots.telegram.replies import reply_error, reply_html
-from impasto.bots.telegram.requests import message_key, requester, thread_of
+from impasto.bots.telegram.requests import GROUP_TYPES, message_key, requester, thread_of
+from impasto.bots.telegram.review_queue import reply_refusal
 from impasto.bots.web.links import WebLinkSettings, gallery_link, public_gallery_link
 from impasto.queue import metrics
 
@@ -65,6 +67,12 @@ async def guarded(message: Message, work: Awaitable[None]) -> None:
     """Run a handler's work; errors the user caused become one line in the chat, never a traceback."""
     try:
         await work
+    except PromptRefused as exc:
+        if exc.refusal_id is not None and message.chat.type in GROUP_TYPES:
+            locale = served_locale(message.from_user.language_code if message.from_user else None) or "en"
+            await reply_refusal(message, user_error_text(exc), exc, locale)  # with its Appeal button
+        else:
+            await reply_error(message, user_error_text(exc))
     except USER_ERRORS as exc:
         await reply_error(message, user_error_text(exc))
     except Deferred as exc:

@@ -23,8 +23,10 @@ from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.moderation import ModCommands
 from impasto.bots.telegram.photos import Photos
 from impasto.bots.telegram.replies import reply_error, reply_html
+from impasto.bots.telegram.review_queue import CALLBACK_PATTERN, TelegramReview
 
 log = logging.getLogger(__name__)
+REVIEW_KEY = "impasto_review"  # application.bot_data: this process's TelegramReview, when /mod is on
 Context: TypeAlias = CallbackContext[Any, Any, Any, Any]
 
 
@@ -72,7 +74,12 @@ def install(application: TgApp, deps: Deps) -> None:
     application.add_handler(CommandHandler("show", commands.show))
     application.add_handler(CommandHandler("gallery", commands.gallery))
     if deps.moderation is not None:
-        application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation).mod))
+        # The review queue, appeals and the audit feed (``review_queue.py``); main() runs ``review.feed``.
+        review = TelegramReview(application.bot, deps.service, deps.delivery, deps.moderation, deps.redis, ns=deps.ns)
+        deps.delivery.on_held = review.on_held
+        application.bot_data[REVIEW_KEY] = review
+        application.add_handler(CallbackQueryHandler(review.pressed, pattern=CALLBACK_PATTERN))
+        application.add_handler(CommandHandler("mod", ModCommands(deps.service, deps.moderation, review, deps.web).mod))
     application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, photos.photo))
     application.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, buttons.remix_reply))
     application.add_handler(CallbackQueryHandler(buttons.pressed))

@@ -19,7 +19,8 @@ from impasto.bots.service.result_forms import TELEGRAM_DOCUMENT_BYTES
 from impasto.bots.service.runtime import job_service
 from impasto.bots.telegram.app import build_application, register_commands, run_polling, run_webhook
 from impasto.bots.telegram.deps import Deps
-from impasto.bots.telegram.handlers import install
+from impasto.bots.telegram.handlers import REVIEW_KEY, install
+from impasto.bots.telegram.review_queue import TelegramReview
 from impasto.bots.telegram.surface import TelegramSurface, limits_for
 from impasto.bots.telegram.uploads import store_fetcher
 from impasto.queue.client import open_pool, service_enqueue
@@ -77,6 +78,8 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                 if options.set_commands:
                     await register_commands(application)
                 delivering = asyncio.create_task(delivery.run(consumer=consumer_name()))
+                review = application.bot_data.get(REVIEW_KEY)
+                feeding = asyncio.create_task(review.feed.run()) if isinstance(review, TelegramReview) else None
                 try:
                     if settings.telegram_webhook_url:
                         secret = settings.telegram_webhook_secret
@@ -92,6 +95,8 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
                         await application.bot.delete_webhook()
                         await run_polling(application, stop)
                 finally:
+                    if feeding is not None:
+                        feeding.cancel()
                     delivering.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await delivering

@@ -5,6 +5,10 @@
     /mod word add WORD…         /mod word remove WORD…      /mod words
     /mod policy [CATEGORY block|nsfw|allow|default]
     /mod nsfw on|off            (Telegram chats carry no NSFW flag: the administrators say whether this one allows it)
+    /mod channel [off]          a one-time code for linking the admin chat that gets the review queue and audit feed
+    /mod link CODE              (in that admin chat) link it
+    /mod review                 what waits for review (re-posted there, or to you privately without a linked chat)
+    /mod log [USER_ID]          recent audit rows here (or as a reply: that member's)
 
 The caller must be the chat's creator or an administrator (``getChatMember``, asked every time: rights change). Each
 verb is one call of ``bots/moderation/commands.py`` in one transaction; the answer replies to the moderator.
@@ -15,14 +19,17 @@ from __future__ import annotations
 import logging
 
 from telegram import Message, Update
-from telegram.constants import ChatMemberStatus
+from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import escaping
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import GROUP_TYPES
+from impasto.bots.telegram.review_queue import TelegramReview
+from impasto.bots.web.links import LinkError, WebLinkSettings, desk_link
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
@@ -31,19 +38,33 @@ PLATFORM = "telegram"
 MODERATORS = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 USAGE = (
     "/mod ban [12h] [reason] · /mod unban (replying to the member) · /mod word add|remove WORD · /mod words · "
-    "/mod policy [CATEGORY block|nsfw|allow|default] · /mod nsfw on|off"
+    "/mod policy [CATEGORY block|nsfw|allow|default] · /mod nsfw on|off · /mod channel [off] · /mod review · "
+    "/mod log [USER_ID]"
 )
 
 
 class ModCommands:
-    def __init__(self, service: JobService, policy: Policy) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        policy: Policy,
+        review: TelegramReview | None = None,
+        web: WebLinkSettings | None = None,
+    ) -> None:
         self.sessions = service.sessions
         self.policy = policy
+        self.review = review
+        self.web = web  # the web front door: /mod desk sends the moderators' desk privately
 
     async def mod(self, update: Update, context: object) -> None:
         message = update.effective_message
         user = update.effective_user
         if message is None or user is None or message.text is None:
+            return
+        words = message.text.split()[1:]
+        if self.review is not None and len(words) == 2 and words[0].lower() == "link":
+            # In the admin chat being linked (often a private chat with the bot): the code says which group.
+            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1]), 500))
             return
         if message.chat.type not in GROUP_TYPES:
             await reply_error(message, "/mod works in a group, for its administrators")
@@ -57,13 +78,47 @@ class ModCommands:
         if member.status not in MODERATORS:
             await reply_error(message, "/mod is for this group's administrators")
             return
-        words = message.text.split()[1:]
         try:
-            line = await self._run(message, str(user.id), words)
+            line = await self._desk(message, user.id, words) or await self._run(message, str(user.id), words)
         except mod_commands.ModerationCommandError as exc:
             await reply_error(message, str(exc))
             return
         await reply_html(message, escaping.text(line, 3000))
+
+    async def _desk(self, message: Message, user_id: int, words: list[str]) -> str | None:
+        """The review queue's verbs (``review_queue.py``); None: not one of them."""
+        verb = words[0].lower() if words else ""
+        if verb == "desk":
+            return await self._desk_link(message, user_id)
+        if self.review is None or verb not in ("channel", "review", "log"):
+            return None
+        group = str(message.chat_id)
+        if verb == "channel":
+            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"])
+        if verb == "review":
+            return await self.review.list_pending(message, group, user_id)
+        target = message.reply_to_message.from_user if message.reply_to_message else None
+        who = str(target.id) if target is not None else (words[1] if len(words) > 1 and words[1].isdigit() else None)
+        return await self.review.log(group, who)
+
+    async def _desk_link(self, message: Message, user_id: int) -> str:
+        """The moderators' desk, as a private message (the link acts for this administrator, in this group)."""
+        if self.web is None:
+            return "the moderators' desk needs the web front door, which this bot has not been set up with"
+        who = Requester("telegram", str(user_id), guild_id=str(message.chat_id))
+        try:
+            url = desk_link(self.web, who)
+        except LinkError as exc:
+            return exc.message
+        try:
+            await message.get_bot().send_message(
+                user_id,
+                f'<a href="{escaping.text(url)}">The moderators\' desk</a> (works for 15 minutes)',
+                parse_mode=ParseMode.HTML,
+            )
+        except TelegramError:
+            return "I could not message you privately: start a chat with me first, then ask again"
+        return "the moderators' desk link was sent to you privately"
 
     async def _run(self, message: Message, moderator_key: str, words: list[str]) -> str:
         verb, rest = (words[0].lower(), words[1:]) if words else ("", [])

@@ -34,11 +34,13 @@ from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.gallery import Gallery, visible_to
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import ImageView, JobView
+from impasto.bots.web.desk import desk_routes
 from impasto.bots.web.guards import Guards, ReplyTarget, ReplyTargets
 from impasto.bots.web.links import LinkError, Pass, Purpose, verify
 from impasto.bots.web.masks import MaskError, store_mask
 from impasto.bots.web.telegram_auth import InitDataError, validate_init_data
 from impasto.queue.actions import Action
+from impasto.queue.moderation.policy import Policy
 from impasto.storage.images import ImageKeyError
 
 HERE = Path(__file__).parent
@@ -60,6 +62,7 @@ class WebDeps:
     replies: ReplyTargets
     secret: str
     telegram_token: str | None = None  # validates Mini App initData; None: Mini App links are refused
+    policy: Policy | None = None  # the prompt policy: the moderators' desk edits a server's words with it
 
 
 class Refused(Exception):
@@ -305,6 +308,7 @@ def build_app(deps: WebDeps) -> Starlette:
         Route("/img/{key:str}", image),
         Route("/download", download),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        *desk_routes(deps.service, deps.policy, render=render, grant_of=grant_of, limit=rate_limited, refuse=Refused),
     ]
 
     async def on_refused(request: Request, exc: Exception) -> Response:

@@ -24,13 +24,25 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from impasto.bots.service.requester import Requester
 
-Purpose = Literal["edit", "gallery", "public", "download"]
+Purpose = Literal["edit", "gallery", "public", "download", "desk"]
 
 DAY = 24 * 60 * 60
 #: How long a link works, by purpose (seconds). The issue fixes the editor's at 15 minutes; a download link's is
 #: ``IMPASTO_WEB_DOWNLOAD_DAYS`` (``Settings.web_download_days``), 7 days by default.
-LIFETIMES: dict[Purpose, int] = {"edit": 15 * 60, "gallery": 60 * 60, "public": DAY, "download": 7 * DAY}
-PATHS: dict[Purpose, str] = {"edit": "/edit", "gallery": "/gallery", "public": "/public", "download": "/download"}
+LIFETIMES: dict[Purpose, int] = {
+    "edit": 15 * 60,
+    "gallery": 60 * 60,
+    "public": DAY,
+    "download": 7 * DAY,
+    "desk": 15 * 60,  # the moderators' desk: the bot checked the moderator's rights just now
+}
+PATHS: dict[Purpose, str] = {
+    "edit": "/edit",
+    "gallery": "/gallery",
+    "public": "/public",
+    "download": "/download",
+    "desk": "/desk",
+}
 
 
 class LinkError(Exception):
@@ -190,3 +202,11 @@ def download_link(
     start = int(now if now is not None else time.time())
     expires = start + (lifetime_s if lifetime_s is not None else LIFETIMES["download"])
     return _link(settings, Pass("download", platform, user_id, job_id=job_id, index=index, expires=expires), now)
+
+
+def desk_link(settings: WebLinkSettings, who: Requester, *, now: float | None = None) -> str:
+    """The moderators' desk of ``who.guild_id``, for a moderator the bot has just checked (``/mod desk``)."""
+    if who.guild_id is None:
+        raise LinkError("the moderators' desk belongs to a server: ask for it there")
+    grant = Pass("desk", who.platform, who.user_id, who.display_name, guild_id=who.guild_id)
+    return _link(settings, grant, now)

@@ -31,7 +31,14 @@ async def web_app(settings: Settings) -> AsyncIterator[Starlette]:
         async with job_service(settings, enqueue=service_enqueue(pool, ns=ns)) as service:
             token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
             yield build_app(
-                WebDeps(service, Guards(redis), ReplyTargets(redis), settings.web_secret_value, telegram_token=token)
+                WebDeps(
+                    service,
+                    Guards(redis),
+                    ReplyTargets(redis),
+                    settings.web_secret_value,
+                    telegram_token=token,
+                    policy=settings.moderation_policy,
+                )
             )
     finally:
         await redis.aclose()

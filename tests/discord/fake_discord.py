@@ -360,7 +360,13 @@ class FakeDiscord:
         return await self._interaction(2, data, user_id=user_id, channel_id=channel_id, dm=dm, permissions=permissions)
 
     async def press(
-        self, message_id: str, custom_id: str, *, user_id: str = ALICE, values: list[str] | None = None
+        self,
+        message_id: str,
+        custom_id: str,
+        *,
+        user_id: str = ALICE,
+        values: list[str] | None = None,
+        permissions: str = PERMISSIONS,
     ) -> InteractionRecord:
         """A user presses a button (or picks from a select) on a message the fake holds."""
         message = self.messages[message_id]
@@ -370,7 +376,7 @@ class FakeDiscord:
             data["values"] = values
         dm = message["channel_id"] == DM_CHANNEL_ID
         return await self._interaction(
-            3, data, user_id=user_id, channel_id=message["channel_id"], dm=dm, message=message
+            3, data, user_id=user_id, channel_id=message["channel_id"], dm=dm, message=message, permissions=permissions
         )
 
     async def submit_modal(

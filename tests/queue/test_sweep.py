@@ -15,8 +15,9 @@ from impasto.queue import events
 from impasto.queue.sweep import purge_moderation_evidence, sweep
 from impasto.queue.worker import build_worker
 from impasto.storage import moderation
+from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import claim_job, fail_job
-from impasto.storage.models import Job, ModerationEvent, Usage, utcnow
+from impasto.storage.models import FLAGGED, Image, Job, ModerationEvent, Usage, utcnow
 
 GIL = Requester(platform="telegram", user_id="8008", display_name="gil")
 
@@ -165,3 +166,23 @@ async def test_the_sweep_purges_old_moderation_evidence_once_an_hour(stack: Stac
         row = await session.get(ModerationEvent, old.refusal_id)
         assert row is not None
         assert (row.prompt, row.matched) == (None, None)  # the row stays; its evidence is gone
+
+
+async def test_the_sweeps_purge_deletes_the_stored_images_of_old_flagged_jobs(stack: Stack) -> None:
+    store = ImageStore(stack.image_root)
+    key = store.put(b"a flagged result")
+    async with stack.sessions() as session, session.begin():
+        user_id = await moderation.user_id_for(session, "discord", "gil")
+        job = Job(user_id=user_id, action="imagine", mode="fast", idempotency_key="purge/1", request_key="purge")
+        session.add(job)
+        await session.flush()
+        session.add(Image(job_id=job.id, index=1, store_key=key, width_px=8, height_px=8))
+        await moderation.record(
+            session, FLAGGED, user_id=user_id, job_id=job.id, note="output 1: 0.99", now=utcnow() - timedelta(days=40)
+        )
+    config = stack.setup(moderation_retention_days=30).config
+    await stack.pool.delete(config.ns.prefix + "purge-turn")
+    assert await purge_moderation_evidence(stack.sessions, stack.pool, config, store) == 1
+    assert not store.exists(key)
+    async with stack.sessions() as session:
+        assert await session.get(Job, job.id) is not None  # the job and its audit row stay

@@ -28,6 +28,7 @@ from impasto.bots.service.views import JobView, QueuedRender
 from impasto.bots.web.app import WebDeps, build_app
 from impasto.bots.web.guards import Guards, ReplyTarget, ReplyTargets
 from impasto.queue.actions import Action
+from impasto.queue.moderation.policy import Policy
 from impasto.storage.images import ImageStore
 from impasto.storage.lifecycle import NewImage, claim_job, complete_job
 
@@ -118,13 +119,20 @@ class Server(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serving(service: JobService, recorder: Recorder | None = None) -> AsyncIterator[Site]:
+async def serving(
+    service: JobService, recorder: Recorder | None = None, *, policy: Policy | None = None
+) -> AsyncIterator[Site]:
     """The web app on ``service`` under uvicorn on a free port of 127.0.0.1, in this event loop, with Redis keys
     of its own (removed afterwards)."""
     redis = Redis.from_url(TEST_REDIS_URL)
     prefix = f"impasto:test-web-{uuid.uuid4().hex[:10]}:"
     deps = WebDeps(
-        service, Guards(redis, prefix=prefix), ReplyTargets(redis, prefix=prefix), SECRET, telegram_token=TELEGRAM_TOKEN
+        service,
+        Guards(redis, prefix=prefix),
+        ReplyTargets(redis, prefix=prefix),
+        SECRET,
+        telegram_token=TELEGRAM_TOKEN,
+        policy=policy,
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -11,8 +11,9 @@ from discord import app_commands
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.intake import AttachmentRefused
+from impasto.bots.discord.review_queue import appeal_view, locale_of
 from impasto.bots.language.errors import PromptError
-from impasto.bots.service.errors import ServiceError
+from impasto.bots.service.errors import PromptRefused, ServiceError
 from impasto.bots.service.outages import outage_line
 from impasto.queue import metrics
 
@@ -42,10 +43,28 @@ async def refuse(interaction: discord.Interaction[Any], refusal: Refusal) -> Non
     """The refusal as one line: in place of a slash command's answer, or privately under a pressed control."""
     metrics.refused_by(refusal)
     line = texts.refusal(refusal.message)
+    if isinstance(refusal, PromptRefused) and refusal.refusal_id is not None and interaction.guild_id is not None:
+        await _with_appeal(interaction, line, refusal)
+        return
     if interaction.type is discord.InteractionType.application_command or not interaction.response.is_done():
         await answer(interaction, line)
     else:
         await tell(interaction, line)
+
+
+async def _with_appeal(interaction: discord.Interaction[Any], line: str, refusal: PromptRefused) -> None:
+    """A policy refusal in a server carries an Appeal button (``review_queue``): once per refusal."""
+    view = appeal_view(refusal, locale_of(interaction))
+    assert view is not None
+    if interaction.response.is_done():
+        if interaction.type is discord.InteractionType.application_command:
+            await interaction.edit_original_response(
+                content=line, attachments=[], view=view, allowed_mentions=texts.NO_MENTIONS
+            )
+        else:
+            await interaction.followup.send(line, view=view, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
+    else:
+        await interaction.response.send_message(line, view=view, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
 
 
 async def report(interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:

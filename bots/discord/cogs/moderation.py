@@ -17,9 +17,13 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.review_queue import DiscordReview
 from impasto.bots.discord.surface import PLATFORM
 from impasto.bots.moderation import commands as mod_commands
+from impasto.bots.moderation.review import log_text
 from impasto.bots.service.errors import InvalidRequest
+from impasto.bots.service.requester import Requester
+from impasto.bots.web.links import LinkError, desk_link
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation
 
@@ -30,9 +34,11 @@ CHOICES = [app_commands.Choice(name=n, value=n) for n in ("block", "nsfw", "allo
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_messages=True)
 class Moderation(commands.GroupCog, group_name="mod", group_description="Moderate impasto here (moderators only)"):
-    def __init__(self, controls: Controls, policy: Policy) -> None:
+    def __init__(self, controls: Controls, policy: Policy, review: DiscordReview | None = None) -> None:
         self.sessions = controls.service.sessions
         self.policy = policy
+        self.review = review
+        self.web = controls.web  # the web front door: /mod desk links the moderators' desk
         super().__init__()
 
     async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
@@ -138,3 +144,63 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
             else:
                 line = await mod_commands.show_policy(session, self.policy, guild_id=guild)
         await self._say(interaction, line)
+
+    # -- the review queue, its channel, the audit log (``review_queue.py``) ------------------------------------------
+
+    def _desk(self) -> DiscordReview:
+        if self.review is None:
+            raise InvalidRequest("the review queue is not running in this bot")
+        return self.review
+
+    @app_commands.command(name="channel", description="Where the review queue and the audit feed are posted")
+    @app_commands.describe(channel="The moderators' channel (default: this one)", clear="Post them nowhere")
+    async def channel(
+        self, interaction: _Interaction, channel: discord.TextChannel | None = None, clear: bool = False
+    ) -> None:
+        await private(interaction)
+        if interaction.guild_id is None or interaction.channel_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        chosen = None if clear else str(channel.id if channel is not None else interaction.channel_id)
+        await self._desk().review.set_channel(PLATFORM, str(interaction.guild_id), str(interaction.user.id), chosen)
+        line = (
+            "the review queue and the audit feed are posted nowhere now (/mod review lists what waits)"
+            if chosen is None
+            else f"the review queue and the audit feed are posted in <#{chosen}>"
+        )
+        await answer(interaction, line)
+
+    @app_commands.command(name="review", description="Held results and appeals waiting for a moderator")
+    async def review_(self, interaction: _Interaction) -> None:
+        await private(interaction)
+        if interaction.guild_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        await self._desk().list_pending(interaction, str(interaction.guild_id))
+
+    @app_commands.command(name="log", description="This server's recent moderation actions")
+    @app_commands.describe(member="Only this member's rows")
+    async def log(self, interaction: _Interaction, member: discord.Member | None = None) -> None:
+        await private(interaction)
+        if interaction.guild_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        rows = await self._desk().review.log(
+            PLATFORM, str(interaction.guild_id), user=str(member.id) if member is not None else None
+        )
+        await self._say(interaction, log_text(rows)[: texts.MAX_MESSAGE - 100])
+
+    @app_commands.command(name="desk", description="A private link to the moderators' desk on the web")
+    async def desk(self, interaction: _Interaction) -> None:
+        await private(interaction)
+        if interaction.guild_id is None:
+            raise InvalidRequest("/mod works in a server, not in DMs")
+        if self.web is None:
+            raise InvalidRequest(
+                "the moderators' desk needs the web front door, which this bot has not been set up with"
+            )
+        who = Requester(
+            "discord", str(interaction.user.id), interaction.user.display_name, guild_id=str(interaction.guild_id)
+        )
+        try:
+            url = desk_link(self.web, who)
+        except LinkError as exc:
+            raise InvalidRequest(exc.message) from None
+        await answer(interaction, f"The moderators' desk (works for 15 minutes, for you alone): <{url}>")

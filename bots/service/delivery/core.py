@@ -359,6 +359,20 @@ class Delivery:
             await self.service.record_message(job_id, self.platform, posted.chat_id, posted.message_id, "result")
         return True
 
+    async def withhold(self, job_id: str, line: str) -> bool:
+        """Say ``line`` on the message that shows a withheld result (a moderator rejected it); False when no message
+        of this platform shows the job or the platform refused (the decision stands either way)."""
+        shown = await self._shown(job_id)
+        if shown is None:
+            return False
+        view = await self.service.job(job_id)
+        try:
+            await self.surface.end(shown, End(view, withheld=line))
+        except (Deferred, Gone) as exc:
+            log.info("%s: could not say job %s was rejected: %s", self.platform, job_id, exc)
+            return False
+        return True
+
     async def _early_end(self, job_id: str, noise: bool) -> None:
         """An end with no recorded message: this platform's adapter may not have recorded it yet, or the job is
         another platform's. Look again a few times (the adapter's ``shown`` usually gets there first)."""
