@@ -30,7 +30,7 @@ from impasto.engine.errors import Cancelled, EngineError, EngineOutOfMemory
 from impasto.engine.spec import Progress, RenderResult
 from impasto.queue import endings, events, fairness, keys, metrics
 from impasto.queue.contract import ContractError, RenderRequest
-from impasto.queue.renderer import render_with_oom_retry
+from impasto.queue.renderer import Describes, render_with_oom_retry
 from impasto.queue.screening import (
     Place,
     TranslationRefused,
@@ -41,13 +41,13 @@ from impasto.queue.screening import (
     translation_screen,
     user_inputs,
 )
-from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
+from impasto.queue.specs import RenderWork, UnrenderableJob, build_describe, build_work, is_describe
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
 from impasto.storage.lifecycle import ClaimedJob, NewImage, cancel_requested, claim_job, complete_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
-from impasto.storage.readings import record_reading
+from impasto.storage.readings import record_described, record_reading
 
 log = logging.getLogger("impasto.queue")
 
@@ -145,6 +145,8 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _cancel(state, redis, job_id)
     started = events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt)
     await events.publish(redis, started, ns=ns)
+    if is_describe(claimed):
+        return await _describe(state, redis, claimed)
 
     place: Place | None = None
     try:
@@ -174,6 +176,50 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
     if retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
     return await _complete(state, redis, job_id, result, place)
+
+
+async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) -> dict[str, Any]:
+    """/describe: the captioner writes four prompts for the job's image; they are stored with the job (its buttons
+    read them) and travel in its completion event. The image the user brought is checked like any input picture;
+    a job's own result (``/describe`` of a job) was checked as an output already."""
+    job_id = claimed.job_id
+    describer = state.renderer
+    if not isinstance(describer, Describes):
+        return await _fail(state, redis, job_id, "this worker cannot describe images; nothing was charged")
+    try:
+        work = await asyncio.to_thread(build_describe, claimed, state.images.get)
+    except UnrenderableJob as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    loop = asyncio.get_running_loop()
+    check = state.image_check
+    if check is not None and claimed.input_image_keys[0] not in claimed.parent_image_keys.values():
+        verdicts = await loop.run_in_executor(state.gpu, check.verdicts, [work.image])
+        if verdicts[0][1]:
+            async with state.sessions() as session:
+                place = await place_of(session, job_id)
+
+            async def audit(session: AsyncSession) -> None:
+                if place is not None:
+                    await audit_flagged(session, job_id, place, "input image", verdicts)
+
+            return await _fail(state, redis, job_id, input_refusal([0], 1), audit=audit)
+    started = time.monotonic()
+    try:
+        prompts = await loop.run_in_executor(state.gpu, describer.describe, work)
+    except EngineError as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    gpu_seconds = time.monotonic() - started
+    async with state.sessions() as session, session.begin():
+        completed = await complete_job(session, job_id, images=[], gpu_seconds=gpu_seconds)
+        if completed:
+            await record_described(session, job_id, prompts)
+    if not completed:
+        log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        return {"outcome": "duplicate"}
+    done = events.Done(job_id=job_id, image_keys=[], seed=claimed.seed, gpu_seconds=gpu_seconds, prompts=prompts)
+    await events.publish_final(redis, done, ns=state.config.ns)
+    await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
+    return {"outcome": "done", "prompts": prompts, "gpu_seconds": gpu_seconds}
 
 
 async def _screen_inputs(
@@ -381,6 +427,7 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
                 gpu_seconds=job.gpu_seconds,
                 read_as=job.read_as,
                 flagged=sorted(row.index for row in rows if row.index >= 1 and row.moderation == FLAGGED_IMAGE),
+                prompts=list(job.described or ()),
             )
         elif job.status == FAILED:
             event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)
