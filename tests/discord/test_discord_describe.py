@@ -95,9 +95,12 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     )
     mid = record.original_id or await fake.wait_for(lambda: record.original_id)
     message, view = await described(fake, stack, mid)
-    assert view.action == Action.DESCRIBE.value and view.status == "done" and view.user_id == ALICE
+    assert view.action == Action.DESCRIBE.value
+    assert view.status == "done"
+    assert view.user_id == ALICE
     prompts = check_prompts(message, view, "3:2")
-    assert f"<@{ALICE}>" in message["content"] and "harbour\\_\\*view\\*.png" in message["content"]  # escaped
+    assert f"<@{ALICE}>" in message["content"]
+    assert "harbour\\_\\*view\\*.png" in message["content"]
     assert message["allowed_mentions"] == {"parse": []}
     assert not message["attachments"]
     rows = [[b.get("label") or b["emoji"]["name"] for b in row["components"]] for row in message["components"]]
@@ -110,7 +113,8 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     await fake.wait_for(lambda: again.callback)
     (waiting,) = await replies_to(fake, mid, 1)
     second, second_view = await described(fake, stack, waiting["id"])
-    assert second_view.parent_id == view.job_id and second_view.user_id == BOB
+    assert second_view.parent_id == view.job_id
+    assert second_view.user_id == BOB
     others = check_prompts(second, second_view, "3:2")
     assert {p.split(",")[0] for p in others}.isdisjoint({p.split(",")[0] for p in prompts})
 
@@ -127,7 +131,8 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     record_all = await fake.press(mid, fake.button(message, "Imagine all")["custom_id"], user_id=ALICE)
     await fake.wait_for(lambda: record_all.callback)
     made = await replies_to(fake, mid, 6)
-    assert len(made) == 6 and all("(Waiting to start)" in m["content"] for m in made[2:])
+    assert len(made) == 6
+    assert all("(Waiting to start)" in m["content"] for m in made[2:])
     jobs = [await job_of(stack, m) for m in made[2:]]
     assert sorted(j.prompt for j in jobs) == sorted(prompts)
     assert {(j.action, j.user_id) for j in jobs} == {("imagine", ALICE)}
@@ -143,7 +148,8 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     notes = fake.add_attachment("notes.txt", b"hello", "text/plain")
     record = await fake.slash("describe", [{"name": "image", "type": 11, "value": notes["id"]}], attachments=[notes])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
-    assert "notes.txt" in refused["content"] and "\n" not in refused["content"]
+    assert "notes.txt" in refused["content"]
+    assert "\n" not in refused["content"]
     text_link = fake.add_attachment("page.png", b"<html>not a picture</html>", "text/html")["url"]
     record = await fake.slash("describe", [{"name": "link", "type": 3, "value": text_link}])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
