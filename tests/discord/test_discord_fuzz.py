@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import StartBot
 from discord import app_commands
 from discord_stack import ServiceStack
 from fake_discord import (
@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_discord_flows import imagine_grid, png, shown
 
+from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.service.requester import Requester
 from impasto.queue.actions import Action
 from impasto.queue.moderation.policy import load_policy
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.timeout(600)]
 
 EXAMPLES = int(os.environ.get("IMPASTO_FUZZ_EXAMPLES", "30"))
 Json = dict[str, Any]
+StartBot = Callable[..., Coroutine[Any, Any, ImpastoBot]]  # the start_bot fixture (conftest.py)
 
 # No lone surrogates: Discord sends valid UTF-8, and JSON cannot carry them.
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)
