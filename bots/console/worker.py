@@ -84,6 +84,7 @@ def run_worker(args: argparse.Namespace) -> int:
             cache_dir=settings.data_dir / "models",
             lora_dir=settings.lora_dir_or_default,
             model=first_model,
+            memory_budget_bytes=settings.model_cache_budget,
         )
 
     from impasto.bots.ops.logs import configure_logging, secrets_of
