@@ -6,6 +6,7 @@ Secrets are ``SecretStr``: they never show in logs or reprs.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
     from impasto.queue.moderation.policy import Policy
 
 
+_BYTE_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?))?b?\s*", re.IGNORECASE)
+
+
+def parse_byte_size(text: str) -> int:
+    """``"25769803776"``, ``"24GiB"`` (binary), ``"24G"`` or ``"24GB"`` (decimal) → bytes. Raises ValueError."""
+    match = _BYTE_SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size in bytes (e.g. 25769803776, 24GiB, 16G, 8000MB)")
+    number, unit, binary = match.groups()
+    power = "kmgt".index(unit.lower()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMPASTO_", env_file=".env", extra="ignore")
 
@@ -29,6 +43,11 @@ class Settings(BaseSettings):
     models: Path | None = None  # the model registry TOML; unset: the shipped engine/models.toml
     default_model: str | None = None
     lora_dir: Path | None = None  # unset: data_dir / "loras"
+    # A worker's budget of resident model weights: bytes, or with a unit ("24GiB", "16G", "8000MB"). Unset: the
+    # device's memory less a margin (engine/loading.py).
+    model_cache_bytes: str | None = None
+    # False: a worker refuses to download a model at start-up (`impasto models pull` fetches it beforehand).
+    model_downloads: bool = True
 
     # The command language.
     max_permutations: int = Field(4, ge=1, le=40)  # Midjourney allows up to 40 for its top plans
@@ -49,6 +68,22 @@ class Settings(BaseSettings):
     # Image links go to public addresses only; these hosts and CIDRs (comma-separated) are exempt: a private
     # deployment's LAN image server, or 127.0.0.1 in tests. See bots/service/safe_fetch.py.
     fetch_allow_hosts: str = ""
+
+    @field_validator("model_cache_bytes")
+    @classmethod
+    def _byte_size_parses(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_byte_size(value)  # a typo is a start-up error naming the setting
+        return value
+
+    @property
+    def model_cache_budget(self) -> int | None:
+        """IMPASTO_MODEL_CACHE_BYTES in bytes; None: the device's default."""
+        return (
+            parse_byte_size(self.model_cache_bytes)
+            if self.model_cache_bytes and self.model_cache_bytes.strip()
+            else None
+        )
 
     @field_validator("fetch_allow_hosts")
     @classmethod

@@ -60,6 +60,9 @@ class BotOptions:
     download_link_s: int | None = None  # how long a full PNG's download link works (None: links.LIFETIMES)
     # The prompt policy (``IMPASTO_MODERATION``): the /mod commands for moderators. None: no /mod group.
     moderation: Policy | None = None
+    # A 429 asking to wait longer than this is not slept through by discord.py but raised (``discord.RateLimited``):
+    # the delivery core retries that post later and counts the rate limit. discord.py's smallest allowed value: 30.
+    max_rate_limit_wait_s: float = 30.0
 
 
 def intents() -> discord.Intents:
@@ -137,6 +140,7 @@ class ImpastoBot(commands.Bot):
             guild_ready_timeout=options.guild_ready_timeout_s,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=ImpastoTree,
+            max_ratelimit_timeout=options.max_rate_limit_wait_s,
             **kwargs,
         )
         self.options = options

@@ -151,7 +151,9 @@ class DiscordSurface:
             raise Gone(f"message {shown.message_id} was deleted") from exc
         except discord.Forbidden as exc:
             raise Gone(f"no permission to edit in channel {shown.chat_id}: {exc.text}") from exc
-        except discord.HTTPException as exc:  # discord.py already waited out 429s; this is Discord being down
+        except discord.RateLimited as exc:  # a 429 longer than discord.py sleeps through (BotOptions)
+            raise Deferred(exc.retry_after, f"Discord rate limit: {exc}", rate_limited=True) from exc
+        except discord.HTTPException as exc:  # discord.py already waited out shorter 429s; this is Discord being down
             if exc.status == 413 or exc.code == UPLOAD_TOO_LARGE:
                 raise TooLarge(f"Discord refused the upload as too large: {exc.text}") from exc
             raise Deferred(5.0, f"Discord refused the edit: {exc.status} {exc.text}") from exc
@@ -207,6 +209,8 @@ class DiscordSurface:
             )
         except discord.Forbidden as exc:
             raise Gone(f"no permission to post in channel {reply_to.chat_id}: {exc.text}") from exc
+        except discord.RateLimited as exc:
+            raise Deferred(exc.retry_after, f"Discord rate limit: {exc}", rate_limited=True) from exc
         except discord.HTTPException as exc:
             raise Deferred(5.0, f"Discord refused the post: {exc.status} {exc.text}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
