@@ -172,6 +172,9 @@ class Job(Base):
     # Whether the place it was asked in allowed NSFW (Discord's channel flag) when it was asked: the worker checks a
     # translated prompt against the server's rules for that place, and delivery picks what a flagged result becomes.
     nsfw_channel: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The requester's reply language at asking time (a catalog name, "en" / "zh_Hans"): what delivery writes the
+    # progress and result in, whichever bot process posts them. None (older rows): English.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Image(Base):
