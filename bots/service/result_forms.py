@@ -86,13 +86,18 @@ class Choice:
     def is_full_png(self) -> bool:
         return self.view.ext == "png"
 
+    @property
+    def full_size(self) -> str:
+        """The full resolution in words: "2048×2048 PNG, 6.3 MB"."""
+        return f"{self.width}×{self.height} PNG, {_megabytes(self.png_bytes)}"
+
     def caption_line(self, link: str = "{label}: {url}", *, locale: str = DEFAULT_LOCALE) -> str:
         """One line for the caption saying what the full resolution is and how to get it, in ``locale``; "" for the
         PNG itself. ``link`` spells the download link in the platform's markup (Discord: ``"[{label}](<{url}>)"``;
         ``{label}`` is the word "download" in ``locale``)."""
         if self.is_full_png:
             return ""
-        size = f"{self.width}×{self.height} PNG, {_megabytes(self.png_bytes)}"
+        size = self.full_size
         if self.view.label == "lossless WebP":
             return t("caption.full_webp", locale, size=size)
         if self.document is not None:
