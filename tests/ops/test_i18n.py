@@ -26,7 +26,7 @@ def registry() -> Registry:
 
 
 #: Messages whose Chinese is rightly the same as the English (a language's own name, U1–U4/V1–V4, a percentage).
-NOT_WORDS = ("language.", "status.percent", "label.u", "label.v")
+NOT_WORDS = ("language.", "status.percent", "label.u", "label.v", "label.dp")
 
 
 def _is_chinese(text: str) -> bool:
@@ -57,7 +57,7 @@ def test_every_message_has_a_chinese_translation_with_the_same_fields() -> None:
 
 # A key the code names: t("key", …) and any other literal "prefix.rest" with a prefix the catalogs use.
 _CALLED = re.compile(r"""\bt\(\s*["']([^"'{}\s]+)["']""")
-_LITERAL = re.compile(r"""(?<![\w.])["']([a-z_]+\.[A-Za-z0-9_./-]+)["']""")
+_LITERAL = re.compile(r"""(?<![\w.])["']([a-z_]+\.[A-Za-z0-9_./-]*[A-Za-z0-9_])["']""")  # a prefix ("x.") is no key
 BOTS = Path(__file__).resolve().parents[2] / "bots"
 
 
