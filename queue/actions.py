@@ -47,6 +47,10 @@ class Action(StrEnum):
     MAKE_SQUARE = "sq"
     FAVORITE = "fav"  # ❤️: no render
     DETAILS = "info"  # ✉️: seed, job id and parameters, privately; no render
+    DESCRIBE = "d"  # /describe: an image in, four prompts out (the worker's captioner)
+    DESCRIBE_PICK = "dp"  # 1–4 under a /describe result: /imagine that prompt
+    DESCRIBE_ALL = "da"  # Imagine all: /imagine the four prompts
+    DESCRIBE_AGAIN = "dr"  # 🔄 under a /describe result: describe the image again, four other prompts
 
     @property
     def row(self) -> ActionRow:
@@ -74,16 +78,18 @@ class Action(StrEnum):
         return self.row.label
 
 
-Where = Literal["command", "grid", "single"]
-Output = Literal["grid", "single", "none"]
+Where = Literal["command", "grid", "single", "prompts"]
+Output = Literal["grid", "single", "prompts", "none"]
 
 
 @dataclass(frozen=True)
 class ActionRow:
     action: Action
     label: str  # the one English name: button text, history, captions ("{i}" = the image index, for U#/V#)
-    where: Where  # a command, a button under a 2×2 grid, or under a single image
-    output: Output  # what a job of this action shows: a new 2×2 grid, one image, or nothing (answered at once)
+    where: Where  # a command, a button under a 2×2 grid, under a single image, or under /describe's prompts
+    # What a job of this action shows: a new 2×2 grid, one image, four prompts (/describe), or nothing of its own
+    # (answered at once, or by the /imagine or /describe jobs the press makes).
+    output: Output
     emoji: str | None = None  # the icon on its button (Discord shows it beside the label, Telegram before it)
     icon_only: bool = False  # the button shows the icon alone (🔄, the pan arrows, ❤️)
     caption: str | None = None  # how a result is introduced: "**prompt** - <caption> by @user"; None: plain
@@ -246,6 +252,12 @@ _ROWS: tuple[ActionRow, ...] = (
     ),
     ActionRow(Action.FAVORITE, "Favorite", "single", "none", emoji="❤️", icon_only=True),
     ActionRow(Action.DETAILS, "Details", "single", "none", emoji="✉️"),
+    # /describe and the buttons under its four prompts. The job service answers the buttons with /imagine jobs
+    # (1–4, Imagine all) or a new /describe job (🔄); a stored job of these actions is only ever ``d``.
+    ActionRow(Action.DESCRIBE, "Describe", "command", "prompts"),
+    ActionRow(Action.DESCRIBE_PICK, "{i}", "prompts", "none", needs_index=True),
+    ActionRow(Action.DESCRIBE_ALL, "Imagine all", "prompts", "none"),
+    ActionRow(Action.DESCRIBE_AGAIN, "Describe again", "prompts", "none", emoji="🔄", icon_only=True),
 )
 
 ACTIONS: Mapping[Action, ActionRow] = {row.action: row for row in _ROWS}
@@ -263,6 +275,11 @@ SINGLE_ROWS: tuple[tuple[Action, ...], ...] = (
     (Action.ZOOM_OUT_2, Action.ZOOM_OUT_1_5, Action.ZOOM_CUSTOM, Action.MAKE_SQUARE),
     (Action.PAN_LEFT, Action.PAN_RIGHT, Action.PAN_UP, Action.PAN_DOWN, Action.FAVORITE),
     (Action.DETAILS,),
+)
+#: Buttons under /describe's four prompts, in Midjourney's order: 1–4 🔄, then Imagine all.
+DESCRIBE_ROWS: tuple[tuple[Action, ...], ...] = (
+    (Action.DESCRIBE_PICK, Action.DESCRIBE_AGAIN),
+    (Action.DESCRIBE_ALL,),
 )
 
 

@@ -81,6 +81,8 @@ class Done(_Event):
     # The images (1–4, as ``image_keys``) the worker's classifier flagged; delivery decides what that means where
     # the job was asked (``bots/moderation/outputs.py``). Empty when none was flagged or no classifier ran.
     flagged: list[int] = Field(default_factory=list)
+    # A /describe job's four prompts (it has no images); also in SQL (``jobs.described``) for its buttons.
+    prompts: list[str] = Field(default_factory=list)
 
     @property
     def final(self) -> bool:

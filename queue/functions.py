@@ -30,7 +30,7 @@ from impasto.engine.errors import Cancelled, EngineError, EngineOutOfMemory
 from impasto.engine.spec import Progress, RenderResult
 from impasto.queue import endings, events, fairness, keys, metrics
 from impasto.queue.contract import ContractError, RenderRequest
-from impasto.queue.renderer import render_with_oom_retry
+from impasto.queue.renderer import Describes, render_with_oom_retry
 from impasto.queue.screening import (
     Place,
     TranslationRefused,
@@ -41,13 +41,14 @@ from impasto.queue.screening import (
     translation_screen,
     user_inputs,
 )
-from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
+from impasto.queue.settle import unreachable, when_sql_answers
+from impasto.queue.specs import RenderWork, UnrenderableJob, build_describe, build_work, is_describe
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
-from impasto.storage.lifecycle import ClaimedJob, NewImage, cancel_requested, claim_job, complete_job
+from impasto.storage.lifecycle import ClaimedJob, Completed, NewImage, cancel_requested, claim_job, finish_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
-from impasto.storage.readings import record_reading
+from impasto.storage.readings import record_described, record_reading
 
 log = logging.getLogger("impasto.queue")
 
@@ -135,8 +136,12 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         message = waited_too_long(waited_s, state.config.max_wait_s)
         return await _fail(state, redis, job_id, message, only_if=(QUEUED,))
 
-    async with state.sessions() as session, session.begin():
-        claimed = await claim_job(session, job_id, worker=state.config.name)
+    async def claim(session: AsyncSession) -> ClaimedJob | None:
+        return await claim_job(session, job_id, worker=state.config.name)
+
+    claimed = await when_sql_answers(
+        state.sessions, claim, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="claiming it"
+    )
     if claimed is None:
         log.info("job %s is already final: duplicate delivery, nothing to render", job_id)
         await _reannounce(state, redis, job_id)
@@ -145,13 +150,25 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _cancel(state, redis, job_id)
     started = events.Started(job_id=job_id, worker=state.config.name, attempt=claimed.attempt)
     await events.publish(redis, started, ns=ns)
+    if is_describe(claimed):
+        return await _describe(state, redis, claimed)
 
     place: Place | None = None
     try:
         work = await asyncio.to_thread(build_work, claimed, state.images.get)
         if state.image_check is not None or state.policy is not None:
-            async with state.sessions() as session:
-                place = await place_of(session, job_id)
+
+            async def where(session: AsyncSession) -> Place | None:
+                return await place_of(session, job_id)
+
+            place = await when_sql_answers(
+                state.sessions,
+                where,
+                redis=redis,
+                job_id=job_id,
+                lease_s=state.config.lease_s,
+                doing="reading its place",
+            )
         refused = await _screen_inputs(state, redis, claimed, work, place)
         if refused is not None:
             return refused
@@ -174,6 +191,58 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
     if retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
     return await _complete(state, redis, job_id, result, place)
+
+
+async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) -> dict[str, Any]:
+    """/describe: the captioner writes four prompts for the job's image; they are stored with the job (its buttons
+    read them) and travel in its completion event. The image the user brought is checked like any input picture;
+    a job's own result (``/describe`` of a job) was checked as an output already."""
+    job_id = claimed.job_id
+    describer = state.renderer
+    if not isinstance(describer, Describes):
+        return await _fail(state, redis, job_id, "this worker cannot describe images; nothing was charged")
+    try:
+        work = await asyncio.to_thread(build_describe, claimed, state.images.get)
+    except UnrenderableJob as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    loop = asyncio.get_running_loop()
+    check = state.image_check
+    if check is not None and claimed.input_image_keys[0] not in claimed.parent_image_keys.values():
+        verdicts = await loop.run_in_executor(state.gpu, check.verdicts, [work.image])
+        if verdicts[0][1]:
+            async with state.sessions() as session:
+                place = await place_of(session, job_id)
+
+            async def audit(session: AsyncSession) -> None:
+                if place is not None:
+                    await audit_flagged(session, job_id, place, "input image", verdicts)
+
+            return await _fail(state, redis, job_id, input_refusal([0], 1), audit=audit)
+    started = time.monotonic()
+    try:
+        prompts = await loop.run_in_executor(state.gpu, describer.describe, work)
+    except EngineError as exc:
+        return await _fail(state, redis, job_id, str(exc))
+    gpu_seconds = time.monotonic() - started
+
+    async def settle(session: AsyncSession) -> Completed | None:
+        # One transaction, as for a picture: done, the four prompts, the charge, the user's held jobs released.
+        completed = await finish_job(session, job_id, images=[], gpu_seconds=gpu_seconds)
+        if completed is not None:
+            await record_described(session, job_id, prompts)
+        return completed
+
+    completed = await when_sql_answers(
+        state.sessions, settle, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="settling its prompts"
+    )
+    if completed is None:
+        log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        await _reannounce(state, redis, job_id)
+        return {"outcome": "duplicate"}
+    done = events.Done(job_id=job_id, image_keys=[], seed=claimed.seed, gpu_seconds=gpu_seconds, prompts=prompts)
+    await events.publish_final(redis, done, ns=state.config.ns)
+    await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
+    return {"outcome": "done", "prompts": prompts, "gpu_seconds": gpu_seconds}
 
 
 async def _screen_inputs(
@@ -238,9 +307,15 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
         if stop_reason is None:
             if now - last_cancel_check >= config.cancel_poll_s:
                 last_cancel_check = now
-                async with state.sessions() as session:
-                    if await cancel_requested(session, work.job_id):
-                        watch.cancel.set()
+                try:
+                    async with state.sessions() as session:
+                        if await cancel_requested(session, work.job_id):
+                            watch.cancel.set()
+                except Exception as exc:
+                    if not unreachable(exc):
+                        raise
+                    # SQL is away: the render goes on (its result is kept until SQL answers, ``queue.settle``).
+                    log.debug("job %s: cannot ask SQL whether it was cancelled (%s)", work.job_id, exc)
             if now - watch.last_step_at > config.step_timeout_s:
                 stop_reason = f"the render made no progress for {config.step_timeout_s:.0f} s and was stopped"
             elif now - started > config.max_run_s:
@@ -335,14 +410,23 @@ async def _complete(
                     flagged=bool(flagged),
                 ),
             )
-    async with state.sessions() as session, session.begin():
-        completed = await complete_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
-        if completed:
+
+    async def settle(session: AsyncSession) -> Completed | None:
+        # One transaction: done, images, charge, the user's next held jobs released (``queue.settle``).
+        completed = await finish_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+        if completed is not None:
             await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
             if flagged and place is not None:
                 await audit_flagged(session, job_id, place, "image", verdicts)
-    if not completed:
+        return completed
+
+    completed = await when_sql_answers(
+        state.sessions, settle, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="settling its result"
+    )
+    if completed is None:
         log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        # Or this worker's own commit reached SQL just before the connection broke: say so from what the row says.
+        await _reannounce(state, redis, job_id)
         return {"outcome": "duplicate"}
     await events.publish_final(
         redis,
@@ -358,7 +442,7 @@ async def _complete(
         ),
         ns=state.config.ns,
     )
-    await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
+    await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
 
 
@@ -381,6 +465,7 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
                 gpu_seconds=job.gpu_seconds,
                 read_as=job.read_as,
                 flagged=sorted(row.index for row in rows if row.index >= 1 and row.moderation == FLAGGED_IMAGE),
+                prompts=list(job.described or ()),
             )
         elif job.status == FAILED:
             event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)

@@ -14,14 +14,14 @@ import io
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PIL import Image
 
 from impasto.engine.errors import EngineOutOfMemory
 from impasto.engine.grid import compose_grid
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
-from impasto.queue.specs import RenderWork
+from impasto.queue.specs import DescribeWork, RenderWork
 
 if TYPE_CHECKING:
     from impasto.engine.engine import Engine
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 class Renderer(Protocol):
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult: ...
+
+
+@runtime_checkable
+class Describes(Protocol):
+    """A renderer that also serves /describe (both of ours do; a worker whose renderer does not fails the job)."""
+
+    def describe(self, work: DescribeWork) -> list[str]: ...
 
 
 @dataclass
@@ -45,6 +52,13 @@ class NoopRenderer:
     tile_px: int = 32
     max_batch: int | None = None
     hang_s: float = 0.0
+
+    def describe(self, work: DescribeWork) -> list[str]:
+        """Four prompts that parse, different for each ``offset`` (🔄), without a captioner."""
+        with Image.open(io.BytesIO(work.image)) as image:
+            width, height = image.size
+        ratio = "1:1" if width == height else ("3:2" if width > height else "2:3")
+        return [f"a flat tile number {work.offset * 4 + i + 1}, noop study --ar {ratio}" for i in range(4)]
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
         spec = work.spec
@@ -105,6 +119,9 @@ class EngineRenderer:
         engine.models.get(model or registry.default)
         engine.translation.preload(registry.get(model or registry.default))  # its prompt translator, if any
         return cls(engine)
+
+    def describe(self, work: DescribeWork) -> list[str]:
+        return self.engine.describe(work.model, work.image, offset=work.offset)
 
     def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
         # One GPU thread renders one job at a time, so the engine's screen is this job's for the whole render.

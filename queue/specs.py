@@ -34,6 +34,39 @@ class RenderWork:
     screen: Callable[[str], None] | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class DescribeWork:
+    """A /describe job for the worker's captioner: the image, the model whose describer reads it, and which re-roll
+    (🔄) this is: ``offset`` n starts n places lower in each phrase ranking (``engine.describe``)."""
+
+    job_id: str
+    model: str
+    image: bytes
+    offset: int = 0
+
+
+def is_describe(claimed: ClaimedJob) -> bool:
+    return claimed.action == Action.DESCRIBE.value
+
+
+def build_describe(claimed: ClaimedJob, load: Callable[[str], bytes]) -> DescribeWork:
+    """The captioner's input for a claimed /describe job: its one input image, from the store."""
+    if not claimed.input_image_keys:
+        raise UnrenderableJob(f"describe job {claimed.job_id} names no image")
+    key = claimed.input_image_keys[0]
+    try:
+        image = load(key)
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise UnrenderableJob(f"the image of job {claimed.job_id} ({key}) is not in the image store") from exc
+    offset = claimed.params.get("offset", 0)
+    return DescribeWork(
+        job_id=claimed.job_id,
+        model=claimed.model or str(claimed.params.get("model", "")),
+        image=image,
+        offset=offset if isinstance(offset, int) and offset >= 0 else 0,
+    )
+
+
 def _prompts(params: dict[str, Any]) -> tuple[tuple[str, float], ...]:
     return tuple((str(p["text"]), float(p.get("weight", 1.0))) for p in params.get("prompts", ()))
 
@@ -99,6 +132,8 @@ def build_work(claimed: ClaimedJob, load: Callable[[str], bytes]) -> RenderWork:
     work_action: ActionInput | None
     if not row.renders:
         raise UnrenderableJob(f"action {row.label!r} paints nothing; the job service answers it without a worker")
+    if row.output == "prompts":
+        raise UnrenderableJob(f"job {claimed.job_id} is a /describe job: the captioner reads it (build_describe)")
     if row.action is Action.BLEND:
         extra = params.get("extra") or {}
         dims = extra.get("dimensions", "square")

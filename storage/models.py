@@ -172,6 +172,8 @@ class Job(Base):
     # Whether the place it was asked in allowed NSFW (Discord's channel flag) when it was asked: the worker checks a
     # translated prompt against the server's rules for that place, and delivery picks what a flagged result becomes.
     nsfw_channel: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A /describe job's four prompts (the worker's captioner), best first; None for every other job.
+    described: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class Image(Base):

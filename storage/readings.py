@@ -21,3 +21,8 @@ async def record_reading(session: AsyncSession, job_id: str, *, read_as: str | N
     await session.execute(
         update(Job).where(Job.id == job_id).values(read_as=read_as, translate_seconds=translate_seconds)
     )
+
+
+async def record_described(session: AsyncSession, job_id: str, prompts: list[str]) -> None:
+    """Store a /describe job's four prompts (in the transaction that completes it): its buttons read them back."""
+    await session.execute(update(Job).where(Job.id == job_id).values(described=list(prompts)))

@@ -212,7 +212,7 @@ class Controls:
             message = await reply_to(interaction, result_content(view), file=file, view=view_buttons)
             await self.shows(view.job_id, message, "result")
         elif result.kind == "job" and result.ticket is not None:
-            await self.start_jobs(interaction, [result.ticket], None, who)
+            await self.start_jobs(interaction, list(result.tickets) or [result.ticket], None, who)
 
     # -- the settings panel ----------------------------------------------------------------------------------------
 

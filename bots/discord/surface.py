@@ -17,6 +17,7 @@ import discord
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.delivery import image_file
+from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
 from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
@@ -227,6 +228,9 @@ class DiscordSurface:
         view = end.view
         if view.status == "done" and end.withheld is not None:
             await self._edit(shown, texts.withheld(view.display, view.user_id, end.withheld), view=None)
+            return shown
+        if view.status == "done" and is_describe(view):
+            await self._edit(shown, describe_content(view), view=describe_view(view.job_id, locale_of_job(view)))
             return shown
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)

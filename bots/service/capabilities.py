@@ -10,8 +10,10 @@ the entry of the model that will paint (its few-step variant under ``--draft``) 
 
 from __future__ import annotations
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.job import Job
+from impasto.bots.service.errors import InvalidRequest
 from impasto.engine.registry import Registry, RegistryError
 from impasto.queue.actions import Action
 
@@ -24,6 +26,12 @@ def paints_from_text(action: Action, job: Job) -> bool:
 def check_capabilities(action: Action, job: Job, registry: Registry | None = None) -> None:
     """Raise ``PromptError`` for an option the engine would refuse or ignore for this action. ``registry``: the
     model registry the workers paint with (None: the model checks are skipped)."""
+    if action is Action.DESCRIBE:
+        # /describe paints nothing: what it needs is the model's captioner (the registry's ``describer``).
+        entry = registry.models.get(job.model) if registry is not None else None
+        if registry is not None and (entry is None or entry.describer is None):
+            raise InvalidRequest(t("describe.refusal.no_captioner", "en", model=job.model))
+        return
     if job.weird:
         raise PromptError(
             f"--weird {job.weird} is not supported by this engine; only --weird 0 is allowed",

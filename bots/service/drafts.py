@@ -26,6 +26,8 @@ from impasto.storage.plans import Plans
 MAX_SEED = 2**32 - 1
 DEFAULT_STEPS = 30
 GRID_IMAGES = 4
+#: GPU-seconds held for a /describe (one CLIP pass over an image; settled from what the worker measured).
+DESCRIBE_GPU_SECONDS = 2.0
 
 
 @dataclass
@@ -128,6 +130,35 @@ class Drafter:
             parent_id=parent.job_id,
             image_index=index,
             input_image_keys=[input_key] if input_key else [],
+        )
+
+    def describe(
+        self, ctx: Context, *, display: str, image_key: str, offset: int, parent_id: str | None, locale: str
+    ) -> Draft:
+        """/describe (and its 🔄): one job for the worker's captioner, on the model the user paints with."""
+        model = ctx.prefs.model if ctx.prefs.model and ctx.prefs.model in self.registry.models else None
+        model = model or self.registry.default
+        mode: Any = ctx.prefs.mode if ctx.prefs.mode in ("fast", "relax", "turbo") else "fast"
+        visibility: Any = ctx.prefs.visibility if ctx.prefs.visibility in ("public", "stealth") else "public"
+        job = ParsedJob(prompts=(), model=model, mode=mode, visibility=visibility, display=display)
+        params: dict[str, Any] = {
+            "model": model,
+            "mode": mode,
+            "visibility": visibility,
+            "display": display,
+            "offset": offset,
+            "locale": locale,  # the asker's language: the result is written in it
+            "image": image_key,  # 🔄 describes the same picture again
+        }
+        return Draft(
+            action=Action.DESCRIBE,
+            job=job,
+            prompt=display,
+            params=params,
+            seed=0,
+            estimate_gpu_seconds=DESCRIBE_GPU_SECONDS,
+            parent_id=parent_id,
+            input_image_keys=[image_key],
         )
 
     def pick(self, parent: JobView, index: int, image: ImageView) -> Draft:

@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine
 from impasto.bots.service.admission import Admission, request_key
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
+from impasto.bots.service.describe import check_image_bytes, chosen_prompts, described_image
 from impasto.bots.service.drafts import Draft, Drafter, input_image
 from impasto.bots.service.errors import InvalidRequest, JobNotReady, NotYourJob
 from impasto.bots.service.fetch import FetchError, FetchImage, image_extension
@@ -133,6 +135,117 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
         return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key, looked_up=True)
 
+    async def describe(
+        self,
+        who: Requester,
+        *,
+        idempotency_key: str,
+        image_key: str | None = None,
+        link: str | None = None,
+        job_id: str | None = None,
+        index: int | None = None,
+        display: str | None = None,
+        locale: str = "en",
+    ) -> JobTicket:
+        """``/describe``: one job for the worker's captioner, which writes four prompts for an image.
+
+        The image is exactly one of: ``image_key`` (an upload the adapter checked and stored), ``link`` (fetched
+        here through the safe fetch, checked like an upload), or ``job_id`` (one of a job's pictures, ``index``
+        1–4, else its only picture or its grid). Admitted like every job (policy checks, the model's captioner,
+        quota hold, fair queue); ``display`` is how its messages name the image; ``locale`` the asker's language,
+        kept with the job so its result is written in it.
+        """
+        key = request_key(idempotency_key)
+        existing = await self.admission.replay(key)
+        if existing is not None:
+            return existing[0]
+        if sum(x is not None for x in (image_key, link, job_id)) != 1:
+            raise InvalidRequest(t("describe.refusal.one_image", "en"))
+        parent_id: str | None = None
+        if link is not None:
+            link = link.strip()
+            if not link.lower().startswith(("http://", "https://")):
+                raise InvalidRequest(t("describe.refusal.bad_link", "en", link=link[:100]))
+            if self.fetch_image is None:
+                raise InvalidRequest(t("describe.refusal.no_links", "en"))
+            try:
+                data = await self.fetch_image(link)
+                image_extension(data)
+            except FetchError as exc:
+                raise InvalidRequest(f"the image link {link[:100]} {exc}") from None
+            check_image_bytes(data, link[:100])
+            image_key = self.images.put(data, ext=image_extension(data))
+            display = display or link
+        elif job_id is not None:
+            source = await self.job(job_id)
+            if source.status != DONE:
+                raise JobNotReady(f"job {source.job_id} is {source.status}; its buttons work once it is done")
+            image_key, index = described_image(source, index)
+            parent_id = source.job_id
+            display = display or f"{source.display} ({t('describe.image_of_job', 'en', index=index)})"
+        assert image_key is not None
+        self._checked_key(image_key)
+        ctx = await self.admission.context(who)
+        draft = self.drafts.describe(
+            ctx,
+            display=(display or t("describe.an_image", "en"))[:1000],
+            image_key=image_key,
+            offset=0,
+            parent_id=parent_id,
+            locale=locale,
+        )
+        intent = Intent("describe", Action.DESCRIBE, "", parent_id)
+        tickets = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
+        return tickets[0]
+
+    async def _describe_press(
+        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str
+    ) -> PressResult:
+        """A button under /describe's four prompts: 1–4 and Imagine all are /imagine of those prompts (policy and
+        quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts)."""
+        if parent.action != Action.DESCRIBE.value:
+            raise InvalidRequest(t("describe.refusal.not_a_describe_job", "en", job=parent.job_id))
+        if parent.status != DONE:
+            raise JobNotReady(f"job {parent.job_id} is {parent.status}; its buttons work once it is done")
+        if action is Action.DESCRIBE_AGAIN:
+            existing = await self.admission.replay(key)
+            if existing is None:
+                ctx = await self.admission.context(who)
+                offset = parent.params.get("offset", 0)
+                image_key = parent.params.get("image")
+                if not isinstance(image_key, str):
+                    raise InvalidRequest(t("describe.refusal.no_job_image", "en", job=parent.job_id))
+                draft = self.drafts.describe(
+                    ctx,
+                    display=parent.display,
+                    image_key=image_key,
+                    offset=(offset if isinstance(offset, int) else 0) + 1,
+                    parent_id=parent.job_id,
+                    locale=str(parent.params.get("locale", "en")),
+                )
+                intent = Intent("press", action, "", parent.job_id)
+                existing = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
+            return PressResult("job", await self.job(existing[0].job_id), existing[0])
+        prompts = chosen_prompts(parent, action, index)
+        tickets = await self._imagine_all(who, prompts, key)
+        return PressResult("job", await self.job(tickets[0].job_id), tickets[0], tuple(tickets))
+
+    async def _imagine_all(self, who: Requester, prompts: Sequence[str], key: str) -> list[JobTicket]:
+        """/imagine of each prompt, as the presser would type it (their preferences, policy checks, quota), under one
+        request key: a double click makes no second set."""
+        existing = await self.admission.replay(key)
+        if existing is not None:
+            return existing
+        ctx = await self.admission.context(who)
+        drafts = []
+        for text in prompts:
+            parsed = parse_imagine(
+                text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
+            )
+            drafts += [self.drafts.from_parsed(job, action=Action.IMAGINE, prompt=text) for job in parsed]
+        intent = Intent("imagine", Action.IMAGINE, "\n".join(prompts))
+        return await self.admission.submit(ctx, intent, drafts, key, looked_up=True)
+
     async def press(
         self,
         who: Requester,
@@ -156,6 +269,8 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         if action.row.where == "command":
             raise InvalidRequest(f"{action.label} is a command, not a button")
         parent = await self.job(job_id)
+        if action.row.where == "prompts":
+            return await self._describe_press(who, parent, action, index, key)
         if action is Action.DETAILS:
             return PressResult("details", parent)
         if action is Action.FAVORITE:

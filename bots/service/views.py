@@ -67,6 +67,7 @@ class JobView:
     images: tuple[ImageView, ...] = ()
     read_as: str | None = None  # the English the model read, when the worker translated the prompt
     nsfw_channel: bool = False  # the place it was asked allowed NSFW (Discord's channel flag) at asking time
+    described: tuple[str, ...] = ()  # a /describe job's four prompts, once done (best first)
 
     @property
     def flagged(self) -> bool:
@@ -130,6 +131,8 @@ class PressResult:
     kind: PressKind
     view: JobView
     ticket: JobTicket | None = None
+    # Imagine all under /describe makes four jobs: all of them (``ticket`` is the first).
+    tickets: tuple[JobTicket, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class Buttons:
         action, service = button.action, self.deps.service
         where = _where(query)
         index = button.index or None
-        if not action.renders and action is not Action.UPSCALE:
+        if not action.renders and action is not Action.UPSCALE and action.row.where != "prompts":
             try:
                 result = await service.press(who, button.job_id, action, index, idempotency_key=callback_key(query.id))
             except USER_ERRORS as exc:
@@ -197,7 +197,10 @@ class Buttons:
         elif result.kind == "remix":
             await self._ask_remix(query, who, button, where, result.view)
         elif result.kind == "job" and result.ticket is not None:
-            await start_progress(bot, self.deps.delivery, where, result.view, result.ticket)
+            # Imagine all under /describe makes four jobs: a progress message for each.
+            for ticket in result.tickets or (result.ticket,):
+                view = result.view if ticket.job_id == result.view.job_id else await service.job(ticket.job_id)
+                await start_progress(bot, self.deps.delivery, where, view, ticket)
 
     async def _cancel(self, query: CallbackQuery, who: Requester, button: CancelButton) -> None:
         """❌ under a job in progress: its owner stops it (nothing is charged); anyone else is told it is not theirs."""

@@ -20,6 +20,7 @@ from impasto.bots.telegram.app import TgApp
 from impasto.bots.telegram.buttons import Buttons
 from impasto.bots.telegram.commands import Commands
 from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.describe import Describe
 from impasto.bots.telegram.moderation import ModCommands
 from impasto.bots.telegram.photos import Photos
 from impasto.bots.telegram.replies import reply_error, reply_html
@@ -63,7 +64,8 @@ def install_basic(application: TgApp) -> None:
 def install(application: TgApp, deps: Deps) -> None:
     """Every command, photo and button handler, on top of the basic ones."""
     install_basic(application)
-    commands, photos, buttons = Commands(deps), Photos(deps), Buttons(deps)
+    describe = Describe(deps)
+    commands, photos, buttons = Commands(deps), Photos(deps, describe), Buttons(deps)
     application.add_handler(CommandHandler("imagine", commands.imagine))
     application.add_handler(CommandHandler("blend", commands.blend_without_album))
     application.add_handler(CommandHandler("settings", commands.settings))
@@ -73,6 +75,7 @@ def install(application: TgApp, deps: Deps) -> None:
     application.add_handler(CommandHandler("history", commands.history))
     application.add_handler(CommandHandler("show", commands.show))
     application.add_handler(CommandHandler("gallery", commands.gallery))
+    application.add_handler(CommandHandler("describe", describe.command))
     if deps.moderation is not None:
         # The review queue, appeals and the audit feed (``review_queue.py``); main() runs ``review.feed``.
         review = TelegramReview(application.bot, deps.service, deps.delivery, deps.moderation, deps.redis, ns=deps.ns)

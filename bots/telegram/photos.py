@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from telegram import Message, Update
 
@@ -27,6 +28,10 @@ MAX_IMAGINE_PHOTOS = 5
 COMMAND = re.compile(r"^/(imagine|blend)(@\w+)?(\s|$)", re.IGNORECASE)
 _DIMENSIONS = re.compile(r"--dimensions\s+(\S+)", re.IGNORECASE)
 ALBUM_TTL_S = 120
+
+
+class DescribePhoto(Protocol):
+    async def photo(self, message: Message) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,9 @@ def part_of(message: Message) -> Part | None:
 
 
 class Photos:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, describe: DescribePhoto | None = None) -> None:
         self.deps = deps
+        self.describe = describe  # a photo with the caption /describe (``describe.Describe``)
 
     async def photo(self, update: Update, context: object) -> None:
         message = update.effective_message
@@ -62,6 +68,8 @@ class Photos:
         if message.media_group_id is None:
             if part.caption and COMMAND.match(part.caption):
                 await self._handle(message, [part])
+            elif part.caption and self.describe is not None:
+                await self.describe.photo(message)
             return
         redis = self.deps.redis
         key = self.deps.key("album", message.media_group_id)

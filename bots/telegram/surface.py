@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from telegram import Bot, InputMediaPhoto, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, TelegramError
 
@@ -22,6 +22,7 @@ from impasto.bots.service.result_forms import Limits, telegram_limits
 from impasto.bots.service.views import JobView, MessageView
 from impasto.bots.telegram import captions
 from impasto.bots.telegram.calls import call_telegram
+from impasto.bots.telegram.describe import describe_keyboard, describe_text, is_describe
 from impasto.bots.telegram.keyboards import cancel_keyboard
 from impasto.bots.telegram.posting import PLATFORM, caption_info, result_image, result_keyboard, thread_of_job
 from impasto.bots.telegram.result_upload import send_result
@@ -152,6 +153,8 @@ class TelegramSurface:
         if view.status != "done":
             await self._final_text(shown, view, captions.failed_caption(info, view.error or view.status))
             return None
+        if is_describe(view):  # four prompts and their buttons, in place of the progress message
+            return await self._final_text(shown, view, describe_text(view), describe_keyboard(view))
         if end.withheld is not None:  # held for review or removed: one line, no picture, no buttons
             # The message saying so is indexed: an approval (``Delivery.release_held``) replaces it with the result.
             return await self._final_text(shown, view, captions.withheld_caption(info, end.withheld))
@@ -197,7 +200,9 @@ class TelegramSurface:
         index = next(i.index for i in view.images if i.key == key)
         return download_link(self.web, (view.platform, view.user_id), view.job_id, index, lifetime_s=self.download_s)
 
-    async def _final_text(self, shown: MessageView, view: JobView, text: str) -> MessageView:
+    async def _final_text(
+        self, shown: MessageView, view: JobView, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> MessageView:
         """Failure and cancellation are never dropped: edit the progress text, or post anew (a photo's caption
         cannot hold every reason) and delete the progress photo. Returns the message that now says it."""
         chat = int(shown.chat_id)
@@ -205,7 +210,11 @@ class TelegramSurface:
             try:
                 await call_telegram(
                     lambda: self.bot.edit_message_text(
-                        text, chat_id=chat, message_id=int(shown.message_id), parse_mode=ParseMode.HTML
+                        text,
+                        chat_id=chat,
+                        message_id=int(shown.message_id),
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup,
                     )
                 )
                 return shown
@@ -218,6 +227,7 @@ class TelegramSurface:
                 parse_mode=ParseMode.HTML,
                 message_thread_id=thread_of_job(view, chat),
                 reply_parameters=_reply(shown.reply_to),
+                reply_markup=markup,
             )
         )
         await self._delete(chat, int(shown.message_id))

@@ -326,6 +326,27 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
 
+    async def interact(
+        self,
+        itype: int,
+        data: Json,
+        *,
+        user_id: str = ALICE,
+        channel_id: str = CHANNEL_ID,
+        dm: bool = False,
+        message: Json | None = None,
+        permissions: str = PERMISSIONS,
+    ) -> InteractionRecord:
+        """Any interaction with ``data`` as given, unchecked (the fuzzer's door): type 2 a command, 3 a component
+        on ``message``, 5 a modal submit."""
+        return await self._interaction(
+            itype, data, user_id=user_id, channel_id=channel_id, dm=dm, message=message, permissions=permissions
+        )
+
+    def post(self, channel_id: str, body: Json) -> Json:
+        """A message the bot posted (as if it had), for a test to press on."""
+        return self._create(channel_id, body, [])
+
     def add_attachment(self, filename: str, data: bytes, content_type: str = "image/png") -> Json:
         aid = str(next(self._ids))
         self.files[aid] = data

@@ -426,13 +426,6 @@ async def test_text_commands_answer_privately(fake: FakeDiscord, bot: ImpastoBot
     assert (settings.mode, settings.visibility, settings.remix) == ("turbo", "stealth", True)
 
 
-async def test_describe_is_refused_with_a_reason(fake: FakeDiscord, bot: ImpastoBot) -> None:
-    a = fake.add_attachment("a.png", png("red"))
-    record = await fake.slash("describe", [{"name": "image", "type": 11, "value": a["id"]}], attachments=[a])
-    message = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"])
-    assert "captioning model" in message["content"]
-
-
 async def test_help_and_show(fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack) -> None:
     record = await fake.slash("help")
     await fake.wait_for(lambda: record.callback)

@@ -8,7 +8,7 @@ import pytest
 
 from impasto.engine.spec import Blend, Inpaint, Outpaint, Upscale, Vary
 from impasto.queue.actions import ACTIONS, Action
-from impasto.queue.specs import UnrenderableJob, build_work
+from impasto.queue.specs import DescribeWork, UnrenderableJob, build_describe, build_work
 from impasto.storage.lifecycle import ClaimedJob
 
 STORE = {"src": b"source", "mask": b"mask", "a": b"a", "b": b"b"}
@@ -61,7 +61,17 @@ EXPECTED = {
 
 
 def test_every_rendering_action_has_an_expected_engine_call() -> None:
-    assert set(EXPECTED) == {a for a in Action if a.renders}
+    # /describe goes to the captioner, not the painter (below).
+    assert set(EXPECTED) | {Action.DESCRIBE} == {a for a in Action if a.renders}
+
+
+def test_a_describe_job_becomes_the_captioners_input_and_never_a_render() -> None:
+    job = claimed(Action.DESCRIBE, params={"model": "tiny-sd15", "offset": 2})
+    assert build_describe(job, STORE.__getitem__) == DescribeWork("job1", "tiny-sd15", b"source", 2)
+    with pytest.raises(UnrenderableJob, match="describe"):
+        build_work(job, STORE.__getitem__)
+    with pytest.raises(UnrenderableJob, match="not in the image store"):
+        build_describe(dataclasses.replace(job, input_image_keys=("gone",)), STORE.__getitem__)
 
 
 @pytest.mark.parametrize("action", list(EXPECTED))

@@ -9,11 +9,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from impasto.bots.discord import texts
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
-from impasto.bots.discord.intake import Attached, check_declared, check_image
+from impasto.bots.discord.intake import Attached, AttachmentRefused, check_declared, check_image
 from impasto.bots.discord.requester import requester_of
+from impasto.bots.discord.review_queue import locale_of
+from impasto.bots.i18n.catalog import t
 
 _Interaction = discord.Interaction[Any]
 
@@ -27,6 +30,9 @@ DIMENSIONS = [
 async def read_images(attachments: list[discord.Attachment | None], max_bytes: int) -> list[Attached]:
     """Check what Discord says about each file first, download only what passes, then decode it fully."""
     present = [a for a in attachments if a is not None]
+    if not all(isinstance(a, discord.Attachment) for a in present):
+        # An attachment option without its "resolved" entry: discord.py hands over a bare Object (no file, no URL).
+        raise AttachmentRefused("an attached file did not arrive; please attach it again")
     for attachment in present:
         check_declared(attachment.filename, attachment.size, attachment.content_type, max_bytes)
     return [Attached(a.url, check_image(a.filename, await a.read(), max_bytes).data) for a in present]
@@ -94,12 +100,33 @@ class Create(commands.Cog):
         )
         await self.controls.start_jobs(interaction, tickets, OriginalResponse(interaction), who)
 
-    @app_commands.command(name="describe", description="Suggest prompts for an image (not available yet)")
-    @app_commands.describe(image="The image to describe")
-    async def describe(self, interaction: _Interaction, image: discord.Attachment) -> None:
-        await interaction.response.defer(thinking=True, ephemeral=True)
-        await answer(
-            interaction,
-            "⚠️ /describe needs an image-captioning model and this server has none; "
-            "attach the image to /imagine as an image prompt instead.",
-        )
+    @app_commands.command(name="describe", description="Four prompts for an image, to imagine from")
+    @app_commands.describe(
+        image="The image to describe",
+        link="Or a link to the image (https://…)",
+        job="Or a job id: describe its picture",
+    )
+    async def describe(
+        self,
+        interaction: _Interaction,
+        image: discord.Attachment | None = None,
+        link: app_commands.Range[str, 1, 2000] | None = None,
+        job: app_commands.Range[str, 1, 80] | None = None,
+    ) -> None:
+        # Public, as Midjourney posts its describe: the four prompts and their buttons stay in the channel.
+        await interaction.response.defer(thinking=True)
+        locale = locale_of(interaction)
+        if sum(x is not None for x in (image, link, job)) != 1:
+            await answer(interaction, texts.refusal(t("describe.refusal.one_image", locale)))
+            return
+        who = requester_of(interaction)
+        key = f"discord:{interaction.id}"
+        if image is not None:
+            checked = await read_images([image], self.max_upload_bytes)
+            stored = await asyncio.to_thread(self.service.images.put, checked[0].data)
+            ticket = await self.service.describe(
+                who, idempotency_key=key, image_key=stored, display=image.filename, locale=locale
+            )
+        else:
+            ticket = await self.service.describe(who, idempotency_key=key, link=link, job_id=job, locale=locale)
+        await self.controls.start_jobs(interaction, [ticket], OriginalResponse(interaction), who)

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 REFUSALS = (ServiceError, PromptError, AttachmentRefused)
 Refusal: TypeAlias = ServiceError | PromptError | AttachmentRefused
 
+#: A command Discord still lists but this process does not have (removed, renamed, or a global sync still spreading),
+#: or whose options no longer match the code (a sync pending).
+UNKNOWN_COMMAND = "⚠️ This command is not available (any more); Discord may take a while to update its list."
+#: An interaction whose options do not have the shape Discord's schema promises (a value missing or of another type).
+MALFORMED = "⚠️ This command arrived garbled; please run it again."
+
 
 async def answer(interaction: discord.Interaction[Any], text: str) -> None:
     """Say ``text`` to whoever ran the command, whether or not it was acknowledged yet."""
@@ -73,6 +79,13 @@ async def report(interaction: discord.Interaction[Any], error: app_commands.AppC
         return  # the check already told the user why
     if isinstance(cause, REFUSALS):
         await refuse(interaction, cause)
+        return
+    if isinstance(cause, app_commands.CommandSignatureMismatch | app_commands.TransformerError):
+        # What Discord sent does not fit the command (its options changed, an entity was not resolved): said, not
+        # logged as a failure of ours.
+        log.info("command %s: %s", interaction.command.name if interaction.command else "?", cause)
+        unknown = isinstance(cause, app_commands.CommandSignatureMismatch)
+        await answer(interaction, UNKNOWN_COMMAND if unknown else MALFORMED)
         return
     outage = outage_line(cause)
     if outage is not None:  # Redis or the database is restarting: say so, not "something went wrong"

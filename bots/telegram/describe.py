@@ -1,0 +1,140 @@
+"""/describe on Telegram: ``/describe`` as a reply to a photo (or an image document), ``/describe LINK``,
+``/describe JOB_ID``, or a photo sent with the caption ``/describe``. The result is the four prompts as text, with
+the inline keyboard ``1 2 3 4 🔄`` / ``Imagine all`` in the existing ``callback_data`` scheme (``j:dp:2:<job>``,
+``j:da:0:<job>``, ``j:dr:0:<job>``), so any process serves them after any restart."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+
+from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.locale import served_locale
+from impasto.bots.service.views import JobView
+from impasto.bots.telegram import escaping
+from impasto.bots.telegram.callback_data import JobButton, encode
+from impasto.bots.telegram.commands import command_args, guarded, where_for
+from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.photos import Part, part_of
+from impasto.bots.telegram.posting import start_progress
+from impasto.bots.telegram.replies import reply_error
+from impasto.bots.telegram.requests import message_key, requester, thread_of
+from impasto.bots.telegram.uploads import UploadRefused, download_image
+from impasto.queue.actions import DESCRIBE_ROWS, Action
+
+NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+CAPTION = re.compile(r"^/describe(@\w+)?(\s|$)", re.IGNORECASE)
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{6,48}$")
+#: How much of the image's name (a link, a file) the result's first line shows.
+NAME_BUDGET = 200
+
+
+def is_describe(view: JobView) -> bool:
+    return view.action == Action.DESCRIBE.value
+
+
+def locale_of_job(view: JobView) -> str:
+    locale = view.params.get("locale")
+    return locale if isinstance(locale, str) and locale else "en"
+
+
+def describe_text(view: JobView) -> str:
+    """The four prompts (HTML), under one line naming the asker and the image; everything echoed is escaped."""
+    head = t(
+        "describe.result",
+        locale_of_job(view),
+        user=escaping.user_link(view.user_id, view.user_name),
+        image=f"<b>{escaping.text(view.display, NAME_BUDGET)}</b>",
+    )
+    lines = [f"{NUMBERS[i]} <code>{escaping.text(p, 700)}</code>" for i, p in enumerate(view.described[:4])]
+    return "\n\n".join([head, *lines])
+
+
+def describe_keyboard(view: JobView) -> InlineKeyboardMarkup:
+    locale = locale_of_job(view)
+    rows: list[list[InlineKeyboardButton]] = []
+    for actions in DESCRIBE_ROWS:
+        row = []
+        for action in actions:
+            for index in range(1, 5) if action.needs_index else (0,):
+                if action is Action.DESCRIBE_ALL:
+                    label = t("describe.imagine_all", locale)
+                else:
+                    label = action.row.emoji if action.row.icon_only and action.row.emoji else str(index)
+                row.append(InlineKeyboardButton(label, callback_data=encode(JobButton(action, view.job_id, index))))
+        rows.append(row)
+    return InlineKeyboardMarkup(rows)
+
+
+def _locale(message: Message) -> str:
+    return served_locale(message.from_user.language_code if message.from_user else None) or "en"
+
+
+class Describe:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def command(self, update: Update, context: object) -> None:
+        """``/describe`` replying to a picture, or with a link or a job id after it."""
+        message = update.effective_message
+        if message is None or update.effective_user is None or update.effective_chat is None:
+            return
+        args = command_args(message.text or "")
+        replied = message.reply_to_message
+        part = part_of(replied) if replied is not None else None
+        if part is not None and not args:
+            await self._describe_part(message, part)
+        elif args.lower().startswith(("http://", "https://")) and len(args.split()) == 1:
+            await guarded(message, self._submit(message, link=args))
+        elif _JOB_ID.match(args):
+            await guarded(message, self._submit(message, job_id=args))
+        else:
+            await reply_error(message, t("describe.refusal.no_image", _locale(message)))
+
+    async def photo(self, message: Message) -> bool:
+        """A photo (not an album) with the caption ``/describe``: described. False when it is not one."""
+        part = part_of(message)
+        if part is None or message.media_group_id is not None or not CAPTION.match(part.caption or ""):
+            return False
+        await self._describe_part(message, part)
+        return True
+
+    async def _describe_part(self, message: Message, part: Part) -> None:
+        try:
+            image = await download_image(
+                message.get_bot(), part.file_id, declared_bytes=part.size, max_bytes=self.deps.max_upload_bytes
+            )
+        except UploadRefused as exc:
+            await reply_error(message, exc.message)
+            return
+        ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[image.format]
+        key = await asyncio.to_thread(self.deps.images.put, image.data, ext)
+        name = f"🖼️ {image.width_px}×{image.height_px}"
+        await guarded(message, self._submit(message, image_key=key, display=name))
+
+    async def _submit(
+        self,
+        message: Message,
+        *,
+        image_key: str | None = None,
+        link: str | None = None,
+        job_id: str | None = None,
+        display: str | None = None,
+    ) -> None:
+        user = message.from_user
+        assert user is not None
+        who = requester(user, message.chat, thread_of(message))
+        service = self.deps.service
+        ticket = await service.describe(
+            who,
+            idempotency_key=message_key(message),
+            image_key=image_key,
+            link=link,
+            job_id=job_id,
+            display=display,
+            locale=_locale(message),
+        )
+        view = await service.job(ticket.job_id)
+        await start_progress(message.get_bot(), self.deps.delivery, where_for(message), view, ticket)
