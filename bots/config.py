@@ -19,6 +19,7 @@ from impasto.engine.registry import Registry, load_registry
 
 if TYPE_CHECKING:
     from impasto.queue.moderation.policy import Policy
+    from impasto.storage.images import ImageStore, RemoteStore
 
 
 _BYTE_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?))?b?\s*", re.IGNORECASE)
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     model_cache_bytes: str | None = None
     # False: a worker refuses to download a model at start-up (`impasto models pull` fetches it beforehand).
     model_downloads: bool = True
+    # The image store's shared bucket (README "Running on several machines"): set, IMPASTO_DATA_DIR/images becomes
+    # this host's cache of it. Credentials: boto3's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a role).
+    s3_bucket: str | None = None
+    s3_prefix: str = ""  # e.g. "impasto/images/"
+    s3_endpoint_url: str | None = None  # MinIO, R2, Ceph: their URL; unset: AWS
+    s3_region: str | None = None
 
     # The command language.
     max_permutations: int = Field(4, ge=1, le=40)  # Midjourney allows up to 40 for its top plans
@@ -105,6 +112,20 @@ class Settings(BaseSettings):
     @property
     def database_url_or_default(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'impasto.db').resolve()}"
+
+    def image_remote(self) -> RemoteStore | None:
+        """The bucket behind the image store (IMPASTO_S3_BUCKET), or None: the local folder (or a shared mount)."""
+        if not self.s3_bucket:
+            return None
+        from impasto.storage.s3 import S3Bucket
+
+        return S3Bucket(self.s3_bucket, prefix=self.s3_prefix, endpoint_url=self.s3_endpoint_url, region=self.s3_region)
+
+    def image_store(self) -> ImageStore:
+        """``IMPASTO_DATA_DIR/images``, a cache of the bucket when IMPASTO_S3_BUCKET is set."""
+        from impasto.storage.images import ImageStore
+
+        return ImageStore.in_data_dir(self.data_dir, remote=self.image_remote())
 
     @property
     def lora_dir_or_default(self) -> Path:

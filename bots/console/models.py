@@ -6,7 +6,8 @@ Where a model lives: a Hugging Face id in the Hub's cache (``HF_HOME``; docker-c
 a built-in tiny model under ``IMPASTO_DATA_DIR/models`` (built locally, nothing downloaded), a local folder or a
 single ``.safetensors`` file where the registry says (only checked: there is nothing to fetch). A pull fetches what
 diffusers' ``from_pretrained`` reads: ``model_index.json`` and, for each component it names, the configs, tokenizer
-files and the non-variant safetensors weights, with huggingface_hub's progress bars.
+files and the non-variant safetensors weights, with huggingface_hub's progress bars. The model's prompt translator
+(``[translation]`` in the registry, a Hugging Face id), which a worker loads at start-up, comes with it.
 
 torch is imported only to build a tiny model; huggingface_hub only for a Hugging Face id (both come with the ``gpu``
 extra, which a worker host has).
@@ -34,6 +35,10 @@ COMPONENT_FILES = (
     "model.safetensors",
     "model-*-of-*.safetensors",
 )
+
+
+#: What a translator's ``from_pretrained(use_safetensors=True)`` reads (MarianMT: configs, sentencepiece, vocab).
+TRANSLATOR_FILES = ("*.json", "*.txt", "*.model", "*.spm", "model.safetensors", "model-*-of-*.safetensors")
 
 
 @dataclass(frozen=True)
@@ -91,15 +96,7 @@ def state_of(entry: ModelEntry, cache_dir: Path, *, default: bool = False) -> Mo
         folder = Path(entry.source).expanduser()
         where = folder if (folder / "model_index.json").is_file() else None
     else:
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            found = try_to_load_from_cache(entry.source, "model_index.json", cache_dir=_hub_cache())
-        except ValueError:  # not a valid Hugging Face id: nothing of it can be in the cache
-            found = None
-        if isinstance(found, str):
-            snapshot = Path(found).parent
-            where = snapshot if any(snapshot.rglob("*.safetensors")) else None
+        where = hub_snapshot(entry.source, "model_index.json")
     return ModelState(
         name=entry.name,
         source=entry.source,
@@ -109,6 +106,28 @@ def state_of(entry: ModelEntry, cache_dir: Path, *, default: bool = False) -> Mo
         path=str(where) if where is not None else None,
         default=default,
     )
+
+
+def hub_snapshot(repo: str, index_file: str) -> Path | None:
+    """The Hub cache's snapshot of ``repo`` when it holds ``index_file`` and safetensors weights, else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, index_file, cache_dir=_hub_cache())
+    except ValueError:  # not a valid Hugging Face id: nothing of it can be in the cache
+        return None
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent
+    return snapshot if any(snapshot.rglob("*.safetensors")) else None
+
+
+def hub_translator(entry: ModelEntry) -> str | None:
+    """The Hugging Face id of ``entry``'s prompt translator, when it has one that comes from the Hub."""
+    translator = entry.translator
+    if translator is None or source_kind(translator.source) != "hub":
+        return None
+    return translator.source
 
 
 def pull_patterns(model_index: dict[str, object]) -> list[str]:
@@ -135,6 +154,13 @@ def pull(entry: ModelEntry, cache_dir: Path) -> ModelState:
         index = huggingface_hub.hf_hub_download(entry.source, "model_index.json", cache_dir=_hub_cache())
         patterns = pull_patterns(json.loads(Path(index).read_text()))
         huggingface_hub.snapshot_download(entry.source, allow_patterns=patterns, cache_dir=_hub_cache())
+    translator = hub_translator(entry)
+    if translator is not None:  # loaded at the worker's start-up: fetched with the model
+        import huggingface_hub
+
+        huggingface_hub.snapshot_download(translator, allow_patterns=list(TRANSLATOR_FILES), cache_dir=_hub_cache())
+        if hub_snapshot(translator, "config.json") is None:
+            raise PullError(f"model {entry.name}: its translator {translator} has no safetensors weights")
     state = state_of(entry, cache_dir)
     if not state.present:
         what = "folder with a model_index.json" if kind in ("folder", "hub") else ".safetensors file"
@@ -146,10 +172,15 @@ def downloads_refused(entry: ModelEntry, cache_dir: Path) -> str | None:
     """``IMPASTO_MODEL_DOWNLOADS=false``: turn huggingface_hub offline for this process (call before it is imported)
     and say, in one line, why a worker must not start when its first model is not on this machine."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # any later load of a missing model fails instead of downloading
-    if state_of(entry, cache_dir).present or source_kind(entry.source) == "builtin":
-        return None  # a tiny model is built locally: nothing to download
+    missing: str | None = None
+    if not state_of(entry, cache_dir).present and source_kind(entry.source) != "builtin":  # tiny: built locally
+        missing = f"model {entry.name} ({entry.source})"
+    elif (translator := hub_translator(entry)) is not None and hub_snapshot(translator, "config.json") is None:
+        missing = f"the prompt translator of model {entry.name} ({translator})"
+    if missing is None:
+        return None
     return (
-        f"model {entry.name} ({entry.source}) is not on this machine and IMPASTO_MODEL_DOWNLOADS=false: "
+        f"{missing} is not on this machine and IMPASTO_MODEL_DOWNLOADS=false: "
         f"run `impasto models pull {entry.name}` first"
     )
 

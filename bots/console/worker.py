@@ -129,6 +129,7 @@ def run_worker(args: argparse.Namespace) -> int:
         config=config,
         database_url=settings.database_url_or_default,
         image_root=ImageStore.in_data_dir(settings.data_dir).root,
+        image_remote=settings.image_remote(),
         renderer_factory=renderer,
         classifier_factory=classifier if nsfw.model != NONE else None,
         nsfw_threshold=nsfw.threshold,

@@ -17,6 +17,7 @@ from impasto.bots.console import models
 from impasto.engine.registry import load_registry
 
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+TRANSLATOR = "Helsinki-NLP/opus-mt-zh-en"  # the shipped registry's [translation] model
 SDXL_INDEX = {
     "_class_name": "StableDiffusionXLPipeline",
     "_diffusers_version": "0.19.0.dev0",
@@ -109,6 +110,11 @@ def test_pulling_a_hub_model_fetches_what_from_pretrained_reads(
 
     def snapshot_download(repo_id: str, **kwargs: Any) -> str:
         calls.append(("snapshot", {"repo_id": repo_id, **kwargs}))
+        if repo_id == TRANSLATOR:
+            translator = _snapshot(env, TRANSLATOR)
+            for path in ("config.json", "model.safetensors"):
+                (translator / path).write_bytes(b"{}")
+            return str(translator)
         for path in ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"):
             (snapshot / path).parent.mkdir(parents=True, exist_ok=True)
             (snapshot / path).write_bytes(b"\0" * 1500)
@@ -119,7 +125,13 @@ def test_pulling_a_hub_model_fetches_what_from_pretrained_reads(
     rc, out, err = impasto(capsys, "models", "pull")  # the default model: v6
     assert rc == 0, err
     assert f"v6: downloading {SDXL}" in err
-    [(_, index), (_, snap)] = calls
+    [(_, index), (_, snap), (_, translator)] = calls
+    # The prompt translator a worker loads at start-up comes with the model: configs, tokenizer, safetensors only.
+    assert translator["repo_id"] == TRANSLATOR
+    assert translator["cache_dir"] == env
+    assert "model.safetensors" in translator["allow_patterns"]
+    assert "*.spm" in translator["allow_patterns"]
+    assert not any(p.endswith((".bin", ".h5", ".msgpack")) for p in translator["allow_patterns"])
     assert index == {"repo_id": SDXL, "filename": "model_index.json", "cache_dir": env}
     assert snap["repo_id"] == SDXL
     assert snap["cache_dir"] == env  # HF_HOME's hub cache, where from_pretrained looks
@@ -206,5 +218,16 @@ def test_a_worker_without_downloads_names_the_pull_to_run(
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # nothing downloads later either
     rc, _, err = impasto(capsys, "worker", "--model", "niji6")
     assert "`impasto models pull niji6`" in err
+    # The model is here but not its prompt translator (loaded at start-up too): the same pull fetches it.
+    snapshot = _snapshot(env, SDXL)
+    (snapshot / "model_index.json").write_text(json.dumps(SDXL_INDEX))
+    (snapshot / "unet").mkdir()
+    (snapshot / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0")
+    rc, _, err = impasto(capsys, "worker")
+    assert rc == 2
+    assert err.strip() == (
+        f"impasto worker: the prompt translator of model v6 ({TRANSLATOR}) is not on this machine and "
+        "IMPASTO_MODEL_DOWNLOADS=false: run `impasto models pull v6` first"
+    )
     # A tiny model is built locally: not a download, so it passes this check.
     assert models.downloads_refused(load_registry(None, None).get("tiny-sdxl"), env) is None
