@@ -178,11 +178,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             display = display or link
         elif job_id is not None:
             source = await self.job(job_id)
+            if source.visibility != "public" and (source.platform, source.user_id) != (who.platform, who.user_id):
+                raise NotYourJob(t("describe.refusal.not_yours", "en", job=source.job_id))
             if source.status != DONE:
                 raise JobNotReady(f"job {source.job_id} is {source.status}; its buttons work once it is done")
             image_key, index = described_image(source, index)
             parent_id = source.job_id
-            display = display or f"{source.display} ({t('describe.image_of_job', 'en', index=index)})"
+            which = t("describe.grid_of_job", "en") if index == 0 else t("describe.image_of_job", "en", index=index)
+            display = display or f"{source.display} ({which})"
         assert image_key is not None
         self._checked_key(image_key)
         ctx = await self.admission.context(who)

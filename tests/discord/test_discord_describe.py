@@ -12,6 +12,7 @@ from typing import Any
 from discord_stack import ServiceStack
 from fake_discord import ALICE, BOB, FakeDiscord
 from PIL import Image
+from sqlalchemy import select
 
 from impasto.bots.discord.app import ImpastoBot
 from impasto.bots.discord.texts import escape
@@ -20,9 +21,11 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.engine.describe import SUBJECTS
 from impasto.engine.engine import Engine
+from impasto.engine.nsfw import load_classifier
 from impasto.engine.registry import load_registry
 from impasto.queue.actions import Action
 from impasto.queue.renderer import EngineRenderer
+from impasto.storage.models import ModerationEvent
 
 Json = dict[str, Any]
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
@@ -166,3 +169,34 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     message, view = await described(fake, stack, mid)
     check_prompts(message, view, "2:3")
     assert view.display == link
+
+
+async def test_the_worker_checks_the_image_to_describe(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack, tmp_path: Path
+) -> None:
+    """The image a user brings is classified on the worker like any input picture: flagged, the describe job fails
+    with the one line, is refunded and audited, and no prompt is written."""
+    use_captioner(stack, tmp_path)
+    stack.classifier_factory = lambda: load_classifier("tiny", tmp_path / "models")
+    stack.nsfw_threshold = 0.0  # the tiny classifier's score is never below 0: every picture is flagged
+    attachment = fake.add_attachment("flagged.png", png(40, 40))
+    record = await fake.slash(
+        "describe", [{"name": "image", "type": 11, "value": attachment["id"]}], attachments=[attachment]
+    )
+    mid = record.original_id or await fake.wait_for(lambda: record.original_id)
+    await fake.wait_message(lambda m: m["id"] == mid and "Waiting to start" in m["content"])
+    view = await job_of(stack, fake.messages[mid])
+    await stack.drain()
+    failed = await fake.wait_message(lambda m: m["id"] == mid and "(failed: " in m["content"])
+    assert failed["content"] == (
+        f"**flagged.png** - <@{ALICE}> (failed: this job was refused: the image you gave was flagged as sexual or "
+        "explicit content; nothing was charged)"
+    )
+    assert not failed["components"]
+    done = await stack.service.job(view.job_id)
+    assert done.status == "failed"
+    assert done.described == ()
+    assert done.charged_gpu_seconds == 0
+    async with stack.service.sessions() as session:
+        kinds = list(await session.scalars(select(ModerationEvent.kind).where(ModerationEvent.job_id == view.job_id)))
+    assert kinds  # audited
