@@ -124,7 +124,10 @@ def with_pressed(message: discord.Message, custom_id: str) -> ui.View:
             except ValueError:
                 continue
             pressed = child.custom_id == custom_id or child.style is discord.ButtonStyle.primary
-            view.add_item(JobButton(button, pressed=pressed, row=row))
+            item = JobButton(button, pressed=pressed, row=row)
+            if child.label and item.item.label:
+                item.item.label = child.label  # as posted: a label written in the asker's language stays so
+            view.add_item(item)
     return view
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.discord.describe import describe_content, describe_view
 from impasto.bots.discord.texts import escape
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.service.requester import Requester
@@ -110,6 +112,12 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     assert rows == [["1", "2", "3", "4", "🔄"], ["Imagine all"]]
     assert fake.button(message, "2")["custom_id"] == f"imp:dp:2:{view.job_id}"
     assert view.charged_gpu_seconds > 0  # charged what the captioner used, as any job
+    # Asked from a Chinese client (the interaction's locale is kept with the job): the same, in Chinese.
+    chinese = replace(view, params={**view.params, "locale": "zh_Hans"})
+    assert describe_content(chinese).startswith(f"<@{ALICE}> 请求的 harbour\\_\\*view\\*.png 的四条提示词")
+    buttons = [item.item for item in describe_view(view.job_id, "zh_Hans").children]  # type: ignore[attr-defined]
+    labels = [b.label or b.emoji.name for b in buttons]
+    assert labels == ["1", "2", "3", "4", "🔄", "全部生成"]
 
     # 🔄: the same image described again, four other prompts.
     again = await fake.press(mid, fake.button(message, "🔄")["custom_id"], user_id=BOB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from impasto.bots.language.parser import parse_imagine
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram.callback_data import JobButton, decode
+from impasto.bots.telegram.describe import describe_keyboard, describe_text
 from impasto.engine.describe import SUBJECTS
 from impasto.engine.engine import Engine
 from impasto.engine.registry import load_registry
@@ -85,6 +87,9 @@ async def test_describe_a_captioned_photo_then_imagine_one_all_and_again(tmp_pat
         assert view.status == "done"
         prompts = check_prompts(edit, view, "16:9")
         assert edit.params["text"].startswith("Four prompts for <b>🖼️ 64×36</b>, asked by <a href=")
+        chinese = replace(view, params={**view.params, "locale": "zh_Hans"})  # asked from a Chinese client
+        assert "请求的 <b>🖼️ 64×36</b> 的四条提示词" in describe_text(chinese)
+        assert [b.text for row in describe_keyboard(chinese).inline_keyboard for b in row][-1] == "全部生成"
 
         # 🔄: the same picture again, four other prompts.
         mark = len(api.calls)
