@@ -178,6 +178,12 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     check_prompts(message, view, "2:3")
     assert view.display == link
 
+    # /show brings the four prompts and their buttons back.
+    record = await fake.slash("show", [{"name": "job_id", "type": 3, "value": view.job_id}])
+    shown = await fake.wait_message(lambda m: m["id"] == record.original_id and NUMBERS[3] in m["content"])
+    assert shown["content"] == message["content"]
+    assert fake.button(shown, "Imagine all")["custom_id"] == f"imp:da:0:{view.job_id}"
+
 
 async def test_the_worker_checks_the_image_to_describe(
     fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack, tmp_path: Path

@@ -20,7 +20,7 @@ from impasto.bots.language.parser import parse_imagine
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram.callback_data import JobButton, decode
-from impasto.bots.telegram.describe import describe_keyboard, describe_text
+from impasto.bots.telegram.describe_result import describe_keyboard, describe_text
 from impasto.engine.describe import SUBJECTS
 from impasto.engine.engine import Engine
 from impasto.engine.registry import load_registry
@@ -155,3 +155,11 @@ async def test_describe_as_a_reply_and_refusals_charge_nothing(tmp_path: Path) -
         edit, view = await describe_result(stack, tmp_path, mark)
         check_prompts(edit, view, "2:3")
         assert await stack.service.history(ALICE) != []
+
+        # /show JOB_ID brings the four prompts and their buttons back.
+        mark = len(api.calls)
+        await api.push(api.message(f"/show {view.job_id}"))
+        [shown] = await api.wait_for(
+            lambda c: c.method == "sendMessage" and c.params["text"] == edit.params["text"], after=mark
+        )
+        assert buttons(shown) == buttons(edit)
