@@ -1,8 +1,9 @@
 """Starting a bot: secrets kept out of every log line and traceback, and a failed start said in one line.
 
 Libraries put tokens in their messages (python-telegram-bot's ``InvalidToken: The token `123:abc` was rejected``,
-httpx's request URLs ``/bot123:abc/getMe``). ``install_redaction`` wraps every logging handler's formatter so that
-the secrets never reach a handler's output, tracebacks included; ``guarded_start`` turns a known start-up failure
+httpx's request URLs ``/bot123:abc/getMe``, discord.py's ``LoginFailure``). The redaction is the one of
+``impasto.bots.ops.logs`` (``Redactor``, ``install_redaction``): ``guarded_start`` hands it the secrets for every
+logging handler (tracebacks included) and redacts what it prints itself with it. It turns a known start-up failure
 into one line naming the cause and the setting to check (exit status 2), and prints anything else as a redacted
 traceback.
 
@@ -12,54 +13,27 @@ imports discord.py and the other way round.
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from urllib.parse import quote
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from impasto.bots.ops.logs import REDACTED as MASK
+from impasto.bots.ops.logs import Redactor, install_redaction
 from impasto.storage.db import DatabaseError
 
-MASK = "[redacted]"
+__all__ = ["EXIT_CONFIG", "MASK", "guarded_start", "install_redaction", "redact"]
+
 
 #: Exit status of a start-up that failed for a reason the operator can fix (a setting, a service down).
 EXIT_CONFIG = 2
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (as written, and URL-encoded) replaced by ``[redacted]``."""
-    for secret in secrets:
-        if len(secret) < 6:  # too short to be a credential; masking it would mangle ordinary words
-            continue
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, MASK)
-    return text
-
-
-class RedactingFormatter(logging.Formatter):
-    """Formats with the handler's own formatter, then removes the secrets (message, arguments and traceback)."""
-
-    def __init__(self, inner: logging.Formatter | None, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.inner = inner or logging.Formatter()
-        self.secrets = tuple(secrets)
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(self.inner.format(record), self.secrets)
-
-
-def install_redaction(secrets: Iterable[str], logger: logging.Logger | None = None) -> None:
-    """Redact ``secrets`` in everything the handlers of ``logger`` (default: the root logger) write."""
-    kept = tuple(s for s in secrets if s)
-    for handler in (logger or logging.getLogger()).handlers:
-        current = handler.formatter
-        if isinstance(current, RedactingFormatter):
-            current.secrets = tuple(dict.fromkeys((*current.secrets, *kept)))
-        else:
-            handler.setFormatter(RedactingFormatter(current, kept))
+    """``text`` with every secret (as written, and URL-encoded) and anything token-shaped replaced by ``[redacted]``."""
+    return Redactor(secrets).redact(text)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -125,8 +99,9 @@ def explain_discord(exc: BaseException, *, api_url: str | None, gateway_url: str
 
 def guarded_start(name: str, start: Callable[[], None], *, secrets: Iterable[str], explain: Iterable[Explainer]) -> int:
     """Run ``start``; a failure is one line on stderr (known cause, exit 2) or a redacted traceback (exit 1)."""
-    kept = tuple(s for s in secrets if s)
-    install_redaction(kept)
+    kept = [s for s in secrets if s]
+    redactor = Redactor(kept)
+    install_redaction(kept)  # every handler: the one configure_logging made, and any other (a library's, pytest's)
     try:
         start()
     except KeyboardInterrupt:
@@ -135,10 +110,10 @@ def guarded_start(name: str, start: Callable[[], None], *, secrets: Iterable[str
         for explainer in explain:
             line = explainer(exc)
             if line is not None:
-                print(f"impasto {name}: {redact(line, kept)}", file=sys.stderr)
+                print(f"impasto {name}: {redactor.redact(line)}", file=sys.stderr)
                 return EXIT_CONFIG
         text = "".join(traceback.format_exception(exc))
-        print(redact(text, kept), file=sys.stderr, end="")
+        print(redactor.redact(text), file=sys.stderr, end="")
         return 1
     return 0
 

@@ -3,12 +3,18 @@
 Sources: ``builtin:tiny-*`` (built once under the cache dir, then loaded like any folder), a local diffusers folder,
 a single ``.safetensors`` file (``from_single_file``), or a Hugging Face id (downloaded once with huggingface_hub's
 progress bar). Pickle checkpoints are refused before anything is read: ``use_safetensors=True`` everywhere.
+
+The budget of resident models defaults to the device's memory (``default_memory_budget``): a GPU's total memory, or
+the machine's RAM on the CPU, less a margin for rendering; the operator overrides it (``IMPASTO_MODEL_CACHE_BYTES``).
+One model is always resident, however large.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -24,7 +30,14 @@ from impasto.engine.references import References, attach
 from impasto.engine.registry import BUILTIN_PREFIX, ModelEntry, Registry, RegistryError
 from impasto.engine.tiny import ensure_tiny_model
 
+log = logging.getLogger("impasto.engine")
+
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+GIB = 1024**3
+#: What a render needs beside the resident weights: a GPU keeps max(8 GiB, a fifth) free (SDXL's batch-4 decode with
+#: VAE slicing peaks at about 8 GB over its weights); the CPU max(4 GiB, a quarter) of the RAM for everything else.
+CUDA_MARGIN = (8 * GIB, 0.20)
+CPU_MARGIN = (4 * GIB, 0.25)
 _PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
 
 
@@ -61,6 +74,25 @@ def pipeline_bytes(pipe: Any) -> int:
         if isinstance(component, torch.nn.Module):
             total += sum(p.numel() * p.element_size() for p in component.parameters())
     return total
+
+
+def system_memory_bytes() -> int:
+    """The machine's physical RAM."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    """A CUDA device's total memory; the machine's RAM for the CPU (and unified-memory devices)."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return system_memory_bytes()
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """How many bytes of model weights to keep resident on ``device``: its memory less the rendering margin."""
+    total = device_memory_bytes(device)
+    floor, share = CUDA_MARGIN if device.type == "cuda" else CPU_MARGIN
+    return max(0, total - max(floor, int(total * share)))
 
 
 def check_source(source: str) -> None:
@@ -166,10 +198,21 @@ class ModelCache:
         cache_dir: Path,
         memory_budget_bytes: int | None = None,
     ) -> None:
+        """``memory_budget_bytes``: None takes ``default_memory_budget(device)``."""
         self.registry = registry
         self.device = device
         self.dtype = dtype
         self.cache_dir = cache_dir
+        if memory_budget_bytes is None:
+            memory_budget_bytes = default_memory_budget(device)
+            log.info(
+                "model cache budget: %.1f GiB of %s's %.1f GiB (default; IMPASTO_MODEL_CACHE_BYTES sets it)",
+                memory_budget_bytes / GIB,
+                device,
+                device_memory_bytes(device) / GIB,
+            )
+        else:
+            log.info("model cache budget: %.1f GiB on %s (set by the operator)", memory_budget_bytes / GIB, device)
         self.memory_budget_bytes = memory_budget_bytes
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
 
@@ -224,8 +267,6 @@ class ModelCache:
             torch.cuda.empty_cache()
 
     def _evict_for(self, size: int) -> None:
-        if self.memory_budget_bytes is None:
-            return
         while self._loaded and sum(m.size_bytes for m in self._loaded.values()) + size > self.memory_budget_bytes:
             self._loaded.popitem(last=False)
             gc.collect()

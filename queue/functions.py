@@ -41,10 +41,11 @@ from impasto.queue.screening import (
     translation_screen,
     user_inputs,
 )
+from impasto.queue.settle import unreachable, when_sql_answers
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_describe, build_work, is_describe
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
-from impasto.storage.lifecycle import ClaimedJob, NewImage, cancel_requested, claim_job, complete_job
+from impasto.storage.lifecycle import ClaimedJob, Completed, NewImage, cancel_requested, claim_job, finish_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
 from impasto.storage.readings import record_described, record_reading
@@ -135,8 +136,12 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         message = waited_too_long(waited_s, state.config.max_wait_s)
         return await _fail(state, redis, job_id, message, only_if=(QUEUED,))
 
-    async with state.sessions() as session, session.begin():
-        claimed = await claim_job(session, job_id, worker=state.config.name)
+    async def claim(session: AsyncSession) -> ClaimedJob | None:
+        return await claim_job(session, job_id, worker=state.config.name)
+
+    claimed = await when_sql_answers(
+        state.sessions, claim, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="claiming it"
+    )
     if claimed is None:
         log.info("job %s is already final: duplicate delivery, nothing to render", job_id)
         await _reannounce(state, redis, job_id)
@@ -152,8 +157,18 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
     try:
         work = await asyncio.to_thread(build_work, claimed, state.images.get)
         if state.image_check is not None or state.policy is not None:
-            async with state.sessions() as session:
-                place = await place_of(session, job_id)
+
+            async def where(session: AsyncSession) -> Place | None:
+                return await place_of(session, job_id)
+
+            place = await when_sql_answers(
+                state.sessions,
+                where,
+                redis=redis,
+                job_id=job_id,
+                lease_s=state.config.lease_s,
+                doing="reading its place",
+            )
         refused = await _screen_inputs(state, redis, claimed, work, place)
         if refused is not None:
             return refused
@@ -213,16 +228,24 @@ async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) ->
     except EngineError as exc:
         return await _fail(state, redis, job_id, str(exc))
     gpu_seconds = time.monotonic() - started
-    async with state.sessions() as session, session.begin():
-        completed = await complete_job(session, job_id, images=[], gpu_seconds=gpu_seconds)
-        if completed:
+
+    async def settle(session: AsyncSession) -> Completed | None:
+        # One transaction, as for a picture: done, the four prompts, the charge, the user's held jobs released.
+        completed = await finish_job(session, job_id, images=[], gpu_seconds=gpu_seconds)
+        if completed is not None:
             await record_described(session, job_id, prompts)
-    if not completed:
+        return completed
+
+    completed = await when_sql_answers(
+        state.sessions, settle, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="settling its prompts"
+    )
+    if completed is None:
         log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        await _reannounce(state, redis, job_id)
         return {"outcome": "duplicate"}
     done = events.Done(job_id=job_id, image_keys=[], seed=claimed.seed, gpu_seconds=gpu_seconds, prompts=prompts)
     await events.publish_final(redis, done, ns=state.config.ns)
-    await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
+    await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "prompts": prompts, "gpu_seconds": gpu_seconds}
 
 
@@ -288,9 +311,15 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
         if stop_reason is None:
             if now - last_cancel_check >= config.cancel_poll_s:
                 last_cancel_check = now
-                async with state.sessions() as session:
-                    if await cancel_requested(session, work.job_id):
-                        watch.cancel.set()
+                try:
+                    async with state.sessions() as session:
+                        if await cancel_requested(session, work.job_id):
+                            watch.cancel.set()
+                except Exception as exc:
+                    if not unreachable(exc):
+                        raise
+                    # SQL is away: the render goes on (its result is kept until SQL answers, ``queue.settle``).
+                    log.debug("job %s: cannot ask SQL whether it was cancelled (%s)", work.job_id, exc)
             if now - watch.last_step_at > config.step_timeout_s:
                 stop_reason = f"the render made no progress for {config.step_timeout_s:.0f} s and was stopped"
             elif now - started > config.max_run_s:
@@ -385,14 +414,23 @@ async def _complete(
                     flagged=bool(flagged),
                 ),
             )
-    async with state.sessions() as session, session.begin():
-        completed = await complete_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
-        if completed:
+
+    async def settle(session: AsyncSession) -> Completed | None:
+        # One transaction: done, images, charge, the user's next held jobs released (``queue.settle``).
+        completed = await finish_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+        if completed is not None:
             await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
             if flagged and place is not None:
                 await audit_flagged(session, job_id, place, "image", verdicts)
-    if not completed:
+        return completed
+
+    completed = await when_sql_answers(
+        state.sessions, settle, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="settling its result"
+    )
+    if completed is None:
         log.info("job %s was completed by another delivery; this result is dropped", job_id)
+        # Or this worker's own commit reached SQL just before the connection broke: say so from what the row says.
+        await _reannounce(state, redis, job_id)
         return {"outcome": "duplicate"}
     await events.publish_final(
         redis,
@@ -408,7 +446,7 @@ async def _complete(
         ),
         ns=state.config.ns,
     )
-    await endings.release_after(state.sessions, redis, job_id, ns=state.config.ns)
+    await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
 
 

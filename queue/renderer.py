@@ -102,11 +102,20 @@ class EngineRenderer:
         self.engine = engine
 
     @classmethod
-    def load(cls, registry: Registry, *, cache_dir: Path, lora_dir: Path | None, model: str | None) -> EngineRenderer:
-        """Build the engine and load ``model`` (the registry default when None). Call on the GPU thread."""
+    def load(
+        cls,
+        registry: Registry,
+        *,
+        cache_dir: Path,
+        lora_dir: Path | None,
+        model: str | None,
+        memory_budget_bytes: int | None = None,
+    ) -> EngineRenderer:
+        """Build the engine and load ``model`` (the registry default when None). Call on the GPU thread.
+        ``memory_budget_bytes``: resident models' budget (None: the device's memory less a margin)."""
         from impasto.engine.engine import Engine
 
-        engine = Engine(registry, cache_dir=cache_dir, lora_dir=lora_dir)
+        engine = Engine(registry, cache_dir=cache_dir, lora_dir=lora_dir, memory_budget_bytes=memory_budget_bytes)
         engine.models.get(model or registry.default)
         engine.translation.preload(registry.get(model or registry.default))  # its prompt translator, if any
         return cls(engine)

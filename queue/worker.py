@@ -41,7 +41,7 @@ from impasto.queue.settings import WorkerConfig
 from impasto.queue.state import STATE_KEY, WorkerState
 from impasto.queue.sweep import run_sweeper
 from impasto.storage.db import make_engine, require_migrated, session_factory
-from impasto.storage.images import ImageStore
+from impasto.storage.images import ImageStore, RemoteStore
 
 log = logging.getLogger("impasto.queue")
 
@@ -69,6 +69,7 @@ class WorkerSetup:
     classifier_factory: Callable[[], Classifier | None] | None = None
     nsfw_threshold: float = 0.5
     policy: Policy | None = None  # the prompt policy, for translated prompts (``screening.translation_screen``)
+    image_remote: RemoteStore | None = None  # the shared bucket behind the image store (IMPASTO_S3_BUCKET)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
@@ -86,7 +87,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         gpu=gpu,
         db=db,
         sessions=session_factory(db),
-        images=ImageStore(setup.image_root),
+        images=ImageStore(setup.image_root, remote=setup.image_remote),
         image_check=ImageCheck(classifier, setup.nsfw_threshold) if classifier is not None else None,
         policy=setup.policy,
     )

@@ -9,6 +9,7 @@ These functions never commit: the caller owns ``async with session.begin():``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, insert, update
@@ -50,33 +51,50 @@ async def try_reserve(session: AsyncSession, user_id: int, period: str, gpu_seco
     return affected_rows(result) == 1
 
 
-async def record(session: AsyncSession, job: Job, kind: str, gpu_seconds: float, period: str) -> None:
+@dataclass(frozen=True)
+class Holding:
+    """What an active job holds in the ledger, as its row says: enough to settle or release it without loading the
+    whole ``Job`` (``storage.lifecycle`` reads these columns alone on the worker's hot path)."""
+
+    job_id: str
+    user_id: int
+    mode: str
+    reserved_gpu_seconds: float
+    month_period: str
+    day_period: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> Holding:
+        return cls(job.id, job.user_id, job.mode, job.reserved_gpu_seconds, job.month_period, job.day_period)
+
+
+async def record(session: AsyncSession, job: Job | Holding, kind: str, gpu_seconds: float, period: str) -> None:
+    job_id = job.job_id if isinstance(job, Holding) else job.id
     await session.execute(
         insert(LedgerEntry).values(
-            user_id=job.user_id, job_id=job.id, kind=kind, gpu_seconds=gpu_seconds, period=period
+            user_id=job.user_id, job_id=job_id, kind=kind, gpu_seconds=gpu_seconds, period=period
         )
     )
 
 
-async def release(session: AsyncSession, job: Job) -> None:
+async def release(session: AsyncSession, job: Job | Holding) -> None:
     """Give back what ``job`` held. Call only in the transaction that moved the job to failed/cancelled."""
-    held = job.reserved_gpu_seconds
+    holding = job if isinstance(job, Holding) else Holding.of(job)
+    held = holding.reserved_gpu_seconds
     if held <= 0:
         return
-    for period in _periods(job):
-        await _add(session, job.user_id, period, reserved=-held)
-    await record(session, job, "release", held, job.month_period)
+    for period in _periods(holding):
+        await _add(session, holding.user_id, period, reserved=-held)
+    await record(session, holding, "release", held, holding.month_period)
 
 
-async def settle(session: AsyncSession, job: Job, *, gpu_seconds: float, charge: float, images: int) -> None:
-    """Turn the reservation into the real charge and count the images. Call only in the transaction that set done."""
-    held = job.reserved_gpu_seconds
-    relaxed = job.mode == "relax"
-    # Lock order: the user row before the usage rows, as admission takes them (the job service locks the user row
-    # first). The opposite order would let a settle and an admission for the same user deadlock on PostgreSQL.
+async def count_user(session: AsyncSession, user_id: int, *, mode: str, gpu_seconds: float, images: int) -> None:
+    """Add a finished job to its user's lifetime (and relaxed) totals. This UPDATE takes the user's row lock: call it
+    before touching any ``usage`` row (the lock order admission uses: user, then usage)."""
+    relaxed = mode == "relax"
     await session.execute(
         update(User)
-        .where(User.id == job.user_id)
+        .where(User.id == user_id)
         .values(
             lifetime_images=User.lifetime_images + images,
             lifetime_gpu_seconds=User.lifetime_gpu_seconds + gpu_seconds,
@@ -85,13 +103,28 @@ async def settle(session: AsyncSession, job: Job, *, gpu_seconds: float, charge:
         )
         .execution_options(synchronize_session=False)
     )
-    for period in _periods(job):
-        await _add(session, job.user_id, period, reserved=-held, used=charge, images=images)
+
+
+async def charge_usage(session: AsyncSession, holding: Holding, *, charge: float, images: int) -> None:
+    """Turn the reservation into the real charge on the usage rows and write the ledger entry. Call only in the
+    transaction that set the job done, after ``count_user`` (which holds the user's lock)."""
+    held = holding.reserved_gpu_seconds
+    for period in _periods(holding):
+        await _add(session, holding.user_id, period, reserved=-held, used=charge, images=images)
     if charge > 0 or held > 0:
-        await record(session, job, "settle", charge, job.month_period)
+        await record(session, holding, "settle", charge, holding.month_period)
 
 
-def _periods(job: Job) -> list[str]:
+async def settle(session: AsyncSession, job: Job | Holding, *, gpu_seconds: float, charge: float, images: int) -> None:
+    """Turn the reservation into the real charge and count the images. Call only in the transaction that set done."""
+    holding = job if isinstance(job, Holding) else Holding.of(job)
+    # Lock order: the user row before the usage rows, as admission takes them (the job service locks the user row
+    # first). The opposite order would let a settle and an admission for the same user deadlock on PostgreSQL.
+    await count_user(session, holding.user_id, mode=holding.mode, gpu_seconds=gpu_seconds, images=images)
+    await charge_usage(session, holding, charge=charge, images=images)
+
+
+def _periods(job: Holding) -> list[str]:
     periods = [job.month_period] if job.month_period else []
     if job.day_period:
         periods.append(job.day_period)
@@ -101,8 +134,7 @@ def _periods(job: Job) -> list[str]:
 async def _add(
     session: AsyncSession, user_id: int, period: str, *, reserved: float = 0.0, used: float = 0.0, images: int = 0
 ) -> None:
-    await ensure_usage_row(session, user_id, period)
-    await session.execute(
+    change = (
         update(Usage)
         .where(Usage.user_id == user_id, Usage.period == period)
         .values(
@@ -113,6 +145,11 @@ async def _add(
         )
         .execution_options(synchronize_session=False)
     )
+    # The row almost always exists (the reservation wrote it): one UPDATE; create it only when that changed nothing.
+    if affected_rows(await session.execute(change)) == 1:
+        return
+    await ensure_usage_row(session, user_id, period)
+    await session.execute(change)
 
 
 def _max0(expr: ColumnElement[float]) -> ColumnElement[float]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage import ledger
@@ -126,36 +126,92 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
     )
 
 
+@dataclass(frozen=True)
+class Completed:
+    """A job that ``finish_job`` moved to done: whose it was, and the held jobs its end released (the caller queues
+    them after committing)."""
+
+    user_id: int
+    released: list[Released]
+
+
 async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[NewImage], gpu_seconds: float) -> bool:
     """Mark the job done, store its images and settle its charge, all in the caller's one transaction.
 
     The charge is ``gpu_seconds × the job's cost multiplier`` (fast 1, turbo 2, relax 0). Returns False, changing
     nothing, when the job was already final: a duplicate delivery never double-charges or double-inserts.
     """
+    return await finish_job(session, job_id, images=images, gpu_seconds=gpu_seconds, release=False) is not None
+
+
+async def finish_job(
+    session: AsyncSession, job_id: str, *, images: Sequence[NewImage], gpu_seconds: float, release: bool = True
+) -> Completed | None:
+    """``complete_job``, and (``release``) the release of the user's held jobs in the same transaction: the worker's
+    whole settlement of a result in one transaction. None, changing nothing, when the job was already final.
+
+    Lock order (PostgreSQL): the job row, the user row (``ledger.count_user``: the per-user lock that admission and
+    ``release_held`` take), the held jobs it releases, then the usage rows. Admission takes user, usage, new rows;
+    cancelling a held job takes that job, then usage; neither waits for a job this transaction holds, and usage
+    comes last here, so no two orders meet.
+    """
     if gpu_seconds < 0:
         raise ValueError(f"gpu_seconds must be >= 0, got {gpu_seconds}")
-    job = await _transition(session, job_id, DONE, gpu_seconds=gpu_seconds)
-    if job is None:
-        return False
-    for image in images:
-        session.add(
-            Image(
-                job_id=job.id,
-                index=image.index,
-                store_key=image.key,
-                width_px=image.width_px,
-                height_px=image.height_px,
-                nsfw_score=image.nsfw_score,
-                moderation=None if image.nsfw_score is None else FLAGGED_IMAGE if image.flagged else PASSED_IMAGE,
-            )
+    active = (Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+    row = (
+        await session.execute(
+            select(
+                Job.user_id, Job.mode, Job.reserved_gpu_seconds, Job.month_period, Job.day_period, Job.cost_multiplier
+            ).where(*active)
         )
-    charge = gpu_seconds * job.cost_multiplier
+    ).one_or_none()
+    if row is None:
+        return None
+    # The reservation, multiplier and periods are written at admission and never change while the job is active, so
+    # what was read above is what the conditional UPDATE below settles; a concurrent end makes it change nothing.
+    holding = ledger.Holding(job_id, row.user_id, row.mode, row.reserved_gpu_seconds, row.month_period, row.day_period)
+    charge = gpu_seconds * row.cost_multiplier
+    result = await session.execute(
+        update(Job)
+        .where(*active)
+        .values(
+            status=DONE,
+            finished_at=utcnow(),
+            gpu_seconds=gpu_seconds,
+            charged_gpu_seconds=charge,
+            reserved_gpu_seconds=0.0,
+        )
+        .execution_options(synchronize_session="evaluate")
+    )
+    if ledger.affected_rows(result) != 1:
+        return None
+    if images:
+        await session.execute(
+            insert(Image),
+            [
+                {
+                    "job_id": job_id,
+                    "index": image.index,
+                    "store_key": image.key,
+                    "width_px": image.width_px,
+                    "height_px": image.height_px,
+                    "nsfw_score": image.nsfw_score,
+                    "moderation": _moderation(image),
+                }
+                for image in images
+            ],
+        )
     singles = sum(1 for image in images if image.index >= 1)
-    await ledger.settle(session, job, gpu_seconds=gpu_seconds, charge=charge, images=singles)
-    job.charged_gpu_seconds = charge
-    job.reserved_gpu_seconds = 0.0
-    await session.flush()
-    return True
+    await ledger.count_user(session, holding.user_id, mode=holding.mode, gpu_seconds=gpu_seconds, images=singles)
+    released = await release_held(session, holding.user_id, locked=True) if release else []
+    await ledger.charge_usage(session, holding, charge=charge, images=singles)
+    return Completed(user_id=holding.user_id, released=released)
+
+
+def _moderation(image: NewImage) -> str | None:
+    if image.nsfw_score is None:
+        return None
+    return FLAGGED_IMAGE if image.flagged else PASSED_IMAGE
 
 
 async def fail_job(

@@ -174,6 +174,9 @@ class Job(Base):
     nsfw_channel: Mapped[bool] = mapped_column(Boolean, default=False)
     # A /describe job's four prompts (the worker's captioner), best first; None for every other job.
     described: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # The requester's reply language at asking time (a catalog name, "en" / "zh_Hans"): what delivery writes the
+    # progress and result in, whichever bot process posts them. None (older rows): English.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Image(Base):

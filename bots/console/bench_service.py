@@ -8,7 +8,9 @@ one in-process worker. Two runs:
   worker (the worker blocks on a wake-up list that ``enqueue`` pushes to).
 * ``burst``: N jobs queued while the worker holds off, then drained: jobs/s through one worker, the time from one
   job's start to the next (the per-job service overhead), and the worker's pause between arq ending one job and
-  taking the next (the queue's own gap: a poll delay before the wake-up list, about a Redis round trip now).
+  taking the next (the queue's own gap: a poll delay before the wake-up list, about a Redis round trip now), and
+  the CPU time this process spent per job while draining (the worker and the event listener; the database server's
+  and Redis's own CPU are not counted).
 
 Latency is measured in this process (``time.perf_counter``): from the call to ``enqueue`` to the renderer starting.
 It needs a Redis whose impasto queue is empty (it never flushes anything) and uses a fresh SQLite database in a
@@ -145,12 +147,14 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
             burst.append(ticket.job_id)
         submitted_s = time.perf_counter() - t0
         t1 = time.perf_counter()
+        cpu1 = time.process_time()
         clock.taken.clear()
         clock.ended.clear()
         worker.allow_pick_jobs = True
         async for _ in events.listen(pool, job_ids=burst, since=since):
             pass
         drained_s = time.perf_counter() - t1
+        drained_cpu_s = time.process_time() - cpu1
         # The last job's "done" is published before arq takes it off its queue: let the worker finish that, so the
         # next run finds an empty queue. (arq has no event for it, hence the short poll.)
         deadline = time.monotonic() + 10
@@ -177,6 +181,10 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
         _latency(f"burst ({args.jobs} queued): job end→next job taken (the queue's gap)", pickups)
     print(f"burst: submitted in {submitted_s:.2f} s ({args.jobs / submitted_s:.1f} jobs/s through the job service)")
     print(f"burst: drained in {drained_s:.2f} s = {args.jobs / drained_s:.1f} jobs/s through one worker")
+    print(
+        f"burst: CPU {drained_cpu_s / args.jobs * 1000:.1f} ms per job while draining "
+        f"({drained_cpu_s / drained_s:.0%} of one core; this process: worker and event listener, not the database)"
+    )
     return 0
 
 

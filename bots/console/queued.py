@@ -66,7 +66,6 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
     from impasto.queue.client import open_pool, service_enqueue
     from impasto.queue.keys import namespace_from_env
     from impasto.storage.db import make_engine, require_migrated, session_factory
-    from impasto.storage.images import ImageStore
     from impasto.storage.plans import load_plans, plans_path_from_env
 
     db = make_engine(settings.database_url_or_default)
@@ -82,7 +81,7 @@ async def console_service(settings: Settings, *, with_queue: bool) -> AsyncItera
         async def no_queue(_request: object) -> None:
             raise RuntimeError("this console command does not queue jobs")
 
-        images = ImageStore.in_data_dir(settings.data_dir)
+        images = settings.image_store()
         service = JobService(
             session_factory(db),
             images,

@@ -99,7 +99,12 @@ def _queued(args: argparse.Namespace, settings: Settings) -> int | None:
 def _engine(settings: Settings) -> Engine:
     from impasto.engine.engine import Engine
 
-    return Engine(settings.registry, cache_dir=settings.data_dir / "models", lora_dir=settings.lora_dir_or_default)
+    return Engine(
+        settings.registry,
+        cache_dir=settings.data_dir / "models",
+        lora_dir=settings.lora_dir_or_default,
+        memory_budget_bytes=settings.model_cache_budget,
+    )
 
 
 def _progress_bar(label: str) -> tuple[Any, Any]:

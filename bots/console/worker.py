@@ -75,6 +75,18 @@ def run_worker(args: argparse.Namespace) -> int:
         return 2
     # A worker that serves named models loads the first of them at start-up, never the registry default.
     first_model = args.model or (served[0] if served else None) or settings.default_model
+    if args.renderer == "engine" and not settings.model_downloads:
+        from impasto.bots.console.models import downloads_refused
+        from impasto.engine.registry import RegistryError
+
+        name = first_model or settings.registry.default
+        try:
+            refusal = downloads_refused(settings.registry.get(name), settings.data_dir / "models")
+        except RegistryError as exc:
+            refusal = str(exc)
+        if refusal is not None:
+            print(f"impasto worker: {refusal}", file=sys.stderr)
+            return 2
 
     def renderer() -> Renderer:
         if args.renderer == "noop":
@@ -84,6 +96,7 @@ def run_worker(args: argparse.Namespace) -> int:
             cache_dir=settings.data_dir / "models",
             lora_dir=settings.lora_dir_or_default,
             model=first_model,
+            memory_budget_bytes=settings.model_cache_budget,
         )
 
     from impasto.bots.ops.logs import configure_logging, secrets_of
@@ -116,6 +129,7 @@ def run_worker(args: argparse.Namespace) -> int:
         config=config,
         database_url=settings.database_url_or_default,
         image_root=ImageStore.in_data_dir(settings.data_dir).root,
+        image_remote=settings.image_remote(),
         renderer_factory=renderer,
         classifier_factory=classifier if nsfw.model != NONE else None,
         nsfw_threshold=nsfw.threshold,

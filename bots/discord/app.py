@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 from redis.asyncio import Redis
 
 from impasto.bots.discord.cogs.account import Account
 from impasto.bots.discord.cogs.create import Create
+from impasto.bots.discord.cogs.errors import MALFORMED, UNKNOWN_COMMAND, answer
 from impasto.bots.discord.cogs.jobs import Jobs
 from impasto.bots.discord.cogs.moderation import Moderation
 from impasto.bots.discord.cogs.server import Server
@@ -58,6 +60,9 @@ class BotOptions:
     download_link_s: int | None = None  # how long a full PNG's download link works (None: links.LIFETIMES)
     # The prompt policy (``IMPASTO_MODERATION``): the /mod commands for moderators. None: no /mod group.
     moderation: Policy | None = None
+    # A 429 asking to wait longer than this is not slept through by discord.py but raised (``discord.RateLimited``):
+    # the delivery core retries that post later and counts the rate limit. discord.py's smallest allowed value: 30.
+    max_rate_limit_wait_s: float = 30.0
 
 
 def intents() -> discord.Intents:
@@ -74,6 +79,56 @@ def settable_models(service: JobService) -> list[str]:
     return [name for name in service.registry.names() if re.fullmatch(r"(v\d.*|niji.*)", name)]
 
 
+# Per option type, what its "value" must be (Discord validates against the synced schema; anything else is forged or
+# a bug, and discord.py would raise parsing it, before any handler of ours could answer).
+_VALUE_TYPES: dict[int, tuple[type, ...]] = {3: (str,), 4: (int,), 5: (bool,), 10: (int, float)}
+_SNOWFLAKE_TYPES = {6, 7, 8, 9, 11}
+
+
+def well_formed(options: Any) -> bool:
+    """Whether a command's options (nested subcommands included) carry values discord.py can parse."""
+    if not isinstance(options, list):
+        return False
+    for option in options:
+        if not isinstance(option, dict) or not isinstance(option.get("name"), str):
+            return False
+        kind, value = option.get("type"), option.get("value")
+        if kind in (1, 2):
+            if not well_formed(option.get("options", [])):
+                return False
+        elif kind in _VALUE_TYPES:
+            wanted = _VALUE_TYPES[kind]
+            if not isinstance(value, wanted) or (kind != 5 and isinstance(value, bool)):
+                return option.get("focused", False) is True  # autocomplete sends what the user is typing
+        elif kind in _SNOWFLAKE_TYPES:
+            if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20):
+                return False
+        else:
+            return False
+    return True
+
+
+class ImpastoTree(app_commands.CommandTree[Any]):
+    """The command tree; a command it does not know (or whose shape changed) is answered, not logged as an error, and
+    so is one whose options are garbled (checked before discord.py parses them)."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        data: dict[str, Any] = dict(interaction.data or {})
+        if well_formed(data.get("options", [])):
+            return True
+        log.info("garbled options in /%s ignored", str(data.get("name", "?"))[:40])
+        if interaction.type is discord.InteractionType.application_command:
+            await answer(interaction, MALFORMED)
+        return False
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /) -> None:
+        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+            log.info("unknown command: %s", error)
+            await answer(interaction, UNKNOWN_COMMAND)
+            return
+        await super().on_error(interaction, error)
+
+
 class ImpastoBot(commands.Bot):
     def __init__(
         self, service: JobService, redis: Redis, options: BotOptions, *, ns: Namespace = DEFAULT, **kwargs: Any
@@ -84,6 +139,8 @@ class ImpastoBot(commands.Bot):
             help_command=None,
             guild_ready_timeout=options.guild_ready_timeout_s,
             allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=ImpastoTree,
+            max_ratelimit_timeout=options.max_rate_limit_wait_s,
             **kwargs,
         )
         self.options = options

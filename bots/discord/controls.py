@@ -15,10 +15,13 @@ from impasto.bots.discord import replies, texts
 from impasto.bots.discord.cogs.errors import REFUSALS, refuse, tell
 from impasto.bots.discord.custom_ids import ButtonId, SettingId
 from impasto.bots.discord.delivery import ChannelMessage, Target, image_file, reply_to
+from impasto.bots.discord.language import client_locale, reply_locale
 from impasto.bots.discord.modals import modal_for
 from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.surface import PLATFORM, result_content, result_view
 from impasto.bots.discord.views import settings_view, with_pressed
+from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.jobs import JobService
@@ -33,8 +36,11 @@ _Interaction = discord.Interaction[Any]
 
 
 def settings_text(view: SettingsView) -> str:
-    suffix = texts.code(view.settings_text) if view.settings_text else "(none)"
-    return f"**Settings** — adjust your defaults. Current suffix: `{suffix}`"
+    """The panel's heading, in the language replies come in (``view.locale``), with the reply language named."""
+    locale = view.locale
+    suffix = texts.code(view.settings_text) if view.settings_text else t("settings.none", locale)
+    language = t(f"language.{view.locale}", view.locale)
+    return f"{t('settings.heading', locale, suffix=suffix)}\n{t('settings.language', locale, language=language)}"
 
 
 def panel_view(view: SettingsView, models: Sequence[str]) -> discord.ui.View:
@@ -46,6 +52,8 @@ def panel_view(view: SettingsView, models: Sequence[str]) -> discord.ui.View:
         remix=view.remix,
         raw=view.raw,
         stylize=view.stylize,
+        language=view.language,
+        locale=view.locale,
     )
 
 
@@ -92,9 +100,11 @@ class Controls:
     ) -> None:
         """A "Waiting to start" message for each job: the first in ``first`` (a slash command's response), the
         others as replies."""
+        locale = "en"
         for position, ticket in enumerate(tickets):
             view = await self.service.job(ticket.job_id)
-            waiting = texts.waiting(view.display, view.user_id)
+            locale = view.locale
+            waiting = texts.waiting(view.display, view.user_id, locale=locale)
             if position == 0 and first is not None:
                 await first.edit(waiting)
                 target: Target = first
@@ -103,7 +113,7 @@ class Controls:
             await self.shows(view.job_id, target, "progress")
         # Midjourney's "Job queued" line, once, to the requester alone (the jobs start as their others end).
         for notice in dict.fromkeys(ticket.notice for ticket in tickets if ticket.notice):
-            await tell(interaction, f"⏳ {notice}")
+            await tell(interaction, f"⏳ {localize(notice, locale)}")
 
     # -- buttons ---------------------------------------------------------------------------------------------------
 
@@ -119,10 +129,11 @@ class Controls:
             if outage is None:
                 raise
             log.warning("a control met an outage: %s", exc)
+            line = f"⚠️ {localize(outage, client_locale(interaction))}"
             if interaction.response.is_done():
-                await tell(interaction, f"⚠️ {outage}")
+                await tell(interaction, line)
             else:
-                await interaction.response.send_message(f"⚠️ {outage}", ephemeral=True)
+                await interaction.response.send_message(line, ephemeral=True)
 
     async def on_button(self, interaction: _Interaction, button: ButtonId) -> None:
         await self.guarded(interaction, self._on_button(interaction, button))
@@ -152,7 +163,9 @@ class Controls:
             # A modal must be the first answer, so ask first whether Remix wants one (a quick read, no render yet).
             result = await self._press(who, button, idempotency_key=key)
             if result.kind == "remix":
-                await interaction.response.send_modal(self._modal(button, result.view.display))
+                await interaction.response.send_modal(
+                    self._modal(button, result.view.display, await reply_locale(interaction))
+                )
                 return
             await self._mark_pressed(interaction, button)
         else:
@@ -166,17 +179,15 @@ class Controls:
         if self.web is None:
             raise InvalidRequest("Vary (Region) needs the web editor, which this bot has not been set up with")
         await self.service.job(button.job_id)  # an unknown job is refused by name, before a link is made
+        locale = await reply_locale(interaction)
         source = str(interaction.message.id) if interaction.message is not None else None
         url = editor_link(self.web, who, button.job_id, button.index or None, source)
         link = discord.ui.View()
-        link.add_item(discord.ui.Button(style=discord.ButtonStyle.link, url=url, label="Open the region editor"))
-        await interaction.response.send_message(
-            "🖌️ Paint the area to vary, edit the prompt if you like, then submit (the link is yours, for 15 minutes).",
-            view=link,
-            ephemeral=True,
-        )
+        label = t("reply.region_button", locale)
+        link.add_item(discord.ui.Button(style=discord.ButtonStyle.link, url=url, label=label))
+        await interaction.response.send_message(t("reply.region_open", locale), view=link, ephemeral=True)
 
-    def _modal(self, button: ButtonId, prompt: str) -> discord.ui.Modal:
+    def _modal(self, button: ButtonId, prompt: str, locale: str) -> discord.ui.Modal:
         async def submitted(interaction: _Interaction, text: str) -> None:
             async def handling() -> None:
                 await self._mark_pressed(interaction, button)
@@ -186,7 +197,7 @@ class Controls:
 
             await self.guarded(interaction, handling())
 
-        return modal_for(button.action, prompt, submitted)
+        return modal_for(button.action, prompt, submitted, locale=locale)
 
     async def _mark_pressed(self, interaction: _Interaction, button: ButtonId) -> None:
         """Acknowledge the press by turning its button blue on the source message (one call, within 3 s)."""
@@ -198,13 +209,15 @@ class Controls:
     async def deliver(self, interaction: _Interaction, result: PressResult, who: Requester) -> None:
         view = result.view
         if result.kind == "favorite":
-            await tell(interaction, "❤️ Added to your favorites" if view.favorite else "Removed from your favorites")
+            locale = await reply_locale(interaction)
+            await tell(interaction, t("reply.favorite_added" if view.favorite else "reply.favorite_removed", locale))
         elif result.kind == "details":
-            await tell(interaction, replies.details(view))
+            await tell(interaction, replies.details(view, await reply_locale(interaction)))
         elif result.kind == "image":
             image = view.image(1) or (view.images[0] if view.images else None)
             if image is None:
-                await tell(interaction, texts.refusal(f"job {view.job_id} has no image to show yet"))
+                locale = await reply_locale(interaction)
+                await tell(interaction, texts.refusal(t("service.no_image_yet", locale, job=view.job_id)))
                 return
             png = await asyncio.to_thread(self.service.images.get, image.key)
             file = image_file(png, f"impasto_{view.job_id}.png")
@@ -241,8 +254,11 @@ class Controls:
             view = await (update(who, clear_stylize=True) if current.stylize == chosen else update(who, stylize=chosen))
         elif key == "reset":
             view = await update(who, reset=True)
+        elif key == "language" and value:
+            view = await self.service.set_language(who, value)
         else:
-            await tell(interaction, texts.refusal(f"unknown setting {key!r}"))
+            locale = await reply_locale(interaction)
+            await tell(interaction, texts.refusal(t("service.unknown_setting", locale, setting=repr(key))))
             return
         await interaction.edit_original_response(
             content=settings_text(view), view=panel_view(view, self.models), allowed_mentions=texts.NO_MENTIONS

@@ -14,11 +14,14 @@ from impasto.queue.actions import BUTTONS, Action
 
 MAX_CUSTOM_ID = 100
 JOB_ID_PATTERN = r"[A-Za-z0-9_-]{1,80}"
-BUTTON_TEMPLATE = rf"imp:(?P<action>[a-z0-9]{{1,4}}):(?P<index>[0-4]):(?P<job>{JOB_ID_PATTERN})"
+# What discord.py matches a press against (``views.JobButton``): only the actions a button can carry, so a custom_id
+# naming another is not ours and is ignored (decoding it would raise inside discord.py's dispatch, logged as an error).
+_BUTTON_ACTIONS = "|".join(sorted((re.escape(a.value) for a in BUTTONS), key=len, reverse=True))
+BUTTON_TEMPLATE = rf"imp:(?P<action>{_BUTTON_ACTIONS}):(?P<index>[0-4]):(?P<job>{JOB_ID_PATTERN})"
 # "imp:set:model" is the model dropdown's own id (``views.ModelSelect``): excluded so one press has one handler.
-SETTING_TEMPLATE = r"imp:set:(?!model$)(?P<key>[a-z0-9_]{1,32})(?::(?P<value>[A-Za-z0-9._-]{1,40}))?"
+SETTING_TEMPLATE = r"imp:set:(?!(?:model|language)$)(?P<key>[a-z0-9_]{1,32})(?::(?P<value>[A-Za-z0-9._-]{1,40}))?"
 
-_BUTTON = re.compile(BUTTON_TEMPLATE)
+_BUTTON = re.compile(rf"imp:(?P<action>[a-z0-9]{{1,4}}):(?P<index>[0-4]):(?P<job>{JOB_ID_PATTERN})")
 _SETTING = re.compile(SETTING_TEMPLATE)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from discord import ui
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
 from impasto.queue.actions import Action
 
 Submit = Callable[[discord.Interaction[Any], str], Awaitable[None]]
@@ -19,10 +20,10 @@ MAX_PROMPT = 4000  # Discord's limit for a text input
 
 
 class PromptModal(ui.Modal):
-    def __init__(self, title: str, prompt: str, on_submit: Submit) -> None:
+    def __init__(self, title: str, prompt: str, on_submit: Submit, *, locale: str = DEFAULT_LOCALE) -> None:
         super().__init__(title=title, timeout=15 * 60)
         self.prompt: ui.TextInput[PromptModal] = ui.TextInput(
-            label="Prompt",
+            label=t("modal.prompt", locale),
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
             default=prompt[:MAX_PROMPT],
@@ -35,15 +36,17 @@ class PromptModal(ui.Modal):
         await self._on_submit(interaction, self.prompt.value)
 
 
-def remix_modal(prompt: str, on_submit: Submit) -> PromptModal:
-    return PromptModal("Remix Prompt", prompt, on_submit)
+def remix_modal(prompt: str, on_submit: Submit, *, locale: str = DEFAULT_LOCALE) -> PromptModal:
+    return PromptModal(t("modal.remix", locale), prompt, on_submit, locale=locale)
 
 
-def custom_zoom_modal(prompt: str, on_submit: Submit) -> PromptModal:
+def custom_zoom_modal(prompt: str, on_submit: Submit, *, locale: str = DEFAULT_LOCALE) -> PromptModal:
     """Midjourney pre-fills the prompt with ``--zoom 2``; the user edits the factor (1–2)."""
     text = prompt if "--zoom" in prompt else f"{prompt} --zoom 2"
-    return PromptModal("Zoom Out", text, on_submit)
+    return PromptModal(t("modal.zoom", locale), text, on_submit, locale=locale)
 
 
-def modal_for(action: Action, prompt: str, on_submit: Submit) -> PromptModal:
-    return custom_zoom_modal(prompt, on_submit) if action is Action.ZOOM_CUSTOM else remix_modal(prompt, on_submit)
+def modal_for(action: Action, prompt: str, on_submit: Submit, *, locale: str = DEFAULT_LOCALE) -> PromptModal:
+    if action is Action.ZOOM_CUSTOM:
+        return custom_zoom_modal(prompt, on_submit, locale=locale)
+    return remix_modal(prompt, on_submit, locale=locale)

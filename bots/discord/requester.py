@@ -29,6 +29,7 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
         channel_id=str(interaction.channel_id) if interaction.channel_id is not None else None,
         roles=roles,
         nsfw_channel=_is_nsfw(interaction.channel),
+        client_locale=str(interaction.locale.value),
     )
 
 

@@ -19,6 +19,8 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.delivery import image_file
 from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
 from impasto.bots.discord.upload_limits import UploadLimits
+from impasto.bots.i18n.actions import caption
+from impasto.bots.i18n.catalog import t
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
 from impasto.bots.service.views import JobView, MessageView
@@ -28,7 +30,6 @@ from impasto.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
 PLATFORM = "discord"
-NOISE_NOTE = "made by a built-in tiny test model: the picture is noise"
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,21 @@ def shows_grid(view: JobView) -> bool:
 
 
 def result_content(view: JobView) -> str:
-    what = ACTIONS[Action(view.action)].caption or ""
-    read_as = texts.read_as_line(view.display, view.read_as)
+    """The result's text, in the requester's language (``view.locale``, recorded with the job)."""
+    locale = view.locale
+    what = caption(ACTIONS[Action(view.action)], locale)
+    read_as = texts.read_as_line(view.display, view.read_as, locale=locale)
     if shows_grid(view):
-        return texts.finished(view.display, view.user_id, view.mode, what=what) + read_as
-    return texts.single(view.display, view.user_id, view.image_index or 1, what=what) + read_as
+        return texts.finished(view.display, view.user_id, view.mode, what=what, locale=locale) + read_as
+    return texts.single(view.display, view.user_id, view.image_index or 1, what=what, locale=locale) + read_as
 
 
 def result_view(view: JobView, *, mask_editor: bool = False) -> discord.ui.View:
     from impasto.bots.discord.views import grid_view, single_view
 
-    return grid_view(view.job_id) if shows_grid(view) else single_view(view.job_id, 1, mask_editor=mask_editor)
+    if shows_grid(view):
+        return grid_view(view.job_id, locale=view.locale)
+    return single_view(view.job_id, 1, mask_editor=mask_editor, locale=view.locale)
 
 
 def result_file(
@@ -89,7 +94,8 @@ def result_file(
     choice = choose(png, limits or discord_limits(None), below=below, download_url=download_url)
     name = f"impasto_{view.job_id}.{choice.view.ext}"
     file = image_file(choice.view.data, name, flagged=pictures.flagged, nsfw_channel=nsfw_channel)
-    return file, choice.caption_line(link="[download](<{url}>)"), len(choice.view.data)
+    line = choice.caption_line(link="[{label}](<{url}>)", locale=view.locale)
+    return file, line, len(choice.view.data)
 
 
 def result_download(web: WebLinkSettings | None, view: JobView, *, lifetime_s: int | None = None) -> str | None:
@@ -151,7 +157,9 @@ class DiscordSurface:
             raise Gone(f"message {shown.message_id} was deleted") from exc
         except discord.Forbidden as exc:
             raise Gone(f"no permission to edit in channel {shown.chat_id}: {exc.text}") from exc
-        except discord.HTTPException as exc:  # discord.py already waited out 429s; this is Discord being down
+        except discord.RateLimited as exc:  # a 429 longer than discord.py sleeps through (BotOptions)
+            raise Deferred(exc.retry_after, f"Discord rate limit: {exc}", rate_limited=True) from exc
+        except discord.HTTPException as exc:  # discord.py already waited out shorter 429s; this is Discord being down
             if exc.status == 413 or exc.code == UPLOAD_TOO_LARGE:
                 raise TooLarge(f"Discord refused the upload as too large: {exc.text}") from exc
             raise Deferred(5.0, f"Discord refused the edit: {exc.status} {exc.text}") from exc
@@ -203,10 +211,14 @@ class DiscordSurface:
         )
         try:
             message = await channel.send(
-                texts.waiting(view.display, view.user_id), reference=reference, allowed_mentions=texts.NO_MENTIONS
+                texts.waiting(view.display, view.user_id, locale=view.locale),
+                reference=reference,
+                allowed_mentions=texts.NO_MENTIONS,
             )
         except discord.Forbidden as exc:
             raise Gone(f"no permission to post in channel {reply_to.chat_id}: {exc.text}") from exc
+        except discord.RateLimited as exc:
+            raise Deferred(exc.retry_after, f"Discord rate limit: {exc}", rate_limited=True) from exc
         except discord.HTTPException as exc:
             raise Deferred(5.0, f"Discord refused the post: {exc.status} {exc.text}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -217,7 +229,8 @@ class DiscordSurface:
         if step.percent is None:
             return None  # still "Waiting to start", as posted
         preview = image_file(step.preview_png, "preview.png") if step.preview_png else None
-        await self._edit(shown, texts.progress(view.display, view.user_id, step.percent, view.mode), file=preview)
+        content = texts.progress(view.display, view.user_id, step.percent, view.mode, locale=view.locale)
+        await self._edit(shown, content, file=preview)
         return None
 
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
@@ -230,11 +243,13 @@ class DiscordSurface:
             return shown
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)
-            content = result_content(view) + (f"\n-# {NOISE_NOTE}" if end.paints_noise else "")
+            noise = f"\n-# {t('caption.noise_note', view.locale)}" if end.paints_noise else ""
+            content = result_content(view) + noise
             await self._post_result(shown, view, pictures, content, spoiler=end.spoiler)
             return shown
         if view.status == "cancelled":
-            await self._edit(shown, texts.cancelled(view.display, view.user_id), view=None)
+            await self._edit(shown, texts.cancelled(view.display, view.user_id, locale=view.locale), view=None)
         else:
-            await self._edit(shown, texts.failed(view.display, view.user_id, view.error or view.status), view=None)
+            reason = view.error or view.status
+            await self._edit(shown, texts.failed(view.display, view.user_id, reason, locale=view.locale), view=None)
         return None

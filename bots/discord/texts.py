@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import discord
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.read_as import read_as_text
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_MESSAGE = 2000
+MODES = ("fast", "relax", "turbo")
 _MAX_PROMPT_SHOWN = 1500  # leaves room for the "- <@user> (status)" tail within Discord's 2000 characters
-
-MODE_NAMES = {"fast": "fast", "relax": "relaxed", "turbo": "turbo"}
 
 
 def escape(text: str) -> str:
@@ -40,33 +41,34 @@ def mention(user_id: str) -> str:
     return f"<@{int(user_id)}>"
 
 
-def mode_tag(mode: str, *, stealth: bool = False) -> str:
-    name = MODE_NAMES.get(mode, mode)
-    return f"({name}, stealth)" if stealth else f"({name})"
+def mode_tag(mode: str, *, stealth: bool = False, locale: str = DEFAULT_LOCALE) -> str:
+    name = t(f"mode.{mode}", locale) if mode in MODES else mode
+    return f"({t('caption.mode_stealth', locale, mode=name)})" if stealth else f"({name})"
 
 
-def waiting(prompt: str, user_id: str) -> str:
-    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (Waiting to start)"
+def waiting(prompt: str, user_id: str, *, locale: str = DEFAULT_LOCALE) -> str:
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({t('status.waiting', locale)})"
 
 
-def progress(prompt: str, user_id: str, percent: int, mode: str) -> str:
+def progress(prompt: str, user_id: str, percent: int, mode: str, *, locale: str = DEFAULT_LOCALE) -> str:
     percent = max(0, min(100, percent))
-    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({percent}%) {mode_tag(mode)}"
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({percent}%) {mode_tag(mode, locale=locale)}"
 
 
-def finished(prompt: str, user_id: str, mode: str, *, what: str = "") -> str:
+def finished(prompt: str, user_id: str, mode: str, *, what: str = "", locale: str = DEFAULT_LOCALE) -> str:
     """The grid's caption. ``what`` names a derived job: ``Variations (Strong)``, ``Zoom Out``, ``Pan Left``…"""
-    by = f"{what} by {mention(user_id)}" if what else mention(user_id)
-    return f"**{shown_prompt(prompt)}** - {by} {mode_tag(mode)}"
+    by = t("caption.by", locale, what=what, user=mention(user_id)) if what else mention(user_id)
+    return f"**{shown_prompt(prompt)}** - {by} {mode_tag(mode, locale=locale)}"
 
 
-def single(prompt: str, user_id: str, index: int, *, what: str = "") -> str:
-    label = what or f"Image #{index}"
+def single(prompt: str, user_id: str, index: int, *, what: str = "", locale: str = DEFAULT_LOCALE) -> str:
+    label = what or t("caption.image", locale, index=index)
     return f"**{shown_prompt(prompt)}** - {label} {mention(user_id)}"
 
 
-def failed(prompt: str, user_id: str, reason: str) -> str:
-    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (failed: {escape(reason)})"
+def failed(prompt: str, user_id: str, reason: str, *, locale: str = DEFAULT_LOCALE) -> str:
+    reason = t("status.failed", locale, reason=escape(localize(reason, locale)))
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({reason})"
 
 
 def withheld(prompt: str, user_id: str, line: str) -> str:
@@ -74,8 +76,8 @@ def withheld(prompt: str, user_id: str, line: str) -> str:
     return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({escape(line)})"
 
 
-def cancelled(prompt: str, user_id: str) -> str:
-    return f"**{shown_prompt(prompt)}** - {mention(user_id)} (Stopped)"
+def cancelled(prompt: str, user_id: str, *, locale: str = DEFAULT_LOCALE) -> str:
+    return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({t('status.stopped', locale)})"
 
 
 def refusal(message: str) -> str:
@@ -85,6 +87,11 @@ def refusal(message: str) -> str:
 
 def spoiler_name(filename: str) -> str:
     return filename if filename.startswith("SPOILER_") else f"SPOILER_{filename}"
+
+
+def help_text(locale: str) -> str:
+    """/help, in ``locale``."""
+    return t("help.discord", locale)
 
 
 HELP = "\n".join(
@@ -106,11 +113,11 @@ HELP = "\n".join(
 READ_AS_BUDGET = 400
 
 
-def read_as_line(prompt: str, read_as: str | None) -> str:
+def read_as_line(prompt: str, read_as: str | None, *, locale: str = DEFAULT_LOCALE) -> str:
     """``\n-# read as: …`` (small subtext), markdown-escaped with mentions broken; "" when nothing was translated."""
     shown = read_as_text(prompt, read_as)
     if not shown:
         return ""
     if len(shown) > READ_AS_BUDGET:
         shown = shown[: READ_AS_BUDGET - 1].rstrip() + "…"
-    return f"\n-# read as: {escape(shown)}"
+    return f"\n-# {t('caption.read_as', locale, text=escape(shown))}"

@@ -18,8 +18,6 @@ from impasto.bots.i18n.catalog import DEFAULT_LOCALE, Catalogs, catalogs
 from impasto.bots.i18n.locale import served_locale
 
 PREFIX = "discord."
-#: Where the catalogs keep slash-command texts: ``discord.*``, and features' own (``describe.discord.*``).
-PREFIXES = (PREFIX, "describe.discord.")
 
 _TRANSLATED = {
     TranslationContextLocation.command_description,
@@ -34,7 +32,7 @@ class CatalogTranslator(app_commands.Translator):
         super().__init__()
         self.cats = cats or catalogs()
         english = self.cats.messages[DEFAULT_LOCALE]
-        self._key_of = {text: key for key, text in english.items() if key.startswith(PREFIXES)}
+        self._key_of = {text: key for key, text in english.items() if key.startswith(PREFIX)}
 
     async def translate(self, string: locale_str, locale: Locale, context: TranslationContextTypes) -> str | None:
         return self.translated(string.message, locale.value, context.location)

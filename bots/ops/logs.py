@@ -8,7 +8,10 @@ context variables, the exception rendering and both renderers are its job alread
 because that one has no context binding.
 
 Secrets never reach a line: every value passes ``Redactor``, which blanks the configured secrets (tokens, database
-and Redis passwords) and anything shaped like a Telegram bot token (Bot API URLs carry it) or a Discord token.
+and Redis passwords; as written and URL-encoded) and anything shaped like a Telegram bot token (Bot API URLs carry
+it) or a Discord token. It is the one redaction of the process: ``install_redaction`` hands more secrets to the
+handler ``configure_logging`` made and wraps any other handler's formatter (``RedactingFormatter``), and
+``impasto.bots.startup.guarded_start`` (a failed start printed to the terminal) redacts with it too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import structlog
 from pydantic import SecretStr
@@ -46,9 +49,15 @@ class Redactor:
     """A structlog processor: blanks secrets in every string value of an event (the message and the traceback too)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Blank these too (each as written and URL-encoded, as a library puts it in a request URL)."""
         # Longest first, so a secret that contains another is blanked whole. Short ones (a 3-letter password) would
         # blank ordinary words: they are left to the shapes and the operator's choice of password.
-        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        forms = {form for s in secrets if len(s) >= 6 for form in (s, quote(s, safe=""))}
+        self.secrets = sorted(forms.union(self.secrets), key=len, reverse=True)
 
     def redact(self, value: str) -> str:
         for secret in self.secrets:
@@ -62,6 +71,40 @@ class Redactor:
             elif not isinstance(value, int | float | bool) and value is not None:
                 event[key] = self.redact(str(value))
         return event
+
+
+class RedactingFormatter(logging.Formatter):
+    """A handler's own formatter, then the ``Redactor`` over its whole output (message, arguments, traceback)."""
+
+    def __init__(self, inner: logging.Formatter | None, redactor: Redactor) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.redact(self.inner.format(record))
+
+
+class _ImpastoFormatter(structlog.stdlib.ProcessorFormatter):
+    """``configure_logging``'s formatter; it redacts inside the chain (before JSON escaping), with ``redactor``."""
+
+    def __init__(self, redactor: Redactor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redactor = redactor
+
+
+def install_redaction(secrets: Iterable[str], logger: logging.Logger | None = None) -> None:
+    """Blank ``secrets`` in everything the handlers of ``logger`` (default: the root logger) write.
+
+    ``configure_logging``'s handler takes them into its own ``Redactor``; any other handler's formatter is wrapped
+    in a ``RedactingFormatter`` (once: a second call adds to the same ``Redactor``)."""
+    kept = [s for s in secrets if s]
+    for handler in (logger or logging.getLogger()).handlers:
+        current = handler.formatter
+        if isinstance(current, _ImpastoFormatter | RedactingFormatter):
+            current.redactor.add(kept)
+        else:
+            handler.setFormatter(RedactingFormatter(current, Redactor(kept)))
 
 
 def _drop_formatted_message(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -104,7 +147,8 @@ def configure_logging(
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _ImpastoFormatter(
+        redactor,
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -205,6 +205,7 @@ class Admission:
                 guild_id=ctx.guild_id,
                 channel_id=ctx.channel_id,
                 nsfw_channel=ctx.who.nsfw_channel,
+                locale=ctx.locale,
                 request_key=request_key,
                 max_concurrent=ctx.plan.max_concurrent_jobs,
                 now=now,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from impasto.bots.i18n.locale import negotiate
 from impasto.bots.language.prefs import Preferences
 from impasto.bots.service.requester import Requester
 from impasto.storage import accounts
@@ -24,6 +25,10 @@ class Context:
     allowed_channels: tuple[str, ...]
     plan: Plan
     prefs: Preference
+    # The reply language: the user's /settings choice, else the platform's, else the server's default, else English.
+    locale: str = "en"
+    chosen_locale: str | None = None  # the user's own choice (/settings); None: not chosen
+    server_locale: str | None = None  # the server's default (/server language, Telegram's /language)
 
     @property
     def user_key(self) -> str:
@@ -68,6 +73,11 @@ async def load_context(session: AsyncSession, who: Requester, plans: Plans) -> C
         allowed_channels=tuple(guild.allowed_channels) if guild is not None else (),
         plan=plan,
         prefs=prefs,
+        chosen_locale=user.locale,
+        server_locale=guild.locale if guild is not None else None,
+        locale=negotiate(
+            chosen=user.locale, platform=who.client_locale, server=guild.locale if guild is not None else None
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from impasto.bots.i18n.locale import choose_locale
 from impasto.bots.service.base import ServiceBase
 from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.views import GuildView
@@ -50,6 +51,19 @@ class Guilds(ServiceBase):
                 row.daily_cap_gpu_seconds = None
             return guild_view(row)
 
+    async def set_server_language(self, platform: str, guild_id: str, text: str, *, locale: str = "en") -> GuildView:
+        """``/server language`` (Discord) and ``/language`` (a Telegram group's admins): the server's default reply
+        language, by name or tag ("中文", "English", "zh-CN"); "auto" clears it. The adapter checks the caller may.
+        An unknown language is refused with the choices, in ``locale``."""
+        try:
+            chosen = choose_locale(text, locale=locale)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        async with self.sessions() as session, session.begin():
+            row = await accounts.upsert_guild(session, platform, guild_id)
+            row.locale = chosen
+            return guild_view(row)
+
 
 def guild_view(row: Guild) -> GuildView:
     return GuildView(
@@ -58,4 +72,5 @@ def guild_view(row: Guild) -> GuildView:
         allowed_channels=tuple(row.allowed_channels),
         role_plans={str(k): str(v) for k, v in row.role_plans.items()},
         daily_cap_gpu_seconds=row.daily_cap_gpu_seconds,
+        locale=row.locale,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from impasto.bots.i18n.locale import choose_locale, negotiate
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.language.prefs import MAX_OPTIONS, validate_option, validate_suffix
 from impasto.bots.service.admission import relax_refusal
@@ -13,7 +14,7 @@ from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import SettingsView, Variation
 from impasto.engine.registry import Registry, RegistryError
-from impasto.storage import accounts
+from impasto.storage import accounts, locales
 from impasto.storage.models import Preference
 
 MODES = ("fast", "relax", "turbo")
@@ -24,7 +25,28 @@ class PreferencesMixin(ServiceBase):
     async def settings(self, who: Requester) -> SettingsView:
         """The /settings panel's current state."""
         ctx = await self._context(who)
-        return settings_view(ctx.prefs)
+        return settings_view(ctx.prefs, language=ctx.chosen_locale, locale=ctx.locale)
+
+    async def reply_locale(self, who: Requester) -> str:
+        """The language to answer ``who`` in: their /settings choice, else ``who.client_locale``, else their server's
+        default, else English. Reads SQL without creating rows (a refusal before any row exists is answered too)."""
+        async with self.sessions() as session:
+            chosen, server = await locales.chosen_locales(session, who.platform, who.user_id, who.guild_id)
+        return negotiate(chosen=chosen, platform=who.client_locale, server=server)
+
+    async def set_language(self, who: Requester, text: str) -> SettingsView:
+        """The reply language the user chose, by name or tag ("中文", "English", "zh_Hans"); "auto" clears the
+        choice (the client's language decides again). An unknown one is refused with the choices."""
+        ctx = await self._context(who)
+        try:
+            chosen = choose_locale(text, locale=ctx.locale)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        async with self.sessions() as session, session.begin():
+            await locales.set_user_locale(session, who.platform, who.user_id, chosen)
+            prefs = await accounts.preferences(session, ctx.user_id)
+            locale = negotiate(chosen=chosen, platform=who.client_locale, server=ctx.server_locale)
+            return settings_view(prefs, language=chosen, locale=locale)
 
     async def update_settings(
         self,
@@ -76,7 +98,7 @@ class PreferencesMixin(ServiceBase):
                 prefs.stylize = None
             if clear_model:
                 prefs.model = None
-            return settings_view(prefs)
+            return settings_view(prefs, language=ctx.chosen_locale, locale=ctx.locale)
 
     async def prefer_suffix(self, who: Requester, text: str) -> str:
         """``/prefer suffix``: parameters added to every prompt; empty resets. Returns the stored suffix."""
@@ -114,7 +136,7 @@ class PreferencesMixin(ServiceBase):
         return {str(k): str(v) for k, v in sorted(ctx.prefs.options.items())}
 
 
-def settings_view(prefs: Preference) -> SettingsView:
+def settings_view(prefs: Preference, *, language: str | None = None, locale: str = "en") -> SettingsView:
     variation: Variation = "low" if prefs.variation == "low" else "high"
     return SettingsView(
         mode=prefs.mode,
@@ -126,6 +148,8 @@ def settings_view(prefs: Preference) -> SettingsView:
         variation=variation,
         suffix=prefs.suffix,
         settings_text=settings_text(prefs),
+        language=language,
+        locale=locale,
     )
 
 

@@ -119,4 +119,5 @@ def view_of(record: JobRecord) -> JobView:
         read_as=job.read_as,
         nsfw_channel=job.nsfw_channel,
         described=tuple(job.described or ()),
+        locale=job.locale or "en",
     )

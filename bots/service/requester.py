@@ -23,3 +23,6 @@ class Requester:
     channel_id: str | None = None  # where to answer (channel, chat, forum topic as "chat:topic")
     roles: tuple[str, ...] = ()  # platform role ids, for plan mapping
     nsfw_channel: bool = False
+    # The platform's language tag (Discord's interaction locale "zh-CN", Telegram's language_code "zh-hans");
+    # the reply language is negotiated from it, the user's /settings choice and the server's default.
+    client_locale: str | None = None

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+
 MIB = 1024 * 1024
 MB = 1000 * 1000
 # Discord's upload limit by server boost tier (bytes), used when an interaction did not say
@@ -84,19 +86,26 @@ class Choice:
     def is_full_png(self) -> bool:
         return self.view.ext == "png"
 
-    def caption_line(self, link: str = "download: {url}") -> str:
-        """One line for the caption saying what the full resolution is and how to get it; "" for the PNG itself.
-        ``link`` spells the download link in the platform's markup (Discord: ``"[download](<{url}>)"``)."""
+    @property
+    def full_size(self) -> str:
+        """The full resolution in words: "2048×2048 PNG, 6.3 MB"."""
+        return f"{self.width}×{self.height} PNG, {_megabytes(self.png_bytes)}"
+
+    def caption_line(self, link: str = "{label}: {url}", *, locale: str = DEFAULT_LOCALE) -> str:
+        """One line for the caption saying what the full resolution is and how to get it, in ``locale``; "" for the
+        PNG itself. ``link`` spells the download link in the platform's markup (Discord: ``"[{label}](<{url}>)"``;
+        ``{label}`` is the word "download" in ``locale``)."""
         if self.is_full_png:
             return ""
-        size = f"{self.width}×{self.height} PNG, {_megabytes(self.png_bytes)}"
+        size = self.full_size
         if self.view.label == "lossless WebP":
-            return f"full resolution: {size}, shown as lossless WebP (the same pixels)"
+            return t("caption.full_webp", locale, size=size)
         if self.document is not None:
-            return f"full resolution: {size} — sent as a file below"
+            return t("caption.full_document", locale, size=size)
         if self.download_url is not None:
-            return f"full resolution: {size} — " + link.format(url=self.download_url)
-        return f"full resolution: {size} — too large for this chat; the full PNG is kept"
+            shown = link.format(url=self.download_url, label=t("caption.download", locale))
+            return t("caption.full_link", locale, size=size, link=shown)
+        return t("caption.full_kept", locale, size=size)
 
 
 class NothingFits(Exception):

@@ -22,7 +22,6 @@ from impasto.bots.service.jobs import JobService
 from impasto.bots.service.views import Enqueue
 from impasto.queue import keys
 from impasto.storage.db import make_engine, require_migrated, session_factory
-from impasto.storage.images import ImageStore
 from impasto.storage.plans import Plans, load_plans, plans_path_from_env
 
 
@@ -48,7 +47,7 @@ async def job_service(
         sessions = session_factory(engine)
         yield JobService(
             sessions,
-            ImageStore.in_data_dir(settings.data_dir),
+            settings.image_store(),
             settings.registry,
             plans,
             enqueue,

@@ -68,6 +68,7 @@ class JobView:
     read_as: str | None = None  # the English the model read, when the worker translated the prompt
     nsfw_channel: bool = False  # the place it was asked allowed NSFW (Discord's channel flag) at asking time
     described: tuple[str, ...] = ()  # a /describe job's four prompts, once done (best first)
+    locale: str = "en"  # the requester's reply language at asking time: delivery writes in it
 
     @property
     def flagged(self) -> bool:
@@ -196,6 +197,8 @@ class SettingsView:
     variation: Variation
     suffix: str
     settings_text: str  # what the panel adds to every prompt, e.g. "--style raw --s 250 --relax"
+    language: str | None = None  # the reply language the user chose (a catalog name); None: automatic
+    locale: str = "en"  # the language replies come in now (the choice, else the client's, else the server's)
 
 
 @dataclass(frozen=True)
@@ -205,3 +208,4 @@ class GuildView:
     allowed_channels: tuple[str, ...]
     role_plans: Mapping[str, str]
     daily_cap_gpu_seconds: float | None
+    locale: str | None = None  # the server's default reply language; None: each member's client decides

@@ -22,6 +22,11 @@ from telegram import (
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from impasto.bots.i18n.actions import label as action_label
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.i18n.locale import negotiate
+from impasto.bots.i18n.panels import status_name
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.delivery.core import Deferred, Gone
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView, SettingsView
@@ -39,6 +44,7 @@ from impasto.bots.telegram.commands import USER_ERRORS, guarded, user_error_text
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.escaping import code, text
 from impasto.bots.telegram.keyboards import STYLIZE_PRESETS, settings_keyboard
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
@@ -52,9 +58,10 @@ REMIX_TTL_S = 24 * 3600
 DOUBLE_CLICK_S = 3.0
 
 
-def short_label(action: Action, index: int) -> str:
+def short_label(action: Action, index: int, locale: str = DEFAULT_LOCALE) -> str:
     row = action.row
-    return f"{row.emoji} {row.button_text(index)}" if row.emoji else row.button_text(index)
+    words = action_label(row, locale, index)
+    return f"{row.emoji} {words}" if row.emoji else words
 
 
 def _where(query: CallbackQuery) -> Where | None:
@@ -91,29 +98,31 @@ class Buttons:
         query = update.callback_query
         if query is None:
             return
+        app_locale = negotiate(platform=query.from_user.language_code)
         try:
             button = decode(query.data)
         except BadCallbackData:
-            await _answer(query, "This button is not one of mine.", alert=True)
+            await _answer(query, t("tg.not_mine", app_locale), alert=True)
             return
         chat = update.effective_chat
         message = query.message
         thread = thread_of(message) if isinstance(message, Message) else None
         if chat is None:
-            await _answer(query, "This button only works in a chat.", alert=True)
+            await _answer(query, t("tg.chat_only", app_locale), alert=True)
             return
         who = requester(query.from_user, chat, thread)
+        locale = await reply_locale(self.deps.service, who)
         if isinstance(button, SettingsButton):
-            await self._settings(query, who, button)
+            await self._settings(query, who, button, locale)
         elif isinstance(button, DocumentButton):
-            await self._document(query, button)
+            await self._document(query, button, locale)
         elif isinstance(button, CancelButton):
-            await self._cancel(query, who, button)
+            await self._cancel(query, who, button, locale)
         else:
-            await self._job(query, who, button)
+            await self._job(query, who, button, locale)
 
     # ---- job buttons -----------------------------------------------------------------------------------------
-    async def _job(self, query: CallbackQuery, who: Requester, button: JobButton) -> None:
+    async def _job(self, query: CallbackQuery, who: Requester, button: JobButton, locale: str) -> None:
         action, service = button.action, self.deps.service
         where = _where(query)
         index = button.index or None
@@ -121,52 +130,52 @@ class Buttons:
             try:
                 result = await service.press(who, button.job_id, action, index, idempotency_key=callback_key(query.id))
             except USER_ERRORS as exc:
-                await _answer(query, user_error_text(exc), alert=True)
+                await _answer(query, localize(user_error_text(exc), locale), alert=True)
                 return
             if result.kind == "favorite":
-                await _answer(query, "❤️ Added to favourites" if result.view.favorite else "Removed from favourites")
+                added = result.view.favorite
+                await _answer(query, t("tg.favourite_added" if added else "tg.favourite_removed", locale))
             else:
-                await self._details(query, result.view)
+                await self._details(query, result.view, locale)
             return
         if where is None:
-            await _answer(query, "This button only works in a chat.", alert=True)
+            await _answer(query, t("tg.chat_only", locale), alert=True)
             return
         if action.row.needs_mask:
-            await self._open_editor(query, who, button, where)
+            await self._open_editor(query, who, button, where, locale)
             return
         # A double click sends two callback queries with different ids; the second one within a few seconds is
         # answered, not queued (the service dedupes by idempotency key, and these keys differ).
         gate = f"press:{who.user_id}:{button.job_id}:{action.value}:{button.index}"
         if not await self.deps.redis.set(self.deps.key("claim", gate), "1", nx=True, px=int(DOUBLE_CLICK_S * 1000)):
-            await _answer(query, f"{short_label(action, button.index)} is already on its way")
+            await _answer(query, t("tg.on_its_way", locale, label=short_label(action, button.index, locale)))
             return
-        await _answer(query, f"{short_label(action, button.index)} — on it")
+        await _answer(query, t("tg.on_it", locale, label=short_label(action, button.index, locale)))
         try:
-            await self._press(query, who, button, where, None)
+            await self._press(query, who, button, where, None, locale)
         except USER_ERRORS as exc:
-            await tell(query, where, user_error_text(exc))
+            await tell(query, where, localize(user_error_text(exc), locale))
         except (Deferred, Gone) as exc:
             log.warning("button reply to chat %s not sent: %s", where.chat_id, exc)
 
-    async def _open_editor(self, query: CallbackQuery, who: Requester, button: JobButton, where: Where) -> None:
+    async def _open_editor(
+        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, locale: str
+    ) -> None:
         """Vary (Region): the region is drawn in the web editor. In a private chat the editor opens as a Mini App
         (Telegram signs who opens it); in a group the presser gets a link of their own in a private message, since
         everyone in the group would see a link posted there."""
         web = self.deps.web
         if web is None:
-            await _answer(
-                query, "Vary (Region) needs the web editor, which this bot has not been set up with.", alert=True
-            )
+            await _answer(query, t("tg.no_editor", locale), alert=True)
             return
         private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
         source = str(where.reply_to) if where.reply_to is not None else None
         url = editor_link(web, who, button.job_id, button.index or None, source, webapp=private)
+        opener = t("tg.open_editor_button", locale)
         button_to = (
-            InlineKeyboardButton("🖌️ Open the region editor", web_app=WebAppInfo(url))
-            if private
-            else InlineKeyboardButton("🖌️ Open the region editor", url=url)
+            InlineKeyboardButton(opener, web_app=WebAppInfo(url)) if private else InlineKeyboardButton(opener, url=url)
         )
-        text = "Paint the area to vary, edit the prompt if you like, then submit (the link is yours, for 15 minutes)."
+        text = t("tg.editor_text", locale)
         try:
             await call_telegram(
                 lambda: query.get_bot().send_message(
@@ -177,14 +186,20 @@ class Buttons:
             )
         except Forbidden:
             # A user who never opened a private chat with the bot cannot be written to first.
-            await _answer(query, "Open a private chat with me (tap my name, then Start), then press again.", alert=True)
+            await _answer(query, t("tg.open_private", locale), alert=True)
             return
         except (Deferred, Gone) as exc:
             log.warning("region editor link for %s not sent: %s", who.user_id, exc)
-        await _answer(query, "🖌️ The editor is open for you" if private else "🖌️ I sent you the editor privately")
+        await _answer(query, t("tg.editor_open" if private else "tg.editor_sent", locale))
 
     async def _press(
-        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, remix_text: str | None
+        self,
+        query: CallbackQuery,
+        who: Requester,
+        button: JobButton,
+        where: Where,
+        remix_text: str | None,
+        locale: str = DEFAULT_LOCALE,
     ) -> None:
         service = self.deps.service
         key = callback_key(query.id) if remix_text is None else f"{callback_key(query.id)}:remix"
@@ -195,54 +210,55 @@ class Buttons:
         if result.kind == "image":
             await post_result(bot, service, self.deps.images, where, result.view, mask_editor=self.deps.web is not None)
         elif result.kind == "remix":
-            await self._ask_remix(query, who, button, where, result.view)
+            await self._ask_remix(query, who, button, where, result.view, locale)
         elif result.kind == "job" and result.ticket is not None:
             # Imagine all under /describe makes four jobs: a progress message for each.
             for ticket in result.tickets or (result.ticket,):
                 view = result.view if ticket.job_id == result.view.job_id else await service.job(ticket.job_id)
                 await start_progress(bot, self.deps.delivery, where, view, ticket)
 
-    async def _cancel(self, query: CallbackQuery, who: Requester, button: CancelButton) -> None:
+    async def _cancel(self, query: CallbackQuery, who: Requester, button: CancelButton, locale: str) -> None:
         """❌ under a job in progress: its owner stops it (nothing is charged); anyone else is told it is not theirs."""
         service = self.deps.service
         try:
             before = (await service.job(button.job_id)).status
             status = await service.cancel(who, button.job_id) if before in ACTIVE_STATUSES else before
         except USER_ERRORS as exc:
-            await _answer(query, user_error_text(exc), alert=True)
+            await _answer(query, localize(user_error_text(exc), locale), alert=True)
             return
         if before not in ACTIVE_STATUSES:
-            await _answer(query, f"This job is already {before}.")
+            await _answer(query, t("tg.already", locale, status=status_name(before, locale)))
         elif status == CANCELLED:
             # A waiting job is cancelled at once, but no worker may reach it for a while (a held one never): announce
             # its end now (at most once per job), and the progress message turns into "Cancelled".
             await self.deps.delivery.announce_cancelled(button.job_id)
-            await _answer(query, "🚫 Cancelled; nothing was charged")
+            await _answer(query, t("tg.cancelled_free", locale))
         elif status == RUNNING:
-            await _answer(query, "🚫 Stopping at the next step; nothing will be charged")
+            await _answer(query, t("tg.stopping", locale))
         else:
-            await _answer(query, f"This job is already {status}.")  # it ended while we asked
+            await _answer(query, t("tg.already", locale, status=status_name(status, locale)))  # it ended meanwhile
 
-    async def _details(self, query: CallbackQuery, view: JobView) -> None:
+    async def _details(self, query: CallbackQuery, view: JobView, locale: str) -> None:
         """Details go privately to whoever pressed; a user who never opened a chat with the bot is told how."""
         try:
-            await query.get_bot().send_message(query.from_user.id, panels.details_text(view), parse_mode=ParseMode.HTML)
+            text_ = panels.details_text(view, locale)
+            await query.get_bot().send_message(query.from_user.id, text_, parse_mode=ParseMode.HTML)
         except Forbidden:
-            await _answer(query, "Open a private chat with me (press Start) to receive job details.", alert=True)
+            await _answer(query, t("tg.details_private", locale), alert=True)
             return
-        await _answer(query, "✉️ Sent you the details privately")
+        await _answer(query, t("tg.details_sent", locale))
 
-    async def _document(self, query: CallbackQuery, button: DocumentButton) -> None:
+    async def _document(self, query: CallbackQuery, button: DocumentButton, locale: str) -> None:
         where = _where(query)
         try:
             view = await self.deps.service.job(button.job_id)
         except USER_ERRORS as exc:
-            await _answer(query, user_error_text(exc), alert=True)
+            await _answer(query, localize(user_error_text(exc), locale), alert=True)
             return
         if where is None or not view.images:
-            await _answer(query, f"Job {view.job_id} has no images yet.", alert=True)
+            await _answer(query, t("tg.no_images", locale, job=view.job_id), alert=True)
             return
-        await _answer(query, "📄 Sending the full-resolution file")
+        await _answer(query, t("tg.sending_file", locale))
         try:
             await send_document(
                 query.get_bot(),
@@ -258,24 +274,22 @@ class Buttons:
             log.warning("full-res file of job %s not sent: %s", view.job_id, exc)
             anchor = query.message
             if isinstance(anchor, Message):
-                await reply_error(anchor, "The full-resolution file could not be sent; try again in a minute.")
+                await reply_error(anchor, t("tg.file_failed", locale))
 
     # ---- remix -----------------------------------------------------------------------------------------------
     async def _ask_remix(
-        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, view: JobView
+        self, query: CallbackQuery, who: Requester, button: JobButton, where: Where, view: JobView, locale: str
     ) -> None:
-        label = short_label(button.action, button.index)
-        prompt = (
-            f"🎛️ <b>Remix</b> — {text(label)} of {code(view.job_id)}. Reply to this message with the edited prompt:\n"
-            f"{code(view.display or view.prompt, 3000)}"
-        )
+        label = short_label(button.action, button.index, locale)
+        asking = t("tg.remix_ask", locale, label=text(label), job=code(view.job_id))
+        prompt = f"{asking}\n{code(view.display or view.prompt, 3000)}"
         asked = await query.get_bot().send_message(
             where.chat_id,
             prompt,
             parse_mode=ParseMode.HTML,
             message_thread_id=where.thread_id,
             reply_parameters=where.reply_parameters,
-            reply_markup=ForceReply(selective=True, input_field_placeholder="edited prompt"),
+            reply_markup=ForceReply(selective=True, input_field_placeholder=t("tg.remix_placeholder", locale)),
         )
         state = {"job": button.job_id, "action": button.action.value, "index": button.index, "user": who.user_id}
         await self.deps.redis.set(
@@ -298,8 +312,9 @@ class Buttons:
         button = JobButton(Action(state["action"]), state["job"], int(state["index"]))
         where = Where(message.chat_id, thread_of(message), message.message_id)
         edited = (message.text or "").strip()
+        locale = await reply_locale(self.deps.service, who)
         if not edited:
-            await reply_error(message, "Reply with the edited prompt as text.")
+            await reply_error(message, t("tg.remix_text_only", locale))
             return
 
         async def run() -> None:
@@ -314,25 +329,25 @@ class Buttons:
             if result.ticket is not None:
                 await start_progress(message.get_bot(), self.deps.delivery, where, result.view, result.ticket)
 
-        await guarded(message, run())
+        await guarded(message, run(), locale)
 
     # ---- /settings panel -------------------------------------------------------------------------------------
-    async def _settings(self, query: CallbackQuery, who: Requester, button: SettingsButton) -> None:
+    async def _settings(self, query: CallbackQuery, who: Requester, button: SettingsButton, locale: str) -> None:
         service = self.deps.service
         try:
             current = await service.settings(who)
             view = await _apply_setting(self.deps, who, current, button)
         except USER_ERRORS as exc:
-            await _answer(query, user_error_text(exc), alert=True)
+            await _answer(query, localize(user_error_text(exc), locale), alert=True)
             return
-        await _answer(query, "Settings saved")
+        await _answer(query, t("tg.settings_saved", view.locale))
         message = query.message
         if isinstance(message, Message):
             try:
                 await message.edit_text(
                     panels.settings_text(view),
                     parse_mode=ParseMode.HTML,
-                    reply_markup=settings_keyboard(panels.settings_state(view), self.deps.models),
+                    reply_markup=settings_keyboard(panels.settings_state(view), self.deps.models, locale=view.locale),
                 )
             except BadRequest as exc:  # "message is not modified" when the value did not change
                 log.debug("settings panel not edited: %s", exc)
@@ -359,6 +374,8 @@ async def _apply_setting(deps: Deps, who: Requester, current: SettingsView, butt
         return await service.update_settings(who, mode=value)
     if key == "visibility":
         return await service.update_settings(who, visibility=value)
+    if key == "language":
+        return await service.set_language(who, value)
     if key == "variation" and value in ("high", "low"):
         return await service.update_settings(who, variation="high" if value == "high" else "low")
     return current

@@ -7,10 +7,13 @@ import logging
 from collections.abc import Awaitable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType
-from telegram.error import Forbidden
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import Forbidden, TelegramError
 
-from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.i18n.locale import negotiate
+from impasto.bots.i18n.panels import status_name
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.delivery.core import Deferred, Gone
 from impasto.bots.service.errors import PromptRefused, ServiceError
@@ -20,6 +23,7 @@ from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.describe_result import describe_keyboard, describe_text, is_describe
 from impasto.bots.telegram.escaping import text as escape
 from impasto.bots.telegram.keyboards import settings_keyboard
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.posting import Where, post_result, start_progress
 from impasto.bots.telegram.replies import reply_error, reply_html
 from impasto.bots.telegram.requests import GROUP_TYPES, message_key, requester, thread_of
@@ -64,18 +68,21 @@ async def submit_imagine(deps: Deps, message: Message, who: Requester, prompt: s
         await start_progress(message.get_bot(), deps.delivery, where_for(message), view, ticket)
 
 
-async def guarded(message: Message, work: Awaitable[None]) -> None:
-    """Run a handler's work; errors the user caused become one line in the chat, never a traceback."""
+async def guarded(message: Message, work: Awaitable[None], locale: str | None = None) -> None:
+    """Run a handler's work; errors the user caused become one line in the chat, never a traceback, in ``locale``
+    (the user's reply language; their app's when not given)."""
+    if locale is None:
+        locale = negotiate(platform=message.from_user.language_code if message.from_user else None)
     try:
         await work
     except PromptRefused as exc:
+        line = localize(user_error_text(exc), locale)
         if exc.refusal_id is not None and message.chat.type in GROUP_TYPES:
-            locale = served_locale(message.from_user.language_code if message.from_user else None) or "en"
-            await reply_refusal(message, user_error_text(exc), exc, locale)  # with its Appeal button
+            await reply_refusal(message, line, exc, locale)  # with its Appeal button
         else:
-            await reply_error(message, user_error_text(exc))
+            await reply_error(message, line)
     except USER_ERRORS as exc:
-        await reply_error(message, user_error_text(exc))
+        await reply_error(message, localize(user_error_text(exc), locale))
     except Deferred as exc:
         log.warning("reply to chat %s deferred: %s", message.chat_id, exc)
     except Gone:
@@ -86,24 +93,26 @@ class Commands:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
+    async def locale(self, who: Requester) -> str:
+        """The language to answer ``who`` in (their /settings choice, their app's, their group's default)."""
+        return await reply_locale(self.deps.service, who)
+
     async def imagine(self, update: Update, context: object) -> None:
         parts = _parts(update)
         if parts is None:
             return
         message, who = parts
+        locale = await self.locale(who)
         prompt = command_args(message.text or "")
         if not prompt:
-            await reply_error(message, "Write a prompt after /imagine, e.g. /imagine a lighthouse at dusk --ar 16:9")
+            await reply_error(message, t("tg.write_prompt", locale))
             return
-        await guarded(message, submit_imagine(self.deps, message, who, prompt, image_urls=[]))
+        await guarded(message, submit_imagine(self.deps, message, who, prompt, image_urls=[]), locale)
 
     async def blend_without_album(self, update: Update, context: object) -> None:
-        if update.effective_message is not None:
-            await reply_error(
-                update.effective_message,
-                "Send 2–5 photos as one album with the caption /blend (optionally --dimensions portrait|square|"
-                "landscape).",
-            )
+        parts = _parts(update)
+        if parts is not None:
+            await reply_error(parts[0], t("tg.blend_album", await self.locale(parts[1])))
 
     async def settings(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -115,11 +124,11 @@ class Commands:
             view = await self.deps.service.settings(who)
             await message.reply_html(
                 panels.settings_text(view),
-                reply_markup=settings_keyboard(panels.settings_state(view), self.deps.models),
+                reply_markup=settings_keyboard(panels.settings_state(view), self.deps.models, locale=view.locale),
                 do_quote=True,
             )
 
-        await guarded(message, show())
+        await guarded(message, show(), await self.locale(who))
 
     async def mode(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -130,9 +139,10 @@ class Commands:
 
         async def switch() -> None:
             view = await self.deps.service.update_settings(who, mode=mode)
-            await reply_html(message, f"Your jobs now run in <b>{view.mode}</b> mode.")
+            name = t(f"mode.{view.mode}", view.locale) if view.mode in ("fast", "relax", "turbo") else view.mode
+            await reply_html(message, t("tg.mode_now", view.locale, mode=escape(name)))
 
-        await guarded(message, switch())
+        await guarded(message, switch(), await self.locale(who))
 
     async def prefer(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -144,33 +154,30 @@ class Commands:
         sub = words[0].lower() if words else ""
         rest = words[1] if len(words) > 1 else ""
         service = self.deps.service
+        locale = await self.locale(who)
 
         async def run() -> None:
             if sub == "suffix":
                 suffix = await service.prefer_suffix(who, rest)
-                await reply_html(
-                    message, f"Suffix {'set to <code>' + _esc(suffix) + '</code>' if suffix else 'reset'}."
-                )
+                said = t("tg.suffix_set", locale, suffix=_esc(suffix)) if suffix else t("tg.suffix_reset", locale)
+                await reply_html(message, said)
             elif sub == "option" and rest.split(maxsplit=1)[:1] == ["list"]:
-                await reply_html(message, panels.options_text(await service.prefer_option_list(who)))
+                await reply_html(message, panels.options_text(await service.prefer_option_list(who), locale))
             elif sub == "option" and rest.split(maxsplit=1)[:1] == ["set"]:
                 option = rest.split(maxsplit=1)[1] if len(rest.split(maxsplit=1)) > 1 else ""
                 name, _, value = option.strip().partition(" ")
                 if not name:
-                    raise PromptError("write /prefer option set NAME VALUE, e.g. /prefer option set mine --s 250")
+                    raise PromptError(t("refusal.option_set_usage", DEFAULT_LOCALE))
                 options = await service.prefer_option_set(who, name, value)
-                await reply_html(message, panels.options_text(options))
+                await reply_html(message, panels.options_text(options, locale))
             elif sub == "remix":
                 current = await service.settings(who)
                 view = await service.update_settings(who, remix=not current.remix)
-                await reply_html(message, f"Remix mode {'on' if view.remix else 'off'}.")
+                await reply_html(message, t("tg.remix_on" if view.remix else "tg.remix_off", locale))
             else:
-                await reply_error(
-                    message,
-                    "Use /prefer suffix TEXT, /prefer option set NAME VALUE, /prefer option list or /prefer remix",
-                )
+                await reply_error(message, t("tg.prefer_usage", locale))
 
-        await guarded(message, run())
+        await guarded(message, run(), locale)
 
     async def info(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -178,10 +185,12 @@ class Commands:
             return
         message, who = parts
 
-        async def run() -> None:
-            await reply_html(message, panels.info_text(await self.deps.service.info(who)))
+        locale = await self.locale(who)
 
-        await guarded(message, run())
+        async def run() -> None:
+            await reply_html(message, panels.info_text(await self.deps.service.info(who), locale))
+
+        await guarded(message, run(), locale)
 
     async def history(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -189,14 +198,15 @@ class Commands:
             return
         message, who = parts
         search = command_args(message.text or "") or None
+        locale = await self.locale(who)
 
         async def run() -> None:
-            text = panels.history_text(await self.deps.service.history(who, search))
+            text = panels.history_text(await self.deps.service.history(who, search), locale)
             if self.deps.web is not None:
-                text += "\n\n" + await send_gallery_privately(message, who, self.deps.web)
+                text += "\n\n" + await send_gallery_privately(message, who, self.deps.web, locale)
             await reply_html(message, text)
 
-        await guarded(message, run())
+        await guarded(message, run(), locale)
 
     async def gallery(self, update: Update, context: object) -> None:
         """/gallery: a link to this group's public gallery (public jobs only, so the group may see it)."""
@@ -204,22 +214,57 @@ class Commands:
         if parts is None:
             return
         message, who = parts
+        locale = await self.locale(who)
         if self.deps.web is None:
-            await reply_error(message, "The gallery needs the web front door, which this bot has not been set up with.")
+            await reply_error(message, t("tg.gallery_no_web", locale))
             return
         if message.chat.type == ChatType.PRIVATE or who.guild_id is None:
-            await reply_error(message, "The public gallery belongs to a group: send /gallery there (/history: yours).")
+            await reply_error(message, t("tg.gallery_group_only", locale))
             return
-        button = InlineKeyboardButton("🖼️ Open the public gallery", url=public_gallery_link(self.deps.web, who))
+        button = InlineKeyboardButton(t("tg.gallery_button", locale), url=public_gallery_link(self.deps.web, who))
 
         async def run() -> None:
             await message.reply_html(
-                "This group's public gallery: the jobs made public here (never stealth ones).",
-                do_quote=True,
-                reply_markup=InlineKeyboardMarkup([[button]]),
+                t("tg.gallery_text", locale), do_quote=True, reply_markup=InlineKeyboardMarkup([[button]])
             )
 
-        await guarded(message, run())
+        await guarded(message, run(), locale)
+
+    async def language(self, update: Update, context: object) -> None:
+        """/language English|中文|auto in a group: its administrators set the group's default reply language (for
+        members who chose none in /settings and whose app's language impasto does not speak)."""
+        parts = _parts(update)
+        if parts is None:
+            return
+        message, who = parts
+        locale = await self.locale(who)
+        if message.chat.type not in GROUP_TYPES or who.guild_id is None:
+            await reply_error(message, t("tg.language_group_only", locale))
+            return
+        wanted = command_args(message.text or "")
+        if not wanted:
+            await reply_error(message, t("tg.language_usage", locale))
+            return
+        try:
+            member = await message.get_bot().get_chat_member(message.chat_id, int(who.user_id))
+        except TelegramError as exc:
+            log.warning("could not check %s's rights in chat %s: %s", who.user_id, message.chat_id, exc)
+            await reply_error(message, t("tg.language_admins", locale))
+            return
+        if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+            await reply_error(message, t("tg.language_admins", locale))
+            return
+        guild_id = who.guild_id
+
+        async def run() -> None:
+            group = await self.deps.service.set_server_language("telegram", guild_id, wanted, locale=locale)
+            if group.locale is None:
+                await reply_html(message, t("tg.language_auto", await self.locale(who)))
+            else:
+                name = t(f"language.{group.locale}", group.locale)
+                await reply_html(message, escape(t("tg.language_set", await self.locale(who), language=name)))
+
+        await guarded(message, run(), locale)
 
     async def show(self, update: Update, context: object) -> None:
         parts = _parts(update)
@@ -227,8 +272,9 @@ class Commands:
             return
         message, who = parts
         job_id = command_args(message.text or "").split(maxsplit=1)[:1]
+        locale = await self.locale(who)
         if not job_id:
-            await reply_error(message, "Write the job id after /show, e.g. /show 3f9a0c2b1d4e")
+            await reply_error(message, t("tg.show_usage", locale))
             return
 
         async def run() -> None:
@@ -242,7 +288,8 @@ class Commands:
                 )
                 return
             if view.status != "done" or not view.images:
-                await reply_html(message, f"Job <code>{_esc(view.job_id)}</code> is {_esc(view.status)}.")
+                status = _esc(status_name(view.status, locale))
+                await reply_html(message, t("tg.show_not_done", locale, job=_esc(view.job_id), status=status))
                 return
             await post_result(
                 message.get_bot(),
@@ -253,26 +300,26 @@ class Commands:
                 mask_editor=self.deps.web is not None,
             )
 
-        await guarded(message, run())
+        await guarded(message, run(), locale)
 
 
 def _esc(value: str) -> str:
     return escape(value, 300)
 
 
-async def send_gallery_privately(message: Message, who: Requester, web: WebLinkSettings) -> str:
+async def send_gallery_privately(
+    message: Message, who: Requester, web: WebLinkSettings, locale: str = DEFAULT_LOCALE
+) -> str:
     """The user's own gallery shows their stealth jobs too, so its link goes to their private chat with the bot,
     never to a group. Returns the line for the /history reply: where the link went, or how to let the bot write."""
-    button = InlineKeyboardButton("🖼️ Open your gallery", url=gallery_link(web, who))
+    button = InlineKeyboardButton(t("tg.my_gallery_button", locale), url=gallery_link(web, who))
     try:
         await message.get_bot().send_message(
-            int(who.user_id),
-            "Your gallery: every job you made, stealth ones too. The link is yours alone, for an hour.",
-            reply_markup=InlineKeyboardMarkup([[button]]),
+            int(who.user_id), t("tg.my_gallery_text", locale), reply_markup=InlineKeyboardMarkup([[button]])
         )
     except Forbidden:
         # A user who never opened a private chat with the bot cannot be written to first.
-        return "🖼️ For your gallery link, open a private chat with me (tap my name, then Start) and send /history."
+        return t("tg.gallery_open_private", locale)
     if message.chat.type == ChatType.PRIVATE:
-        return "🖼️ Your gallery link is in the message above."
-    return "🖼️ I sent you your gallery link privately."
+        return t("tg.gallery_above", locale)
+    return t("tg.gallery_sent", locale)

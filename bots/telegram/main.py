@@ -25,7 +25,6 @@ from impasto.bots.telegram.surface import TelegramSurface, limits_for
 from impasto.bots.telegram.uploads import store_fetcher
 from impasto.queue.client import open_pool, service_enqueue
 from impasto.queue.keys import namespace_from_env
-from impasto.storage.images import ImageStore
 
 log = logging.getLogger("impasto.telegram")
 EDIT_INTERVAL_S = 3.0  # progress edits per chat, at most one per this across bot processes (Telegram's edit limits)
@@ -43,7 +42,7 @@ async def serve(settings: Settings, token: str, redis_url: str, options: RunOpti
     pool = await open_pool(redis_url, ns=ns)
     redis = Redis.from_url(redis_url)
     try:
-        images = ImageStore.in_data_dir(settings.data_dir)
+        images = settings.image_store()
         fetch = store_fetcher(
             images, http_fetcher(max_bytes=settings.max_upload_bytes, allow_hosts=settings.fetch_allow_hosts)
         )

@@ -16,9 +16,12 @@ from typing import Protocol
 
 from telegram import Message, Update
 
+from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.language.errors import PromptError
 from impasto.bots.telegram.commands import command_args, guarded, submit_imagine, where_for
 from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.posting import start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import message_key, requester, thread_of
@@ -99,24 +102,23 @@ class Photos:
         assert user is not None
         who = requester(user, chat, thread_of(message))
         text = command_args(caption)
+        locale = await reply_locale(self.deps.service, who)
         if command == "blend" and not 2 <= len(parts) <= 5:
-            await reply_error(message, f"/blend takes 2–5 photos in one album; this album has {len(parts)}.")
+            await reply_error(message, t("refusal.blend_album", locale, count=len(parts)))
             return
         if command == "imagine" and len(parts) > MAX_IMAGINE_PHOTOS:
-            await reply_error(
-                message, f"/imagine takes at most {MAX_IMAGINE_PHOTOS} photos; this album has {len(parts)}."
-            )
+            await reply_error(message, t("refusal.imagine_album", locale, max=MAX_IMAGINE_PHOTOS, count=len(parts)))
             return
         try:
             keys = [await self._store(message, part) for part in parts]
         except UploadRefused as exc:
-            await reply_error(message, exc.message)
+            await reply_error(message, localize(exc.message, locale))
             return
         urls = [store_url(key) for key in keys]
         if command == "imagine":
-            await guarded(message, submit_imagine(self.deps, message, who, text, image_urls=urls))
+            await guarded(message, submit_imagine(self.deps, message, who, text, image_urls=urls), locale)
         else:
-            await guarded(message, self._blend(message, text, urls, keys))
+            await guarded(message, self._blend(message, text, urls, keys), locale)
 
     async def _blend(self, message: Message, text: str, urls: list[str], keys: list[str]) -> None:
         leftover = _DIMENSIONS.sub("", text).strip()

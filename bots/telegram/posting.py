@@ -11,6 +11,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, R
 from telegram.constants import ParseMode
 from telegram.error import NetworkError
 
+from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.result_forms import telegram_limits
@@ -51,6 +53,7 @@ def caption_info(view: JobView) -> captions.CaptionInfo:
         mode=view.mode,
         action=view.action,
         index=view.image_index,
+        locale=view.locale,
     )
 
 
@@ -70,7 +73,10 @@ def result_image(view: JobView) -> tuple[str, bool]:
 
 
 def result_keyboard(view: JobView, *, mask_editor: bool = False) -> InlineKeyboardMarkup:
-    return single_keyboard(view.job_id, mask_editor=mask_editor) if not view.is_grid else grid_keyboard(view.job_id)
+    """The result's buttons, in the requester's language (``view.locale``)."""
+    if view.is_grid:
+        return grid_keyboard(view.job_id, locale=view.locale)
+    return single_keyboard(view.job_id, mask_editor=mask_editor, locale=view.locale)
 
 
 async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobView, ticket: JobTicket) -> None:
@@ -82,7 +88,7 @@ async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobVi
         return  # the same update delivered twice: its progress message already exists
     text = captions.waiting_caption(caption_info(view), None)
     if ticket.notice:
-        text += f"\n{escaping.text(ticket.notice, 300)}"
+        text += f"\n{escaping.text(localize(ticket.notice, view.locale), 300)}"
     message = await call_telegram(
         lambda: bot.send_message(
             where.chat_id,
@@ -90,7 +96,7 @@ async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobVi
             parse_mode=ParseMode.HTML,
             message_thread_id=where.thread_id,
             reply_parameters=where.reply_parameters,
-            reply_markup=cancel_keyboard(view.job_id),
+            reply_markup=cancel_keyboard(view.job_id, locale=view.locale),
         )
     )
     chat = str(where.chat_id)
@@ -116,6 +122,7 @@ async def post_result(
         result_keyboard(view, mask_editor=mask_editor),
         limits=telegram_limits(),
         name=view.job_id,
+        locale=view.locale,
         thread_id=where.thread_id,
         reply_to=where.reply_parameters,
     )
@@ -182,11 +189,11 @@ async def _link_instead(
     what = f"{image.width_px}×{image.height_px} PNG, {size / 1e6:.1f} MB"
     markup = None
     if web is None:
-        text = f"Full resolution: {what} — too large for a Telegram file; the full PNG is kept."
+        text = t("tg.full_kept", view.locale, what=what)
     else:
         url = download_link(web, (view.platform, view.user_id), view.job_id, image.index, lifetime_s=download_s)
-        text = f"Full resolution: {what} — too large for a Telegram file; download it from the link below."
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton("⬇️ Download the full PNG", url=url)]])
+        text = t("tg.full_link", view.locale, what=what)
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(t("tg.download_button", view.locale), url=url)]])
     return await call_telegram(
         lambda: bot.send_message(
             where.chat_id,

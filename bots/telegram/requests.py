@@ -19,6 +19,7 @@ def requester(user: User, chat: Chat, thread_id: int | None = None) -> Requester
         display_name=(user.full_name or user.username or str(user.id))[:128],
         guild_id=str(chat.id) if in_group else None,
         channel_id=channel,
+        client_locale=user.language_code,
     )
 
 

@@ -15,6 +15,7 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, NetworkError
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
 from impasto.bots.service import result_forms
 from impasto.bots.service.delivery.core import Gone
 from impasto.bots.telegram.calls import call_telegram
@@ -49,6 +50,7 @@ async def send_result(
     reply_to: ReplyParameters | None = None,
     wait_inline_s: float = 5.0,
     spoiler: bool = False,
+    locale: str = DEFAULT_LOCALE,
 ) -> Message:
     """``spoiler``: the photo goes behind Telegram's spoiler (``has_spoiler``), as the delivery core decided."""
     below: int | None = None
@@ -57,7 +59,7 @@ async def send_result(
             choice = await asyncio.to_thread(result_forms.choose, png, limits, below=below, download_url=download_url)
         except result_forms.NothingFits as exc:
             raise Gone(f"result {name}: {exc}") from exc
-        form, text = choice.view, caption + full_resolution_line(choice)
+        form, text = choice.view, caption + full_resolution_line(choice, locale)
 
         async def photo(form: result_forms.Form = form, text: str = text) -> Message:
             try:
@@ -101,12 +103,15 @@ async def send_result(
             return await call_telegram(document, wait_inline_s=wait_inline_s)
 
 
-def full_resolution_line(choice: result_forms.Choice) -> str:
+def full_resolution_line(choice: result_forms.Choice, locale: str = DEFAULT_LOCALE) -> str:
     """Under a result sent in a smaller form: what the full resolution is and how to get it ("" for the PNG). The
     full PNG is not sent beside the result here: the 📄 Full-res file button sends it where a document takes it;
     past that, the line links it from the web front door."""
     if choice.download_url is not None:
         choice = replace(choice, download_url=html.escape(choice.download_url))
-    line = choice.caption_line(link='<a href="{url}">download</a>')
-    line = line.replace("sent as a file below", "press 📄 Full-res file")
+    shown_as_webp = choice.view.label == "lossless WebP"
+    if choice.document is not None and not choice.is_full_png and not shown_as_webp:  # 📄 Full-res file sends it
+        line = t("caption.full_link", locale, size=choice.full_size, link=t("tg.press_file", locale))
+        return f"\n<i>{line}</i>"
+    line = choice.caption_line(link='<a href="{url}">{label}</a>', locale=locale)
     return f"\n<i>{line}</i>" if line else ""

@@ -17,6 +17,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, TelegramError
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, telegram_limits
 from impasto.bots.service.views import JobView, MessageView
@@ -31,7 +32,6 @@ from impasto.storage.images import ImageStore
 
 log = logging.getLogger(__name__)
 PREVIEW = "preview"  # the message index's kind for a progress message that is a photo (a preview arrived)
-NOISE_NOTE = "\n🧪 <i>test model: the picture is noise</i>"
 OFFICIAL_API = "https://api.telegram.org"
 
 
@@ -69,7 +69,7 @@ class TelegramSurface:
                     parse_mode=ParseMode.HTML,
                     message_thread_id=thread_of_job(view, chat),
                     reply_parameters=_reply(reply_to.message_id),
-                    reply_markup=cancel_keyboard(view.job_id),
+                    reply_markup=cancel_keyboard(view.job_id, locale=view.locale),
                 )
             )
         except BadRequest as exc:  # "chat not found": the bot was removed from it
@@ -89,7 +89,7 @@ class TelegramSurface:
     async def _edit(self, shown: MessageView, view: JobView, text: str, preview: bytes | None) -> MessageView | None:
         """Edit the progress message (keeping its ❌); the first preview replaces the text message with a photo."""
         chat, message_id = int(shown.chat_id), int(shown.message_id)
-        markup = cancel_keyboard(view.job_id)  # an edit without it would take the ❌ away
+        markup = cancel_keyboard(view.job_id, locale=view.locale)  # an edit without it would take the ❌ away
         try:
             if preview is not None and shown.kind == PREVIEW:
                 media = InputMediaPhoto(preview, caption=text, parse_mode=ParseMode.HTML)
@@ -163,10 +163,11 @@ class TelegramSurface:
             png = await asyncio.to_thread(self.images.get, key)
         except (ValueError, FileNotFoundError):
             log.error("result of job %s: its image is not in the image store %s", view.job_id, self.images.root)
-            await self._final_text(shown, view, captions.failed_caption(info, "The result could not be loaded."))
+            await self._final_text(shown, view, captions.failed_caption(info, t("tg.not_loaded", view.locale)))
             return None
-        caption = captions.result_caption(info, single=single) + captions.read_as_line(info.prompt, view.read_as)
-        caption += NOISE_NOTE if end.paints_noise else ""
+        caption = captions.result_caption(info, single=single)
+        caption += captions.read_as_line(info.prompt, view.read_as, locale=view.locale)
+        caption += f"\n{t('tg.noise_note', view.locale)}" if end.paints_noise else ""
         url = self._download_url(view, key)
         chat = int(shown.chat_id)
         while True:
@@ -184,6 +185,7 @@ class TelegramSurface:
                     reply_to=_reply(shown.reply_to),
                     wait_inline_s=self.wait_inline_s,
                     spoiler=end.spoiler,
+                    locale=view.locale,
                 )
                 break
             except ChatMigrated as exc:  # the group became a supergroup: same people, new chat id

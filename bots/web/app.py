@@ -12,6 +12,7 @@ only ever a store key (``ImageStore.path`` refuses anything else), so no URL rea
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -253,10 +254,11 @@ def build_app(deps: WebDeps) -> Starlette:
                 raise BadSignature("expired")
             if not image_signer.verify_signature(f"{key}:{expires}".encode(), sig.encode()):
                 raise BadSignature("bad")
-            path = deps.service.images.path(key)
+            deps.service.images.path(key)  # a store key, or ImageKeyError
         except (BadSignature, ImageKeyError):
             return PlainTextResponse("this image link is not valid or has expired; reload the page", 403)
-        if not path.is_file():
+        path = await asyncio.to_thread(deps.service.images.local_file, key)  # from the bucket, if there is one
+        if path is None:
             return PlainTextResponse("no such image", 404)
         headers = {"Cache-Control": "private, max-age=3600"}
         if request.query_params.get("dl") == "1":
@@ -280,10 +282,10 @@ def build_app(deps: WebDeps) -> Starlette:
         if image is None or not visible_to(job, (grant.platform, grant.user_id)):
             raise gone
         try:
-            path = deps.service.images.path(image.key)
+            path = await asyncio.to_thread(deps.service.images.local_file, image.key)
         except ImageKeyError:
             raise gone from None
-        if not path.is_file():
+        if path is None:
             raise gone
         ext = image.key.rsplit(".", 1)[1]
         return FileResponse(

@@ -95,6 +95,10 @@ class FakeDiscord:
         self.rate_limits: list[RateLimit] = []
         self.rate_limited: list[str] = []  # "METHOD path" answered with 429
         self.nsfw_channels = {NSFW_CHANNEL_ID}
+        # Each user's Discord client language (the interaction's ``locale``); en-US when not set.
+        self.user_locales: dict[str, str] = {}
+        # Every content a message showed, in order (message id -> contents): progress edits pass quickly.
+        self.contents: dict[str, list[str]] = {}
         self.upload_limit: int | None = None  # bytes per file anywhere; larger uploads get 413 / 40005
         # Per destination (a server's channel, boosted or not; a DM): what its interactions say as
         # ``attachment_size_limit``, and what uploads there are held to. Unset: DEFAULT_ATTACHMENT_LIMIT, unenforced.
@@ -313,7 +317,7 @@ class FakeDiscord:
             "token": record.token,
             "version": 1,
             "app_permissions": PERMISSIONS,
-            "locale": "en-US",
+            "locale": self.user_locales.get(user_id, "en-US"),
             "entitlements": [],
             "authorizing_integration_owners": {"0": GUILD_ID},
             "attachment_size_limit": self.channel_limits.get(record.channel_id, DEFAULT_ATTACHMENT_LIMIT),
@@ -325,6 +329,27 @@ class FakeDiscord:
         record.sent_at = time.monotonic()
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
+
+    async def interact(
+        self,
+        itype: int,
+        data: Json,
+        *,
+        user_id: str = ALICE,
+        channel_id: str = CHANNEL_ID,
+        dm: bool = False,
+        message: Json | None = None,
+        permissions: str = PERMISSIONS,
+    ) -> InteractionRecord:
+        """Any interaction with ``data`` as given, unchecked (the fuzzer's door): type 2 a command, 3 a component
+        on ``message``, 5 a modal submit."""
+        return await self._interaction(
+            itype, data, user_id=user_id, channel_id=channel_id, dm=dm, message=message, permissions=permissions
+        )
+
+    def post(self, channel_id: str, body: Json) -> Json:
+        """A message the bot posted (as if it had), for a test to press on."""
+        return self._create(channel_id, body, [])
 
     def add_attachment(self, filename: str, data: bytes, content_type: str = "image/png") -> Json:
         aid = str(next(self._ids))
@@ -681,6 +706,7 @@ class FakeDiscord:
         message["flags"] = message.get("flags", 0) & ~128
         message["edited_timestamp"] = datetime.now(UTC).isoformat()
         message["edits"] += 1
+        self.contents.setdefault(mid, []).append(str(message.get("content", "")))
         return message
 
     async def _cdn(self, request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ def _services() -> dict[str, Any]:
 
 def test_bots_and_worker_are_health_checked_on_their_operator_port() -> None:
     services = _services()
-    for name in ("worker", "discord", "telegram"):
+    for name in ("worker", "worker-niji", "worker-cpu", "discord", "telegram"):
         service = services[name]
         port = service["environment"]["IMPASTO_METRICS_PORT"]
         check = " ".join(service["healthcheck"]["test"])
@@ -31,6 +31,7 @@ def test_bots_and_worker_are_health_checked_on_their_operator_port() -> None:
         assert service["environment"]["IMPASTO_LOG_FORMAT"].endswith("json}")
     # A worker is ready only once its model is loaded: its start period allows a first download.
     assert services["worker"]["healthcheck"]["start_period"] == "900s"
+    assert services["worker-niji"]["healthcheck"]["start_period"] == "900s"
 
 
 def test_the_dashboard_graphs_only_metrics_that_exist() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
 import pytest
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, Catalogs, catalogs, field_names, t
@@ -11,6 +15,7 @@ from impasto.bots.language.errors import PromptError
 from impasto.bots.language.parser import parse_blend, parse_imagine
 from impasto.bots.language.prefs import Preferences, validate_option, validate_suffix
 from impasto.engine.registry import DEFAULT_REGISTRY_PATH, Registry, load_registry
+from impasto.queue.actions import ACTIONS, Action
 
 ZH = "zh_Hans"
 
@@ -18,6 +23,24 @@ ZH = "zh_Hans"
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return load_registry(DEFAULT_REGISTRY_PATH, "v6")
+
+
+#: Messages whose Chinese is rightly the same as the English (a language's own name, U1–U4/V1–V4, a percentage).
+NOT_WORDS = ("language.", "status.percent", "label.u", "label.v", "label.dp")
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def untranslated(cats: Catalogs, keys: Iterable[str]) -> list[str]:
+    """The keys among ``keys`` that lack a Chinese translation (missing, or left in English)."""
+    english, chinese = cats.messages[DEFAULT_LOCALE], cats.messages.get(ZH, {})
+    return sorted(
+        key
+        for key in set(keys)
+        if key not in english or key not in chinese or (not key.startswith(NOT_WORDS) and not _is_chinese(chinese[key]))
+    )
 
 
 def test_every_message_has_a_chinese_translation_with_the_same_fields() -> None:
@@ -29,8 +52,64 @@ def test_every_message_has_a_chinese_translation_with_the_same_fields() -> None:
     assert sorted(set(chinese) - set(english)) == []  # a key only one language has is a typo
     for key, template in english.items():
         assert field_names(chinese[key]) == field_names(template), key
-        if not key.startswith(("language.", "status.percent")) and key != "mode.stealth":
-            assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese[key]), f"{key} is not Chinese: {chinese[key]!r}"
+    assert untranslated(cats, english) == []
+
+
+# A key the code names: t("key", …) and any other literal "prefix.rest" with a prefix the catalogs use.
+_CALLED = re.compile(r"""\bt\(\s*["']([^"'{}\s]+)["']""")
+_LITERAL = re.compile(r"""(?<![\w.])["']([a-z_]+\.[A-Za-z0-9_./-]*[A-Za-z0-9_])["']""")  # a prefix ("x.") is no key
+BOTS = Path(__file__).resolve().parents[2] / "bots"
+
+
+def keys_in_code(prefixes: set[str]) -> dict[str, str]:
+    """Every catalog key written out in ``bots/`` → where (keys built at run time are enumerated below)."""
+    found: dict[str, str] = {}
+    for path in sorted(BOTS.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        for key in _CALLED.findall(source):
+            found.setdefault(key, str(path.relative_to(BOTS)))
+        for key in _LITERAL.findall(source):
+            if key.split(".", 1)[0] in prefixes and not key.endswith((".py", ".po", ".toml", ".com", ".org")):
+                found.setdefault(key, str(path.relative_to(BOTS)))
+    return found
+
+
+def keys_built_at_run_time() -> set[str]:
+    """The keys the adapters build from a value (an action, a mode, a status, a language)."""
+    keys = {f"label.{action.value}" for action in Action}
+    keys |= {f"caption.{action.value}" for action, row in ACTIONS.items() if row.caption}
+    keys |= {f"mode.{m}" for m in ("fast", "relax", "turbo")} | {f"info.mode_{m}" for m in ("fast", "relax", "turbo")}
+    keys |= {f"reply.mode_{m}" for m in ("fast", "relax", "turbo")} | {
+        f"settings.{m}" for m in ("fast", "relax", "turbo")
+    }
+    keys |= {f"settings.stylize_{s}" for s in ("low", "med", "high", "very_high")}
+    keys |= {f"term.{s}" for s in ("queued", "running", "failed", "cancelled", "done")}
+    keys |= {f"language.{name}" for name in catalogs().locales}
+    return keys
+
+
+def test_every_key_the_code_uses_has_a_chinese_translation() -> None:
+    cats = catalogs()
+    prefixes = {key.split(".", 1)[0] for key in cats.messages[DEFAULT_LOCALE]}
+    used = keys_in_code(prefixes)
+    assert len(used) > 80  # the scan sees the adapters' texts
+    missing = untranslated(cats, [*used, *keys_built_at_run_time()])
+    assert missing == [], "keys without a Chinese translation: " + ", ".join(
+        f"{k} ({used.get(k, 'built')})" for k in missing
+    )
+
+
+def test_the_scan_fails_on_a_key_without_chinese() -> None:
+    english = dict(catalogs().messages[DEFAULT_LOCALE])
+    chinese = dict(catalogs().messages[ZH])
+    english["reply.new_thing"] = "A new thing"
+    assert untranslated(Catalogs({"en": english, ZH: chinese}), ["reply.new_thing", "info.title"]) == [
+        "reply.new_thing"
+    ]
+    chinese["reply.new_thing"] = "A new thing"  # copied, not translated
+    assert untranslated(Catalogs({"en": english, ZH: chinese}), ["reply.new_thing"]) == ["reply.new_thing"]
+    assert untranslated(catalogs(), ["no.such_key"]) == ["no.such_key"]
+    assert keys_in_code({"reply"}).get("reply.favorite_added") == "discord/controls.py"
 
 
 def test_t_fills_fields_and_falls_back_to_english() -> None:

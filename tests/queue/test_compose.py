@@ -18,9 +18,13 @@ def _compose() -> dict[str, Any]:
 
 def test_services_and_their_commands() -> None:
     services = _compose()["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "discord", "telegram", "web"}
+    assert set(services) == {
+        *("redis", "postgres", "migrate", "discord", "telegram", "web"),
+        *("worker", "worker-niji", "worker-cpu"),
+    }
     assert services["migrate"]["command"] == ["db", "upgrade"]
-    assert services["worker"]["command"] == ["worker"]
+    for worker in ("worker", "worker-niji", "worker-cpu"):
+        assert services[worker]["command"] == ["worker"]
     assert services["discord"]["command"] == ["discord"]
     assert services["telegram"]["command"] == ["telegram"]
     assert "--appendonly" in services["redis"]["command"]
@@ -29,7 +33,7 @@ def test_services_and_their_commands() -> None:
 
 def test_every_impasto_service_runs_the_one_image() -> None:
     services = _compose()["services"]
-    ours = [services[name] for name in ("migrate", "worker", "discord", "telegram")]
+    ours = [services[name] for name in ("migrate", "worker", "worker-niji", "worker-cpu", "discord", "telegram")]
     assert {s["image"] for s in ours} == {"impasto:latest"}
     dockerfiles = {s["build"]["dockerfile_inline"] for s in ours}
     assert len(dockerfiles) == 1
@@ -43,18 +47,18 @@ def test_every_impasto_service_runs_the_one_image() -> None:
 def test_start_order_and_the_gpu_reservation() -> None:
     services = _compose()["services"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "discord", "telegram"):
+    for name in ("worker", "worker-niji", "worker-cpu", "discord", "telegram"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
     # A worker that exits (a wedged GPU thread: status 75) or crashes is started again; the one-shot step is not.
-    for name in ("worker", "discord", "telegram"):
+    for name in ("worker", "worker-niji", "worker-cpu", "discord", "telegram"):
         assert services[name]["restart"] == "unless-stopped"
     assert services["migrate"]["restart"] == "no"
     [device] = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia"
     assert device["capabilities"] == ["gpu"]
-    for name in ("migrate", "worker", "discord", "telegram"):
+    for name in ("migrate", "worker", "worker-niji", "worker-cpu", "discord", "telegram"):
         env = services[name]["environment"]
         assert env["IMPASTO_REDIS_URL"] == "redis://redis:6379/0"
         assert env["IMPASTO_DATABASE_URL"].startswith("postgresql://impasto:")

@@ -342,10 +342,15 @@ class FakeBotApi:
         return True
 
     # ---- update builders -------------------------------------------------------------------------------------
-    def user(self, user_id: int = 42, name: str = "Alice", username: str | None = "alice") -> dict[str, Any]:
+    def user(
+        self, user_id: int = 42, name: str = "Alice", username: str | None = "alice", language_code: str | None = None
+    ) -> dict[str, Any]:
+        """``language_code``: the user's app language as Telegram sends it ("zh-hans", "en"); absent when None."""
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": name}
         if username:
             user["username"] = username
+        if language_code:
+            user["language_code"] = language_code
         return user
 
     def chat(self, chat_id: int = 42, group: bool = False) -> dict[str, Any]:
@@ -366,13 +371,14 @@ class FakeBotApi:
         reply_to: dict[str, Any] | None = None,
         username: str | None = "alice",
         name: str = "Alice",
+        language_code: str | None = None,
     ) -> dict[str, Any]:
         """A ``message`` update; a leading ``/command`` gets its ``bot_command`` entity, as Telegram sends it."""
         msg: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
             "chat": self.chat(chat_id, chat_id < 0 if group is None else group),
-            "from": self.user(user_id, name, username),
+            "from": self.user(user_id, name, username, language_code),
         }
         if text is not None:
             msg["text"] = text
@@ -394,14 +400,22 @@ class FakeBotApi:
             msg["reply_to_message"] = reply_to
         return {"message": msg}
 
-    def callback(self, data: str, message: dict[str, Any], *, user_id: int = 42, name: str = "Alice") -> dict[str, Any]:
+    def callback(
+        self,
+        data: str,
+        message: dict[str, Any],
+        *,
+        user_id: int = 42,
+        name: str = "Alice",
+        language_code: str | None = None,
+    ) -> dict[str, Any]:
         """A button press on ``message`` (a Message dict as the bot got it back, e.g. ``call.result``)."""
         return {
             "callback_query": {
                 "id": f"cbq{next(self._file_ids)}",
                 "chat_instance": "ci1",
                 "data": data,
-                "from": self.user(user_id, name),
+                "from": self.user(user_id, name, language_code=language_code),
                 "message": message,
             }
         }

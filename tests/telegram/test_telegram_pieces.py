@@ -111,7 +111,7 @@ def test_settings_keyboard_marks_active_values() -> None:
     markup = settings_keyboard({"mode": "relax", "remix": "on", "model": "v6"}, ["v6", "v5", "bad name"])
     labels = dict(_labels_and_data(markup))
     active = [label for label in labels if label.startswith("✅")]
-    assert sorted(active) == ["✅ v6", "✅ 🎛️ Remix mode", "✅ 🐢 Relax"]
+    assert sorted(active) == ["✅ v6", "✅ 🌐 Auto", "✅ 🎛️ Remix mode", "✅ 🐢 Relax"]  # no language chosen: automatic
     assert all(len(data.encode()) <= 64 for data in labels.values())
     assert "bad name" not in labels
     assert "✅ bad name" not in labels

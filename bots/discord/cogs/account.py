@@ -46,18 +46,20 @@ class Account(commands.Cog):
 
     @app_commands.command(name="info", description="Your plan, usage and running jobs")
     async def info(self, interaction: _Interaction) -> None:
-        await answer(interaction, replies.info(await self.service.info(await private(interaction))))
+        who = await private(interaction)
+        view = await self.service.info(who)
+        await answer(interaction, replies.info(view, await self.service.reply_locale(who)))
 
     async def _mode(self, interaction: _Interaction, mode: str) -> None:
-        await self.service.update_settings(await private(interaction), mode=mode)
-        await answer(interaction, replies.MODE_REPLIES[mode])
+        view = await self.service.update_settings(await private(interaction), mode=mode)
+        await answer(interaction, replies.mode_reply(mode, view.locale))
 
     async def _visibility(self, interaction: _Interaction, visibility: str) -> None:
         who = await private(interaction)
-        await self.service.update_settings(who, visibility=visibility)
-        text = replies.VISIBILITY_REPLIES[visibility]
+        view = await self.service.update_settings(who, visibility=visibility)
+        text = replies.visibility_reply(visibility, view.locale)
         if self.controls.web is not None and who.guild_id is not None:
-            text += "\n" + replies.public_gallery_line(public_gallery_link(self.controls.web, who))
+            text += "\n" + replies.public_gallery_line(public_gallery_link(self.controls.web, who), view.locale)
         await answer(interaction, text)
 
     @app_commands.command(name="fast", description="Switch to fast mode")
@@ -83,23 +85,26 @@ class Account(commands.Cog):
     @prefer.command(name="suffix", description="Text added to the end of every prompt (empty to clear)")
     @app_commands.describe(new_value="Parameters to add, e.g. --ar 16:9 --style raw")
     async def prefer_suffix(self, interaction: _Interaction, new_value: str = "") -> None:
-        suffix = await self.service.prefer_suffix(await private(interaction), new_value)
-        await answer(interaction, replies.suffix(suffix))
+        who = await private(interaction)
+        suffix = await self.service.prefer_suffix(who, new_value)
+        await answer(interaction, replies.suffix(suffix, await self.service.reply_locale(who)))
 
     @prefer.command(name="remix", description="Toggle Remix mode: edit the prompt before variations, pans and zooms")
     async def prefer_remix(self, interaction: _Interaction) -> None:
         who = await private(interaction)
         current = await self.service.settings(who)
         view = await self.service.update_settings(who, remix=not current.remix)
-        await answer(interaction, replies.remix(view.remix))
+        await answer(interaction, replies.remix(view.remix, view.locale))
 
     @option.command(name="set", description="Create a personal --option (empty value deletes it)")
     @app_commands.describe(option="The option's name, used as --name", value="What --name stands for")
     async def option_set(self, interaction: _Interaction, option: str, value: str = "") -> None:
-        options = await self.service.prefer_option_set(await private(interaction), option, value)
-        await answer(interaction, replies.option_set(option, options))
+        who = await private(interaction)
+        options = await self.service.prefer_option_set(who, option, value)
+        await answer(interaction, replies.option_set(option, options, await self.service.reply_locale(who)))
 
     @option.command(name="list", description="List your personal --options")
     async def option_list(self, interaction: _Interaction) -> None:
-        options = await self.service.prefer_option_list(await private(interaction))
-        await answer(interaction, replies.option_list(options))
+        who = await private(interaction)
+        options = await self.service.prefer_option_list(who)
+        await answer(interaction, replies.option_list(options, await self.service.reply_locale(who)))

@@ -13,7 +13,7 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
-from impasto.bots.discord.intake import Attached, check_declared, check_image
+from impasto.bots.discord.intake import Attached, AttachmentRefused, check_declared, check_image
 from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.review_queue import locale_of
 from impasto.bots.i18n.catalog import t
@@ -30,6 +30,9 @@ DIMENSIONS = [
 async def read_images(attachments: list[discord.Attachment | None], max_bytes: int) -> list[Attached]:
     """Check what Discord says about each file first, download only what passes, then decode it fully."""
     present = [a for a in attachments if a is not None]
+    if not all(isinstance(a, discord.Attachment) for a in present):
+        # An attachment option without its "resolved" entry: discord.py hands over a bare Object (no file, no URL).
+        raise AttachmentRefused("an attached file did not arrive; please attach it again")
     for attachment in present:
         check_declared(attachment.filename, attachment.size, attachment.content_type, max_bytes)
     return [Attached(a.url, check_image(a.filename, await a.read(), max_bytes).data) for a in present]

@@ -17,6 +17,7 @@ from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
 from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
+from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
 from impasto.bots.discord.surface import (
     PLATFORM,
@@ -78,11 +79,12 @@ class Jobs(commands.Cog):
         views = await self.service.history(who)
         # The gallery shows stealth jobs too: its link goes to the user alone (``private`` answers ephemerally).
         url = gallery_link(self.controls.web, who) if self.controls.web is not None else None
-        await answer(interaction, replies.history(views, url))
+        await answer(interaction, replies.history(views, url, await self.service.reply_locale(who)))
 
     @app_commands.command(name="help", description="How to use impasto")
     async def help(self, interaction: _Interaction) -> None:
-        await interaction.response.send_message(texts.HELP, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
+        text = texts.help_text(await reply_locale(interaction))
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=texts.NO_MENTIONS)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -125,4 +127,5 @@ class Jobs(commands.Cog):
         ]
         if view.flagged and await self.service.awaiting_review(job_id):
             files = []  # ✉️ is no way around the moderators' review: the details without the pictures
-        await dm.send(replies.details(view), files=files[:10], allowed_mentions=texts.NO_MENTIONS)
+        locale = await self.service.reply_locale(who)
+        await dm.send(replies.details(view, locale), files=files[:10], allowed_mentions=texts.NO_MENTIONS)

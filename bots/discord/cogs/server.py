@@ -12,10 +12,19 @@ from impasto.bots.discord import replies
 from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.surface import PLATFORM
+from impasto.bots.i18n.catalog import t
 from impasto.bots.service.errors import InvalidRequest
 
 _Interaction = discord.Interaction[Any]
+
+
+LANGUAGES = [
+    app_commands.Choice(name="Automatic (each member's app language)", value="auto"),
+    app_commands.Choice(name="English", value="en"),
+    app_commands.Choice(name="Simplified Chinese", value="zh_Hans"),
+]
 
 
 def _guild_id(interaction: _Interaction) -> str:
@@ -37,13 +46,25 @@ class Server(commands.GroupCog, group_name="server", group_description="Server r
     async def interaction_check(self, interaction: _Interaction) -> bool:
         # Discord hides the commands from others by default, but a server may change that: check again here.
         if not interaction.permissions.manage_guild:
-            await answer(interaction, "⚠️ /server needs the Manage Server permission")
+            await answer(interaction, f"⚠️ {t('server.needs_manage', await reply_locale(interaction))}")
             return False
         return True
 
     async def _show(self, interaction: _Interaction, guild_id: str) -> None:
         guild = await self.service.guild(PLATFORM, guild_id)
-        await answer(interaction, replies.server(guild, list(self.service.plans.plans)))
+        locale = await reply_locale(interaction)
+        await answer(interaction, replies.server(guild, list(self.service.plans.plans), locale))
+
+    @app_commands.command(name="language", description="The reply language for members who chose none")
+    @app_commands.describe(language="Used when a member's Discord sends a language impasto does not speak")
+    @app_commands.choices(language=LANGUAGES)
+    async def language(self, interaction: _Interaction, language: app_commands.Choice[str]) -> None:
+        await private(interaction)
+        guild_id = _guild_id(interaction)
+        await self.service.set_server_language(
+            PLATFORM, guild_id, language.value, locale=await reply_locale(interaction)
+        )
+        await self._show(interaction, guild_id)
 
     @app_commands.command(name="show", description="Where impasto answers here, and the role → plan map")
     async def show(self, interaction: _Interaction) -> None:
