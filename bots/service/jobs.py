@@ -145,15 +145,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         job_id: str | None = None,
         index: int | None = None,
         display: str | None = None,
-        locale: str = "en",
     ) -> JobTicket:
         """``/describe``: one job for the worker's captioner, which writes four prompts for an image.
 
         The image is exactly one of: ``image_key`` (an upload the adapter checked and stored), ``link`` (fetched
         here through the safe fetch, checked like an upload), or ``job_id`` (one of a job's pictures, ``index``
         1–4, else its only picture or its grid). Admitted like every job (policy checks, the model's captioner,
-        quota hold, fair queue); ``display`` is how its messages name the image; ``locale`` the asker's language,
-        kept with the job so its result is written in it.
+        quota hold, fair queue); ``display`` is how its messages name the image. The result is written in the
+        asker's language (the job's ``locale``, as for every job).
         """
         key = request_key(idempotency_key)
         existing = await self.admission.replay(key)
@@ -195,7 +194,6 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             image_key=image_key,
             offset=0,
             parent_id=parent_id,
-            locale=locale,
         )
         intent = Intent("describe", Action.DESCRIBE, "", parent_id)
         tickets = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
@@ -224,7 +222,6 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                     image_key=image_key,
                     offset=(offset if isinstance(offset, int) else 0) + 1,
                     parent_id=parent.job_id,
-                    locale=str(parent.params.get("locale", "en")),
                 )
                 intent = Intent("press", action, "", parent.job_id)
                 existing = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)

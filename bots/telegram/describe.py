@@ -90,7 +90,6 @@ class Describe:
             link=link,
             job_id=job_id,
             display=display,
-            locale=_locale(message),
         )
         view = await service.job(ticket.job_id)
         await start_progress(message.get_bot(), self.deps.delivery, where_for(message), view, ticket)

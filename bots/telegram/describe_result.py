@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from impasto.bots.i18n.actions import label as action_label
 from impasto.bots.i18n.catalog import t
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram import escaping
@@ -22,8 +23,8 @@ def is_describe(view: JobView) -> bool:
 
 
 def locale_of_job(view: JobView) -> str:
-    locale = view.params.get("locale")
-    return locale if isinstance(locale, str) and locale else "en"
+    """The language the result is written in: the asker's at asking time (the job's ``locale``)."""
+    return view.locale or "en"
 
 
 def describe_text(view: JobView) -> str:
@@ -45,10 +46,10 @@ def describe_keyboard(view: JobView) -> InlineKeyboardMarkup:
         row = []
         for action in actions:
             for index in range(1, 5) if action.needs_index else (0,):
-                if action is Action.DESCRIBE_ALL:
-                    label = t("describe.imagine_all", locale)
+                if action.row.icon_only and action.row.emoji:
+                    label = action.row.emoji
                 else:
-                    label = action.row.emoji if action.row.icon_only and action.row.emoji else str(index)
+                    label = action_label(action.row, locale, index)
                 row.append(InlineKeyboardButton(label, callback_data=encode(JobButton(action, view.job_id, index))))
         rows.append(row)
     return InlineKeyboardMarkup(rows)

@@ -113,7 +113,7 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     assert fake.button(message, "2")["custom_id"] == f"imp:dp:2:{view.job_id}"
     assert view.charged_gpu_seconds > 0  # charged what the captioner used, as any job
     # Asked from a Chinese client (the interaction's locale is kept with the job): the same, in Chinese.
-    chinese = replace(view, params={**view.params, "locale": "zh_Hans"})
+    chinese = replace(view, locale="zh_Hans")
     assert describe_content(chinese).startswith(f"<@{ALICE}> 请求的 harbour\\_\\*view\\*.png 的四条提示词")
     buttons = [item.item for item in describe_view(view.job_id, "zh_Hans").children]  # type: ignore[attr-defined]
     labels = [b.label or b.emoji.name for b in buttons]

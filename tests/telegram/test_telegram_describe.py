@@ -87,7 +87,7 @@ async def test_describe_a_captioned_photo_then_imagine_one_all_and_again(tmp_pat
         assert view.status == "done"
         prompts = check_prompts(edit, view, "16:9")
         assert edit.params["text"].startswith("Four prompts for <b>🖼️ 64×36</b>, asked by <a href=")
-        chinese = replace(view, params={**view.params, "locale": "zh_Hans"})  # asked from a Chinese client
+        chinese = replace(view, locale="zh_Hans")  # asked from a Chinese client
         assert "请求的 <b>🖼️ 64×36</b> 的四条提示词" in describe_text(chinese)
         assert [b.text for row in describe_keyboard(chinese).inline_keyboard for b in row][-1] == "全部生成"
 
