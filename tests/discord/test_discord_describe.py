@@ -165,6 +165,14 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     record = await fake.slash("describe", [{"name": "link", "type": 3, "value": text_link}])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
     assert "is not a PNG, JPEG, WebP or GIF image" in refused["content"]
+    # Too big (refused from what Discord says of it, before any download) and a link to a private address.
+    huge = fake.add_attachment("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024))
+    record = await fake.slash("describe", [{"name": "image", "type": 11, "value": huge["id"]}], attachments=[huge])
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert refused["content"] == "⚠️ attachment 'huge.png' is 11.5 MB; the limit is 10.5 MB"
+    record = await fake.slash("describe", [{"name": "link", "type": 3, "value": "http://10.1.2.3/cat.png"}])
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert refused["content"] == "⚠️ the image link http://10.1.2.3/cat.png points to a private address"
     record = await fake.slash("describe", [])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
     assert refused["content"] == "⚠️ /describe takes one image: an attachment, a link or a job id"

@@ -141,6 +141,8 @@ async def test_describe_as_a_reply_and_refusals_charge_nothing(tmp_path: Path) -
         assert await refusal(photo_file_id=notes, caption="/describe") == (
             "⚠️ That file is not an image; send a PNG, JPEG or WebP photo."
         )
+        huge = api.add_file(b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024), "photos/huge.png")
+        assert (await refusal(photo_file_id=huge, caption="/describe")).startswith("⚠️ That file is 11.0 MB; the limit")
         # A link the bot may not fetch (the tests' fetcher reaches no network, as a private address is refused).
         line = await refusal(text="/describe https://example.com/cat.png")
         assert line.startswith("⚠️ the image link https://example.com/cat.png ")
