@@ -200,10 +200,12 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         return tickets[0]
 
     async def _describe_press(
-        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str
+        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str, edited: str | None
     ) -> PressResult:
         """A button under /describe's four prompts: 1–4 and Imagine all are /imagine of those prompts (policy and
-        quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts)."""
+        quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts).
+        ``edited``: 1–4's prompt as the presser edited it first (Discord's dialog, as Midjourney's), imagined
+        instead of the stored one."""
         if parent.action != Action.DESCRIBE.value:
             raise InvalidRequest(t("describe.refusal.not_a_describe_job", "en", job=parent.job_id))
         if parent.status != DONE:
@@ -227,6 +229,8 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 existing = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
             return PressResult("job", await self.job(existing[0].job_id), existing[0])
         prompts = chosen_prompts(parent, action, index)
+        if edited is not None and action is Action.DESCRIBE_PICK:
+            prompts = [edited]
         tickets = await self._imagine_all(who, prompts, key)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0], tuple(tickets))
 
@@ -270,7 +274,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             raise InvalidRequest(f"{action.label} is a command, not a button")
         parent = await self.job(job_id)
         if action.row.where == "prompts":
-            return await self._describe_press(who, parent, action, index, key)
+            return await self._describe_press(who, parent, action, index, key, remix_text)
         if action is Action.DETAILS:
             return PressResult("details", parent)
         if action is Action.FAVORITE:

@@ -129,9 +129,14 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     others = check_prompts(second, second_view, "3:2")
     assert {p.split(",")[0] for p in others}.isdisjoint({p.split(",")[0] for p in prompts})
 
-    # 2: one /imagine of prompt 2, by the presser.
+    # 2: Midjourney's dialog with prompt 2 to edit first; submitted as it is, one /imagine of prompt 2 by the presser.
     record2 = await fake.press(mid, fake.button(message, "2")["custom_id"], user_id=BOB)
     await fake.wait_for(lambda: record2.callback)
+    assert record2.callback is not None
+    assert record2.callback["type"] == 9  # a modal
+    assert record2.callback["data"]["title"] == "Imagine this prompt"
+    assert record2.callback["data"]["components"][0]["components"][0]["value"] == prompts[1]
+    await fake.submit_modal(record2, {"prompt": prompts[1]}, user_id=BOB)
     made = await replies_to(fake, mid, 2)
     assert len(made) == 2
     job2 = await job_of(stack, made[-1])

@@ -126,6 +126,11 @@ async def test_the_buttons_under_the_prompts(sessions: async_sessionmaker[AsyncS
     assert (two.view.action, two.view.prompt, two.view.user_id) == ("imagine", PROMPTS[1], "200")
     assert two.view.params["aspect_ratio"] == "3:2"  # parsed as an /imagine of that prompt
 
+    edited = await service.press(
+        BOB, ticket.job_id, Action.DESCRIBE_PICK, 3, idempotency_key="p3", remix_text="a dog at dusk --ar 1:1"
+    )
+    assert (edited.view.prompt, edited.view.params["aspect_ratio"]) == ("a dog at dusk --ar 1:1", "1:1")
+
     every = await service.press(ADA, ticket.job_id, Action.DESCRIBE_ALL, None, idempotency_key="all")
     assert len(every.tickets) == 4
     assert sorted([(await service.job(t.job_id)).prompt for t in every.tickets]) == sorted(PROMPTS)
