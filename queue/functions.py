@@ -219,8 +219,12 @@ async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) ->
 
             return await _fail(state, redis, job_id, input_refusal([0], 1), audit=audit)
     started = time.monotonic()
+    future = loop.run_in_executor(state.gpu, describer.describe, work)
+    while not (await asyncio.wait({future}, timeout=state.config.lease_s / 3))[0]:
+        # The first describe loads the captioner (a download on a fresh machine): keep other workers off the job.
+        await _renew_lease(redis, job_id, state.config.lease_s)
     try:
-        prompts = await loop.run_in_executor(state.gpu, describer.describe, work)
+        prompts = future.result()
     except EngineError as exc:
         return await _fail(state, redis, job_id, str(exc))
     gpu_seconds = time.monotonic() - started

@@ -16,13 +16,14 @@ from impasto.bots.discord.cogs.errors import REFUSALS, refuse, tell
 from impasto.bots.discord.custom_ids import ButtonId, SettingId
 from impasto.bots.discord.delivery import ChannelMessage, Target, image_file, reply_to
 from impasto.bots.discord.language import client_locale, reply_locale
-from impasto.bots.discord.modals import modal_for
+from impasto.bots.discord.modals import PromptModal, modal_for
 from impasto.bots.discord.requester import requester_of
 from impasto.bots.discord.surface import PLATFORM, result_content, result_view
 from impasto.bots.discord.views import settings_view, with_pressed
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.delivery.core import Delivery
+from impasto.bots.service.describe import chosen_prompts
 from impasto.bots.service.errors import InvalidRequest
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.outages import outage_line
@@ -159,6 +160,15 @@ class Controls:
         if button.action.row.needs_mask:
             await self._open_editor(interaction, button, who)
             return
+        if button.action is Action.DESCRIBE_PICK:
+            # Midjourney opens the chosen prompt in a dialog to edit before it is imagined.
+            described = await self.service.job(button.job_id)
+            prompts = chosen_prompts(described, button.action, button.index)
+            locale = await reply_locale(interaction)
+            await interaction.response.send_modal(
+                self._modal(button, prompts[0], locale, title=t("describe.modal_title", locale))
+            )
+            return
         if button.action.remixable:
             # A modal must be the first answer, so ask first whether Remix wants one (a quick read, no render yet).
             result = await self._press(who, button, idempotency_key=key)
@@ -187,7 +197,7 @@ class Controls:
         link.add_item(discord.ui.Button(style=discord.ButtonStyle.link, url=url, label=label))
         await interaction.response.send_message(t("reply.region_open", locale), view=link, ephemeral=True)
 
-    def _modal(self, button: ButtonId, prompt: str, locale: str) -> discord.ui.Modal:
+    def _modal(self, button: ButtonId, prompt: str, locale: str, *, title: str | None = None) -> discord.ui.Modal:
         async def submitted(interaction: _Interaction, text: str) -> None:
             async def handling() -> None:
                 await self._mark_pressed(interaction, button)
@@ -197,6 +207,8 @@ class Controls:
 
             await self.guarded(interaction, handling())
 
+        if title is not None:
+            return PromptModal(title, prompt, submitted, locale=locale)
         return modal_for(button.action, prompt, submitted, locale=locale)
 
     async def _mark_pressed(self, interaction: _Interaction, button: ButtonId) -> None:

@@ -4,8 +4,6 @@ scheme (``imp:dp:2:<job>``, ``imp:da:0:<job>``, ``imp:dr:0:<job>``), so any proc
 
 from __future__ import annotations
 
-from typing import Any
-
 from discord import ui
 
 from impasto.bots.discord import texts
@@ -22,8 +20,8 @@ def is_describe(view: JobView) -> bool:
 
 
 def locale_of_job(view: JobView) -> str:
-    locale = view.params.get("locale")
-    return locale if isinstance(locale, str) and locale else "en"
+    """The language the result is written in: the asker's at asking time (the job's ``locale``)."""
+    return view.locale or "en"
 
 
 def describe_content(view: JobView) -> str:
@@ -42,8 +40,5 @@ def describe_view(job_id: str, locale: str) -> ui.View:
     for row, actions in enumerate(DESCRIBE_ROWS):
         for action in actions:
             for index in range(1, 5) if action.needs_index else (0,):
-                button: Any = JobButton(ButtonId(job_id, action, index), row=row)
-                if action is Action.DESCRIBE_ALL:
-                    button.item.label = t("describe.imagine_all", locale)
-                view.add_item(button)
+                view.add_item(JobButton(ButtonId(job_id, action, index), row=row, locale=locale))
     return view

@@ -132,9 +132,7 @@ class Drafter:
             input_image_keys=[input_key] if input_key else [],
         )
 
-    def describe(
-        self, ctx: Context, *, display: str, image_key: str, offset: int, parent_id: str | None, locale: str
-    ) -> Draft:
+    def describe(self, ctx: Context, *, display: str, image_key: str, offset: int, parent_id: str | None) -> Draft:
         """/describe (and its 🔄): one job for the worker's captioner, on the model the user paints with."""
         model = ctx.prefs.model if ctx.prefs.model and ctx.prefs.model in self.registry.models else None
         model = model or self.registry.default
@@ -147,7 +145,6 @@ class Drafter:
             "visibility": visibility,
             "display": display,
             "offset": offset,
-            "locale": locale,  # the asker's language: the result is written in it
             "image": image_key,  # 🔄 describes the same picture again
         }
         return Draft(

@@ -145,15 +145,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         job_id: str | None = None,
         index: int | None = None,
         display: str | None = None,
-        locale: str = "en",
     ) -> JobTicket:
         """``/describe``: one job for the worker's captioner, which writes four prompts for an image.
 
         The image is exactly one of: ``image_key`` (an upload the adapter checked and stored), ``link`` (fetched
         here through the safe fetch, checked like an upload), or ``job_id`` (one of a job's pictures, ``index``
         1–4, else its only picture or its grid). Admitted like every job (policy checks, the model's captioner,
-        quota hold, fair queue); ``display`` is how its messages name the image; ``locale`` the asker's language,
-        kept with the job so its result is written in it.
+        quota hold, fair queue); ``display`` is how its messages name the image. The result is written in the
+        asker's language (the job's ``locale``, as for every job).
         """
         key = request_key(idempotency_key)
         existing = await self.admission.replay(key)
@@ -178,11 +177,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             display = display or link
         elif job_id is not None:
             source = await self.job(job_id)
+            if source.visibility != "public" and (source.platform, source.user_id) != (who.platform, who.user_id):
+                raise NotYourJob(t("describe.refusal.not_yours", "en", job=source.job_id))
             if source.status != DONE:
                 raise JobNotReady(f"job {source.job_id} is {source.status}; its buttons work once it is done")
             image_key, index = described_image(source, index)
             parent_id = source.job_id
-            display = display or f"{source.display} ({t('describe.image_of_job', 'en', index=index)})"
+            which = t("describe.grid_of_job", "en") if index == 0 else t("describe.image_of_job", "en", index=index)
+            display = display or f"{source.display} ({which})"
         assert image_key is not None
         self._checked_key(image_key)
         ctx = await self.admission.context(who)
@@ -192,17 +194,18 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             image_key=image_key,
             offset=0,
             parent_id=parent_id,
-            locale=locale,
         )
         intent = Intent("describe", Action.DESCRIBE, "", parent_id)
         tickets = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
         return tickets[0]
 
     async def _describe_press(
-        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str
+        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str, edited: str | None
     ) -> PressResult:
         """A button under /describe's four prompts: 1–4 and Imagine all are /imagine of those prompts (policy and
-        quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts)."""
+        quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts).
+        ``edited``: 1–4's prompt as the presser edited it first (Discord's dialog, as Midjourney's), imagined
+        instead of the stored one."""
         if parent.action != Action.DESCRIBE.value:
             raise InvalidRequest(t("describe.refusal.not_a_describe_job", "en", job=parent.job_id))
         if parent.status != DONE:
@@ -221,12 +224,13 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                     image_key=image_key,
                     offset=(offset if isinstance(offset, int) else 0) + 1,
                     parent_id=parent.job_id,
-                    locale=str(parent.params.get("locale", "en")),
                 )
                 intent = Intent("press", action, "", parent.job_id)
                 existing = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
             return PressResult("job", await self.job(existing[0].job_id), existing[0])
         prompts = chosen_prompts(parent, action, index)
+        if edited is not None and action is Action.DESCRIBE_PICK:
+            prompts = [edited]
         tickets = await self._imagine_all(who, prompts, key)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0], tuple(tickets))
 
@@ -270,7 +274,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             raise InvalidRequest(f"{action.label} is a command, not a button")
         parent = await self.job(job_id)
         if action.row.where == "prompts":
-            return await self._describe_press(who, parent, action, index, key)
+            return await self._describe_press(who, parent, action, index, key, remix_text)
         if action is Action.DETAILS:
             return PressResult("details", parent)
         if action is Action.FAVORITE:

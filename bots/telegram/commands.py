@@ -20,6 +20,7 @@ from impasto.bots.service.errors import PromptRefused, ServiceError
 from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import panels
 from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.describe_result import describe_keyboard, describe_text, is_describe
 from impasto.bots.telegram.escaping import text as escape
 from impasto.bots.telegram.keyboards import settings_keyboard
 from impasto.bots.telegram.language import reply_locale
@@ -278,6 +279,14 @@ class Commands:
 
         async def run() -> None:
             view = await self.deps.service.show(who, job_id[0])
+            if view.status == "done" and is_describe(view):  # a /describe: its four prompts and buttons again
+                sent = await message.reply_html(
+                    describe_text(view), reply_markup=describe_keyboard(view), do_quote=True
+                )
+                await self.deps.service.record_message(
+                    view.job_id, "telegram", str(sent.chat_id), str(sent.message_id), "result"
+                )
+                return
             if view.status != "done" or not view.images:
                 status = _esc(status_name(view.status, locale))
                 await reply_html(message, t("tg.show_not_done", locale, job=_esc(view.job_id), status=status))

@@ -8,13 +8,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Message, Update
 
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.locale import served_locale
-from impasto.bots.service.views import JobView
-from impasto.bots.telegram import escaping
-from impasto.bots.telegram.callback_data import JobButton, encode
 from impasto.bots.telegram.commands import command_args, guarded, where_for
 from impasto.bots.telegram.deps import Deps
 from impasto.bots.telegram.photos import Part, part_of
@@ -22,50 +19,9 @@ from impasto.bots.telegram.posting import start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import message_key, requester, thread_of
 from impasto.bots.telegram.uploads import UploadRefused, download_image
-from impasto.queue.actions import DESCRIBE_ROWS, Action
 
-NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
 CAPTION = re.compile(r"^/describe(@\w+)?(\s|$)", re.IGNORECASE)
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{6,48}$")
-#: How much of the image's name (a link, a file) the result's first line shows.
-NAME_BUDGET = 200
-
-
-def is_describe(view: JobView) -> bool:
-    return view.action == Action.DESCRIBE.value
-
-
-def locale_of_job(view: JobView) -> str:
-    locale = view.params.get("locale")
-    return locale if isinstance(locale, str) and locale else "en"
-
-
-def describe_text(view: JobView) -> str:
-    """The four prompts (HTML), under one line naming the asker and the image; everything echoed is escaped."""
-    head = t(
-        "describe.result",
-        locale_of_job(view),
-        user=escaping.user_link(view.user_id, view.user_name),
-        image=f"<b>{escaping.text(view.display, NAME_BUDGET)}</b>",
-    )
-    lines = [f"{NUMBERS[i]} <code>{escaping.text(p, 700)}</code>" for i, p in enumerate(view.described[:4])]
-    return "\n\n".join([head, *lines])
-
-
-def describe_keyboard(view: JobView) -> InlineKeyboardMarkup:
-    locale = locale_of_job(view)
-    rows: list[list[InlineKeyboardButton]] = []
-    for actions in DESCRIBE_ROWS:
-        row = []
-        for action in actions:
-            for index in range(1, 5) if action.needs_index else (0,):
-                if action is Action.DESCRIBE_ALL:
-                    label = t("describe.imagine_all", locale)
-                else:
-                    label = action.row.emoji if action.row.icon_only and action.row.emoji else str(index)
-                row.append(InlineKeyboardButton(label, callback_data=encode(JobButton(action, view.job_id, index))))
-        rows.append(row)
-    return InlineKeyboardMarkup(rows)
 
 
 def _locale(message: Message) -> str:
@@ -134,7 +90,6 @@ class Describe:
             link=link,
             job_id=job_id,
             display=display,
-            locale=_locale(message),
         )
         view = await service.job(ticket.job_id)
         await start_progress(message.get_bot(), self.deps.delivery, where_for(message), view, ticket)

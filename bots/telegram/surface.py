@@ -23,7 +23,7 @@ from impasto.bots.service.result_forms import Limits, telegram_limits
 from impasto.bots.service.views import JobView, MessageView
 from impasto.bots.telegram import captions
 from impasto.bots.telegram.calls import call_telegram
-from impasto.bots.telegram.describe import describe_keyboard, describe_text, is_describe
+from impasto.bots.telegram.describe_result import describe_keyboard, describe_text, is_describe
 from impasto.bots.telegram.keyboards import cancel_keyboard
 from impasto.bots.telegram.posting import PLATFORM, caption_info, result_image, result_keyboard, thread_of_job
 from impasto.bots.telegram.result_upload import send_result

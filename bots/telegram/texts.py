@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 COMMANDS: Sequence[tuple[str, str, str]] = (
     ("imagine", "Paint four images from a prompt", "根据提示词生成四张图片"),
     ("blend", "Blend 2–5 photos (send them as an album)", "融合 2–5 张图片（以相册发送）"),
+    ("describe", "Four prompts for an image", "为图片写出四条提示词"),
     ("settings", "Your defaults: model, style, mode, remix", "个人设置：模型、风格、模式、混音"),
     ("prefer", "Prompt suffix and custom --options", "提示词后缀与自定义 --选项"),
     ("info", "Your usage and queued jobs", "用量与排队中的任务"),

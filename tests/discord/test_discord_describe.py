@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from discord_stack import ServiceStack
 from fake_discord import ALICE, BOB, FakeDiscord
 from PIL import Image
+from sqlalchemy import select
 
 from impasto.bots.discord.app import ImpastoBot
+from impasto.bots.discord.describe import describe_content, describe_view
 from impasto.bots.discord.texts import escape
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.engine.describe import SUBJECTS
 from impasto.engine.engine import Engine
+from impasto.engine.nsfw import load_classifier
 from impasto.engine.registry import load_registry
 from impasto.queue.actions import Action
 from impasto.queue.renderer import EngineRenderer
+from impasto.storage.models import ModerationEvent
 
 Json = dict[str, Any]
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
@@ -107,6 +112,12 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     assert rows == [["1", "2", "3", "4", "🔄"], ["Imagine all"]]
     assert fake.button(message, "2")["custom_id"] == f"imp:dp:2:{view.job_id}"
     assert view.charged_gpu_seconds > 0  # charged what the captioner used, as any job
+    # Asked from a Chinese client (the interaction's locale is kept with the job): the same, in Chinese.
+    chinese = replace(view, locale="zh_Hans")
+    assert describe_content(chinese).startswith(f"<@{ALICE}> 请求的 harbour\\_\\*view\\*.png 的四条提示词")
+    buttons = [item.item for item in describe_view(view.job_id, "zh_Hans").children]  # type: ignore[attr-defined]
+    labels = [b.label or b.emoji.name for b in buttons]
+    assert labels == ["1", "2", "3", "4", "🔄", "全部生成"]
 
     # 🔄: the same image described again, four other prompts.
     again = await fake.press(mid, fake.button(message, "🔄")["custom_id"], user_id=BOB)
@@ -118,9 +129,14 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     others = check_prompts(second, second_view, "3:2")
     assert {p.split(",")[0] for p in others}.isdisjoint({p.split(",")[0] for p in prompts})
 
-    # 2: one /imagine of prompt 2, by the presser.
+    # 2: Midjourney's dialog with prompt 2 to edit first; submitted as it is, one /imagine of prompt 2 by the presser.
     record2 = await fake.press(mid, fake.button(message, "2")["custom_id"], user_id=BOB)
     await fake.wait_for(lambda: record2.callback)
+    assert record2.callback is not None
+    assert record2.callback["type"] == 9  # a modal
+    assert record2.callback["data"]["title"] == "Imagine this prompt"
+    assert record2.callback["data"]["components"][0]["components"][0]["value"] == prompts[1]
+    await fake.submit_modal(record2, {"prompt": prompts[1]}, user_id=BOB)
     made = await replies_to(fake, mid, 2)
     assert len(made) == 2
     job2 = await job_of(stack, made[-1])
@@ -154,6 +170,14 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     record = await fake.slash("describe", [{"name": "link", "type": 3, "value": text_link}])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
     assert "is not a PNG, JPEG, WebP or GIF image" in refused["content"]
+    # Too big (refused from what Discord says of it, before any download) and a link to a private address.
+    huge = fake.add_attachment("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024))
+    record = await fake.slash("describe", [{"name": "image", "type": 11, "value": huge["id"]}], attachments=[huge])
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert refused["content"] == "⚠️ attachment 'huge.png' is 11.5 MB; the limit is 10.5 MB"
+    record = await fake.slash("describe", [{"name": "link", "type": 3, "value": "http://10.1.2.3/cat.png"}])
+    refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
+    assert refused["content"] == "⚠️ the image link http://10.1.2.3/cat.png points to a private address"
     record = await fake.slash("describe", [])
     refused = await fake.wait_message(lambda m: m["id"] == record.original_id and m["content"].startswith("⚠️"))
     assert refused["content"] == "⚠️ /describe takes one image: an attachment, a link or a job id"
@@ -166,3 +190,40 @@ async def test_describe_a_link_and_refusals_charge_nothing(
     message, view = await described(fake, stack, mid)
     check_prompts(message, view, "2:3")
     assert view.display == link
+
+    # /show brings the four prompts and their buttons back.
+    record = await fake.slash("show", [{"name": "job_id", "type": 3, "value": view.job_id}])
+    shown = await fake.wait_message(lambda m: m["id"] == record.original_id and NUMBERS[3] in m["content"])
+    assert shown["content"] == message["content"]
+    assert fake.button(shown, "Imagine all")["custom_id"] == f"imp:da:0:{view.job_id}"
+
+
+async def test_the_worker_checks_the_image_to_describe(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack, tmp_path: Path
+) -> None:
+    """The image a user brings is classified on the worker like any input picture: flagged, the describe job fails
+    with the one line, is refunded and audited, and no prompt is written."""
+    use_captioner(stack, tmp_path)
+    stack.classifier_factory = lambda: load_classifier("tiny", tmp_path / "models")
+    stack.nsfw_threshold = 0.0  # the tiny classifier's score is never below 0: every picture is flagged
+    attachment = fake.add_attachment("flagged.png", png(40, 40))
+    record = await fake.slash(
+        "describe", [{"name": "image", "type": 11, "value": attachment["id"]}], attachments=[attachment]
+    )
+    mid = record.original_id or await fake.wait_for(lambda: record.original_id)
+    await fake.wait_message(lambda m: m["id"] == mid and "Waiting to start" in m["content"])
+    view = await job_of(stack, fake.messages[mid])
+    await stack.drain()
+    failed = await fake.wait_message(lambda m: m["id"] == mid and "(failed: " in m["content"])
+    assert failed["content"] == (
+        f"**flagged.png** - <@{ALICE}> (failed: this job was refused: the image you gave was flagged as sexual or "
+        "explicit content; nothing was charged)"
+    )
+    assert not failed["components"]
+    done = await stack.service.job(view.job_id)
+    assert done.status == "failed"
+    assert done.described == ()
+    assert done.charged_gpu_seconds == 0
+    async with stack.service.sessions() as session:
+        kinds = list(await session.scalars(select(ModerationEvent.kind).where(ModerationEvent.job_id == view.job_id)))
+    assert kinds  # audited

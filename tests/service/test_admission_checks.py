@@ -28,14 +28,16 @@ from impasto.bots.service.errors import ChannelNotAllowed, PromptRefused, RateLi
 from impasto.bots.service.flood import RateCheck, admit_rate
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
-from impasto.engine.registry import load_registry
+from impasto.engine.registry import TINY_DESCRIBER, Registry, load_registry
 from impasto.queue import keys
 from impasto.queue.actions import Action
 from impasto.queue.moderation.policy import load_policy
 from impasto.storage import moderation
 from impasto.storage.images import ImageStore
+from impasto.storage.lifecycle import claim_job, complete_job
 from impasto.storage.models import Job, LedgerEntry, ModerationEvent
 from impasto.storage.plans import RateLimits
+from impasto.storage.readings import record_described
 
 TEST_REDIS_URL = os.environ.get("IMPASTO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 OWNER = Requester("discord", "100", "ada", guild_id="900", channel_id="open")
@@ -85,6 +87,41 @@ SCENARIOS = [
 ]
 assert len(POLICY_CHECKS) == 1, "a new policy check needs its scenario above"
 
+
+async def described(s: JobService, grid: str) -> str:
+    """The finished /describe of the grid, made in the test's setup (``describe_the_grid``)."""
+    async with s.sessions() as session:
+        found = await session.scalar(select(Job.id).where(Job.parent_id == grid, Job.action == Action.DESCRIBE.value))
+    assert found is not None
+    return str(found)
+
+
+async def describe_the_grid(service: JobService, sessions: async_sessionmaker[AsyncSession], grid: str) -> None:
+    """A finished /describe of the grid, by its owner (its four prompts as the worker would store them)."""
+    ticket = await service.describe(OWNER, idempotency_key="describe-parent", job_id=grid)
+    async with sessions() as session, session.begin():
+        assert await claim_job(session, ticket.job_id, worker="test") is not None
+        assert await complete_job(session, ticket.job_id, images=[], gpu_seconds=1.0)
+        await record_described(session, ticket.job_id, [f"a cat number {n} --ar 1:1" for n in range(1, 5)])
+
+
+def with_captioner() -> Registry:
+    """The shipped registry, each model with the tiny CLIP captioner (the shipped file names none: /describe is
+    refused there, by the capability step)."""
+    registry = load_registry()
+    return replace(
+        registry, models={name: replace(entry, describer=TINY_DESCRIBER) for name, entry in registry.models.items()}
+    )
+
+
+async def describe_entry(s: JobService, who: Requester, grid: str, action: Action | None) -> object:
+    """/describe (``action`` None: of the grid's picture) or a button under its four prompts."""
+    if action is None:
+        return await s.describe(who, idempotency_key="e-describe", job_id=grid)
+    index = 2 if action.needs_index else None
+    return await s.press(who, await described(s, grid), action, index, idempotency_key=f"e-{action.value}")
+
+
 # Every entry point that makes a job: (name, call). ``parent`` is a finished grid, ``single`` a finished U2.
 Entry = Callable[[JobService, Requester, str, str], Awaitable[object]]
 ENTRIES: dict[str, Entry] = {
@@ -111,6 +148,12 @@ ENTRIES: dict[str, Entry] = {
         )
         for action in Action
         if action.row.where == "single" and action.renders
+    },
+    "describe": lambda s, who, grid, single: describe_entry(s, who, grid, None),
+    **{
+        f"describe: {action.label}": (lambda s, who, grid, single, action=action: describe_entry(s, who, grid, action))
+        for action in Action
+        if action.row.where == "prompts"
     },
 }
 
@@ -152,11 +195,12 @@ async def test_every_check_applies_to_every_entry_point(
     sessions: async_sessionmaker[AsyncSession], store: ImageStore, entry: str, scenario: Scenario
 ) -> None:
     recorder = Recorder()
-    open_service = JobService(sessions, store, load_registry(), make_plans(), recorder)
+    open_service = JobService(sessions, store, with_captioner(), make_plans(), recorder)
     # A finished grid and a finished U2 to press buttons on, made while nothing refuses.
     [ticket] = await open_service.imagine(OWNER, "a lighthouse", idempotency_key="parent")
     await render(sessions, store, ticket.job_id)
     picked = await open_service.press(OWNER, ticket.job_id, Action.UPSCALE, 2, idempotency_key="pick")
+    await describe_the_grid(open_service, sessions, ticket.job_id)
     before = await jobs_and_charges(sessions)
 
     checks: list[PolicyCheck] = [*POLICY_CHECKS, *scenario.extra]
@@ -164,7 +208,7 @@ async def test_every_check_applies_to_every_entry_point(
         checks.append(moderation_check(sessions))
     async with flood_check(scenario.flood) as flood:
         checks += flood
-        service = JobService(sessions, store, load_registry(), make_plans(), recorder, checks=checks)
+        service = JobService(sessions, store, with_captioner(), make_plans(), recorder, checks=checks)
         if scenario.setup is not None:
             await scenario.setup(service)
         with pytest.raises(scenario.refusal):

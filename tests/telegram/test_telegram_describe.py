@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from impasto.bots.language.parser import parse_imagine
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram.callback_data import JobButton, decode
+from impasto.bots.telegram.describe_result import describe_keyboard, describe_text
 from impasto.engine.describe import SUBJECTS
 from impasto.engine.engine import Engine
 from impasto.engine.registry import load_registry
@@ -85,6 +87,9 @@ async def test_describe_a_captioned_photo_then_imagine_one_all_and_again(tmp_pat
         assert view.status == "done"
         prompts = check_prompts(edit, view, "16:9")
         assert edit.params["text"].startswith("Four prompts for <b>🖼️ 64×36</b>, asked by <a href=")
+        chinese = replace(view, locale="zh_Hans")  # asked from a Chinese client
+        assert "请求的 <b>🖼️ 64×36</b> 的四条提示词" in describe_text(chinese)
+        assert [b.text for row in describe_keyboard(chinese).inline_keyboard for b in row][-1] == "全部生成"
 
         # 🔄: the same picture again, four other prompts.
         mark = len(api.calls)
@@ -136,6 +141,8 @@ async def test_describe_as_a_reply_and_refusals_charge_nothing(tmp_path: Path) -
         assert await refusal(photo_file_id=notes, caption="/describe") == (
             "⚠️ That file is not an image; send a PNG, JPEG or WebP photo."
         )
+        huge = api.add_file(b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024), "photos/huge.png")
+        assert (await refusal(photo_file_id=huge, caption="/describe")).startswith("⚠️ That file is 11.0 MB; the limit")
         # A link the bot may not fetch (the tests' fetcher reaches no network, as a private address is refused).
         line = await refusal(text="/describe https://example.com/cat.png")
         assert line.startswith("⚠️ the image link https://example.com/cat.png ")
@@ -150,3 +157,11 @@ async def test_describe_as_a_reply_and_refusals_charge_nothing(tmp_path: Path) -
         edit, view = await describe_result(stack, tmp_path, mark)
         check_prompts(edit, view, "2:3")
         assert await stack.service.history(ALICE) != []
+
+        # /show JOB_ID brings the four prompts and their buttons back.
+        mark = len(api.calls)
+        await api.push(api.message(f"/show {view.job_id}"))
+        [shown] = await api.wait_for(
+            lambda c: c.method == "sendMessage" and c.params["text"] == edit.params["text"], after=mark
+        )
+        assert buttons(shown) == buttons(edit)

@@ -124,9 +124,7 @@ class Create(commands.Cog):
         if image is not None:
             checked = await read_images([image], self.max_upload_bytes)
             stored = await asyncio.to_thread(self.service.images.put, checked[0].data)
-            ticket = await self.service.describe(
-                who, idempotency_key=key, image_key=stored, display=image.filename, locale=locale
-            )
+            ticket = await self.service.describe(who, idempotency_key=key, image_key=stored, display=image.filename)
         else:
-            ticket = await self.service.describe(who, idempotency_key=key, link=link, job_id=job, locale=locale)
+            ticket = await self.service.describe(who, idempotency_key=key, link=link, job_id=job)
         await self.controls.start_jobs(interaction, [ticket], OriginalResponse(interaction), who)

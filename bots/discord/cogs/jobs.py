@@ -16,6 +16,7 @@ from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
+from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
 from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
 from impasto.bots.discord.surface import (
@@ -56,6 +57,11 @@ class Jobs(commands.Cog):
         view = await self.service.show(who, job_id.strip())
         if view.status != "done":
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
+        if is_describe(view):  # a /describe: its four prompts and their buttons again
+            target = OriginalResponse(interaction)
+            await target.edit(describe_content(view), view=describe_view(view.job_id, locale_of_job(view)))
+            await self.controls.shows(view.job_id, target, "result")
+            return
         pictures = await asyncio.to_thread(finished, self.service.images, view)
         # The interaction says what this channel takes (a boosted server takes more); the PNG when it fits.
         limits = discord_limits(interaction.filesize_limit)
