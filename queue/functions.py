@@ -45,6 +45,7 @@ from impasto.queue.settle import unreachable, when_sql_answers
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_work
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
+from impasto.storage.ledger import Holding
 from impasto.storage.lifecycle import ClaimedJob, Completed, NewImage, cancel_requested, claim_job, finish_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
@@ -188,7 +189,7 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _fail(state, redis, job_id, str(exc))
     if retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
-    return await _complete(state, redis, job_id, result, place)
+    return await _complete(state, redis, job_id, result, place, claimed.holding)
 
 
 async def _screen_inputs(
@@ -311,7 +312,12 @@ async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, s
 
 
 async def _complete(
-    state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult, place: Place | None
+    state: WorkerState,
+    redis: ArqRedis,
+    job_id: str,
+    result: RenderResult,
+    place: Place | None,
+    holding: Holding | None = None,
 ) -> dict[str, Any]:
     verdicts: list[tuple[float, bool]] = []
     if state.image_check is not None:
@@ -324,8 +330,7 @@ async def _complete(
             log.exception("job %s: the image check could not run on its result", job_id)
             return await _fail(state, redis, job_id, "the image check could not run on the result; nothing was charged")
     try:
-        singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
-        grid_key = await asyncio.to_thread(state.images.put, result.grid) if result.grid is not None else None
+        singles, grid_key = await asyncio.to_thread(_store, state, result)  # one trip to a thread for all
     except OSError as exc:
         # Disk full or a read-only store: a retry would fail the same way, so fail the job (refunded) and stay up.
         log.error(
@@ -359,7 +364,9 @@ async def _complete(
 
     async def settle(session: AsyncSession) -> Completed | None:
         # One transaction: done, images, charge, the user's next held jobs released (``queue.settle``).
-        completed = await finish_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+        completed = await finish_job(
+            session, job_id, images=new_images, gpu_seconds=result.gpu_seconds, holding=holding
+        )
         if completed is not None:
             await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
             if flagged and place is not None:
@@ -390,6 +397,11 @@ async def _complete(
     )
     await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
+
+
+def _store(state: WorkerState, result: RenderResult) -> tuple[list[str], str | None]:
+    singles = [state.images.put(png) for png in result.images]
+    return singles, state.images.put(result.grid) if result.grid is not None else None
 
 
 async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:

@@ -77,6 +77,9 @@ class ClaimedJob:
     input_image_keys: tuple[str, ...] = ()
     parent_image_keys: dict[int, str] = field(default_factory=dict)  # every image of the parent, by index
     cancel_requested: bool = False
+    # What the job holds in the ledger, read with the claim: ``finish_job`` settles from it without reading the row
+    # again (these columns are written at admission and never change while the job is active).
+    holding: ledger.Holding | None = None
 
 
 async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> ClaimedJob | None:
@@ -107,6 +110,11 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
                 Job.parent_id,
                 Job.input_image_keys,
                 Job.cancel_requested,
+                Job.user_id,
+                Job.reserved_gpu_seconds,
+                Job.month_period,
+                Job.day_period,
+                Job.cost_multiplier,
                 User.platform,
                 User.platform_user_id,
                 Guild.platform.label("guild_platform"),
@@ -140,6 +148,15 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
         input_image_keys=tuple(row.input_image_keys),
         parent_image_keys=parent_images,
         cancel_requested=row.cancel_requested,
+        holding=ledger.Holding(
+            job_id,
+            row.user_id,
+            row.mode,
+            row.reserved_gpu_seconds,
+            row.month_period,
+            row.day_period,
+            row.cost_multiplier,
+        ),
     )
 
 
@@ -162,7 +179,13 @@ async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[N
 
 
 async def finish_job(
-    session: AsyncSession, job_id: str, *, images: Sequence[NewImage], gpu_seconds: float, release: bool = True
+    session: AsyncSession,
+    job_id: str,
+    *,
+    images: Sequence[NewImage],
+    gpu_seconds: float,
+    release: bool = True,
+    holding: ledger.Holding | None = None,
 ) -> Completed | None:
     """``complete_job``, and (``release``) the release of the user's held jobs in the same transaction: the worker's
     whole settlement of a result in one transaction. None, changing nothing, when the job was already final.
@@ -171,23 +194,31 @@ async def finish_job(
     ``release_held`` take), the held jobs it releases, then the usage rows. Admission takes user, usage, new rows;
     cancelling a held job takes that job, then usage; neither waits for a job this transaction holds, and usage
     comes last here, so no two orders meet.
+
+    ``holding``: what the claim read (``ClaimedJob.holding``), which spares reading the row again.
     """
     if gpu_seconds < 0:
         raise ValueError(f"gpu_seconds must be >= 0, got {gpu_seconds}")
     active = (Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
-    row = (
-        await session.execute(
-            select(
-                Job.user_id, Job.mode, Job.reserved_gpu_seconds, Job.month_period, Job.day_period, Job.cost_multiplier
-            ).where(*active)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
+    if holding is None:
+        row = (
+            await session.execute(
+                select(
+                    Job.user_id,
+                    Job.mode,
+                    Job.reserved_gpu_seconds,
+                    Job.month_period,
+                    Job.day_period,
+                    Job.cost_multiplier,
+                ).where(*active)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        holding = ledger.Holding(job_id, *row.tuple())
     # The reservation, multiplier and periods are written at admission and never change while the job is active, so
-    # what was read above is what the conditional UPDATE below settles; a concurrent end makes it change nothing.
-    holding = ledger.Holding(job_id, row.user_id, row.mode, row.reserved_gpu_seconds, row.month_period, row.day_period)
-    charge = gpu_seconds * row.cost_multiplier
+    # what was read is what the conditional UPDATE below settles; a concurrent end makes it change nothing.
+    charge = gpu_seconds * holding.cost_multiplier
     result = await session.execute(
         update(Job)
         .where(*active)
