@@ -45,6 +45,7 @@ from impasto.queue.settle import unreachable, when_sql_answers
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_describe, build_work, is_describe
 from impasto.queue.state import WorkerState
 from impasto.queue.sweep import waited_too_long
+from impasto.storage.ledger import Holding
 from impasto.storage.lifecycle import ClaimedJob, Completed, NewImage, cancel_requested, claim_job, finish_job
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, FLAGGED_IMAGE, QUEUED, Job
 from impasto.storage.models import Image as ImageRow
@@ -126,10 +127,9 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return {"outcome": "rejected", "error": str(exc)}
 
     job_id = request.job_id
-    await _renew_lease(redis, job_id, state.config.lease_s)
     ns = state.config.ns
+    await _start(redis, ns, state.config.positions_announced, starting=job_id, lease_s=state.config.lease_s)
     await fairness.job_started(redis, request, score=int(ctx["score"]), first_try=job_try == 1, ns=ns)
-    await _announce_positions(redis, ns, state.config.positions_announced, starting=job_id)
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
@@ -190,7 +190,7 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _fail(state, redis, job_id, str(exc))
     if retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
-    return await _complete(state, redis, job_id, result, place)
+    return await _complete(state, redis, job_id, result, place, claimed.holding)
 
 
 async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) -> dict[str, Any]:
@@ -349,27 +349,43 @@ async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
     await redis.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))
 
 
-async def _announce_positions(redis: Redis, ns: keys.Namespace, count: int, *, starting: str) -> None:
-    """Tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs being painted included)."""
-    if count <= 0:
-        return
-    waiting = await redis.zrange(ns.queue, 0, count)
-    head = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in waiting]
-    async with redis.pipeline(transaction=False) as pipe:
-        for job_id in head:
-            pipe.exists(in_progress_key_prefix + job_id)
-        running = await pipe.execute()
-    async with redis.pipeline(transaction=False) as pipe:
-        for ahead, (job_id, is_running) in enumerate(zip(head, running, strict=True)):
-            if is_running or job_id == starting:
-                continue
-            event = events.Queued(job_id=job_id, position=ahead)
-            pipe.xadd(ns.events, events.entry_fields(event))  # type: ignore[arg-type]
-        await pipe.execute()
+# One round trip for what a starting job tells Redis: renew its lock (``_renew_lease``), then tell the first waiting
+# jobs their position. A job is skipped when it is the one starting or a worker holds it. The event is written as
+# ``events.publish`` writes a ``Queued`` (fields job, kind, data; data is its JSON), built here so that the 25 or so
+# events of every start cost the worker one call, not a pydantic model and a packed command each.
+# KEYS: queue, event stream, the starting job's in-progress key. ARGV: how many, the starting job, arq's in-progress
+# key prefix, the lease in ms, the stream's MAXLEN.
+_START = """
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+local count = tonumber(ARGV[1])
+if count <= 0 then return 0 end
+local told = 0
+for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, count)) do
+  if id ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    local data = cjson.encode({job_id = id, kind = 'queued', position = i - 1})
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', id, 'kind', 'queued', 'data', data)
+    told = told + 1
+  end
+end
+return told
+"""
+
+
+async def _start(redis: Redis, ns: keys.Namespace, count: int, *, starting: str, lease_s: float) -> None:
+    """Renew the starting job's lock and tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs
+    being painted included), in one round trip."""
+    script = redis.register_script(_START)
+    keys_ = [ns.queue, ns.events, in_progress_key_prefix + starting]
+    await script(keys=keys_, args=[count, starting, in_progress_key_prefix, int(lease_s * 1000), events.STREAM_MAXLEN])
 
 
 async def _complete(
-    state: WorkerState, redis: ArqRedis, job_id: str, result: RenderResult, place: Place | None
+    state: WorkerState,
+    redis: ArqRedis,
+    job_id: str,
+    result: RenderResult,
+    place: Place | None,
+    holding: Holding | None = None,
 ) -> dict[str, Any]:
     verdicts: list[tuple[float, bool]] = []
     if state.image_check is not None:
@@ -382,8 +398,7 @@ async def _complete(
             log.exception("job %s: the image check could not run on its result", job_id)
             return await _fail(state, redis, job_id, "the image check could not run on the result; nothing was charged")
     try:
-        singles = await asyncio.gather(*(asyncio.to_thread(state.images.put, png) for png in result.images))
-        grid_key = await asyncio.to_thread(state.images.put, result.grid) if result.grid is not None else None
+        singles, grid_key = await asyncio.to_thread(_store, state, result)  # one trip to a thread for all
     except OSError as exc:
         # Disk full or a read-only store: a retry would fail the same way, so fail the job (refunded) and stay up.
         log.error(
@@ -417,7 +432,9 @@ async def _complete(
 
     async def settle(session: AsyncSession) -> Completed | None:
         # One transaction: done, images, charge, the user's next held jobs released (``queue.settle``).
-        completed = await finish_job(session, job_id, images=new_images, gpu_seconds=result.gpu_seconds)
+        completed = await finish_job(
+            session, job_id, images=new_images, gpu_seconds=result.gpu_seconds, holding=holding
+        )
         if completed is not None:
             await record_reading(session, job_id, read_as=result.read_as, translate_seconds=result.translate_s)
             if flagged and place is not None:
@@ -448,6 +465,11 @@ async def _complete(
     )
     await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}
+
+
+def _store(state: WorkerState, result: RenderResult) -> tuple[list[str], str | None]:
+    singles = [state.images.put(png) for png in result.images]
+    return singles, state.images.put(result.grid) if result.grid is not None else None
 
 
 async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:

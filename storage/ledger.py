@@ -62,10 +62,19 @@ class Holding:
     reserved_gpu_seconds: float
     month_period: str
     day_period: str | None
+    cost_multiplier: float = 1.0  # what a GPU second costs this job (fast 1, turbo 2, relax 0)
 
     @classmethod
     def of(cls, job: Job) -> Holding:
-        return cls(job.id, job.user_id, job.mode, job.reserved_gpu_seconds, job.month_period, job.day_period)
+        return cls(
+            job.id,
+            job.user_id,
+            job.mode,
+            job.reserved_gpu_seconds,
+            job.month_period,
+            job.day_period,
+            job.cost_multiplier,
+        )
 
 
 async def record(session: AsyncSession, job: Job | Holding, kind: str, gpu_seconds: float, period: str) -> None:

@@ -77,6 +77,9 @@ class ClaimedJob:
     input_image_keys: tuple[str, ...] = ()
     parent_image_keys: dict[int, str] = field(default_factory=dict)  # every image of the parent, by index
     cancel_requested: bool = False
+    # What the job holds in the ledger, read with the claim: ``finish_job`` settles from it without reading the row
+    # again (these columns are written at admission and never change while the job is active).
+    holding: ledger.Holding | None = None
 
 
 async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> ClaimedJob | None:
@@ -94,35 +97,66 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
         return None
     row = (
         await session.execute(
-            select(Job, User, Guild)
+            select(
+                Job.action,
+                Job.image_index,
+                Job.params,
+                Job.prompt,
+                Job.display,
+                Job.seed,
+                Job.model,
+                Job.mode,
+                Job.attempts,
+                Job.parent_id,
+                Job.input_image_keys,
+                Job.cancel_requested,
+                Job.user_id,
+                Job.reserved_gpu_seconds,
+                Job.month_period,
+                Job.day_period,
+                Job.cost_multiplier,
+                User.platform,
+                User.platform_user_id,
+                Guild.platform.label("guild_platform"),
+                Guild.platform_guild_id,
+            )
             .join(User, User.id == Job.user_id)
             .outerjoin(Guild, Guild.id == Job.guild_id)
             .where(Job.id == job_id)
-            .execution_options(populate_existing=True)
         )
     ).one()
-    job, user, guild = row
     parent_images: dict[int, str] = {}
-    if job.parent_id is not None:
-        images = await session.scalars(select(Image).where(Image.job_id == job.parent_id).order_by(Image.index))
-        parent_images = {image.index: image.store_key for image in images}
+    if row.parent_id is not None:
+        images = await session.execute(
+            select(Image.index, Image.store_key).where(Image.job_id == row.parent_id).order_by(Image.index)
+        )
+        parent_images = {int(index): str(key) for index, key in images.tuples()}
     return ClaimedJob(
-        job_id=job.id,
-        action=job.action,
-        image_index=job.image_index,
-        params=dict(job.params),
-        prompt=job.prompt,
-        display=job.display,
-        seed=job.seed,
-        model=job.model,
-        mode=job.mode,
-        attempt=job.attempts,
-        user_key=f"{user.platform}:{user.platform_user_id}",
-        guild_key=f"{guild.platform}:{guild.platform_guild_id}" if guild is not None else None,
-        parent_id=job.parent_id,
-        input_image_keys=tuple(job.input_image_keys),
+        job_id=job_id,
+        action=row.action,
+        image_index=row.image_index,
+        params=dict(row.params),
+        prompt=row.prompt,
+        display=row.display,
+        seed=row.seed,
+        model=row.model,
+        mode=row.mode,
+        attempt=row.attempts,
+        user_key=f"{row.platform}:{row.platform_user_id}",
+        guild_key=f"{row.guild_platform}:{row.platform_guild_id}" if row.guild_platform is not None else None,
+        parent_id=row.parent_id,
+        input_image_keys=tuple(row.input_image_keys),
         parent_image_keys=parent_images,
-        cancel_requested=job.cancel_requested,
+        cancel_requested=row.cancel_requested,
+        holding=ledger.Holding(
+            job_id,
+            row.user_id,
+            row.mode,
+            row.reserved_gpu_seconds,
+            row.month_period,
+            row.day_period,
+            row.cost_multiplier,
+        ),
     )
 
 
@@ -145,7 +179,13 @@ async def complete_job(session: AsyncSession, job_id: str, *, images: Sequence[N
 
 
 async def finish_job(
-    session: AsyncSession, job_id: str, *, images: Sequence[NewImage], gpu_seconds: float, release: bool = True
+    session: AsyncSession,
+    job_id: str,
+    *,
+    images: Sequence[NewImage],
+    gpu_seconds: float,
+    release: bool = True,
+    holding: ledger.Holding | None = None,
 ) -> Completed | None:
     """``complete_job``, and (``release``) the release of the user's held jobs in the same transaction: the worker's
     whole settlement of a result in one transaction. None, changing nothing, when the job was already final.
@@ -154,23 +194,31 @@ async def finish_job(
     ``release_held`` take), the held jobs it releases, then the usage rows. Admission takes user, usage, new rows;
     cancelling a held job takes that job, then usage; neither waits for a job this transaction holds, and usage
     comes last here, so no two orders meet.
+
+    ``holding``: what the claim read (``ClaimedJob.holding``), which spares reading the row again.
     """
     if gpu_seconds < 0:
         raise ValueError(f"gpu_seconds must be >= 0, got {gpu_seconds}")
     active = (Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
-    row = (
-        await session.execute(
-            select(
-                Job.user_id, Job.mode, Job.reserved_gpu_seconds, Job.month_period, Job.day_period, Job.cost_multiplier
-            ).where(*active)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
+    if holding is None:
+        row = (
+            await session.execute(
+                select(
+                    Job.user_id,
+                    Job.mode,
+                    Job.reserved_gpu_seconds,
+                    Job.month_period,
+                    Job.day_period,
+                    Job.cost_multiplier,
+                ).where(*active)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        holding = ledger.Holding(job_id, *row.tuple())
     # The reservation, multiplier and periods are written at admission and never change while the job is active, so
-    # what was read above is what the conditional UPDATE below settles; a concurrent end makes it change nothing.
-    holding = ledger.Holding(job_id, row.user_id, row.mode, row.reserved_gpu_seconds, row.month_period, row.day_period)
-    charge = gpu_seconds * row.cost_multiplier
+    # what was read is what the conditional UPDATE below settles; a concurrent end makes it change nothing.
+    charge = gpu_seconds * holding.cost_multiplier
     result = await session.execute(
         update(Job)
         .where(*active)
@@ -310,8 +358,18 @@ async def release_held(session: AsyncSession, user_id: int, *, locked: bool = Fa
     if not locked:
         await lock_user(session, user_id)
     held = (
-        await session.scalars(
-            select(Job)
+        await session.execute(
+            select(
+                Job.id,
+                Job.mode,
+                Job.max_concurrent,
+                User.platform,
+                User.platform_user_id,
+                Guild.platform.label("guild_platform"),
+                Guild.platform_guild_id,
+            )
+            .join(User, User.id == Job.user_id)
+            .outerjoin(Guild, Guild.id == Job.guild_id)
             .where(Job.user_id == user_id, Job.status == QUEUED, Job.released_at.is_(None))
             # A prompt's permutations share queued_at; "key/2" before "key/10".
             .order_by(Job.queued_at, func.length(Job.idempotency_key), Job.idempotency_key)
@@ -320,27 +378,27 @@ async def release_held(session: AsyncSession, user_id: int, *, locked: bool = Fa
     if not held:
         return []
     flying = await in_flight(session, user_id)
-    now = utcnow()
-    chosen: list[Job] = []
-    for job in held:
-        if flying >= job.max_concurrent:
+    chosen: list[Released] = []
+    for row in held:
+        if flying >= row.max_concurrent:
             break
-        job.released_at = now
         flying += 1
-        chosen.append(job)
+        guild_key = f"{row.guild_platform}:{row.platform_guild_id}" if row.guild_platform is not None else None
+        chosen.append(
+            Released(
+                job_id=row.id, mode=row.mode, user_key=f"{row.platform}:{row.platform_user_id}", guild_key=guild_key
+            )
+        )
     if not chosen:
         return []
-    await session.flush()
-    rows = await session.execute(
-        select(Job.id, User.platform, User.platform_user_id, Guild.platform, Guild.platform_guild_id)
-        .join(User, User.id == Job.user_id)
-        .outerjoin(Guild, Guild.id == Job.guild_id)
-        .where(Job.id.in_([job.id for job in chosen]))
+    await session.execute(
+        update(Job)
+        .where(Job.id.in_([job.job_id for job in chosen]), Job.status == QUEUED, Job.released_at.is_(None))
+        .values(released_at=utcnow())
+        # Admission reads ``released_at`` of the rows it has just added in this session: keep them in step.
+        .execution_options(synchronize_session="evaluate")
     )
-    keys = {row[0]: (f"{row[1]}:{row[2]}", f"{row[3]}:{row[4]}" if row[3] is not None else None) for row in rows}
-    return [
-        Released(job_id=job.id, mode=job.mode, user_key=keys[job.id][0], guild_key=keys[job.id][1]) for job in chosen
-    ]
+    return chosen
 
 
 async def user_of(session: AsyncSession, job_id: str) -> int | None:

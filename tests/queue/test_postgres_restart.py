@@ -1,4 +1,5 @@
-"""PostgreSQL stopped under load and started again, while a worker process keeps running.
+"""PostgreSQL stopped under load and started again, while a worker process keeps running; and stopped while a
+render paints, whose result the worker keeps and settles once the database is back (``queue.settle``).
 
 The test runs a PostgreSQL of its own (``initdb`` + ``pg_ctl`` in a temporary folder, its own port), so the shared
 server is never touched. Jobs for two users are queued, the database is stopped (``-m immediate``: as a crash) once a
@@ -16,13 +17,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from queue_helpers import TEST_REDIS_URL
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,10 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.engine.registry import load_registry
+from impasto.engine.spec import ProgressFn, RenderResult
 from impasto.queue import events, keys
 from impasto.queue.client import service_enqueue
+from impasto.queue.renderer import NoopRenderer
+from impasto.queue.settings import WorkerConfig
+from impasto.queue.specs import RenderWork
+from impasto.queue.worker import WorkerSetup, build_worker
 from impasto.storage.db import session_factory
 from impasto.storage.images import ImageStore
+from impasto.storage.models import Image as ImageRow
 from impasto.storage.models import Job, LedgerEntry
 from impasto.storage.plans import load_plans
 from impasto.storage.testing import migrated_engine
@@ -174,3 +184,96 @@ async def test_a_stopped_database_comes_back_and_every_job_ends_once(
         for job_id in job_ids:
             kinds = (await session.scalars(select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id))).all()
             assert len([k for k in kinds if k in ("settle", "release")]) == 1, (job_id, statuses[job_id], kinds)
+
+
+@dataclass
+class _TimedRender(NoopRenderer):
+    """A slow no-op render that says when it begins and ends (it runs on the worker's GPU thread)."""
+
+    began: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    painted: list[str] = field(default_factory=list)
+
+    def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
+        self.painted.append(work.job_id)
+        self.began.set()
+        try:
+            return super().render(work, progress)
+        finally:
+            self.ended.set()
+
+
+@pytest.mark.slow
+async def test_a_result_painted_while_the_database_is_down_is_kept_and_settled_once_it_returns(
+    own_postgres: OwnPostgres,
+    own_sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    ns: keys.Namespace,
+    data_dir: Path,
+    clean_env: None,
+) -> None:
+    images = data_dir / "images"
+    service = JobService(
+        own_sessions, ImageStore(images), load_registry(default="tiny-sd15"), load_plans(),
+        service_enqueue(pool, ns=ns),
+    )  # fmt: skip
+    since = await events.last_id(pool, ns=ns)
+    [first] = await service.imagine(USERS[0], "a lighthouse", idempotency_key="down-1")
+    [second] = await service.imagine(USERS[1], "a harbour", idempotency_key="down-2")
+    renderer = _TimedRender(steps=8, step_s=0.15)  # 1.2 s: the database goes down while it paints
+    config = WorkerConfig.model_validate(
+        {
+            "name": "keeper",
+            "namespace": ns.prefix,
+            "poll_delay_s": 0.05,
+            "lease_s": 2.0,
+            "sweep_interval_s": 1.0,  # the sweep runs (and fails) during the outage; it must not end the held job
+            "cancel_poll_s": 0.2,  # the cancel poll meets the database down mid-render
+            "exit_when_wedged": False,
+        }
+    )
+    setup = WorkerSetup(
+        config=config, database_url=own_postgres.url, image_root=images, renderer_factory=lambda: renderer
+    )
+    worker = build_worker(setup, redis_url=TEST_REDIS_URL, handle_signals=False)
+    running = asyncio.create_task(worker.main())
+    try:
+        assert await asyncio.to_thread(renderer.began.wait, 60), "the worker never started a render"
+        own_postgres.stop()
+        assert await asyncio.to_thread(renderer.ended.wait, 30), "the render did not finish"
+        [painting] = renderer.painted
+        waiting = second.job_id if painting == first.job_id else first.job_id
+        await asyncio.sleep(2.5)  # the outage goes on after the render: the worker tries to settle and cannot
+        assert not running.done(), "the worker stopped with the database"
+        assert not any(e.final for e in await events.history(pool, painting, ns=ns)), "ended while SQL was down"
+        assert await pool.exists(in_progress_key_prefix + painting), "the worker let go of the finished job"
+        assert not await pool.exists(in_progress_key_prefix + waiting), "a job was taken while SQL was down"
+        assert renderer.painted == [painting]
+        own_postgres.start()
+
+        ends: dict[str, list[str]] = {first.job_id: [], second.job_id: []}
+        async with asyncio.timeout(120):
+            async for event in events.listen(pool, job_ids=list(ends), since=since, block_ms=200, ns=ns):
+                if event.final:
+                    ends[event.job_id].append(event.kind)
+        assert ends == {first.job_id: ["done"], second.job_id: ["done"]}
+        assert renderer.painted == [painting, waiting]  # the kept result was not painted again
+    finally:
+        running.cancel()
+        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await worker.close()
+
+    async with own_sessions() as session:
+        for job_id in ends:
+            job = await session.get(Job, job_id)
+            assert job is not None
+            assert (job.status, job.attempts) == ("done", 1)
+            kinds = (await session.scalars(select(LedgerEntry.kind).where(LedgerEntry.job_id == job_id))).all()
+            assert sorted(kinds) == ["reserve", "settle"], (job_id, kinds)
+            stored = (await session.scalars(select(ImageRow.store_key).where(ImageRow.job_id == job_id))).all()
+            assert stored
+            assert all((images / key[:2] / key[2:4] / key).is_file() for key in stored)
+    # A second look at the final events: exactly one each, now that everything has settled.
+    for job_id in ends:
+        assert [e.kind for e in await events.history(pool, job_id, ns=ns) if e.final] == ["done"]

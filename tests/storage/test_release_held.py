@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from impasto.storage.lifecycle import Released, claim_job, fail_job, in_flight, release_held
-from impasto.storage.models import Guild, Job, User, utcnow
+from impasto.storage.lifecycle import Released, claim_job, fail_job, finish_job, in_flight, release_held
+from impasto.storage.models import Guild, Job, LedgerEntry, User, utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -101,3 +102,36 @@ async def test_waited_too_long_never_fails_a_job_a_worker_just_claimed(sessions:
         job = await session.get(Job, job_id)
         assert job is not None
         assert job.status == "running"
+
+
+async def test_settling_a_result_releases_the_next_held_job_in_the_same_transaction(sessions: Sessions) -> None:
+    user_id, ids = await _user_with_jobs(sessions, flying=3, held=2)
+    async with sessions() as session, session.begin():
+        completed = await finish_job(session, ids[0], images=[], gpu_seconds=2.0)
+    assert completed is not None
+    assert (completed.user_id, [job.job_id for job in completed.released]) == (user_id, [ids[3]])
+    async with sessions() as session, session.begin():
+        assert await finish_job(session, ids[0], images=[], gpu_seconds=2.0) is None  # a duplicate: nothing again
+        assert await in_flight(session, user_id) == 3
+
+
+async def test_concurrent_settlements_and_releases_never_pass_the_limit_nor_settle_twice(sessions: Sessions) -> None:
+    """Two workers settling two jobs of one user at once (each twice: a duplicate delivery), sweeps beside them."""
+    user_id, ids = await _user_with_jobs(sessions, flying=3, held=4)
+
+    async def settle(job_id: str) -> list[Released]:
+        async with sessions() as session, session.begin():
+            completed = await finish_job(session, job_id, images=[], gpu_seconds=1.0)
+        return completed.released if completed is not None else []
+
+    async def release() -> list[Released]:
+        async with sessions() as session, session.begin():
+            return await release_held(session, user_id)
+
+    results = await asyncio.gather(*(settle(i) for i in ids[:2] * 2), *(release() for _ in range(4)))
+    released = [job.job_id for batch in results for job in batch]
+    assert sorted(released) == sorted(ids[3:5])  # the two oldest held, each once
+    async with sessions() as session:
+        assert await in_flight(session, user_id) == 3
+        settled = await session.scalars(select(LedgerEntry.job_id).where(LedgerEntry.kind == "settle"))
+        assert sorted(settled.all()) == sorted(ids[:2])  # one charge each
