@@ -388,8 +388,8 @@ async def test_what_the_fuzzer_found_is_answered_in_one_line(
     fake: FakeDiscord, start_bot: StartBot, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each finding, once by hand: a command the bot does not have, a required option missing (the signature
-    changed), an option of the wrong type, an attachment Discord did not resolve; a button naming an action that is
-    no button is not ours (ignored, not an error in discord.py's dispatch)."""
+    changed), an option of the wrong type, an attachment Discord did not resolve, one its CDN no longer serves; a
+    button naming an action that is no button is not ours (ignored, not an error in discord.py's dispatch)."""
     await start_bot()
 
     async def line(data: Json) -> str:
@@ -406,6 +406,14 @@ async def test_what_the_fuzzer_found_is_answered_in_one_line(
         image = {"name": "image", "type": 11, "value": "123"}
         unresolved = {"name": "imagine", "options": [{"name": "prompt", "type": 3, "value": "a cat"}, image]}
         assert "did not arrive" in await line(unresolved)
+        gone = fake.add_attachment("gone.png", png())
+        del fake.files[gone["id"]]  # the CDN answers 404: the link expired, or the file was deleted meanwhile
+        expired = {
+            "name": "imagine",
+            "options": [{"name": "prompt", "type": 3, "value": "a cat"}, {**image, "value": gone["id"]}],
+            "resolved": {"attachments": {gone["id"]: gone}},
+        }
+        assert "could not be downloaded" in await line(expired)
         message = fake.post(CHANNEL_ID, {"content": "x"})
         pressed = await fake.interact(3, {"custom_id": "imp:zzzz:1:abc", "component_type": 2}, message=message)
         await _quiet(fake, 1.0)
