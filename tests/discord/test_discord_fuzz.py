@@ -14,6 +14,7 @@ failure names the interaction that raised, so no shrinking is needed to read it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -361,6 +362,11 @@ async def test_random_interactions_are_answered_or_ignored_never_raised(
                 if drawn.kind == "modal-open":
                     await _quiet(fake, 0.5)  # one Remix at a time: the next V1 opens a modal of its own
             await _quiet(fake, 3.0)
+            # Every command the bot has is answered (a slow machine may take a while): waited for, bounded.
+            commands = [r for d, r in sent if d.kind == "slash" and d.data["name"] != "nosuch" and r is not None]
+            with contextlib.suppress(TimeoutError):
+                await fake.wait_for(lambda: all(r.callback is not None for r in commands), 60)
+            await _quiet(fake, 1.0)
     finally:
         loop.set_exception_handler(previous)
 
