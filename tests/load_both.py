@@ -51,6 +51,7 @@ from sqlalchemy import func, select
 from tg_harness import TEST_REDIS_URL
 
 from impasto.queue import events, keys
+from impasto.queue.actions import Action
 from impasto.storage.db import session_factory
 from impasto.storage.models import Job, Message
 from impasto.storage.testing import migrated_engine
@@ -90,6 +91,9 @@ class DiscordHub:
         if message["components"] and message["attachments"]:
             for user_id in set(_MENTION.findall(str(message["content"]))):
                 self._wake("result", user_id, message)
+        # A refusal (a flood limit, a quota) in place of a command's answer: one "⚠️" line.
+        elif str(message["content"]).startswith("⚠️") and "interaction_id" in message:
+            self._wake("refused", message["interaction_id"], message)
         return message
 
     def _wake(self, kind: str, key: str, value: Json) -> None:
@@ -130,9 +134,16 @@ async def discord_user(
             result = hub.expect("result", user_id)
             prompt = [{"name": "prompt", "type": 3, "value": f"load {user_id} {secrets.token_hex(3)} --ar 1:1"}]
             record = await fake.slash("imagine", prompt, user_id=user_id, channel_id=channel)
+            refusal = hub.expect("refused", record.id)
             try:
                 acks.append(await _acked(hub, record, hub.expect("ack", record.id)))
-                last_result = await asyncio.wait_for(result, 300)
+                done, _ = await asyncio.wait({result, refusal}, timeout=300, return_when=asyncio.FIRST_COMPLETED)
+                if result in done:
+                    last_result = result.result()
+                elif refusal in done:
+                    errors["imagine: refused (flood limits)"] += 1  # answered in one line; no result to wait for
+                else:
+                    raise TimeoutError
             except TimeoutError:
                 errors["imagine: no response or no result"] += 1
         else:
@@ -153,7 +164,9 @@ class Figures:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def _settle(db_url: str, wait_s: float) -> tuple[Counter[str], set[str], Counter[str], set[str], dict[str, str]]:
+async def _settle(
+    db_url: str, wait_s: float
+) -> tuple[Counter[str], set[str], Counter[str], set[str], dict[str, str], set[str]]:
     """Wait (up to ``wait_s``) for every job to end and every done job's result to be posted; read what SQL says."""
     async with migrated_engine(db_url) as engine:
         sessions = session_factory(engine)
@@ -172,7 +185,8 @@ async def _settle(db_url: str, wait_s: float) -> tuple[Counter[str], set[str], C
             )
             all_ids = set((await session.scalars(select(Job.id))).all())
             platform_of = dict((await session.execute(select(Message.job_id, Message.platform))).all())
-    return statuses, done_ids, posted, all_ids, platform_of
+            picks = set((await session.scalars(select(Job.id).where(Job.action == Action.UPSCALE.value))).all())
+    return statuses, done_ids, posted, all_ids, platform_of, picks
 
 
 def _spread(values: list[float]) -> str:
@@ -276,7 +290,7 @@ async def run(
                         ),
                     )
                     sent_s = time.perf_counter() - began
-                    statuses, done_ids, posted, all_ids, platform_of = await _settle(db_url, 120)
+                    statuses, done_ids, posted, all_ids, platform_of, picks = await _settle(db_url, 120)
                     rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
                 finally:
                     for process in processes.values():
@@ -303,7 +317,10 @@ async def run(
         await redis.aclose()
 
     lost = sorted(done_ids - set(posted))
-    twice = sorted(job for job, n in posted.items() if n > 1)
+    # A U1–U4 pick is posted by the adapter on each press (pressing U2 again posts its single again, by request);
+    # every other result is posted by the delivery core, which must post it once.
+    twice = sorted(job for job, n in posted.items() if n > 1 and job not in picks)
+    reposted = sum(n - 1 for job, n in posted.items() if n > 1 and job in picks)
     by_platform = Counter(platform_of.get(job, "?") for job in all_ids)
     print(
         f"impasto load test: {users} users ({discord_users} Discord, {telegram_users} Telegram), {actions} commands "
@@ -318,6 +335,7 @@ async def run(
     lost_by = Counter(platform_of.get(job, "?") for job in lost)
     twice_by = Counter(platform_of.get(job, "?") for job in twice)
     print(f"results lost: {len(lost)} {dict(lost_by)}; results posted twice: {len(twice)} {dict(twice_by)}")
+    print(f"U1–U4 singles posted again because the same U was pressed again: {reposted}")
     print("peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
     print(
         f"redis: used_memory {memory.get('used_memory_human')}, {len(ours)} keys left in this run's namespace, "
@@ -325,12 +343,13 @@ async def run(
     )
     print(f"tracebacks in the process logs: {tracebacks}")
     if figures.errors:
-        print(f"user-side timeouts: {dict(figures.errors)}")
+        print(f"user side (refusals, timeouts): {dict(figures.errors)}")
     return {
         "acks": figures.acks,
         "waits": waits,
         "lost": lost,
         "twice": twice,
+        "reposted": reposted,
         "statuses": statuses,
         "rss": rss,
         "errors": figures.errors,

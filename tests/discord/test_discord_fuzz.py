@@ -14,6 +14,7 @@ failure names the interaction that raised, so no shrinking is needed to read it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -361,6 +362,11 @@ async def test_random_interactions_are_answered_or_ignored_never_raised(
                 if drawn.kind == "modal-open":
                     await _quiet(fake, 0.5)  # one Remix at a time: the next V1 opens a modal of its own
             await _quiet(fake, 3.0)
+            # Every command the bot has is answered (a slow machine may take a while): waited for, bounded.
+            commands = [r for d, r in sent if d.kind == "slash" and d.data["name"] != "nosuch" and r is not None]
+            with contextlib.suppress(TimeoutError):
+                await fake.wait_for(lambda: all(r.callback is not None for r in commands), 60)
+            await _quiet(fake, 1.0)
     finally:
         loop.set_exception_handler(previous)
 
@@ -388,8 +394,8 @@ async def test_what_the_fuzzer_found_is_answered_in_one_line(
     fake: FakeDiscord, start_bot: StartBot, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each finding, once by hand: a command the bot does not have, a required option missing (the signature
-    changed), an option of the wrong type, an attachment Discord did not resolve; a button naming an action that is
-    no button is not ours (ignored, not an error in discord.py's dispatch)."""
+    changed), an option of the wrong type, an attachment Discord did not resolve, one its CDN no longer serves; a
+    button naming an action that is no button is not ours (ignored, not an error in discord.py's dispatch)."""
     await start_bot()
 
     async def line(data: Json) -> str:
@@ -406,6 +412,14 @@ async def test_what_the_fuzzer_found_is_answered_in_one_line(
         image = {"name": "image", "type": 11, "value": "123"}
         unresolved = {"name": "imagine", "options": [{"name": "prompt", "type": 3, "value": "a cat"}, image]}
         assert "did not arrive" in await line(unresolved)
+        gone = fake.add_attachment("gone.png", png())
+        del fake.files[gone["id"]]  # the CDN answers 404: the link expired, or the file was deleted meanwhile
+        expired = {
+            "name": "imagine",
+            "options": [{"name": "prompt", "type": 3, "value": "a cat"}, {**image, "value": gone["id"]}],
+            "resolved": {"attachments": {gone["id"]: gone}},
+        }
+        assert "could not be downloaded" in await line(expired)
         message = fake.post(CHANNEL_ID, {"content": "x"})
         pressed = await fake.interact(3, {"custom_id": "imp:zzzz:1:abc", "component_type": 2}, message=message)
         await _quiet(fake, 1.0)

@@ -80,6 +80,11 @@ def _keyboard(call: Call) -> list[str]:
     return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row if "callback_data" in b]
 
 
+def refused(call: Call) -> bool:
+    """The bot's reply is a refusal (a flood limit, a quota): one "⚠️" line."""
+    return str(call.params.get("text") or call.params.get("caption") or "").startswith("⚠️")
+
+
 def _message_of(call: Call) -> dict[str, Any]:
     result = call.result if isinstance(call.result, dict) else {}
     return result
@@ -105,8 +110,11 @@ async def user(
                 )
             )
             try:
-                await asyncio.wait_for(reply, 60)
+                answer = await asyncio.wait_for(reply, 60)
                 acks.append(time.perf_counter() - sent)
+                if refused(answer):
+                    errors["imagine: refused (flood limits)"] += 1  # answered in one line; no result to wait for
+                    continue
                 last_result = await asyncio.wait_for(result, 300)
             except TimeoutError:
                 errors["imagine: no reply or no result"] += 1
@@ -277,7 +285,7 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
         f"{len(forever)} of them without expiry ({', '.join(sorted(k.decode() for k in forever)[:6])})"
     )
     if errors:
-        print(f"user-side timeouts: {dict(errors)}")
+        print(f"user side (refusals, timeouts): {dict(errors)}")
 
 
 def main() -> None:

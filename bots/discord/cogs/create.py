@@ -35,7 +35,16 @@ async def read_images(attachments: list[discord.Attachment | None], max_bytes: i
         raise AttachmentRefused("an attached file did not arrive; please attach it again")
     for attachment in present:
         check_declared(attachment.filename, attachment.size, attachment.content_type, max_bytes)
-    return [Attached(a.url, check_image(a.filename, await a.read(), max_bytes).data) for a in present]
+    return [Attached(a.url, check_image(a.filename, await _download(a), max_bytes).data) for a in present]
+
+
+async def _download(attachment: discord.Attachment) -> bytes:
+    try:
+        return await attachment.read()
+    except (discord.NotFound, discord.Forbidden) as exc:  # the CDN link expired, or the file was deleted meanwhile
+        raise AttachmentRefused(
+            f"attachment {attachment.filename[:100]!r} could not be downloaded from Discord; please attach it again"
+        ) from exc
 
 
 @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
