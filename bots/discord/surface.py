@@ -20,6 +20,7 @@ from impasto.bots.discord.delivery import image_file
 from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.i18n.actions import caption
 from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
 from impasto.bots.service.views import JobView, MessageView
@@ -231,7 +232,8 @@ class DiscordSurface:
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
         view = end.view
         if view.status == "done" and end.withheld is not None:
-            await self._edit(shown, texts.withheld(view.display, view.user_id, end.withheld), view=None)
+            line = translate_line(end.withheld, view.locale)
+            await self._edit(shown, texts.withheld(view.display, view.user_id, line), view=None)
             return shown
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)
