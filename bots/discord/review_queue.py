@@ -20,14 +20,16 @@ from discord import ui
 from redis.asyncio import Redis
 
 from impasto.bots.discord import texts
+from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.surface import PLATFORM, finished, shows_grid
 from impasto.bots.i18n.catalog import t
-from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.moderation.feed import FEED_EVERY_S, AuditFeed
 from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
@@ -40,8 +42,9 @@ REVIEW_TEMPLATE = r"imp:rv:(?P<verb>ok|no):(?P<id>[0-9]{1,18})"
 APPEAL_TEMPLATE = r"imp:appeal:(?P<id>[0-9]{1,18})"
 
 
-def locale_of(interaction: _Interaction) -> str:
-    return served_locale(str(interaction.locale.value)) or "en"
+async def locale_of(interaction: _Interaction) -> str:
+    """The presser's reply language (``language.reply_locale``)."""
+    return await reply_locale(interaction)
 
 
 class HasReview(Protocol):
@@ -173,7 +176,7 @@ class DiscordReview:
     # -- presses ---------------------------------------------------------------------------------------------------
 
     async def on_decision(self, interaction: _Interaction, event_id: int, *, approve: bool) -> None:
-        locale = locale_of(interaction)
+        locale = await locale_of(interaction)
         item = await self.review.item(event_id)
         if item is None or interaction.guild_id is None:
             await _private(interaction, t("mod.review.unknown", locale))
@@ -208,6 +211,17 @@ class DiscordReview:
                 content=line[: texts.MAX_MESSAGE], view=None, allowed_mentions=texts.NO_MENTIONS
             )
 
+    async def _user_locale(self, item: ReviewItem) -> str:
+        """The asker's reply language (their /settings choice, else their server's default; their client's is not
+        known here), English when it cannot be read."""
+        if item.user is None:
+            return "en"
+        try:
+            return await self.service.reply_locale(Requester("discord", item.user, guild_id=item.guild))
+        except Exception as exc:  # the decision stands; the line goes in English
+            log.warning("the reply language of %s could not be read: %s", item.user, exc)
+            return "en"
+
     async def _tell_user(self, decision: Decision) -> None:
         item = decision.item
         if item is None or decision.user_line is None:
@@ -218,10 +232,11 @@ class DiscordReview:
         if item.user is None:
             return
         approved = decision.outcome == "approved"
+        locale = await self._user_locale(item)
         if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", "en")
+            text = t("mod.appeal.approved", locale)
         else:
-            text = decision.user_line if approved else t("mod.appeal.denied", "en")
+            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
         try:
             dm = await self.client.create_dm(discord.Object(int(item.user)))
             await dm.send(texts.escape(text), allowed_mentions=texts.NO_MENTIONS)
@@ -229,7 +244,7 @@ class DiscordReview:
             log.info("could not tell user %s about their appeal: %s", item.user, exc)
 
     async def on_appeal(self, interaction: _Interaction, refusal_id: int) -> None:
-        locale = locale_of(interaction)
+        locale = await locale_of(interaction)
         message = interaction.message
         chat = str(interaction.channel_id or "")
         item = await self.review.appeal(

@@ -21,15 +21,19 @@ from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 
 from impasto.bots.i18n.catalog import t
-from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.locale import negotiate
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.moderation.feed import AuditFeed
 from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text, log_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram import escaping
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.replies import reply_html
+from impasto.bots.telegram.requests import requester
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
 from impasto.storage.models import HELD
@@ -137,7 +141,11 @@ class TelegramReview:
         query = update.callback_query
         if query is None or query.data is None:
             return
-        locale = served_locale(query.from_user.language_code) or "en"
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None:
+            locale = await reply_locale(self.service, requester(query.from_user, chat))
+        else:
+            locale = negotiate(platform=query.from_user.language_code)
         review = _REVIEW.fullmatch(query.data)
         if review is not None:
             await self._decide(query, int(review["id"]), review["verb"] == "ok", locale)
@@ -189,6 +197,17 @@ class TelegramReview:
         except TelegramError as exc:
             log.info("could not mark review message %s: %s", message.message_id, exc)
 
+    async def _user_locale(self, item: ReviewItem) -> str:
+        """The asker's reply language (their /settings choice, else their server's default; their client's is not
+        known here), English when it cannot be read."""
+        if item.user is None:
+            return "en"
+        try:
+            return await self.service.reply_locale(Requester("telegram", item.user, guild_id=item.guild))
+        except Exception as exc:  # the decision stands; the line goes in English
+            log.warning("the reply language of %s could not be read: %s", item.user, exc)
+            return "en"
+
     async def _tell_user(self, decision: Decision) -> None:
         item = decision.item
         if item is None or decision.user_line is None:
@@ -197,10 +216,11 @@ class TelegramReview:
             await self.delivery.withhold(item.job_id, t("mod.held.rejected", "en"))
             return
         approved = decision.outcome == "approved"
+        locale = await self._user_locale(item)
         if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", "en")
+            text = t("mod.appeal.approved", locale)
         else:
-            text = decision.user_line if approved else t("mod.appeal.denied", "en")
+            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
         where = item.refusal_message
         if where is None:
             return
