@@ -107,10 +107,12 @@ def appeal_view(refusal: PromptRefused, locale: str) -> ui.View | None:
     return view
 
 
-def decision_view(item: ReviewItem) -> ui.View:
+def decision_view(item: ReviewItem, locale: str = "en") -> ui.View:
     view = ui.View(timeout=None)
-    view.add_item(ReviewButton(item.id, True, label="Approve"))
-    view.add_item(ReviewButton(item.id, False, label="Reject" if item.kind == HELD else "Deny"))
+    view.add_item(ReviewButton(item.id, True, label=t("review.approve", locale)))
+    view.add_item(
+        ReviewButton(item.id, False, label=t("review.reject" if item.kind == HELD else "review.deny", locale))
+    )
     return view
 
 
@@ -156,12 +158,23 @@ class DiscordReview:
         files: list[discord.File] = []
         if item.kind == HELD and item.job_id is not None:
             files = await self._spoiler_files(item.job_id)
-        content = texts.escape(item_text(item))[: texts.MAX_MESSAGE]
-        kwargs: dict[str, Any] = {"content": content, "files": files, "view": decision_view(item)}
+        locale = await self._server_locale(item.guild)
+        content = texts.escape(item_text(item, locale))[: texts.MAX_MESSAGE]
+        kwargs: dict[str, Any] = {"content": content, "files": files, "view": decision_view(item, locale)}
         if isinstance(target, discord.Webhook):
             await target.send(ephemeral=True, allowed_mentions=texts.NO_MENTIONS, **kwargs)
         else:
             await target.send(allowed_mentions=texts.NO_MENTIONS, **kwargs)
+
+    async def _server_locale(self, guild: str | None) -> str:
+        """The language of the moderators' channel: the server's default (/server language), else English."""
+        if guild is None:
+            return "en"
+        try:
+            return (await self.service.guild(PLATFORM, guild)).locale or "en"
+        except Exception as exc:  # the item is posted either way
+            log.warning("the language of server %s could not be read: %s", guild, exc)
+            return "en"
 
     async def _spoiler_files(self, job_id: str) -> list[discord.File]:
         view = await self.service.job(job_id)
@@ -204,8 +217,10 @@ class DiscordReview:
         """The review message says what was decided, by whom; its buttons go."""
         if interaction.message is None:
             return
-        verb = "approved" if decision.outcome == "approved" else "rejected"
-        line = f"{interaction.message.content}\n**{verb}** by {texts.mention(str(interaction.user.id))}"
+        locale = await self._server_locale(str(interaction.guild_id) if interaction.guild_id else None)
+        verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
+        by = t("review.by", locale, verb=f"**{verb}**", who=texts.mention(str(interaction.user.id)))
+        line = f"{interaction.message.content}\n{by}"
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
                 content=line[: texts.MAX_MESSAGE], view=None, allowed_mentions=texts.NO_MENTIONS
@@ -270,12 +285,15 @@ class DiscordReview:
         """What waits here; with no moderators' channel, each item is re-posted to the moderator privately."""
         items = await self.review.pending(PLATFORM, guild)
         channel = await self.review.channel(PLATFORM, guild)
+        locale = await locale_of(interaction)
         if not items:
-            await interaction.edit_original_response(content="nothing is waiting for review here")
+            await interaction.edit_original_response(content=t("review.nothing", locale))
             return
-        lines = [texts.escape(item_text(i))[:300] for i in items]
-        where = f" (posted in <#{channel}>)" if channel else " (below, for you alone: no moderators' channel is set)"
-        head = f"{len(items)} waiting for review{where}:"
+        lines = [texts.escape(item_text(i, locale))[:300] for i in items]
+        where = (
+            t("review.where_channel", locale, channel=f"<#{channel}>") if channel else t("review.where_private", locale)
+        )
+        head = t("review.waiting", locale, count=len(items), where=where)
         await interaction.edit_original_response(
             content="\n".join([head, *lines])[: texts.MAX_MESSAGE], allowed_mentions=texts.NO_MENTIONS
         )

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
 from impasto.bots.moderation.admission_check import waive_policy
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.errors import ServiceError
@@ -314,14 +315,15 @@ def log_line(row: mod.LogRow) -> str:
     return " · ".join(parts)
 
 
-def log_text(rows: Sequence[mod.LogRow]) -> str:
-    return "\n".join(log_line(r) for r in rows) or "nothing in this server's audit log yet"
+def log_text(rows: Sequence[mod.LogRow], locale: str = DEFAULT_LOCALE) -> str:
+    return "\n".join(log_line(r) for r in rows) or t("review.log_empty", locale)
 
 
-def item_text(item: ReviewItem) -> str:
-    """What a review message says about its item (plain; the adapter escapes it)."""
-    who = f"user {item.user}" if item.user else "a user"
+def item_text(item: ReviewItem, locale: str = DEFAULT_LOCALE) -> str:
+    """What a review message says about its item (plain; the adapter escapes it), in ``locale``."""
+    who = t("review.user", locale, user=item.user) if item.user else t("review.a_user", locale)
     if item.kind == HELD:
-        return f"Held for review: job {item.job_id} by {who} (the image check flagged it). {item.note}".strip()
-    prompt = item.prompt if item.prompt is not None else "(purged)"
-    return f"Appeal by {who}: refused as {item.category or 'policy'}. Prompt: {prompt}"
+        return t("review.held", locale, job=item.job_id, who=who, note=item.note).strip()
+    prompt = item.prompt if item.prompt is not None else t("review.purged", locale)
+    category = item.category or t("review.policy", locale)
+    return t("review.appeal", locale, who=who, category=category, prompt=prompt)

@@ -55,12 +55,12 @@ def appeal_keyboard(refusal: PromptRefused, locale: str) -> InlineKeyboardMarkup
     return InlineKeyboardMarkup([[button]])
 
 
-def decision_keyboard(item: ReviewItem) -> InlineKeyboardMarkup:
-    no = "Reject" if item.kind == HELD else "Deny"
+def decision_keyboard(item: ReviewItem, locale: str = "en") -> InlineKeyboardMarkup:
+    no = t("review.reject" if item.kind == HELD else "review.deny", locale)
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Approve", callback_data=f"rv:ok:{item.id}"),
+                InlineKeyboardButton(t("review.approve", locale), callback_data=f"rv:ok:{item.id}"),
                 InlineKeyboardButton(no, callback_data=f"rv:no:{item.id}"),
             ]
         ]
@@ -104,8 +104,19 @@ class TelegramReview:
             return  # ``/mod review`` lists it
         await self.post_item(_chat(channel), item)
 
+    async def _server_locale(self, group: str | None) -> str:
+        """The language of the linked admin chat: the group's default (/language), else English."""
+        if group is None:
+            return "en"
+        try:
+            return (await self.service.guild(PLATFORM, group)).locale or "en"
+        except Exception as exc:  # the item is posted either way
+            log.warning("the language of group %s could not be read: %s", group, exc)
+            return "en"
+
     async def post_item(self, chat: int, item: ReviewItem) -> None:
-        caption = escaping.text(item_text(item), 900)
+        locale = await self._server_locale(item.guild)
+        caption = escaping.text(item_text(item, locale), 900)
         png = await self._picture(item) if item.kind == HELD else None
         if png is not None:
             await self.bot.send_photo(
@@ -114,10 +125,12 @@ class TelegramReview:
                 caption=caption,
                 parse_mode=ParseMode.HTML,
                 has_spoiler=True,
-                reply_markup=decision_keyboard(item),
+                reply_markup=decision_keyboard(item, locale),
             )
         else:
-            await self.bot.send_message(chat, caption, parse_mode=ParseMode.HTML, reply_markup=decision_keyboard(item))
+            await self.bot.send_message(
+                chat, caption, parse_mode=ParseMode.HTML, reply_markup=decision_keyboard(item, locale)
+            )
 
     async def _picture(self, item: ReviewItem) -> bytes | None:
         if item.job_id is None:
@@ -185,15 +198,18 @@ class TelegramReview:
         message = query.message
         if not isinstance(message, Message):
             return
-        verb = "approved" if decision.outcome == "approved" else "rejected"
+        item = decision.item
+        locale = await self._server_locale(item.guild if item is not None else None)
+        verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
         who = escaping.user_link(query.from_user.id, query.from_user.full_name)
+        by = t("review.by", locale, verb=f"<b>{escaping.text(verb)}</b>", who=who)
         try:
             if message.photo:
                 base = escaping.text(message.caption or "", 800)
-                await message.edit_caption(f"{base}\n<b>{verb}</b> by {who}", parse_mode=ParseMode.HTML)
+                await message.edit_caption(f"{base}\n{by}", parse_mode=ParseMode.HTML)
             else:
                 base = escaping.text(message.text or "", 3500)
-                await message.edit_text(f"{base}\n<b>{verb}</b> by {who}", parse_mode=ParseMode.HTML)
+                await message.edit_text(f"{base}\n{by}", parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.info("could not mark review message %s: %s", message.message_id, exc)
 
@@ -296,8 +312,9 @@ class TelegramReview:
 
     async def list_pending(self, message: Message, group: str, user_id: int) -> str:
         items = await self.review.pending(PLATFORM, group)
+        locale = await self._server_locale(group)
         if not items:
-            return "nothing is waiting for review here"
+            return t("review.nothing", locale)
         channel = await self.review.channel(PLATFORM, group)
         target = _chat(channel) if channel is not None else user_id  # no linked chat: to the moderator privately
         for item in items:
@@ -305,11 +322,12 @@ class TelegramReview:
                 await self.post_item(target, item)
             except TelegramError as exc:
                 log.info("could not re-post review item %s to %s: %s", item.id, target, exc)
-        where = "re-posted in the linked chat" if channel is not None else "sent to you privately"
-        return f"{len(items)} waiting for review ({where}): " + "; ".join(item_text(i)[:120] for i in items)
+        where = t("review.tg_where_linked" if channel is not None else "review.tg_where_private", locale)
+        listed = "; ".join(item_text(i, locale)[:120] for i in items)
+        return t("review.tg_waiting", locale, count=len(items), where=where, items=listed)
 
     async def log(self, group: str, user: str | None) -> str:
-        return log_text(await self.review.log(PLATFORM, group, user=user))
+        return log_text(await self.review.log(PLATFORM, group, user=user), await self._server_locale(group))
 
 
 async def _answer(query: CallbackQuery, text: str, *, alert: bool = True) -> None:

@@ -214,7 +214,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         rows = await self._desk().review.log(
             PLATFORM, str(interaction.guild_id), user=str(member.id) if member is not None else None
         )
-        await self._say(interaction, log_text(rows)[: texts.MAX_MESSAGE - 100])
+        await self._say(interaction, log_text(rows, await reply_locale(interaction))[: texts.MAX_MESSAGE - 100])
 
     @app_commands.command(name="desk", description="A private link to the moderators' desk on the web")
     async def desk(self, interaction: _Interaction) -> None:
