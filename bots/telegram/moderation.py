@@ -65,11 +65,11 @@ class ModCommands:
         if message is None or user is None or message.text is None:
             return
         words = message.text.split()[1:]
+        locale = await reply_locale(self.service, requester(user, message.chat))
         if self.review is not None and len(words) == 2 and words[0].lower() == "link":
             # In the admin chat being linked (often a private chat with the bot): the code says which group.
-            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1]), 500))
+            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1], locale), 500))
             return
-        locale = await reply_locale(self.service, requester(user, message.chat))
         if message.chat.type not in GROUP_TYPES:
             await reply_error(message, t("modcmd.tg_group_only", locale))
             return
@@ -100,7 +100,7 @@ class ModCommands:
             return None
         group = str(message.chat_id)
         if verb == "channel":
-            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"])
+            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"], locale=locale)
         if verb == "review":
             return await self.review.list_pending(message, group, user_id)
         target = message.reply_to_message.from_user if message.reply_to_message else None

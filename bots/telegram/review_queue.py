@@ -276,26 +276,23 @@ class TelegramReview:
 
     # -- /mod channel, link, review, log ---------------------------------------------------------------------------
 
-    async def channel_code(self, group: int, user_id: int, *, clear: bool) -> str:
+    async def channel_code(self, group: int, user_id: int, *, clear: bool, locale: str = "en") -> str:
         if clear:
             await self.review.set_channel(PLATFORM, str(group), str(user_id), None)
-            return "the review queue and the audit feed are posted nowhere now (/mod review lists what waits)"
+            return t("modcmd.channel_cleared", locale)
         code = secrets.token_hex(4)
         await self.redis.set(self._key(code), f"{group}:{user_id}", ex=LINK_TTL_S)
-        return (
-            f"send /mod link {code} in the chat that should get the review queue and the audit feed "
-            "(a private chat with me, or an admin group), within 10 minutes"
-        )
+        return t("review.tg_link_code", locale, code=code)
 
-    async def link(self, message: Message, user_id: int, code: str) -> str:
+    async def link(self, message: Message, user_id: int, code: str, locale: str = "en") -> str:
         raw = await self.redis.get(self._key(code)) if re.fullmatch(r"[0-9a-f]{8}", code) else None
         if raw is None:
-            return "that code is unknown or expired: send /mod channel in the group for a new one"
+            return t("review.tg_code_unknown", locale)
         group, _, maker = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(":")
         if maker != str(user_id):
-            return "only the administrator who asked for the code can use it"
+            return t("review.tg_code_not_yours", locale)
         if not await self.redis.delete(self._key(code)):
-            return "that code is unknown or expired: send /mod channel in the group for a new one"  # used meanwhile
+            return t("review.tg_code_unknown", locale)  # used meanwhile
         try:
             member = await self.bot.get_chat_member(int(group), user_id)
             admin_here = (
@@ -304,11 +301,11 @@ class TelegramReview:
             )
         except TelegramError as exc:
             log.warning("could not check %s's rights for linking: %s", user_id, exc)
-            return "could not check your rights; try again"
+            return t("modcmd.tg_rights_unknown", locale)
         if member.status not in MODERATORS or not admin_here:
-            return "linking needs an administrator of the group (and of this chat, if it is a group)"
+            return t("review.tg_link_admins", locale)
         await self.review.set_channel(PLATFORM, group, str(user_id), str(message.chat_id))
-        return "linked: this chat gets the group's review queue and audit feed"
+        return t("review.tg_linked", locale)
 
     async def list_pending(self, message: Message, group: str, user_id: int) -> str:
         items = await self.review.pending(PLATFORM, group)
