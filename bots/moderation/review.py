@@ -297,17 +297,27 @@ def _platform(name: str) -> Platform:
     raise ValueError(f"no platform {name!r}")
 
 
-def log_line(row: mod.LogRow) -> str:
+#: An audit row's kind as its catalog key (``audit.<name>``): the kinds are stored codes, some not key-safe.
+AUDIT_KINDS = {"word+": "word_added", "word-": "word_removed"}
+
+
+def kind_name(kind: str, locale: str = DEFAULT_LOCALE) -> str:
+    """An audit row's kind in ``locale`` ("ban", "封禁"); an unknown kind as stored."""
+    key = f"audit.{AUDIT_KINDS.get(kind, kind)}"
+    return t(key, locale) if t(key, DEFAULT_LOCALE) != key else kind
+
+
+def log_line(row: mod.LogRow, locale: str = DEFAULT_LOCALE) -> str:
     """One audit row as one plain line (the adapter escapes it): when, what, who, which job, the moderator."""
-    parts = [f"{row.created_at:%Y-%m-%d %H:%M}", row.kind]
+    parts = [f"{row.created_at:%Y-%m-%d %H:%M}", kind_name(row.kind, locale)]
     if row.user:
-        parts.append(f"user {row.user.partition(':')[2]}")
+        parts.append(t("review.user", locale, user=row.user.partition(":")[2]))
     if row.category:
         parts.append(row.category)
     if row.job_id:
-        parts.append(f"job {row.job_id}")
+        parts.append(t("audit.job", locale, job=row.job_id))
     if row.moderator:
-        parts.append(f"by {row.moderator.partition(':')[2]}")
+        parts.append(t("audit.by", locale, moderator=row.moderator.partition(":")[2]))
     if row.note and not row.note.startswith(_MESSAGE_NOTE):
         parts.append(row.note[:120])
     if row.prompt:
@@ -316,7 +326,7 @@ def log_line(row: mod.LogRow) -> str:
 
 
 def log_text(rows: Sequence[mod.LogRow], locale: str = DEFAULT_LOCALE) -> str:
-    return "\n".join(log_line(r) for r in rows) or t("review.log_empty", locale)
+    return "\n".join(log_line(r, locale) for r in rows) or t("review.log_empty", locale)
 
 
 def item_text(item: ReviewItem, locale: str = DEFAULT_LOCALE) -> str:

@@ -14,6 +14,7 @@ from impasto.bots.i18n.refusals import localize, match, translate_line
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.parser import parse_blend, parse_imagine
 from impasto.bots.language.prefs import Preferences, validate_option, validate_suffix
+from impasto.bots.moderation.review import AUDIT_KINDS
 from impasto.engine.registry import DEFAULT_REGISTRY_PATH, Registry, load_registry
 from impasto.queue.actions import ACTIONS, Action
 
@@ -85,6 +86,9 @@ def keys_built_at_run_time() -> set[str]:
     keys |= {f"settings.stylize_{s}" for s in ("low", "med", "high", "very_high")}
     keys |= {f"term.{s}" for s in ("queued", "running", "failed", "cancelled", "done")}
     keys |= {f"language.{name}" for name in catalogs().locales}
+    keys |= {f"modcmd.choice_{choice}" for choice in ("block", "nsfw", "allow")}
+    kinds = ("refused", "flagged", "timeout", "ban", "unban", "word+", "word-", "policy", "channel", "held", "appeal")
+    keys |= {f"audit.{AUDIT_KINDS.get(kind, kind)}" for kind in (*kinds, "approved", "rejected")}
     return keys
 
 
