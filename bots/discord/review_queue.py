@@ -20,14 +20,16 @@ from discord import ui
 from redis.asyncio import Redis
 
 from impasto.bots.discord import texts
+from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.surface import PLATFORM, finished, shows_grid
 from impasto.bots.i18n.catalog import t
-from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.moderation.feed import FEED_EVERY_S, AuditFeed
 from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
@@ -40,8 +42,9 @@ REVIEW_TEMPLATE = r"imp:rv:(?P<verb>ok|no):(?P<id>[0-9]{1,18})"
 APPEAL_TEMPLATE = r"imp:appeal:(?P<id>[0-9]{1,18})"
 
 
-def locale_of(interaction: _Interaction) -> str:
-    return served_locale(str(interaction.locale.value)) or "en"
+async def locale_of(interaction: _Interaction) -> str:
+    """The presser's reply language (``language.reply_locale``)."""
+    return await reply_locale(interaction)
 
 
 class HasReview(Protocol):
@@ -104,10 +107,12 @@ def appeal_view(refusal: PromptRefused, locale: str) -> ui.View | None:
     return view
 
 
-def decision_view(item: ReviewItem) -> ui.View:
+def decision_view(item: ReviewItem, locale: str = "en") -> ui.View:
     view = ui.View(timeout=None)
-    view.add_item(ReviewButton(item.id, True, label="Approve"))
-    view.add_item(ReviewButton(item.id, False, label="Reject" if item.kind == HELD else "Deny"))
+    view.add_item(ReviewButton(item.id, True, label=t("review.approve", locale)))
+    view.add_item(
+        ReviewButton(item.id, False, label=t("review.reject" if item.kind == HELD else "review.deny", locale))
+    )
     return view
 
 
@@ -153,12 +158,23 @@ class DiscordReview:
         files: list[discord.File] = []
         if item.kind == HELD and item.job_id is not None:
             files = await self._spoiler_files(item.job_id)
-        content = texts.escape(item_text(item))[: texts.MAX_MESSAGE]
-        kwargs: dict[str, Any] = {"content": content, "files": files, "view": decision_view(item)}
+        locale = await self._server_locale(item.guild)
+        content = texts.escape(item_text(item, locale))[: texts.MAX_MESSAGE]
+        kwargs: dict[str, Any] = {"content": content, "files": files, "view": decision_view(item, locale)}
         if isinstance(target, discord.Webhook):
             await target.send(ephemeral=True, allowed_mentions=texts.NO_MENTIONS, **kwargs)
         else:
             await target.send(allowed_mentions=texts.NO_MENTIONS, **kwargs)
+
+    async def _server_locale(self, guild: str | None) -> str:
+        """The language of the moderators' channel: the server's default (/server language), else English."""
+        if guild is None:
+            return "en"
+        try:
+            return (await self.service.guild(PLATFORM, guild)).locale or "en"
+        except Exception as exc:  # the item is posted either way
+            log.warning("the language of server %s could not be read: %s", guild, exc)
+            return "en"
 
     async def _spoiler_files(self, job_id: str) -> list[discord.File]:
         view = await self.service.job(job_id)
@@ -173,7 +189,7 @@ class DiscordReview:
     # -- presses ---------------------------------------------------------------------------------------------------
 
     async def on_decision(self, interaction: _Interaction, event_id: int, *, approve: bool) -> None:
-        locale = locale_of(interaction)
+        locale = await locale_of(interaction)
         item = await self.review.item(event_id)
         if item is None or interaction.guild_id is None:
             await _private(interaction, t("mod.review.unknown", locale))
@@ -201,12 +217,25 @@ class DiscordReview:
         """The review message says what was decided, by whom; its buttons go."""
         if interaction.message is None:
             return
-        verb = "approved" if decision.outcome == "approved" else "rejected"
-        line = f"{interaction.message.content}\n**{verb}** by {texts.mention(str(interaction.user.id))}"
+        locale = await self._server_locale(str(interaction.guild_id) if interaction.guild_id else None)
+        verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
+        by = t("review.by", locale, verb=f"**{verb}**", who=texts.mention(str(interaction.user.id)))
+        line = f"{interaction.message.content}\n{by}"
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
                 content=line[: texts.MAX_MESSAGE], view=None, allowed_mentions=texts.NO_MENTIONS
             )
+
+    async def _user_locale(self, item: ReviewItem) -> str:
+        """The asker's reply language (their /settings choice, else their server's default; their client's is not
+        known here), English when it cannot be read."""
+        if item.user is None:
+            return "en"
+        try:
+            return await self.service.reply_locale(Requester("discord", item.user, guild_id=item.guild))
+        except Exception as exc:  # the decision stands; the line goes in English
+            log.warning("the reply language of %s could not be read: %s", item.user, exc)
+            return "en"
 
     async def _tell_user(self, decision: Decision) -> None:
         item = decision.item
@@ -218,10 +247,11 @@ class DiscordReview:
         if item.user is None:
             return
         approved = decision.outcome == "approved"
+        locale = await self._user_locale(item)
         if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", "en")
+            text = t("mod.appeal.approved", locale)
         else:
-            text = decision.user_line if approved else t("mod.appeal.denied", "en")
+            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
         try:
             dm = await self.client.create_dm(discord.Object(int(item.user)))
             await dm.send(texts.escape(text), allowed_mentions=texts.NO_MENTIONS)
@@ -229,7 +259,7 @@ class DiscordReview:
             log.info("could not tell user %s about their appeal: %s", item.user, exc)
 
     async def on_appeal(self, interaction: _Interaction, refusal_id: int) -> None:
-        locale = locale_of(interaction)
+        locale = await locale_of(interaction)
         message = interaction.message
         chat = str(interaction.channel_id or "")
         item = await self.review.appeal(
@@ -255,12 +285,15 @@ class DiscordReview:
         """What waits here; with no moderators' channel, each item is re-posted to the moderator privately."""
         items = await self.review.pending(PLATFORM, guild)
         channel = await self.review.channel(PLATFORM, guild)
+        locale = await locale_of(interaction)
         if not items:
-            await interaction.edit_original_response(content="nothing is waiting for review here")
+            await interaction.edit_original_response(content=t("review.nothing", locale))
             return
-        lines = [texts.escape(item_text(i))[:300] for i in items]
-        where = f" (posted in <#{channel}>)" if channel else " (below, for you alone: no moderators' channel is set)"
-        head = f"{len(items)} waiting for review{where}:"
+        lines = [texts.escape(item_text(i, locale))[:300] for i in items]
+        where = (
+            t("review.where_channel", locale, channel=f"<#{channel}>") if channel else t("review.where_private", locale)
+        )
+        head = t("review.waiting", locale, count=len(items), where=where)
         await interaction.edit_original_response(
             content="\n".join([head, *lines])[: texts.MAX_MESSAGE], allowed_mentions=texts.NO_MENTIONS
         )

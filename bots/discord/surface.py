@@ -21,6 +21,7 @@ from impasto.bots.discord.describe import describe_content, describe_view, is_de
 from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.i18n.actions import caption
 from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, NothingFits, choose, discord_limits
 from impasto.bots.service.views import JobView, MessageView
@@ -236,7 +237,8 @@ class DiscordSurface:
     async def end(self, shown: MessageView, end: End) -> MessageView | None:
         view = end.view
         if view.status == "done" and end.withheld is not None:
-            await self._edit(shown, texts.withheld(view.display, view.user_id, end.withheld), view=None)
+            line = translate_line(end.withheld, view.locale)
+            await self._edit(shown, texts.withheld(view.display, view.user_id, line), view=None)
             return shown
         if view.status == "done" and is_describe(view):
             await self._edit(shown, describe_content(view), view=describe_view(view.job_id, locale_of_job(view)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import discord
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
-from impasto.bots.i18n.refusals import localize
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.service.read_as import read_as_text
 
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -67,7 +67,7 @@ def single(prompt: str, user_id: str, index: int, *, what: str = "", locale: str
 
 
 def failed(prompt: str, user_id: str, reason: str, *, locale: str = DEFAULT_LOCALE) -> str:
-    reason = t("status.failed", locale, reason=escape(localize(reason, locale)))
+    reason = t("status.failed", locale, reason=escape(translate_line(reason, locale)))
     return f"**{shown_prompt(prompt)}** - {mention(user_id)} ({reason})"
 
 

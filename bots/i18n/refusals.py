@@ -136,3 +136,21 @@ def _field(value: str, locale: str, cats: Catalogs, depth: int) -> str:
     if depth < 2 and len(value) > 12:  # a refusal inside a refusal ("in your /settings: …", a credits remedy)
         return localize(value, locale, cats=cats, depth=depth + 1)
     return value
+
+
+@cache
+def _keys_by_english(english: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return {text: key for key, text in english if "{" not in text}
+
+
+def translate_line(line: str, locale: str, *, cats: Catalogs | None = None) -> str:
+    """A whole line the core wrote in English (a withheld result's reason, a refusal) in ``locale``: a catalog
+    message with exactly that English, else a refusal read back by ``localize``, else the line itself."""
+    cats = cats or catalogs()
+    if locale == DEFAULT_LOCALE:
+        return line
+    english = tuple(sorted(cats.messages[DEFAULT_LOCALE].items()))
+    key = _keys_by_english(english).get(line)
+    if key is not None:
+        return cats.t(key, locale)
+    return localize(line, locale, cats=cats)

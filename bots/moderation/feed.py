@@ -50,6 +50,17 @@ class AuditFeed:
         self.ns = ns
         self.every_s = every_s
 
+    async def _locale(self, guild: str | None) -> str:
+        """The moderators' channel's language: its server's default (/server language, /language), else English."""
+        platform, _, guild_id = (guild or "").partition(":")
+        if not guild_id:
+            return "en"
+        try:
+            return (await self.review.service.guild(platform, guild_id)).locale or "en"
+        except Exception as exc:  # the line goes out either way
+            log.warning("the language of server %s could not be read: %s", guild, exc)
+            return "en"
+
     def _key(self, name: str) -> str:
         return f"{self.ns.prefix}modfeed:{self.platform}:{name}"
 
@@ -76,7 +87,7 @@ class AuditFeed:
             posted = 0
             for row, channel in rows:
                 if channel is not None and row.kind not in QUIET_KINDS:
-                    await self.post(channel, log_line(row))
+                    await self.post(channel, log_line(row, await self._locale(row.guild)))
                     posted += 1
                 if self.on_row is not None:
                     await self.on_row(row)

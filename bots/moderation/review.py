@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
 from impasto.bots.moderation.admission_check import waive_policy
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.errors import ServiceError
@@ -296,17 +297,27 @@ def _platform(name: str) -> Platform:
     raise ValueError(f"no platform {name!r}")
 
 
-def log_line(row: mod.LogRow) -> str:
+#: An audit row's kind as its catalog key (``audit.<name>``): the kinds are stored codes, some not key-safe.
+AUDIT_KINDS = {"word+": "word_added", "word-": "word_removed"}
+
+
+def kind_name(kind: str, locale: str = DEFAULT_LOCALE) -> str:
+    """An audit row's kind in ``locale`` ("ban", "封禁"); an unknown kind as stored."""
+    key = f"audit.{AUDIT_KINDS.get(kind, kind)}"
+    return t(key, locale) if t(key, DEFAULT_LOCALE) != key else kind
+
+
+def log_line(row: mod.LogRow, locale: str = DEFAULT_LOCALE) -> str:
     """One audit row as one plain line (the adapter escapes it): when, what, who, which job, the moderator."""
-    parts = [f"{row.created_at:%Y-%m-%d %H:%M}", row.kind]
+    parts = [f"{row.created_at:%Y-%m-%d %H:%M}", kind_name(row.kind, locale)]
     if row.user:
-        parts.append(f"user {row.user.partition(':')[2]}")
+        parts.append(t("review.user", locale, user=row.user.partition(":")[2]))
     if row.category:
         parts.append(row.category)
     if row.job_id:
-        parts.append(f"job {row.job_id}")
+        parts.append(t("audit.job", locale, job=row.job_id))
     if row.moderator:
-        parts.append(f"by {row.moderator.partition(':')[2]}")
+        parts.append(t("audit.by", locale, moderator=row.moderator.partition(":")[2]))
     if row.note and not row.note.startswith(_MESSAGE_NOTE):
         parts.append(row.note[:120])
     if row.prompt:
@@ -314,14 +325,15 @@ def log_line(row: mod.LogRow) -> str:
     return " · ".join(parts)
 
 
-def log_text(rows: Sequence[mod.LogRow]) -> str:
-    return "\n".join(log_line(r) for r in rows) or "nothing in this server's audit log yet"
+def log_text(rows: Sequence[mod.LogRow], locale: str = DEFAULT_LOCALE) -> str:
+    return "\n".join(log_line(r, locale) for r in rows) or t("review.log_empty", locale)
 
 
-def item_text(item: ReviewItem) -> str:
-    """What a review message says about its item (plain; the adapter escapes it)."""
-    who = f"user {item.user}" if item.user else "a user"
+def item_text(item: ReviewItem, locale: str = DEFAULT_LOCALE) -> str:
+    """What a review message says about its item (plain; the adapter escapes it), in ``locale``."""
+    who = t("review.user", locale, user=item.user) if item.user else t("review.a_user", locale)
     if item.kind == HELD:
-        return f"Held for review: job {item.job_id} by {who} (the image check flagged it). {item.note}".strip()
-    prompt = item.prompt if item.prompt is not None else "(purged)"
-    return f"Appeal by {who}: refused as {item.category or 'policy'}. Prompt: {prompt}"
+        return t("review.held", locale, job=item.job_id, who=who, note=item.note).strip()
+    prompt = item.prompt if item.prompt is not None else t("review.purged", locale)
+    category = item.category or t("review.policy", locale)
+    return t("review.appeal", locale, who=who, category=category, prompt=prompt)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from impasto.bots.i18n.actions import caption as action_caption
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
-from impasto.bots.i18n.refusals import localize
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.service.read_as import read_as_text
 from impasto.bots.telegram import escaping
 from impasto.queue.actions import ACTIONS, Action
@@ -75,7 +75,7 @@ def progress_caption(info: CaptionInfo, percent: int) -> str:
 
 
 def failed_caption(info: CaptionInfo, reason: str) -> str:
-    return f"{_head(info)}\n⚠️ {escaping.text(localize(reason, info.locale), 300)}"
+    return f"{_head(info)}\n⚠️ {escaping.text(translate_line(reason, info.locale), 300)}"
 
 
 def withheld_caption(info: CaptionInfo, line: str) -> str:

@@ -22,12 +22,14 @@ from telegram import Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
 from impasto.bots.telegram import escaping
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.replies import reply_error, reply_html
-from impasto.bots.telegram.requests import GROUP_TYPES
+from impasto.bots.telegram.requests import GROUP_TYPES, requester
 from impasto.bots.telegram.review_queue import TelegramReview
 from impasto.bots.web.links import LinkError, WebLinkSettings, desk_link
 from impasto.queue.moderation.policy import Policy
@@ -51,6 +53,7 @@ class ModCommands:
         review: TelegramReview | None = None,
         web: WebLinkSettings | None = None,
     ) -> None:
+        self.service = service
         self.sessions = service.sessions
         self.policy = policy
         self.review = review
@@ -62,49 +65,52 @@ class ModCommands:
         if message is None or user is None or message.text is None:
             return
         words = message.text.split()[1:]
+        locale = await reply_locale(self.service, requester(user, message.chat))
         if self.review is not None and len(words) == 2 and words[0].lower() == "link":
             # In the admin chat being linked (often a private chat with the bot): the code says which group.
-            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1]), 500))
+            await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1], locale), 500))
             return
         if message.chat.type not in GROUP_TYPES:
-            await reply_error(message, "/mod works in a group, for its administrators")
+            await reply_error(message, t("modcmd.tg_group_only", locale))
             return
         try:
             member = await message.get_bot().get_chat_member(message.chat_id, user.id)
         except TelegramError as exc:
             log.warning("could not check %s's rights in chat %s: %s", user.id, message.chat_id, exc)
-            await reply_error(message, "could not check your rights here; try again")
+            await reply_error(message, t("modcmd.tg_rights_unknown", locale))
             return
         if member.status not in MODERATORS:
-            await reply_error(message, "/mod is for this group's administrators")
+            await reply_error(message, t("modcmd.tg_admins_only", locale))
             return
         try:
-            line = await self._desk(message, user.id, words) or await self._run(message, str(user.id), words)
+            line = await self._desk(message, user.id, words, locale) or await self._run(
+                message, str(user.id), words, locale
+            )
         except mod_commands.ModerationCommandError as exc:
             await reply_error(message, str(exc))
             return
         await reply_html(message, escaping.text(line, 3000))
 
-    async def _desk(self, message: Message, user_id: int, words: list[str]) -> str | None:
+    async def _desk(self, message: Message, user_id: int, words: list[str], locale: str) -> str | None:
         """The review queue's verbs (``review_queue.py``); None: not one of them."""
         verb = words[0].lower() if words else ""
         if verb == "desk":
-            return await self._desk_link(message, user_id)
+            return await self._desk_link(message, user_id, locale)
         if self.review is None or verb not in ("channel", "review", "log"):
             return None
         group = str(message.chat_id)
         if verb == "channel":
-            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"])
+            return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"], locale=locale)
         if verb == "review":
             return await self.review.list_pending(message, group, user_id)
         target = message.reply_to_message.from_user if message.reply_to_message else None
         who = str(target.id) if target is not None else (words[1] if len(words) > 1 and words[1].isdigit() else None)
         return await self.review.log(group, who)
 
-    async def _desk_link(self, message: Message, user_id: int) -> str:
+    async def _desk_link(self, message: Message, user_id: int, locale: str) -> str:
         """The moderators' desk, as a private message (the link acts for this administrator, in this group)."""
         if self.web is None:
-            return "the moderators' desk needs the web front door, which this bot has not been set up with"
+            return t("service.no_desk", locale)
         who = Requester("telegram", str(user_id), guild_id=str(message.chat_id))
         try:
             url = desk_link(self.web, who)
@@ -113,14 +119,14 @@ class ModCommands:
         try:
             await message.get_bot().send_message(
                 user_id,
-                f'<a href="{escaping.text(url)}">The moderators\' desk</a> (works for 15 minutes)',
+                t("modcmd.tg_desk", locale, link=f'<a href="{escaping.text(url)}">', end="</a>"),
                 parse_mode=ParseMode.HTML,
             )
         except TelegramError:
-            return "I could not message you privately: start a chat with me first, then ask again"
-        return "the moderators' desk link was sent to you privately"
+            return t("modcmd.tg_no_private", locale)
+        return t("modcmd.tg_desk_sent", locale)
 
-    async def _run(self, message: Message, moderator_key: str, words: list[str]) -> str:
+    async def _run(self, message: Message, moderator_key: str, words: list[str], locale: str) -> str:
         verb, rest = (words[0].lower(), words[1:]) if words else ("", [])
         async with self.sessions() as session, session.begin():
             guild = await moderation.guild_id_for(session, PLATFORM, str(message.chat_id))
@@ -128,14 +134,17 @@ class ModCommands:
             if verb in ("ban", "unban"):
                 target = message.reply_to_message.from_user if message.reply_to_message else None
                 if target is None:
-                    raise mod_commands.ModerationCommandError(
-                        f"/mod {verb}: send it as a reply to the member's message"
-                    )
+                    raise mod_commands.ModerationCommandError(t("modcmd.tg_reply_needed", locale, verb=verb))
                 target_id = await moderation.user_id_for(session, PLATFORM, str(target.id))
                 name = target.full_name or str(target.id)
                 if verb == "unban":
                     return await mod_commands.unban_user(
-                        session, guild_id=guild, moderator_id=moderator, user_id=target_id, user_name=name
+                        session,
+                        guild_id=guild,
+                        moderator_id=moderator,
+                        user_id=target_id,
+                        user_name=name,
+                        locale=locale,
                     )
                 duration = rest[0] if rest and rest[0][:1].isdigit() else None
                 reason = " ".join(rest[1:] if duration else rest)
@@ -147,26 +156,33 @@ class ModCommands:
                     user_name=name,
                     reason=reason,
                     duration=duration,
+                    locale=locale,
                 )
             if verb == "word" and len(rest) >= 2 and rest[0].lower() in ("add", "remove"):
                 word = " ".join(rest[1:])
                 if rest[0].lower() == "add":
                     return await mod_commands.add_word(
-                        session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+                        session, self.policy, guild_id=guild, moderator_id=moderator, word=word, locale=locale
                     )
                 return await mod_commands.remove_word(
-                    session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+                    session, self.policy, guild_id=guild, moderator_id=moderator, word=word, locale=locale
                 )
             if verb == "words":
-                return await mod_commands.list_words(session, self.policy, guild_id=guild)
+                return await mod_commands.list_words(session, self.policy, guild_id=guild, locale=locale)
             if verb == "policy" and len(rest) == 2:
                 return await mod_commands.set_policy(
-                    session, self.policy, guild_id=guild, moderator_id=moderator, category=rest[0], choice=rest[1]
+                    session,
+                    self.policy,
+                    guild_id=guild,
+                    moderator_id=moderator,
+                    category=rest[0],
+                    choice=rest[1],
+                    locale=locale,
                 )
             if verb == "policy" and not rest:
-                return await mod_commands.show_policy(session, self.policy, guild_id=guild)
+                return await mod_commands.show_policy(session, self.policy, guild_id=guild, locale=locale)
             if verb == "nsfw" and rest and rest[0].lower() in ("on", "off"):
                 allowed = rest[0].lower() == "on"
                 await moderation.update_settings(session, guild, nsfw_chat=allowed)
-                return "NSFW prompts follow each category's NSFW rule here" if allowed else "this chat is not NSFW"
-        raise mod_commands.ModerationCommandError(f"usage: {USAGE}")
+                return t("modcmd.tg_nsfw_on" if allowed else "modcmd.tg_nsfw_off", locale)
+        raise mod_commands.ModerationCommandError(t("modcmd.tg_usage", locale, usage=USAGE))

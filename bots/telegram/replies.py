@@ -8,6 +8,8 @@ from telegram import LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.locale import negotiate
 from impasto.bots.telegram import escaping
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,12 @@ async def reply_html(message: Message, html_text: str) -> Message | None:
 
 async def reply_error(message: Message, text: str) -> None:
     """A user-facing error: one escaped line, never a traceback."""
-    line = text.strip().splitlines()[0] if text.strip() else "Something went wrong."
+    if text.strip():
+        line = text.strip().splitlines()[0]
+    else:
+        line = t(
+            "tg.something_wrong", negotiate(platform=message.from_user.language_code if message.from_user else None)
+        )
     try:
         await reply_html(message, f"⚠️ {escaping.text(line, 500)}")
     except TelegramError:

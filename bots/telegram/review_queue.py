@@ -21,15 +21,19 @@ from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 
 from impasto.bots.i18n.catalog import t
-from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.locale import negotiate
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.moderation.feed import AuditFeed
 from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_decision, item_text, log_text
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.bots.telegram import escaping
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.replies import reply_html
+from impasto.bots.telegram.requests import requester
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
 from impasto.storage.models import HELD
@@ -51,12 +55,12 @@ def appeal_keyboard(refusal: PromptRefused, locale: str) -> InlineKeyboardMarkup
     return InlineKeyboardMarkup([[button]])
 
 
-def decision_keyboard(item: ReviewItem) -> InlineKeyboardMarkup:
-    no = "Reject" if item.kind == HELD else "Deny"
+def decision_keyboard(item: ReviewItem, locale: str = "en") -> InlineKeyboardMarkup:
+    no = t("review.reject" if item.kind == HELD else "review.deny", locale)
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Approve", callback_data=f"rv:ok:{item.id}"),
+                InlineKeyboardButton(t("review.approve", locale), callback_data=f"rv:ok:{item.id}"),
                 InlineKeyboardButton(no, callback_data=f"rv:no:{item.id}"),
             ]
         ]
@@ -100,8 +104,19 @@ class TelegramReview:
             return  # ``/mod review`` lists it
         await self.post_item(_chat(channel), item)
 
+    async def _server_locale(self, group: str | None) -> str:
+        """The language of the linked admin chat: the group's default (/language), else English."""
+        if group is None:
+            return "en"
+        try:
+            return (await self.service.guild(PLATFORM, group)).locale or "en"
+        except Exception as exc:  # the item is posted either way
+            log.warning("the language of group %s could not be read: %s", group, exc)
+            return "en"
+
     async def post_item(self, chat: int, item: ReviewItem) -> None:
-        caption = escaping.text(item_text(item), 900)
+        locale = await self._server_locale(item.guild)
+        caption = escaping.text(item_text(item, locale), 900)
         png = await self._picture(item) if item.kind == HELD else None
         if png is not None:
             await self.bot.send_photo(
@@ -110,10 +125,12 @@ class TelegramReview:
                 caption=caption,
                 parse_mode=ParseMode.HTML,
                 has_spoiler=True,
-                reply_markup=decision_keyboard(item),
+                reply_markup=decision_keyboard(item, locale),
             )
         else:
-            await self.bot.send_message(chat, caption, parse_mode=ParseMode.HTML, reply_markup=decision_keyboard(item))
+            await self.bot.send_message(
+                chat, caption, parse_mode=ParseMode.HTML, reply_markup=decision_keyboard(item, locale)
+            )
 
     async def _picture(self, item: ReviewItem) -> bytes | None:
         if item.job_id is None:
@@ -137,7 +154,11 @@ class TelegramReview:
         query = update.callback_query
         if query is None or query.data is None:
             return
-        locale = served_locale(query.from_user.language_code) or "en"
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None:
+            locale = await reply_locale(self.service, requester(query.from_user, chat))
+        else:
+            locale = negotiate(platform=query.from_user.language_code)
         review = _REVIEW.fullmatch(query.data)
         if review is not None:
             await self._decide(query, int(review["id"]), review["verb"] == "ok", locale)
@@ -177,17 +198,31 @@ class TelegramReview:
         message = query.message
         if not isinstance(message, Message):
             return
-        verb = "approved" if decision.outcome == "approved" else "rejected"
+        item = decision.item
+        locale = await self._server_locale(item.guild if item is not None else None)
+        verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
         who = escaping.user_link(query.from_user.id, query.from_user.full_name)
+        by = t("review.by", locale, verb=f"<b>{escaping.text(verb)}</b>", who=who)
         try:
             if message.photo:
                 base = escaping.text(message.caption or "", 800)
-                await message.edit_caption(f"{base}\n<b>{verb}</b> by {who}", parse_mode=ParseMode.HTML)
+                await message.edit_caption(f"{base}\n{by}", parse_mode=ParseMode.HTML)
             else:
                 base = escaping.text(message.text or "", 3500)
-                await message.edit_text(f"{base}\n<b>{verb}</b> by {who}", parse_mode=ParseMode.HTML)
+                await message.edit_text(f"{base}\n{by}", parse_mode=ParseMode.HTML)
         except TelegramError as exc:
             log.info("could not mark review message %s: %s", message.message_id, exc)
+
+    async def _user_locale(self, item: ReviewItem) -> str:
+        """The asker's reply language (their /settings choice, else their server's default; their client's is not
+        known here), English when it cannot be read."""
+        if item.user is None:
+            return "en"
+        try:
+            return await self.service.reply_locale(Requester("telegram", item.user, guild_id=item.guild))
+        except Exception as exc:  # the decision stands; the line goes in English
+            log.warning("the reply language of %s could not be read: %s", item.user, exc)
+            return "en"
 
     async def _tell_user(self, decision: Decision) -> None:
         item = decision.item
@@ -197,10 +232,11 @@ class TelegramReview:
             await self.delivery.withhold(item.job_id, t("mod.held.rejected", "en"))
             return
         approved = decision.outcome == "approved"
+        locale = await self._user_locale(item)
         if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", "en")
+            text = t("mod.appeal.approved", locale)
         else:
-            text = decision.user_line if approved else t("mod.appeal.denied", "en")
+            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
         where = item.refusal_message
         if where is None:
             return
@@ -240,26 +276,23 @@ class TelegramReview:
 
     # -- /mod channel, link, review, log ---------------------------------------------------------------------------
 
-    async def channel_code(self, group: int, user_id: int, *, clear: bool) -> str:
+    async def channel_code(self, group: int, user_id: int, *, clear: bool, locale: str = "en") -> str:
         if clear:
             await self.review.set_channel(PLATFORM, str(group), str(user_id), None)
-            return "the review queue and the audit feed are posted nowhere now (/mod review lists what waits)"
+            return t("modcmd.channel_cleared", locale)
         code = secrets.token_hex(4)
         await self.redis.set(self._key(code), f"{group}:{user_id}", ex=LINK_TTL_S)
-        return (
-            f"send /mod link {code} in the chat that should get the review queue and the audit feed "
-            "(a private chat with me, or an admin group), within 10 minutes"
-        )
+        return t("review.tg_link_code", locale, code=code)
 
-    async def link(self, message: Message, user_id: int, code: str) -> str:
+    async def link(self, message: Message, user_id: int, code: str, locale: str = "en") -> str:
         raw = await self.redis.get(self._key(code)) if re.fullmatch(r"[0-9a-f]{8}", code) else None
         if raw is None:
-            return "that code is unknown or expired: send /mod channel in the group for a new one"
+            return t("review.tg_code_unknown", locale)
         group, _, maker = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(":")
         if maker != str(user_id):
-            return "only the administrator who asked for the code can use it"
+            return t("review.tg_code_not_yours", locale)
         if not await self.redis.delete(self._key(code)):
-            return "that code is unknown or expired: send /mod channel in the group for a new one"  # used meanwhile
+            return t("review.tg_code_unknown", locale)  # used meanwhile
         try:
             member = await self.bot.get_chat_member(int(group), user_id)
             admin_here = (
@@ -268,16 +301,17 @@ class TelegramReview:
             )
         except TelegramError as exc:
             log.warning("could not check %s's rights for linking: %s", user_id, exc)
-            return "could not check your rights; try again"
+            return t("modcmd.tg_rights_unknown", locale)
         if member.status not in MODERATORS or not admin_here:
-            return "linking needs an administrator of the group (and of this chat, if it is a group)"
+            return t("review.tg_link_admins", locale)
         await self.review.set_channel(PLATFORM, group, str(user_id), str(message.chat_id))
-        return "linked: this chat gets the group's review queue and audit feed"
+        return t("review.tg_linked", locale)
 
     async def list_pending(self, message: Message, group: str, user_id: int) -> str:
         items = await self.review.pending(PLATFORM, group)
+        locale = await self._server_locale(group)
         if not items:
-            return "nothing is waiting for review here"
+            return t("review.nothing", locale)
         channel = await self.review.channel(PLATFORM, group)
         target = _chat(channel) if channel is not None else user_id  # no linked chat: to the moderator privately
         for item in items:
@@ -285,11 +319,12 @@ class TelegramReview:
                 await self.post_item(target, item)
             except TelegramError as exc:
                 log.info("could not re-post review item %s to %s: %s", item.id, target, exc)
-        where = "re-posted in the linked chat" if channel is not None else "sent to you privately"
-        return f"{len(items)} waiting for review ({where}): " + "; ".join(item_text(i)[:120] for i in items)
+        where = t("review.tg_where_linked" if channel is not None else "review.tg_where_private", locale)
+        listed = "; ".join(item_text(i, locale)[:120] for i in items)
+        return t("review.tg_waiting", locale, count=len(items), where=where, items=listed)
 
     async def log(self, group: str, user: str | None) -> str:
-        return log_text(await self.review.log(PLATFORM, group, user=user))
+        return log_text(await self.review.log(PLATFORM, group, user=user), await self._server_locale(group))
 
 
 async def _answer(query: CallbackQuery, text: str, *, alert: bool = True) -> None:

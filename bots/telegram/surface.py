@@ -18,6 +18,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, TelegramError
 
 from impasto.bots.i18n.catalog import t
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.service.delivery.core import Deferred, End, Gone, Step
 from impasto.bots.service.result_forms import Limits, telegram_limits
 from impasto.bots.service.views import JobView, MessageView
@@ -157,7 +158,9 @@ class TelegramSurface:
             return await self._final_text(shown, view, describe_text(view), describe_keyboard(view))
         if end.withheld is not None:  # held for review or removed: one line, no picture, no buttons
             # The message saying so is indexed: an approval (``Delivery.release_held``) replaces it with the result.
-            return await self._final_text(shown, view, captions.withheld_caption(info, end.withheld))
+            return await self._final_text(
+                shown, view, captions.withheld_caption(info, translate_line(end.withheld, view.locale))
+            )
         try:
             key, single = result_image(view)
             png = await asyncio.to_thread(self.images.get, key)

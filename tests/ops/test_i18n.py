@@ -10,10 +10,11 @@ import pytest
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, Catalogs, catalogs, field_names, t
 from impasto.bots.i18n.locale import negotiate, served_locale
-from impasto.bots.i18n.refusals import localize, match
+from impasto.bots.i18n.refusals import localize, match, translate_line
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.parser import parse_blend, parse_imagine
 from impasto.bots.language.prefs import Preferences, validate_option, validate_suffix
+from impasto.bots.moderation.review import AUDIT_KINDS
 from impasto.engine.registry import DEFAULT_REGISTRY_PATH, Registry, load_registry
 from impasto.queue.actions import ACTIONS, Action
 
@@ -85,6 +86,9 @@ def keys_built_at_run_time() -> set[str]:
     keys |= {f"settings.stylize_{s}" for s in ("low", "med", "high", "very_high")}
     keys |= {f"term.{s}" for s in ("queued", "running", "failed", "cancelled", "done")}
     keys |= {f"language.{name}" for name in catalogs().locales}
+    keys |= {f"modcmd.choice_{choice}" for choice in ("block", "nsfw", "allow")}
+    kinds = ("refused", "flagged", "timeout", "ban", "unban", "word+", "word-", "policy", "channel", "held", "appeal")
+    keys |= {f"audit.{AUDIT_KINDS.get(kind, kind)}" for kind in (*kinds, "approved", "rejected")}
     return keys
 
 
@@ -262,3 +266,44 @@ def test_the_catalog_holds_the_texts_the_adapters_send_today() -> None:
     for name, english, chinese in COMMANDS:
         assert (t(f"command.{name}", "en"), t(f"command.{name}", ZH)) == (english, chinese)
     assert "<code>/imagine a red fox in snow --ar 3:2 --no people</code>" in t("help.telegram", ZH)
+
+
+# Refusals the chat adapters raise or pass on in English, as users meet them.
+ADAPTER_REFUSALS = [
+    "job Ab3dE5fG7hJ9 is running; /show works on finished jobs",
+    "/mod works in a server, not in DMs",
+    "/server works in a server, not in DMs",
+    "the review queue is not running in this bot",
+    "Vary (Region) needs the web editor, which this bot has not been set up with",
+    "job Ab3dE5fG7hJ9 has no image to show yet",
+    "attachment 'a.txt' is text/plain; only PNG, JPEG, WebP or GIF images work",
+    "attachment 'b.png' is 12.5 MB; the limit is 10.0 MB",
+    "That file is 12.0 MB; the limit is 10 MB.",
+    "That file is not an image; send a PNG, JPEG or WebP photo.",
+    "/blend takes no text prompt, only --dimensions portrait|square|landscape; remove 'a cat'",
+    "write /prefer option set NAME VALUE, e.g. /prefer option set mine --s 250",
+    "the queue is restarting; nothing was charged, try again in a minute",
+    "impasto is temporarily unavailable (its database is restarting); nothing was charged, try again soon",
+    "Job queued: you have reached the maximum allowed number of concurrent jobs; "
+    "this job will start as soon as another one finishes",
+]
+
+
+@pytest.mark.parametrize("message", ADAPTER_REFUSALS)
+def test_the_adapters_refusals_read_in_chinese(message: str) -> None:
+    chinese = localize(message, ZH)
+    assert _is_chinese(chinese), chinese
+    assert localize(message, "en") == message
+
+
+def test_the_core_constants_match_their_catalog_english() -> None:
+    # The texts the core writes in English must stay word for word what the catalog's English says, or they would
+    # reach Chinese users in English.
+    from impasto.bots.service.admission import HELD_NOTICE
+    from impasto.bots.service.delivery.core import HELD_LINE, REMOVED_LINE
+    from impasto.bots.service.outages import DATABASE_DOWN, QUEUE_DOWN
+
+    assert t("service.held_notice", "en") == HELD_NOTICE
+    assert (t("service.database_down", "en"), t("service.queue_down", "en")) == (DATABASE_DOWN, QUEUE_DOWN)
+    assert (t("service.held_line", "en"), t("service.removed_line", "en")) == (HELD_LINE, REMOVED_LINE)
+    assert translate_line(HELD_LINE, ZH) == t("service.held_line", ZH)

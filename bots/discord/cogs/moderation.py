@@ -17,8 +17,10 @@ from impasto.bots.discord import texts
 from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import answer, report
 from impasto.bots.discord.controls import Controls
+from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.review_queue import DiscordReview
 from impasto.bots.discord.surface import PLATFORM
+from impasto.bots.i18n.catalog import t
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.moderation.review import log_text
 from impasto.bots.service.errors import InvalidRequest
@@ -44,13 +46,13 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
     async def cog_app_command_error(self, interaction: _Interaction, error: app_commands.AppCommandError) -> None:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         if isinstance(cause, mod_commands.ModerationCommandError):
-            await answer(interaction, texts.refusal(str(cause)))
+            await answer(interaction, texts.refusal(str(cause)))  # written in the moderator's language
             return
         await report(interaction, error)
 
     async def interaction_check(self, interaction: _Interaction) -> bool:
         if not interaction.permissions.manage_messages:
-            await answer(interaction, "⚠️ /mod needs the Manage Messages permission")
+            await answer(interaction, f"⚠️ {t('modcmd.needs_manage', await reply_locale(interaction))}")
             return False
         return True
 
@@ -84,6 +86,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
                 user_name=member.display_name,
                 reason=reason,
                 duration=duration or None,
+                locale=await reply_locale(interaction),
             )
         await self._say(interaction, line)
 
@@ -94,7 +97,12 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         guild, moderator, target = await self._ids(interaction, member)
         async with self.sessions() as session, session.begin():
             line = await mod_commands.unban_user(
-                session, guild_id=guild, moderator_id=moderator, user_id=target, user_name=member.display_name
+                session,
+                guild_id=guild,
+                moderator_id=moderator,
+                user_id=target,
+                user_name=member.display_name,
+                locale=await reply_locale(interaction),
             )
         await self._say(interaction, line)
 
@@ -105,7 +113,13 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         guild, moderator, _ = await self._ids(interaction)
         async with self.sessions() as session, session.begin():
             line = await mod_commands.add_word(
-                session, self.policy, guild_id=guild, moderator_id=moderator, word=word, category=category
+                session,
+                self.policy,
+                guild_id=guild,
+                moderator_id=moderator,
+                word=word,
+                category=category,
+                locale=await reply_locale(interaction),
             )
         await self._say(interaction, line)
 
@@ -116,7 +130,12 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         guild, moderator, _ = await self._ids(interaction)
         async with self.sessions() as session, session.begin():
             line = await mod_commands.remove_word(
-                session, self.policy, guild_id=guild, moderator_id=moderator, word=word
+                session,
+                self.policy,
+                guild_id=guild,
+                moderator_id=moderator,
+                word=word,
+                locale=await reply_locale(interaction),
             )
         await self._say(interaction, line)
 
@@ -125,7 +144,9 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         await private(interaction)
         guild, _, _ = await self._ids(interaction)
         async with self.sessions() as session, session.begin():
-            line = await mod_commands.list_words(session, self.policy, guild_id=guild)
+            line = await mod_commands.list_words(
+                session, self.policy, guild_id=guild, locale=await reply_locale(interaction)
+            )
         await self._say(interaction, line)
 
     @app_commands.command(name="policy", description="Each category's rule here; with both options, change one")
@@ -136,13 +157,20 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
     ) -> None:
         await private(interaction)
         guild, moderator, _ = await self._ids(interaction)
+        locale = await reply_locale(interaction)
         async with self.sessions() as session, session.begin():
             if category and choice is not None:
                 line = await mod_commands.set_policy(
-                    session, self.policy, guild_id=guild, moderator_id=moderator, category=category, choice=choice.value
+                    session,
+                    self.policy,
+                    guild_id=guild,
+                    moderator_id=moderator,
+                    category=category,
+                    choice=choice.value,
+                    locale=locale,
                 )
             else:
-                line = await mod_commands.show_policy(session, self.policy, guild_id=guild)
+                line = await mod_commands.show_policy(session, self.policy, guild_id=guild, locale=locale)
         await self._say(interaction, line)
 
     # -- the review queue, its channel, the audit log (``review_queue.py``) ------------------------------------------
@@ -162,10 +190,11 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
             raise InvalidRequest("/mod works in a server, not in DMs")
         chosen = None if clear else str(channel.id if channel is not None else interaction.channel_id)
         await self._desk().review.set_channel(PLATFORM, str(interaction.guild_id), str(interaction.user.id), chosen)
+        locale = await reply_locale(interaction)
         line = (
-            "the review queue and the audit feed are posted nowhere now (/mod review lists what waits)"
+            t("modcmd.channel_cleared", locale)
             if chosen is None
-            else f"the review queue and the audit feed are posted in <#{chosen}>"
+            else t("modcmd.channel_set", locale, channel=f"<#{chosen}>")
         )
         await answer(interaction, line)
 
@@ -185,7 +214,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
         rows = await self._desk().review.log(
             PLATFORM, str(interaction.guild_id), user=str(member.id) if member is not None else None
         )
-        await self._say(interaction, log_text(rows)[: texts.MAX_MESSAGE - 100])
+        await self._say(interaction, log_text(rows, await reply_locale(interaction))[: texts.MAX_MESSAGE - 100])
 
     @app_commands.command(name="desk", description="A private link to the moderators' desk on the web")
     async def desk(self, interaction: _Interaction) -> None:
@@ -203,4 +232,4 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
             url = desk_link(self.web, who)
         except LinkError as exc:
             raise InvalidRequest(exc.message) from None
-        await answer(interaction, f"The moderators' desk (works for 15 minutes, for you alone): <{url}>")
+        await answer(interaction, t("modcmd.desk_link", await reply_locale(interaction), url=f"<{url}>"))
