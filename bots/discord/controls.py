@@ -191,7 +191,7 @@ class Controls:
         await self.service.job(button.job_id)  # an unknown job is refused by name, before a link is made
         locale = await reply_locale(interaction)
         source = str(interaction.message.id) if interaction.message is not None else None
-        url = editor_link(self.web, who, button.job_id, button.index or None, source)
+        url = editor_link(self.web, who, button.job_id, button.index or None, source, lang=locale)
         link = discord.ui.View()
         label = t("reply.region_button", locale)
         link.add_item(discord.ui.Button(style=discord.ButtonStyle.link, url=url, label=label))

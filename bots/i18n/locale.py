@@ -77,3 +77,41 @@ def choose_locale(text: str, *, locale: str = DEFAULT_LOCALE, served: Iterable[s
         choices = ", ".join(t(f"language.{name}", name) for name in have)
         raise ValueError(t("language.unknown", locale, locale=wanted[:40], choices=choices))
     return found
+
+
+def accept_language(header: str | None, served: Iterable[str] | None = None) -> str | None:
+    """The catalog a browser's ``Accept-Language`` header asks for ("zh-CN,zh;q=0.9,en;q=0.8" → ``zh_Hans``), by
+    quality then order, or None when it names no language impasto speaks (``*`` names none). Babel parses each tag
+    (``babel.core.parse_locale``, so a malformed one is skipped); ``served_locale`` picks the catalog."""
+    from babel.core import parse_locale
+
+    if not header:
+        return None
+    have = list(served if served is not None else catalogs().locales)
+    ranked: list[tuple[float, int, str]] = []
+    for order, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        tag = tag.strip()
+        if not tag or tag == "*" or quality <= 0:
+            continue
+        try:
+            parse_locale(tag, sep="-")
+        except ValueError:
+            continue
+        ranked.append((-quality, order, tag))
+    for _q, _order, tag in sorted(ranked):
+        found = served_locale(tag, have)
+        if found is not None:
+            return found
+    return None
+
+
+def html_lang(locale: str) -> str:
+    """A catalog name as an HTML ``lang`` / BCP 47 tag: ``zh_Hans`` → ``zh-Hans``."""
+    return locale.replace("_", "-")

@@ -170,7 +170,7 @@ class Buttons:
             return
         private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
         source = str(where.reply_to) if where.reply_to is not None else None
-        url = editor_link(web, who, button.job_id, button.index or None, source, webapp=private)
+        url = editor_link(web, who, button.job_id, button.index or None, source, webapp=private, lang=locale)
         opener = t("tg.open_editor_button", locale)
         button_to = (
             InlineKeyboardButton(opener, web_app=WebAppInfo(url)) if private else InlineKeyboardButton(opener, url=url)

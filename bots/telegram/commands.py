@@ -221,7 +221,8 @@ class Commands:
         if message.chat.type == ChatType.PRIVATE or who.guild_id is None:
             await reply_error(message, t("tg.gallery_group_only", locale))
             return
-        button = InlineKeyboardButton(t("tg.gallery_button", locale), url=public_gallery_link(self.deps.web, who))
+        link = public_gallery_link(self.deps.web, who, lang=locale)
+        button = InlineKeyboardButton(t("tg.gallery_button", locale), url=link)
 
         async def run() -> None:
             await message.reply_html(
@@ -312,7 +313,7 @@ async def send_gallery_privately(
 ) -> str:
     """The user's own gallery shows their stealth jobs too, so its link goes to their private chat with the bot,
     never to a group. Returns the line for the /history reply: where the link went, or how to let the bot write."""
-    button = InlineKeyboardButton(t("tg.my_gallery_button", locale), url=gallery_link(web, who))
+    button = InlineKeyboardButton(t("tg.my_gallery_button", locale), url=gallery_link(web, who, lang=locale))
     try:
         await message.get_bot().send_message(
             int(who.user_id), t("tg.my_gallery_text", locale), reply_markup=InlineKeyboardMarkup([[button]])

@@ -113,7 +113,7 @@ class ModCommands:
             return t("service.no_desk", locale)
         who = Requester("telegram", str(user_id), guild_id=str(message.chat_id))
         try:
-            url = desk_link(self.web, who)
+            url = desk_link(self.web, who, lang=locale)
         except LinkError as exc:
             return exc.message
         try:

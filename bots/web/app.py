@@ -13,6 +13,7 @@ only ever a store key (``ImageStore.path`` refuses anything else), so no URL rea
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 from itsdangerous import BadSignature, Signer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -29,6 +31,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, catalogs, t
+from impasto.bots.i18n.locale import accept_language, html_lang, served_locale
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.language.errors import PromptError
 from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.errors import ServiceError
@@ -42,7 +47,10 @@ from impasto.bots.web.masks import MaskError, store_mask
 from impasto.bots.web.telegram_auth import InitDataError, validate_init_data
 from impasto.queue.actions import Action
 from impasto.queue.moderation.policy import Policy
+from impasto.storage import locales as stored_locales
 from impasto.storage.images import ImageKeyError
+
+log = logging.getLogger("impasto.web")
 
 HERE = Path(__file__).parent
 #: The largest request body accepted (the editor's form: a prompt and a PNG data URL).
@@ -54,6 +62,8 @@ CSP = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self' https://telegram.org; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'self' https://web.telegram.org"
 )
+#: The catalog keys editor.js shows (``TEXT["web.…"]``), passed to it in the page as one JSON blob.
+EDITOR_JS_KEYS = ("web.js_paint_first", "web.js_sending")
 
 
 @dataclass
@@ -67,12 +77,58 @@ class WebDeps:
 
 
 class Refused(Exception):
-    """A request answered with the one-line refusal page."""
+    """A request answered with the one-line refusal page: the catalog message ``key`` with ``fields``, or ``raw``, a
+    line the core wrote in English (read back into the page's language by ``refusals.localize``). ``lang``: the
+    language of a link that was read but refused (an expired one), when the page has none yet."""
 
-    def __init__(self, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, key: str, status: int = 403, *, raw: str | None = None, lang: str = "", **fields: object
+    ) -> None:
+        super().__init__(raw or key)
+        self.key = key
         self.status = status
+        self.raw = raw
+        self.lang = lang
+        self.fields = fields
+
+    def text(self, locale: str) -> str:
+        return localize(self.raw, locale) if self.raw is not None else t(self.key, locale, **self.fields)
+
+
+def browser_locale(header: str | None) -> str:
+    """The language a browser's ``Accept-Language`` asks for, among the catalogs; else English."""
+    return accept_language(header) or DEFAULT_LOCALE
+
+
+def request_locale(request: Request) -> str:
+    """The page's language: set when the request's link was read (``grant_of``), else the browser's."""
+    found = getattr(request.state, "locale", None)
+    return str(found) if found else browser_locale(request.headers.get("accept-language"))
+
+
+def page_globals(locale: str) -> dict[str, Any]:
+    """What every template reads the catalogs through, bound to the page's language."""
+
+    def tr(key: str, /, **fields: object) -> str:
+        return t(key, locale, **fields)
+
+    def tm(key: str, /, **fields: object) -> Markup:
+        """``t`` for a message with markup around its fields: the fields escaped, the catalog's text trusted."""
+        return Markup(t(key, locale, **{k: v if isinstance(v, Markup) else escape(v) for k, v in fields.items()}))
+
+    def known(key: str, fallback: str, /, **fields: object) -> str:
+        """``key`` in the page's language when a catalog has it, else ``fallback`` (a stored value, as it is)."""
+        return t(key, locale, **fields) if catalogs().template(key, locale) is not None else fallback
+
+    return {
+        "t": tr,
+        "tm": tm,
+        "known": known,
+        "say": lambda line: localize(line, locale) if line else line,
+        "code": lambda value: Markup("<code>{}</code>").format(value),
+        "locale": locale,
+        "lang": html_lang(locale),
+    }
 
 
 def build_app(deps: WebDeps) -> Starlette:
@@ -88,24 +144,37 @@ def build_app(deps: WebDeps) -> Starlette:
         url = f"/img/{image.key}?e={expires}&s={sig}"
         return url + "&dl=1" if download else url
 
-    def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(image_url=image_url, thumb=thumb, **context)
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        locale = request_locale(request)
+        html = env.get_template(name).render(image_url=image_url, thumb=thumb, **page_globals(locale), **context)
         return HTMLResponse(html, status_code=status)
 
-    def refused(message: str, status: int = 403) -> HTMLResponse:
-        return render("refused.html", status=status, message=message)
-
-    def grant_of(token: str | None, purpose: Purpose) -> Pass:
-        if not token:
-            raise Refused("this page is opened from a link the bot sends; ask the bot for one", 400)
+    async def page_locale(request: Request, grant: Pass) -> str:
+        """The language recorded in the link, else the user's stored choice (/settings), else the browser's."""
+        if found := served_locale(grant.lang):
+            return found
         try:
-            return verify(deps.secret, token, purpose)
+            async with deps.service.sessions() as session:
+                chosen, _server = await stored_locales.chosen_locales(session, grant.platform, grant.user_id, None)
+        except Exception as exc:  # an outage: the browser's language rather than no page
+            log.warning("the user's language could not be read (%s); the browser's is used", exc)
+            chosen = None
+        return served_locale(chosen) or browser_locale(request.headers.get("accept-language"))
+
+    async def grant_of(request: Request, token: str | None, purpose: Purpose) -> Pass:
+        """The link's grant; the page's language is settled here (``request.state.locale``)."""
+        if not token:
+            raise Refused("web.need_link", 400)
+        try:
+            grant = verify(deps.secret, token, purpose)
         except LinkError as exc:
-            raise Refused(exc.message) from None
+            raise Refused(exc.key, raw=None if exc.key else exc.message, lang=exc.lang) from None
+        request.state.locale = await page_locale(request, grant)
+        return grant
 
     async def rate_limited(grant: Pass) -> None:
         if not await deps.guards.allow(grant.user_key):
-            raise Refused("too many requests; wait a minute and try again", 429)
+            raise Refused("web.too_many", 429)
 
     # ------------------------------------------------------------------------------------------------ the editor
 
@@ -113,39 +182,45 @@ def build_app(deps: WebDeps) -> Starlette:
         try:
             job = await deps.service.job(grant.job_id or "")
         except ServiceError as exc:
-            raise Refused(exc.message, 404) from None
+            raise Refused("", 404, raw=exc.message) from None
         image = source_image(job, grant.index)
         if image is None:
-            raise Refused(f"job {job.job_id} has no image {grant.index or 1} to edit", 404)
+            raise Refused("web.no_image_to_edit", 404, job=job.job_id, index=grant.index or 1)
         return job, image
 
+    def editor_page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+        locale = request_locale(request)
+        js_text = {key: t(key, locale) for key in EDITOR_JS_KEYS}
+        return render(request, "editor.html", status=status, js_text=js_text, **context)
+
     async def edit_page(request: Request) -> Response:
-        grant = grant_of(request.query_params.get("t"), "edit")
+        grant = await grant_of(request, request.query_params.get("t"), "edit")
         await rate_limited(grant)
         if await deps.guards.is_spent(grant.nonce):
-            raise Refused("this link was already used; press Vary (Region) again for a fresh one", 410)
+            raise Refused("web.link_used", 410)
         job, image = await editor_context(grant)
-        return render("editor.html", grant=grant, job=job, image=image, token=request.query_params["t"], prompt=None)
+        return editor_page(request, grant=grant, job=job, image=image, token=request.query_params["t"], prompt=None)
 
     async def edit_submit(request: Request) -> Response:
         form = await request.form()
         token = str(form.get("t") or "")
-        grant = grant_of(token, "edit")
+        grant = await grant_of(request, token, "edit")
         await rate_limited(grant)
         prompt = str(form.get("prompt") or "").strip()
         job, image = await editor_context(grant)
+        locale = request_locale(request)
 
         def again(message: str) -> HTMLResponse:
-            return render(
-                "editor.html", status=400, grant=grant, job=job, image=image, token=token, prompt=prompt, error=message
+            return editor_page(
+                request, status=400, grant=grant, job=job, image=image, token=token, prompt=prompt, error=message
             )
 
         if grant.webapp:
             check_webapp(grant, str(form.get("init_data") or ""))
         if len(prompt) > MAX_PROMPT_CHARS:
-            return again(f"the prompt is {len(prompt)} characters; at most {MAX_PROMPT_CHARS}")
+            return again(t("web.prompt_too_long", locale, length=len(prompt), max=MAX_PROMPT_CHARS))
         if not await deps.guards.spend(grant.nonce):
-            raise Refused("this link was already used; press Vary (Region) again for a fresh one", 410)
+            raise Refused("web.link_used", 410)
         try:
             mask_key = store_mask(deps.service.images, str(form.get("mask") or ""), (image.width_px, image.height_px))
             result = await deps.service.press(
@@ -159,10 +234,10 @@ def build_app(deps: WebDeps) -> Starlette:
             )
         except MaskError as exc:
             await deps.guards.unspend(grant.nonce)  # nothing was made: the link may try again
-            return again(exc.message)
+            return again(t(exc.key, locale, **exc.fields) if exc.key else localize(exc.message, locale))
         except (ServiceError, PromptError) as exc:
             await deps.guards.unspend(grant.nonce)  # refused before any row or charge: the link may try again
-            return again(exc.message)
+            return again(localize(exc.message, locale))
         assert result.ticket is not None
         await deps.replies.save(
             result.ticket.job_id,
@@ -178,23 +253,23 @@ def build_app(deps: WebDeps) -> Starlette:
                 reply_to_row(result.ticket.job_id, grant.message_id),
                 REPLY_TO,
             )
-        return render("submitted.html", grant=grant, job=job, ticket=result.ticket)
+        return render(request, "submitted.html", grant=grant, job=job, ticket=result.ticket)
 
     def check_webapp(grant: Pass, init_data: str) -> None:
         if deps.telegram_token is None:
-            raise Refused("this server cannot check Telegram sign-ins; open the link from the bot in a browser")
+            raise Refused("web.no_telegram")
         try:
             user = validate_init_data(init_data, deps.telegram_token)
         except InitDataError as exc:
-            raise Refused(exc.message) from None
+            raise Refused("", raw=exc.message) from None
         if user.user_id != grant.user_id:
-            raise Refused("this editor was opened for another Telegram user")
+            raise Refused("web.other_telegram_user")
 
     # --------------------------------------------------------------------------------------------- the galleries
 
     async def my_gallery(request: Request) -> Response:
         token = request.query_params.get("t")
-        grant = grant_of(token, "gallery")
+        grant = await grant_of(request, token, "gallery")
         await rate_limited(grant)
         search = request.query_params.get("q", "")[:200]
         favorites = request.query_params.get("fav") == "1"
@@ -202,38 +277,49 @@ def build_app(deps: WebDeps) -> Starlette:
             grant.platform, grant.user_id, page=page_number(request), search=search, favorites_only=favorites
         )
         return render(
-            "gallery.html", kind="gallery", grant=grant, token=token, page=page, search=search, favorites=favorites
+            request,
+            "gallery.html",
+            kind="gallery",
+            grant=grant,
+            token=token,
+            page=page,
+            search=search,
+            favorites=favorites,
         )
 
     async def public_gallery(request: Request) -> Response:
         token = request.query_params.get("t")
-        grant = grant_of(token, "public")
+        grant = await grant_of(request, token, "public")
         await rate_limited(grant)
         assert grant.guild_id is not None
         page = await gallery.public(grant.platform, grant.guild_id, page=page_number(request))
-        return render("gallery.html", kind="public", grant=grant, token=token, page=page, search="", favorites=False)
+        return render(
+            request, "gallery.html", kind="public", grant=grant, token=token, page=page, search="", favorites=False
+        )
 
     async def job_page(request: Request) -> Response:
         token = request.query_params.get("t")
         purpose: Purpose = "public" if request.query_params.get("from") == "public" else "gallery"
-        grant = grant_of(token, purpose)
+        grant = await grant_of(request, token, purpose)
         await rate_limited(grant)
         try:
             job = await deps.service.job(request.path_params["job_id"])
         except ServiceError:
-            raise Refused("no such job, or not one you may see", 404) from None
+            raise Refused("web.no_such_job", 404) from None
         if not may_see(grant, job):
-            raise Refused("no such job, or not one you may see", 404)
+            raise Refused("web.no_such_job", 404)
         lineage = await gallery.lineage(job, viewer=(grant.platform, grant.user_id))
         children = tuple(c for c in lineage.children if may_see(grant, c))
         parent = lineage.parent if lineage.parent is not None and may_see(grant, lineage.parent) else None
-        return render("job.html", grant=grant, token=token, purpose=purpose, job=job, parent=parent, children=children)
+        return render(
+            request, "job.html", grant=grant, token=token, purpose=purpose, job=job, parent=parent, children=children
+        )
 
     async def favorite(request: Request) -> Response:
         """❤️ on a job page: the owner toggles the flag the ❤️ filter reads (the same core call as the chat button)."""
         form = await request.form()
         token = str(form.get("t") or "")
-        grant = grant_of(token, "gallery")
+        grant = await grant_of(request, token, "gallery")
         await rate_limited(grant)
         job_id = request.path_params["job_id"]
         try:
@@ -241,7 +327,7 @@ def build_app(deps: WebDeps) -> Starlette:
                 grant.requester, job_id, Action.FAVORITE, idempotency_key=f"web-fav:{grant.user_key}:{job_id}"
             )
         except ServiceError as exc:
-            raise Refused(exc.message) from None
+            raise Refused("", raw=exc.message) from None
         return RedirectResponse(f"/job/{quote(job_id)}?{urlencode({'t': token, 'from': 'gallery'})}", 303)
 
     # --------------------------------------------------------------------------------------------------- images
@@ -256,10 +342,10 @@ def build_app(deps: WebDeps) -> Starlette:
                 raise BadSignature("bad")
             deps.service.images.path(key)  # a store key, or ImageKeyError
         except (BadSignature, ImageKeyError):
-            return PlainTextResponse("this image link is not valid or has expired; reload the page", 403)
+            return PlainTextResponse(t("web.image_link_expired", request_locale(request)), 403)
         path = await asyncio.to_thread(deps.service.images.local_file, key)  # from the bucket, if there is one
         if path is None:
-            return PlainTextResponse("no such image", 404)
+            return PlainTextResponse(t("web.no_such_image", request_locale(request)), 404)
         headers = {"Cache-Control": "private, max-age=3600"}
         if request.query_params.get("dl") == "1":
             headers["Content-Disposition"] = f'attachment; filename="impasto-{key[:12]}.{key.rsplit(".", 1)[1]}"'
@@ -269,11 +355,11 @@ def build_app(deps: WebDeps) -> Starlette:
         """A result's full-resolution PNG, byte for byte, from the link delivery posts under a result too large for
         the chat (``links.download_link``). The file is the store key SQL holds for the link's job and image: nothing
         in the URL names a path. Stealth jobs open only through their owner's link."""
-        grant = grant_of(request.query_params.get("t"), "download")
+        grant = await grant_of(request, request.query_params.get("t"), "download")
         # Counted per job, not per owner: a link posted in a busy channel must not use up the owner's own budget.
         if not await deps.guards.allow(f"download:{grant.platform}:{grant.job_id}"):
-            raise Refused("too many downloads of this image; wait a minute and try again", 429)
-        gone = Refused("no such image, or not one this link may download", 404)
+            raise Refused("web.too_many_downloads", 429)
+        gone = Refused("web.no_such_download", 404)
         try:
             job = await deps.service.job(grant.job_id or "")
         except ServiceError:
@@ -297,7 +383,7 @@ def build_app(deps: WebDeps) -> Starlette:
         )
 
     async def home(request: Request) -> Response:
-        return render("home.html")
+        return render(request, "home.html")
 
     routes = [
         Route("/", home),
@@ -315,7 +401,9 @@ def build_app(deps: WebDeps) -> Starlette:
 
     async def on_refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
-        return refused(exc.message, exc.status)
+        if not getattr(request.state, "locale", None) and (found := served_locale(exc.lang)):
+            request.state.locale = found  # an expired link still says whose language its page was in
+        return render(request, "refused.html", status=exc.status, message=exc.text(request_locale(request)))
 
     app = Starlette(routes=routes, exception_handlers={Refused: on_refused})
     app.add_middleware(SecurityHeaders)
@@ -387,7 +475,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(self.max_bytes)(scope, receive, send)
+            language = dict(scope.get("headers", [])).get(b"accept-language", b"").decode("latin-1")
+            await _too_large(self.max_bytes, browser_locale(language))(scope, receive, send)
             return
         seen = 0
 
@@ -397,11 +486,11 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise Refused(f"the request is larger than {self.max_bytes // 1024} KB", 413)
+                    raise Refused("web.too_large", 413, kb=self.max_bytes // 1024)
             return message
 
         await self.app(scope, capped, send)
 
 
-def _too_large(max_bytes: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    return PlainTextResponse(f"the request is larger than {max_bytes // 1024} KB", 413)
+def _too_large(max_bytes: int, locale: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    return PlainTextResponse(t("web.too_large", locale, kb=max_bytes // 1024), 413)

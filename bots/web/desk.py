@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.moderation import commands as mod_commands
 from impasto.bots.moderation.review import Review, log_line
 from impasto.bots.service.jobs import JobService
@@ -26,9 +28,14 @@ from impasto.storage import moderation as mod
 from impasto.storage.models import HELD
 
 Render = Callable[..., HTMLResponse]
-GrantOf = Callable[[str | None, Purpose], Pass]
+GrantOf = Callable[[Request, str | None, Purpose], Awaitable[Pass]]
 Limit = Callable[[Pass], Awaitable[None]]
 MAX_WORD_CHARS = 100
+
+
+def page_locale(request: Request) -> str:
+    """The page's language, settled by ``grant_of`` (the link's, the user's choice, the browser's)."""
+    return str(getattr(request.state, "locale", None) or DEFAULT_LOCALE)
 
 
 def desk_routes(
@@ -38,7 +45,7 @@ def desk_routes(
     render: Render,
     grant_of: GrantOf,
     limit: Limit,
-    refuse: Callable[[str], Exception],
+    refuse: Callable[[str], Exception],  # a catalog key: the one-line refusal page
 ) -> list[Route]:
     review = Review(service, policy)
 
@@ -47,9 +54,10 @@ def desk_routes(
 
     async def desk(request: Request) -> Response:
         token = request.query_params.get("t")
-        grant = grant_of(token, "desk")
+        grant = await grant_of(request, token, "desk")
         await limit(grant)
         assert grant.guild_id is not None
+        locale = page_locale(request)
         items = await review.pending(grant.platform, grant.guild_id)
         pictures: dict[int, Any] = {}
         for item in items:
@@ -62,12 +70,13 @@ def desk_routes(
             stored = await mod.server_moderation(session, guild_id)
         categories = {n: c.label for n, c in policy.categories.items() if not c.locked} if policy else {}
         return render(
+            request,
             "desk.html",
             grant=grant,
             token=token,
             items=items,
             pictures=pictures,
-            log=[log_line(r) for r in rows],
+            log=[log_line(r, locale) for r in rows],
             added=sorted(stored.added),
             removed=sorted(stored.removed),
             categories=categories,
@@ -77,25 +86,26 @@ def desk_routes(
     async def decide(request: Request) -> Response:
         form = await request.form()
         token = str(form.get("t") or "")
-        grant = grant_of(token, "desk")
+        grant = await grant_of(request, token, "desk")
         await limit(grant)
         raw = str(form.get("id") or "")
         item = await review.item(int(raw)) if raw.isdigit() else None
         if item is None or item.platform != grant.platform or item.guild != grant.guild_id:
-            raise refuse("this item is not in this server's review queue")
+            raise refuse("web.not_in_queue")
         decision = await review.decide(item.id, grant.platform, grant.user_id, approve=form.get("verdict") == "approve")
-        return back(token, decision.line)
+        return back(token, localize(decision.line, page_locale(request)))
 
     async def words(request: Request) -> Response:
         form = await request.form()
         token = str(form.get("t") or "")
-        grant = grant_of(token, "desk")
+        grant = await grant_of(request, token, "desk")
         await limit(grant)
         if policy is None:
-            raise refuse("this web front door was started without the prompt policy")
+            raise refuse("web.no_policy")
+        locale = page_locale(request)
         word = str(form.get("word") or "").strip()
         if not word or len(word) > MAX_WORD_CHARS:
-            return back(token, f"a word or phrase of 1–{MAX_WORD_CHARS} characters, please")
+            return back(token, t("web.word_length", locale, max=MAX_WORD_CHARS))
         assert grant.guild_id is not None
         async with service.sessions() as session, session.begin():
             guild_id = await mod.guild_id_for(session, grant.platform, grant.guild_id)
@@ -103,12 +113,18 @@ def desk_routes(
             try:
                 if form.get("op") == "remove":
                     line = await mod_commands.remove_word(
-                        session, policy, guild_id=guild_id, moderator_id=moderator_id, word=word
+                        session, policy, guild_id=guild_id, moderator_id=moderator_id, word=word, locale=locale
                     )
                 else:
                     category = str(form.get("category") or "custom")
                     line = await mod_commands.add_word(
-                        session, policy, guild_id=guild_id, moderator_id=moderator_id, word=word, category=category
+                        session,
+                        policy,
+                        guild_id=guild_id,
+                        moderator_id=moderator_id,
+                        word=word,
+                        category=category,
+                        locale=locale,
                     )
             except mod_commands.ModerationCommandError as exc:
                 line = str(exc)

@@ -46,11 +46,14 @@ PATHS: dict[Purpose, str] = {
 
 
 class LinkError(Exception):
-    """A link that is forged, tampered with, for another page, or expired; ``message`` is the one line shown."""
+    """A link that is forged, tampered with, for another page, or expired; ``message`` is the one line (English),
+    ``key`` its catalog key (``web.*``, for the page's language), ``lang`` the language of an expired link's page."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, key: str = "", lang: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.key = key
+        self.lang = lang
 
 
 class WebLinkSettings(Protocol):
@@ -79,6 +82,7 @@ class Pass:
     webapp: bool = False  # opened as a Telegram Mini App: the form must carry Telegram's initData
     nonce: str = ""  # editor links: spent once on submit
     expires: int = 0  # unix seconds
+    lang: str = ""  # the user's reply language when the link was made (a catalog name); "": the page negotiates
 
     @property
     def requester(self) -> Requester:
@@ -99,7 +103,7 @@ class Pass:
 
 def _serializer(secret: str, purpose: Purpose) -> URLSafeSerializer:
     if not secret:
-        raise LinkError("the web front door has no secret (IMPASTO_WEB_SECRET)")
+        raise LinkError("the web front door has no secret (IMPASTO_WEB_SECRET)", "web.link_no_secret")
     return URLSafeSerializer(secret, salt=f"impasto-web-{purpose}")
 
 
@@ -119,15 +123,17 @@ def verify(secret: str, token: str, purpose: Purpose, *, now: float | None = Non
     try:
         data = _serializer(secret, purpose).loads(token)
     except BadSignature:
-        raise LinkError("this link is not valid (it was changed or made for another page); ask the bot again") from None
+        raise LinkError(
+            "this link is not valid (it was changed or made for another page); ask the bot again", "web.link_invalid"
+        ) from None
     try:
         grant = Pass(**data)
     except TypeError:
-        raise LinkError("this link is not valid; ask the bot again") from None
+        raise LinkError("this link is not valid; ask the bot again", "web.link_broken") from None
     if grant.purpose != purpose:
-        raise LinkError("this link is for another page; ask the bot again")
+        raise LinkError("this link is for another page; ask the bot again", "web.link_other_page", grant.lang)
     if grant.expires < (now if now is not None else time.time()):
-        raise LinkError("this link has expired; press the button again for a fresh one")
+        raise LinkError("this link has expired; press the button again for a fresh one", "web.link_expired", grant.lang)
     return grant
 
 
@@ -147,6 +153,7 @@ def editor_link(
     source_message_id: str | None,
     *,
     webapp: bool = False,
+    lang: str | None = None,
     now: float | None = None,
 ) -> str:
     """The region editor for ``job_id`` (image ``index`` of a grid, None for a single image), for ``who`` only.
@@ -154,7 +161,8 @@ def editor_link(
     Called by an adapter when Vary (Region) is pressed: ``who`` is the presser (their channel is where the result
     goes), ``source_message_id`` the message whose button was pressed (the result replies to it). ``webapp``: the
     link opens as a Telegram Mini App (private chats), and the form must then carry Telegram's ``initData``.
-    Every call gives a fresh, single-use link valid for 15 minutes.
+    Every call gives a fresh, single-use link valid for 15 minutes. ``lang``: the presser's reply language (the
+    page opens in it; every link function takes it).
     """
     grant = Pass(
         "edit",
@@ -167,20 +175,26 @@ def editor_link(
         job_id=job_id,
         index=index,
         webapp=webapp,
+        lang=lang or "",
     )
     return _link(settings, grant, now)
 
 
-def gallery_link(settings: WebLinkSettings, who: Requester, *, now: float | None = None) -> str:
+def gallery_link(
+    settings: WebLinkSettings, who: Requester, *, lang: str | None = None, now: float | None = None
+) -> str:
     """``who``'s own gallery (stealth jobs included): send it privately (ephemeral, or a private message)."""
-    return _link(settings, Pass("gallery", who.platform, who.user_id, who.display_name), now)
+    return _link(settings, Pass("gallery", who.platform, who.user_id, who.display_name, lang=lang or ""), now)
 
 
-def public_gallery_link(settings: WebLinkSettings, who: Requester, *, now: float | None = None) -> str:
+def public_gallery_link(
+    settings: WebLinkSettings, who: Requester, *, lang: str | None = None, now: float | None = None
+) -> str:
     """The public gallery of the server ``who`` is in (their guild/group); refuses outside a server."""
     if who.guild_id is None:
         raise LinkError("the public gallery belongs to a server; ask for it in one")
-    return _link(settings, Pass("public", who.platform, who.user_id, who.display_name, guild_id=who.guild_id), now)
+    grant = Pass("public", who.platform, who.user_id, who.display_name, guild_id=who.guild_id, lang=lang or "")
+    return _link(settings, grant, now)
 
 
 def download_link(
@@ -190,6 +204,7 @@ def download_link(
     index: int,
     *,
     lifetime_s: int | None = None,
+    lang: str | None = None,
     now: float | None = None,
 ) -> str:
     """The full-resolution PNG of image ``index`` of ``job_id`` (0: a grid), for ``owner`` = (platform, user id).
@@ -201,12 +216,13 @@ def download_link(
     platform, user_id = owner
     start = int(now if now is not None else time.time())
     expires = start + (lifetime_s if lifetime_s is not None else LIFETIMES["download"])
-    return _link(settings, Pass("download", platform, user_id, job_id=job_id, index=index, expires=expires), now)
+    grant = Pass("download", platform, user_id, job_id=job_id, index=index, expires=expires, lang=lang or "")
+    return _link(settings, grant, now)
 
 
-def desk_link(settings: WebLinkSettings, who: Requester, *, now: float | None = None) -> str:
+def desk_link(settings: WebLinkSettings, who: Requester, *, lang: str | None = None, now: float | None = None) -> str:
     """The moderators' desk of ``who.guild_id``, for a moderator the bot has just checked (``/mod desk``)."""
     if who.guild_id is None:
         raise LinkError("the moderators' desk belongs to a server: ask for it there")
-    grant = Pass("desk", who.platform, who.user_id, who.display_name, guild_id=who.guild_id)
+    grant = Pass("desk", who.platform, who.user_id, who.display_name, guild_id=who.guild_id, lang=lang or "")
     return _link(settings, grant, now)

@@ -59,7 +59,8 @@ class Account(commands.Cog):
         view = await self.service.update_settings(who, visibility=visibility)
         text = replies.visibility_reply(visibility, view.locale)
         if self.controls.web is not None and who.guild_id is not None:
-            text += "\n" + replies.public_gallery_line(public_gallery_link(self.controls.web, who), view.locale)
+            link = public_gallery_link(self.controls.web, who, lang=view.locale)
+            text += "\n" + replies.public_gallery_line(link, view.locale)
         await answer(interaction, text)
 
     @app_commands.command(name="fast", description="Switch to fast mode")

@@ -78,8 +78,9 @@ class Jobs(commands.Cog):
         who = await private(interaction)
         views = await self.service.history(who)
         # The gallery shows stealth jobs too: its link goes to the user alone (``private`` answers ephemerally).
-        url = gallery_link(self.controls.web, who) if self.controls.web is not None else None
-        await answer(interaction, replies.history(views, url, await self.service.reply_locale(who)))
+        locale = await self.service.reply_locale(who)
+        url = gallery_link(self.controls.web, who, lang=locale) if self.controls.web is not None else None
+        await answer(interaction, replies.history(views, url, locale))
 
     @app_commands.command(name="help", description="How to use impasto")
     async def help(self, interaction: _Interaction) -> None:

@@ -229,7 +229,7 @@ class Moderation(commands.GroupCog, group_name="mod", group_description="Moderat
             "discord", str(interaction.user.id), interaction.user.display_name, guild_id=str(interaction.guild_id)
         )
         try:
-            url = desk_link(self.web, who)
+            url = desk_link(self.web, who, lang=(locale := await reply_locale(interaction)))
         except LinkError as exc:
             raise InvalidRequest(exc.message) from None
-        await answer(interaction, t("modcmd.desk_link", await reply_locale(interaction), url=f"<{url}>"))
+        await answer(interaction, t("modcmd.desk_link", locale, url=f"<{url}>"))

@@ -1,6 +1,8 @@
 // The region editor: paint the area to repaint on <canvas id="mask"> over the image, then submit the mask as a
 // black-and-white PNG (white = repaint). Pointer events cover mouse, pen and touch alike; the canvas has the image's
-// own pixel size and is scaled by CSS, so every point is mapped back to image pixels.
+// own pixel size and is scaled by CSS, so every point is mapped back to image pixels. What it shows in words comes
+// from the page, in the page's language: <script type="application/json" id="editor-text"> maps catalog keys
+// (app.EDITOR_JS_KEYS) to their text.
 "use strict";
 (() => {
   const canvas = document.getElementById("mask");
@@ -9,6 +11,8 @@
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   const size = document.getElementById("size");
   const errorLine = document.getElementById("error");
+  const blob = document.getElementById("editor-text");
+  const TEXT = blob ? JSON.parse(blob.textContent) : {};
   const PAINT = "rgb(255, 0, 110)";
   const UNDO_DEPTH = 30;
   const undo = [];
@@ -134,11 +138,13 @@
     }
     if (!any) {
       event.preventDefault();
-      errorLine.textContent = "Paint the area to repaint first (brush, rectangle or lasso).";
+      errorLine.textContent = TEXT["web.js_paint_first"];
       return;
     }
     octx.putImageData(mask, 0, 0);
     document.getElementById("mask-data").value = out.toDataURL("image/png");
-    form.querySelector("button[type=submit]").disabled = true;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    button.textContent = TEXT["web.js_sending"];
   });
 })();
