@@ -35,9 +35,7 @@ def _chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """One headless Chromium for the session (chromium and chromium-driver from the distribution)."""
+def _launch(accept_language: str | None = None) -> Iterator[object]:
     found = _chromium()
     if found is None:
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
@@ -48,9 +46,25 @@ def browser() -> Iterator[object]:
     options.binary_location = found[0]
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,1000"):
         options.add_argument(arg)
+    if accept_language is not None:
+        # What the browser asks pages for (its Accept-Language header); --lang alone is ignored when headless.
+        options.add_argument(f"--lang={accept_language.split(',')[0]}")
+        options.add_experimental_option("prefs", {"intl.accept_languages": accept_language})
     driver = webdriver.Chrome(service=Service(found[1]), options=options)
     driver.set_page_load_timeout(60)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the session (chromium and chromium-driver from the distribution)."""
+    yield from _launch()
+
+
+@pytest.fixture(scope="session")
+def browser_zh() -> Iterator[object]:
+    """A headless Chromium whose user reads Simplified Chinese (``Accept-Language: zh-CN,zh``)."""
+    yield from _launch("zh-CN,zh")
