@@ -89,7 +89,28 @@ def keys_built_at_run_time() -> set[str]:
     keys |= {f"modcmd.choice_{choice}" for choice in ("block", "nsfw", "allow")}
     kinds = ("refused", "flagged", "timeout", "ban", "unban", "word+", "word-", "policy", "channel", "held", "appeal")
     keys |= {f"audit.{AUDIT_KINDS.get(kind, kind)}" for kind in (*kinds, "approved", "rejected")}
+    keys |= {f"web.{visibility}" for visibility in ("public", "stealth")}  # job.html: known("web." ~ visibility)
     return keys
+
+
+# The web front door: every key its templates name (t("…"), tm("…"), and any other quoted "web.…" literal, such as
+# the two sides of an `if`), and every key editor.js reads from the page's JSON blob (TEXT["…"]).
+WEB = BOTS / "web"
+_TEMPLATE_CALL = re.compile(r"""\b(?:t|tm)\(\s*["']([^"'{}\s]+)["']""")
+_JS_KEY = re.compile(r"""\bTEXT\[\s*["']([^"']+)["']\s*\]""")
+
+
+def keys_in_web_pages(prefixes: set[str]) -> dict[str, str]:
+    """Every catalog key the templates and editor.js use → where."""
+    found: dict[str, str] = {}
+    for path in sorted((WEB / "templates").glob("*.html")):
+        source = path.read_text(encoding="utf-8")
+        for key in [*_TEMPLATE_CALL.findall(source), *_LITERAL.findall(source)]:
+            if key.split(".", 1)[0] in prefixes:
+                found.setdefault(key, f"web/templates/{path.name}")
+    for key in _JS_KEY.findall((WEB / "static" / "editor.js").read_text(encoding="utf-8")):
+        found.setdefault(key, "web/static/editor.js")
+    return found
 
 
 def test_every_key_the_code_uses_has_a_chinese_translation() -> None:
@@ -97,6 +118,9 @@ def test_every_key_the_code_uses_has_a_chinese_translation() -> None:
     prefixes = {key.split(".", 1)[0] for key in cats.messages[DEFAULT_LOCALE]}
     used = keys_in_code(prefixes)
     assert len(used) > 80  # the scan sees the adapters' texts
+    web = keys_in_web_pages(prefixes)
+    assert len(web) > 60  # the scan sees the pages' texts
+    used = {**web, **used}
     missing = untranslated(cats, [*used, *keys_built_at_run_time()])
     assert missing == [], "keys without a Chinese translation: " + ", ".join(
         f"{k} ({used.get(k, 'built')})" for k in missing
@@ -325,3 +349,17 @@ def test_every_category_of_the_shipped_policy_is_named_in_chinese() -> None:
         message = f"this prompt was refused: {category.label} is not allowed on this server"
         assert localize(message, ZH).startswith("这个提示词被拒绝："), message
         assert category.label not in localize(message, ZH), f"no term.{category.label} in {ZH}.po"
+
+
+def test_the_web_pages_keys_are_scanned_and_the_editor_js_blob_carries_them() -> None:
+    from impasto.bots.web.app import EDITOR_JS_KEYS
+
+    web = keys_in_web_pages({"web", "mode", "label", "term", "review"})
+    assert web["web.brush"] == "web/templates/editor.html"
+    assert web["web.submitted"] == "web/templates/submitted.html"  # the other side of an `if`
+    assert web["review.policy"] == "web/templates/desk.html"
+    in_js = {key for key, where in web.items() if where == "web/static/editor.js"}
+    assert in_js, "editor.js reads no TEXT[…] key: the scan misses its words"
+    # What editor.js shows must be in the blob the page passes it, and every blob key is a catalog key.
+    assert in_js <= set(EDITOR_JS_KEYS)
+    assert untranslated(catalogs(), EDITOR_JS_KEYS) == []
