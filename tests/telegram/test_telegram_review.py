@@ -274,3 +274,37 @@ async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_t
         child = await session.scalar(select(Job).where(Job.parent_id == ticket.job_id))
     assert child is not None
     assert (child.action, child.image_index) == ("v", 1)
+
+
+async def test_mod_review_and_mod_log_work_in_the_linked_admin_chat(stack: TelegramStack) -> None:
+    """The moderators work in the admin chat that /mod link linked: /mod review and /mod log answer there for the
+    group; someone who administers no group reporting there is refused."""
+    await link_admin_chat(stack)
+    await appeal(stack)
+    mark = len(stack.api.calls)
+    await stack.api.push(stack.api.message("/mod review", chat_id=ADMIN, user_id=ADMIN, name=f"u{ADMIN}"))
+    [listed] = await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "1 waiting for review" in str(c.params["text"]),
+        after=mark,
+    )
+    assert "severed head" in str(listed.params["text"])
+    [reposted] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage"
+            and c.chat_id == ADMIN
+            and str(c.params["text"]).startswith("Appeal by")
+            and "Approve" in buttons(c)
+        ),
+        after=mark,
+    )
+    assert "severed head" in str(reposted.params["text"])
+    logged = await say(stack, f"/mod log {MEMBER}", user_id=ADMIN, chat_id=ADMIN)
+    assert "refused" in str(logged.params["text"])
+    assert "appeal" in str(logged.params["text"])
+    # MEMBER's private chat reports for no group: /mod stays a group command there.
+    refused = await say(stack, "/mod review", user_id=MEMBER, chat_id=MEMBER)
+    assert "waiting for review" not in str(refused.params["text"])
+    # A member posting in the linked chat (an admin group would have them) is not the group's administrator.
+    stack.api.admins.discard(OTHER_ADMIN)
+    not_admin = await say(stack, "/mod log", user_id=OTHER_ADMIN, chat_id=ADMIN)
+    assert "administrators of the groups that report to this chat" in str(not_admin.params["text"])
