@@ -258,7 +258,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         self, who: Requester, prompts: Sequence[str], key: str, request: Mapping[str, object]
     ) -> list[JobTicket]:
         """/imagine of each prompt, as the presser would type it (their preferences, policy checks, quota), under one
-        request key: a double click makes no second set."""
+        request key: a double click makes no second set. As /imagine refuses several relax jobs from one prompt
+        (permutations, --repeat), so is a press that would make several relax jobs refused, before anything is
+        charged."""
         existing = await self.admission.replay(key)
         if existing is not None:
             return existing
@@ -269,6 +271,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
             )
             drafts += [self.drafts.from_parsed(job, action=Action.IMAGINE, prompt=text) for job in parsed]
+        if len(drafts) > 1 and any(draft.mode == "relax" for draft in drafts):
+            # /imagine's rule (Midjourney's): several jobs from one request run only in fast or turbo mode.
+            raise InvalidRequest(t("describe.refusal.imagine_all_relax", "en", count=len(drafts)))
         intent = Intent("imagine", Action.IMAGINE, "\n".join(prompts), request=request)
         return await self.admission.submit(ctx, intent, drafts, key, looked_up=True)
 
