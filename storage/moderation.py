@@ -318,6 +318,10 @@ async def record(
     return event
 
 
+#: A refusal's note: the request as it can be made again (JSON), what an approved appeal reruns.
+REQUEST_NOTE = "request "
+
+
 @dataclass(frozen=True)
 class LogRow:
     id: int
@@ -414,6 +418,11 @@ async def purge_evidence(session: AsyncSession, *, retention_days: int, now: dat
             select(ModerationEvent.job_id).where(old, pending, ModerationEvent.job_id.is_not(None)).distinct()
         )
     ).all()
+    await session.execute(
+        update(ModerationEvent)
+        .where(old, pending, ModerationEvent.note.startswith(REQUEST_NOTE, autoescape=True))
+        .values(note="")
+    )
     result = await session.execute(
         update(ModerationEvent).where(old, pending).values(prompt=None, matched=None, evidence_purged_at=now)
     )
@@ -708,8 +717,12 @@ async def record_refusal(
     matched: Sequence[str],
     prompt: str,
     now: datetime | None = None,
+    request: str | None = None,
 ) -> Strike:
     """Audit a refused prompt and climb the ladder: warn → timeout → ban.
+
+    ``request``: the request as it can be made again (JSON, the bots' ``replay.py``), kept in the row's note
+    (``REQUEST_NOTE``) for an approved appeal to rerun; it is evidence, purged with the prompt.
 
     Refusals count within the server's window and since the user's last timeout, so a timeout starts a fresh count.
     """
@@ -725,6 +738,7 @@ async def record_refusal(
         rule=rule,
         matched=matched,
         prompt=prompt,
+        note=REQUEST_NOTE + request if request is not None else "",
         now=now,
     )
     place = ModerationEvent.guild_id.is_(None) if guild_id is None else ModerationEvent.guild_id == guild_id

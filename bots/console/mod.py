@@ -196,7 +196,7 @@ async def _log(args: argparse.Namespace) -> int:
             parts.append(f"by {row.moderator}")
         if row.job_id:
             parts.append(f"job {row.job_id}")
-        if row.note:
+        if row.note and not row.note.startswith(mod.REQUEST_NOTE):
             parts.append(row.note)
         if row.prompt is not None:
             parts.append(f"prompt {row.prompt!r} matched {row.matched!r}")

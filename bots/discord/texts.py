@@ -100,8 +100,9 @@ HELP = "\n".join(
         "`/imagine prompt: a lighthouse at dusk --ar 16:9 --no people` — a 2×2 grid; "
         "U1–U4 pick one, V1–V4 vary one, 🔄 rerolls.",
         "Under one image: Upscale, Vary, Zoom Out, Custom Zoom, ⬅️➡️⬆️⬇️ pan, Make Square, ❤️.",
-        "`/blend` 2–5 images · `/settings` · `/prefer suffix|option|remix` · `/info` · `/fast` `/relax` `/turbo` · "
-        "`/public` `/stealth` · `/show job_id` · `/history`",
+        "`/blend` 2–5 images · `/describe` an image: four prompts to imagine from · `/settings` · "
+        "`/prefer suffix|option|remix` · `/info` · `/fast` `/relax` `/turbo` · `/public` `/stealth` · `/show job_id` · "
+        "`/history`",
         "React ✉️ to get a job's details and images by DM; ❌ on your own job cancels or deletes it.",
         "Parameters: `--ar W:H --seed N --chaos 0-100 --stylize N --q .5|1|2 --stop 10-100 --tile --iw N "
         "--style raw --v N --niji --no words`.",

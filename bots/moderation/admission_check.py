@@ -10,8 +10,9 @@ before the user is answered: no job is made, so nothing else would keep it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,21 +21,28 @@ from impasto.bots.moderation.gate import admit
 from impasto.bots.service.checks import Intent
 from impasto.bots.service.context import Context
 from impasto.bots.service.errors import PromptRefused
+from impasto.bots.service.replay import dumps, recorded, same
 from impasto.queue import metrics
 from impasto.queue.moderation.policy import Policy
 
-#: The prompt a moderator approved on appeal, while its job is admitted (``review.Review``): the policy is waived for
-#: exactly that text in exactly that call; bans and every other check still apply.
-_WAIVED: ContextVar[str | None] = ContextVar("impasto_waived_prompt", default=None)
+#: The request a moderator approved on appeal (its refusal's record, ``replay.recorded``), while it is made again
+#: (``review.Review``): the policy is waived for exactly that request — the same call, by the same user, in the same
+#: place — in exactly that call; bans and every other check still apply.
+_WAIVED: ContextVar[Mapping[str, Any] | None] = ContextVar("impasto_waived_request", default=None)
 
 
 @contextlib.contextmanager
-def waive_policy(prompt: str) -> Iterator[None]:
-    token = _WAIVED.set(prompt)
+def waive_policy(request: Mapping[str, Any]) -> Iterator[None]:
+    token = _WAIVED.set(request)
     try:
         yield
     finally:
         _WAIVED.reset(token)
+
+
+def _waived(ctx: Context, intent: Intent) -> bool:
+    waived = _WAIVED.get()
+    return waived is not None and intent.request is not None and same(recorded(ctx.who, intent.request), waived)
 
 
 class ModerationCheck:
@@ -45,6 +53,7 @@ class ModerationCheck:
     async def __call__(self, ctx: Context, intent: Intent) -> None:
         # What would be painted: every permutation's segments (``--no`` items are steered away from, not painted).
         texts = [text for job in intent.jobs for text in job_texts(job)]
+        request = dumps(recorded(ctx.who, intent.request)) if intent.request is not None else None
         async with self.sessions() as session, session.begin():
             admission = await admit(
                 session,
@@ -55,7 +64,8 @@ class ModerationCheck:
                 texts=texts,
                 nsfw_channel=ctx.who.nsfw_channel,
                 prompt=intent.text or None,
-                check_policy=_WAIVED.get() != intent.text or not intent.text,
+                check_policy=not _waived(ctx, intent),
+                request=request,
             )
         if not admission.allowed:
             if admission.verdict is not None and admission.verdict.category is not None:

@@ -60,6 +60,7 @@ async def admit(
     prompt: str | None = None,
     now: datetime | None = None,
     check_policy: bool = True,
+    request: str | None = None,
 ) -> Admission:
     """Whether this request may go on.
 
@@ -67,7 +68,8 @@ async def admit(
     ``prompt`` is what the user typed, kept as the audit's evidence (default: the texts). ``nsfw_channel`` is the
     platform's flag (Discord's channel ``nsfw``; Telegram has none: pass False and the server's "NSFW allowed in this
     chat" setting decides). ``check_policy`` False: a moderator approved exactly this request on appeal
-    (``admission_check.waive_policy``); the ban check still runs.
+    (``admission_check.waive_policy``); the ban check still runs. ``request``: the request as it can be made again
+    (``bots/service/replay.py``, as JSON), kept with a refusal for an approved appeal to rerun.
     """
     ban = await mod.active_ban(session, user_id, guild_id, now=now)
     if ban is not None:
@@ -88,5 +90,6 @@ async def admit(
         matched=verdict.matched,
         prompt=prompt if prompt is not None else "\n".join(texts),
         now=now,
+        request=request,
     )
     return Admission(allowed=False, message=f"{verdict.reason}{_ladder(strike)}", verdict=verdict, strike=strike)

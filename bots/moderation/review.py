@@ -7,9 +7,12 @@ get one outcome, the second is told it was already decided. What follows a decis
 
 - a held result approved → ``release`` (the platform's ``Delivery.release_held``) posts it where it was asked;
 - a held result rejected → nothing is posted; the adapter tells the user in one line;
-- an appeal approved → the refused prompt is run as the user's ``/imagine`` in the place it was refused, charged
-  normally, with the prompt policy waived for exactly that text (``admission_check.waive_policy``; bans still apply);
-  its message opens as a reply to the refusal (the message index's ``reply_to`` row, as web-born jobs do);
+- an appeal approved → the refused request is made again as it was asked (``JobService.rerun`` of the request its
+  refusal kept, ``bots/service/replay.py``: an /imagine with its image prompts, a /blend, a button with its Remix
+  edit, in the same place — its NSFW flag too), charged normally, with the prompt policy waived for exactly that
+  request (``admission_check.waive_policy``; bans still apply); a refusal kept before requests were (or whose request
+  was purged with its evidence) runs its prompt as an /imagine. Its message opens as a reply to the refusal (the
+  message index's ``reply_to`` row, as web-born jobs do);
 - an appeal denied → the adapter tells the user.
 
 Everything is audited: the hold, the appeal, the decision (who, when, which job), a channel change.
@@ -18,15 +21,17 @@ Everything is audited: the hold, the appeal, the decision (who, when, which job)
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.language.errors import PromptError
 from impasto.bots.moderation.admission_check import waive_policy
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.jobs import JobService
+from impasto.bots.service.replay import loads, recorded
 from impasto.bots.service.requester import Platform, Requester
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation as mod
@@ -55,6 +60,8 @@ class ReviewItem:
     category: str | None  # the policy's label, for an appeal
     note: str
     decided: str | None = None  # APPROVED | REJECTED once answered
+    # An appeal's refused request as it can be made again (``replay.py``); None when its refusal kept none
+    request: Mapping[str, Any] | None = None
 
     @property
     def refusal_message(self) -> tuple[str, str] | None:
@@ -81,7 +88,9 @@ def _split(key: str | None) -> tuple[str, str | None]:
     return platform, ident
 
 
-def _item(row: mod.LogRow, policy: Policy | None, decided: str | None) -> ReviewItem:
+def _item(
+    row: mod.LogRow, policy: Policy | None, decided: str | None, request: Mapping[str, Any] | None = None
+) -> ReviewItem:
     platform, guild = _split(row.guild)
     user_platform, user = _split(row.user)
     category = row.category
@@ -99,7 +108,15 @@ def _item(row: mod.LogRow, policy: Policy | None, decided: str | None) -> Review
         category=category,
         note=row.note,
         decided=decided,
+        request=request,
     )
+
+
+def _request(row: mod.LogRow) -> Mapping[str, Any] | None:
+    """The request a refusal kept, as it can be made again."""
+    if row.prompt is None or not row.note.startswith(mod.REQUEST_NOTE):
+        return None
+    return loads(row.note.removeprefix(mod.REQUEST_NOTE))
 
 
 class Review:
@@ -139,7 +156,11 @@ class Review:
             if not rows or rows[0].kind not in (HELD, APPEAL):
                 return None
             decision = await mod.decision_of(session, event_id)
-        return _item(rows[0], self.policy, decision.kind if decision is not None else None)
+            request = None
+            if rows[0].kind == APPEAL and rows[0].ref_id is not None:
+                refusal = await mod.audit_log(session, ids=[rows[0].ref_id], limit=1)
+                request = _request(refusal[0]) if refusal else None
+        return _item(rows[0], self.policy, decision.kind if decision is not None else None, request)
 
     async def held_item(self, job_id: str) -> ReviewItem | None:
         held = await self.service.held_id(job_id)
@@ -212,21 +233,25 @@ class Review:
             )
         if item.prompt is None or item.user is None:
             return Decision("approved", item, "approved, but the prompt was purged with the evidence: nothing to run")
-        who = Requester(
-            platform=_platform(item.platform),
-            user_id=item.user,
-            guild_id=item.guild,
-            channel_id=item.channel_id,
-        )
+        request = item.request
+        if request is None:  # kept before refusals kept their request: the prompt, as an /imagine where it was asked
+            who = Requester(
+                platform=_platform(item.platform),
+                user_id=item.user,
+                guild_id=item.guild,
+                channel_id=item.channel_id,
+            )
+            request = recorded(who, {"entry": "imagine", "text": item.prompt, "image_urls": [], "stored": {}})
         try:
-            with waive_policy(item.prompt):
-                tickets = await self.service.imagine(who, item.prompt, idempotency_key=f"appeal:{item.id}")
-        except ServiceError as exc:
+            with waive_policy(request):
+                tickets = await self.service.rerun(request, idempotency_key=f"appeal:{item.id}")
+        except (ServiceError, PromptError) as exc:
+            why = exc.message if isinstance(exc, ServiceError) else str(exc)
             return Decision(
                 "approved",
                 item,
-                f"approved, but the job could not start: {exc.message}",
-                user_line=f"your appeal was approved, but the job could not start: {exc.message}",
+                f"approved, but the job could not start: {why}",
+                user_line=f"your appeal was approved, but the job could not start: {why}",
             )
         where = item.refusal_message
         for ticket in tickets:
@@ -318,7 +343,7 @@ def log_line(row: mod.LogRow, locale: str = DEFAULT_LOCALE) -> str:
         parts.append(t("audit.job", locale, job=row.job_id))
     if row.moderator:
         parts.append(t("audit.by", locale, moderator=row.moderator.partition(":")[2]))
-    if row.note and not row.note.startswith(_MESSAGE_NOTE):
+    if row.note and not row.note.startswith((_MESSAGE_NOTE, mod.REQUEST_NOTE)):
         parts.append(row.note[:120])
     if row.prompt:
         parts.append(f"“{' '.join(row.prompt.split())[:120]}”")

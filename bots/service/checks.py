@@ -11,9 +11,9 @@ writing it and one line where the list is built (``POLICY_CHECKS`` for checks wi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from impasto.bots.language.job import Job
 from impasto.bots.service.context import Context
@@ -32,6 +32,8 @@ class Intent:
     text: str  # what the user typed (the prompt, a Remix edit), or the parent's prompt for a plain button
     parent_id: str | None = None  # the job a button was pressed on
     jobs: tuple[Job, ...] = ()  # the command language's reading: every permutation × repeat that would be painted
+    # The call as it can be made again (``replay.py``): what a refusal keeps for an approved appeal to rerun.
+    request: Mapping[str, Any] | None = None
 
 
 PolicyCheck = Callable[[Context, Intent], Awaitable[None]]

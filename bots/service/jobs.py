@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,6 +30,7 @@ from impasto.bots.service.flagged import FlaggedResults
 from impasto.bots.service.guilds import Guilds
 from impasto.bots.service.messages import MessageIndex
 from impasto.bots.service.preferences import PreferencesMixin
+from impasto.bots.service.replay import who_of
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, JobView, PressResult
 from impasto.engine.registry import Registry
@@ -74,12 +76,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         *,
         image_urls: Sequence[str] = (),
         idempotency_key: str,
+        stored_links: Mapping[str, str] | None = None,
     ) -> list[JobTicket]:
         """``/imagine``: parse, admit (quota, limits) and queue one job per permutation × repeat.
 
         ``image_urls`` (attachments) go in front of the text as image prompts. Raises PromptError for a bad prompt,
         a ``ServiceError`` when refused (nothing is charged then). The same ``idempotency_key`` again returns the
-        first call's tickets with ``duplicate=True``.
+        first call's tickets with ``duplicate=True``. ``stored_links``: links whose copies are in the store already
+        (link -> key; an appeal's rerun, whose attachment links may have expired): not fetched again.
         """
         key = request_key(idempotency_key)
         existing = await self.admission.replay(key)
@@ -97,10 +101,12 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 f"permutations and --repeat run only in fast or turbo mode, and this prompt makes {len(drafts)} "
                 "relax jobs; add --fast (or switch with /fast), or send them one at a time"
             )
-        stored = await self._store_links([url for job in parsed for url in _links(job)])
+        stored = await self._store_links([url for job in parsed for url in _links(job)], stored_links)
         for draft in drafts:
             _use_keys(draft, stored)
-        return await self.admission.submit(ctx, Intent("imagine", Action.IMAGINE, text), drafts, key, looked_up=True)
+        request = {"entry": "imagine", "text": text, "image_urls": list(image_urls), "stored": stored}
+        intent = Intent("imagine", Action.IMAGINE, text, request=request)
+        return await self.admission.submit(ctx, intent, drafts, key, looked_up=True)
 
     async def blend(
         self,
@@ -133,7 +139,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             stored = await self._store_links(_links(parsed))
         _use_keys(draft, stored)
         draft.input_image_keys = [str(k) for k in draft.params["image_prompts"]] if stored else []
-        return await self.admission.submit(ctx, Intent("blend", Action.BLEND, ""), [draft], key, looked_up=True)
+        request = {
+            "entry": "blend",
+            "image_urls": list(image_urls),
+            "dimensions": dimensions,
+            "image_keys": [stored.get(u, u) for u in parsed.image_prompts] if stored else [],
+        }
+        intent = Intent("blend", Action.BLEND, "", request=request)
+        return await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
 
     async def describe(
         self,
@@ -200,7 +213,14 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         return tickets[0]
 
     async def _describe_press(
-        self, who: Requester, parent: JobView, action: Action, index: int | None, key: str, edited: str | None
+        self,
+        who: Requester,
+        parent: JobView,
+        action: Action,
+        index: int | None,
+        key: str,
+        edited: str | None,
+        request: Mapping[str, object],
     ) -> PressResult:
         """A button under /describe's four prompts: 1–4 and Imagine all are /imagine of those prompts (policy and
         quota as any /imagine); 🔄 describes the same image again, ``offset`` one further (four other prompts).
@@ -231,12 +251,16 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         prompts = chosen_prompts(parent, action, index)
         if edited is not None and action is Action.DESCRIBE_PICK:
             prompts = [edited]
-        tickets = await self._imagine_all(who, prompts, key)
+        tickets = await self._imagine_all(who, prompts, key, request)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0], tuple(tickets))
 
-    async def _imagine_all(self, who: Requester, prompts: Sequence[str], key: str) -> list[JobTicket]:
+    async def _imagine_all(
+        self, who: Requester, prompts: Sequence[str], key: str, request: Mapping[str, object]
+    ) -> list[JobTicket]:
         """/imagine of each prompt, as the presser would type it (their preferences, policy checks, quota), under one
-        request key: a double click makes no second set."""
+        request key: a double click makes no second set. As /imagine refuses several relax jobs from one prompt
+        (permutations, --repeat), so is a press that would make several relax jobs refused, before anything is
+        charged."""
         existing = await self.admission.replay(key)
         if existing is not None:
             return existing
@@ -247,7 +271,10 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
             )
             drafts += [self.drafts.from_parsed(job, action=Action.IMAGINE, prompt=text) for job in parsed]
-        intent = Intent("imagine", Action.IMAGINE, "\n".join(prompts))
+        if len(drafts) > 1 and any(draft.mode == "relax" for draft in drafts):
+            # /imagine's rule (Midjourney's): several jobs from one request run only in fast or turbo mode.
+            raise InvalidRequest(t("describe.refusal.imagine_all_relax", "en", count=len(drafts)))
+        intent = Intent("imagine", Action.IMAGINE, "\n".join(prompts), request=request)
         return await self.admission.submit(ctx, intent, drafts, key, looked_up=True)
 
     async def press(
@@ -273,8 +300,16 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         if action.row.where == "command":
             raise InvalidRequest(f"{action.label} is a command, not a button")
         parent = await self.job(job_id)
+        request = {
+            "entry": "press",
+            "job": job_id,
+            "action": action.value,
+            "index": index,
+            "remix_text": remix_text,
+            "mask_key": mask_key,
+        }
         if action.row.where == "prompts":
-            return await self._describe_press(who, parent, action, index, key, remix_text)
+            return await self._describe_press(who, parent, action, index, key, remix_text, request)
         if action is Action.DETAILS:
             return PressResult("details", parent)
         if action is Action.FAVORITE:
@@ -282,7 +317,8 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         if parent.status != DONE:
             raise JobNotReady(f"job {parent.job_id} is {parent.status}; its buttons work once it is done")
         ctx = await self.admission.context(who)
-        intent = Intent("press", action, remix_text if remix_text is not None else parent.prompt, parent.job_id)
+        text = remix_text if remix_text is not None else parent.prompt
+        intent = Intent("press", action, text, parent.job_id, request=request)
         if action is Action.UPSCALE:
             return await self._pick(ctx, intent, parent, index, key)
         needs_text = action is Action.ZOOM_CUSTOM or (ctx.prefs.remix and action.remixable)
@@ -300,6 +336,45 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             draft.input_image_keys.append(self._checked_key(mask_key))
         tickets = await self.admission.submit(ctx, intent, [draft], key)
         return PressResult("job", await self.job(tickets[0].job_id), tickets[0])
+
+    async def rerun(self, request: Mapping[str, Any], *, idempotency_key: str) -> list[JobTicket]:
+        """The call a refusal kept (``replay.py``) made again, for whom and where it was asked (the channel, its
+        NSFW flag, the roles): an approved appeal. Every check runs as it did; the caller waives the policy."""
+        who = who_of(request["who"])
+        entry = request.get("entry")
+        if entry == "imagine":
+            return await self.imagine(
+                who,
+                str(request.get("text") or ""),
+                image_urls=[str(u) for u in request.get("image_urls") or ()],
+                idempotency_key=idempotency_key,
+                stored_links={str(k): str(v) for k, v in (request.get("stored") or {}).items()},
+            )
+        if entry == "blend":
+            dimensions = request.get("dimensions")
+            return await self.blend(
+                who,
+                [str(u) for u in request.get("image_urls") or ()],
+                str(dimensions) if dimensions is not None else None,
+                idempotency_key=idempotency_key,
+                image_keys=[str(k) for k in request.get("image_keys") or ()],
+            )
+        if entry == "press":
+            index = request.get("index")
+            remix_text, mask_key = request.get("remix_text"), request.get("mask_key")
+            result = await self.press(
+                who,
+                str(request["job"]),
+                Action(str(request["action"])),
+                int(index) if index is not None else None,
+                idempotency_key=idempotency_key,
+                remix_text=str(remix_text) if remix_text is not None else None,
+                mask_key=str(mask_key) if mask_key is not None else None,
+            )
+            if result.ticket is None:
+                raise InvalidRequest(f"the {Action(str(request['action'])).label} press could not be made again")
+            return list(result.tickets) or [result.ticket]
+        raise InvalidRequest(f"a request of kind {entry!r} cannot be made again")
 
     async def cancel(self, who: Requester, job_id: str) -> str:
         """❌ / cancel: a queued job is cancelled and refunded now; a running one is flagged and the worker stops it
@@ -329,6 +404,8 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         async with self.sessions() as session:
             earlier = await history.earlier_pick(session, parent.job_id, index, ctx.user_id, Action.UPSCALE.value)
         if earlier is not None:
+            # No new job, but the press is still checked: fifty presses of U2 make one job and polite refusals.
+            await self.admission.check(ctx, intent)
             return PressResult("image", await self.job(earlier))
         tickets = await self.admission.submit(ctx, intent, [self.drafts.pick(parent, index, image)], key)
         return PressResult("image", await self.job(tickets[0].job_id))
@@ -340,14 +417,20 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             await history.toggle_favorite(session, parent.job_id)
         return await self.job(parent.job_id)
 
-    async def _store_links(self, urls: list[str]) -> dict[str, str]:
-        """Download each distinct image link into the store; link -> key. Nothing happens without a fetcher."""
-        if self.fetch_image is None:
+    async def _store_links(self, urls: list[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Download each distinct image link into the store; link -> key. Nothing happens without a fetcher.
+        ``known``: links already stored (link -> key), not fetched again."""
+        if self.fetch_image is None and not known:
             return {}
         stored: dict[str, str] = {}
         for url in dict.fromkeys(urls):
             if KEY_PATTERN.match(url):
                 stored[url] = url
+                continue
+            if known and url in known:
+                stored[url] = self._checked_key(known[url])
+                continue
+            if self.fetch_image is None:
                 continue
             try:
                 data = await self.fetch_image(url)

@@ -28,6 +28,7 @@ from impasto.bots.i18n.locale import negotiate
 from impasto.bots.i18n.panels import status_name
 from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.delivery.core import Deferred, Gone
+from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView, SettingsView
 from impasto.bots.telegram import panels
@@ -48,6 +49,7 @@ from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.posting import Where, post_result, send_document, start_progress
 from impasto.bots.telegram.replies import reply_error
 from impasto.bots.telegram.requests import callback_key, message_key, requester, thread_of
+from impasto.bots.telegram.review_queue import appeal_keyboard
 from impasto.bots.web.links import editor_link
 from impasto.queue.actions import Action
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, RUNNING
@@ -74,8 +76,8 @@ def _where(query: CallbackQuery) -> Where | None:
     return Where(message.chat_id, thread_of(message), message.message_id)
 
 
-async def tell(query: CallbackQuery, where: Where, line: str) -> None:
-    """One ⚠️ line in the chat, replying to the pressed message when there is one."""
+async def tell(query: CallbackQuery, where: Where, line: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+    """One ⚠️ line in the chat, replying to the pressed message when there is one (``keyboard``: an Appeal button)."""
     try:
         await call_telegram(
             lambda: query.get_bot().send_message(
@@ -84,6 +86,7 @@ async def tell(query: CallbackQuery, where: Where, line: str) -> None:
                 parse_mode=ParseMode.HTML,
                 message_thread_id=where.thread_id,
                 reply_parameters=where.reply_parameters,
+                reply_markup=keyboard,
             )
         )
     except (TelegramError, Deferred, Gone) as exc:
@@ -154,7 +157,9 @@ class Buttons:
         try:
             await self._press(query, who, button, where, None, locale)
         except USER_ERRORS as exc:
-            await tell(query, where, localize(user_error_text(exc), locale))
+            # A policy refusal in a group carries its Appeal button, as a command's does.
+            appeal = appeal_keyboard(exc, locale) if isinstance(exc, PromptRefused) and who.guild_id else None
+            await tell(query, where, localize(user_error_text(exc), locale), appeal)
         except (Deferred, Gone) as exc:
             log.warning("button reply to chat %s not sent: %s", where.chat_id, exc)
 

@@ -12,6 +12,8 @@
 
 The caller must be the chat's creator or an administrator (``getChatMember``, asked every time: rights change). Each
 verb is one call of ``bots/moderation/commands.py`` in one transaction; the answer replies to the moderator.
+``/mod review`` and ``/mod log`` also work in the admin chat linked by ``/mod link`` (a private chat with the bot, an
+admin group): there they answer for each group that reports to that chat and that the caller administers.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class ModCommands:
             # In the admin chat being linked (often a private chat with the bot): the code says which group.
             await reply_html(message, escaping.text(await self.review.link(message, user.id, words[1], locale), 500))
             return
+        if self.review is not None and words and words[0].lower() in ("review", "log"):
+            linked = await self.review.review.guilds_reporting_to(PLATFORM, str(message.chat_id))
+            if any(group != str(message.chat_id) for group in linked):
+                await self._linked(message, user.id, words, linked, locale)
+                return
         if message.chat.type not in GROUP_TYPES:
             await reply_error(message, t("modcmd.tg_group_only", locale))
             return
@@ -101,11 +108,34 @@ class ModCommands:
         group = str(message.chat_id)
         if verb == "channel":
             return await self.review.channel_code(message.chat_id, user_id, clear=words[1:2] == ["off"], locale=locale)
-        if verb == "review":
+        return await self._review_or_log(message, group, user_id, words)
+
+    async def _review_or_log(self, message: Message, group: str, user_id: int, words: list[str]) -> str:
+        assert self.review is not None
+        if words[0].lower() == "review":
             return await self.review.list_pending(message, group, user_id)
         target = message.reply_to_message.from_user if message.reply_to_message else None
         who = str(target.id) if target is not None else (words[1] if len(words) > 1 and words[1].isdigit() else None)
         return await self.review.log(group, who)
+
+    async def _linked(self, message: Message, user_id: int, words: list[str], groups: list[str], locale: str) -> None:
+        """``/mod review`` or ``/mod log`` in the admin chat that ``/mod link`` linked: for each group reporting here
+        whose administrator the caller is (asked every time, as in the group), headed by the group when several."""
+        parts: list[str] = []
+        for group in groups:
+            try:
+                member = await message.get_bot().get_chat_member(int(group), user_id)
+            except TelegramError as exc:
+                log.warning("could not check %s's rights in chat %s: %s", user_id, group, exc)
+                continue
+            if member.status not in MODERATORS:
+                continue
+            line = await self._review_or_log(message, group, user_id, words)
+            parts.append(t("review.tg_for_group", locale, group=group) + "\n" + line if len(groups) > 1 else line)
+        if not parts:
+            await reply_error(message, t("review.tg_linked_admins_only", locale))
+            return
+        await reply_html(message, escaping.text("\n\n".join(parts), 3000))
 
     async def _desk_link(self, message: Message, user_id: int, locale: str) -> str:
         """The moderators' desk, as a private message (the link acts for this administrator, in this group)."""

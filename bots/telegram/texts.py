@@ -52,6 +52,8 @@ HELP = """<b>impasto — prompts in short</b>
 
 <b>Images</b>: send a photo (or an album of up to 5) with the caption <code>/imagine your prompt</code>.
 <b>Blend</b>: send an album of 2–5 photos with the caption <code>/blend --dimensions portrait|square|landscape</code>.
+<b>Describe</b>: a photo with the caption <code>/describe</code> (or as a reply to one, with a link, a job id):
+four prompts to imagine from.
 
 <b>Buttons</b>: U1–U4 pick an image, V1–V4 vary it, 🔄 rerolls; under one image: Upscale, Vary, Zoom Out,
 pan ⬅️➡️⬆️⬇️, Make Square, ❤️, ✉️ details, 📄 full-resolution file.

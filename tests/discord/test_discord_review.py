@@ -20,7 +20,7 @@ import pytest
 from discord_stack import ServiceStack, service_stack
 from fake_discord import BOB, CHANNEL_ID, GUILD_ID, PERMISSIONS, FakeDiscord
 from sqlalchemy import func, select
-from test_discord_flows import prompt_option, reply_to, shown, waiting
+from test_discord_flows import png, prompt_option, reply_to, shown, waiting
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.app import ImpastoBot
@@ -197,6 +197,39 @@ async def test_an_appeal_goes_to_the_moderators_and_approve_runs_the_job(
     # The waiver was for that approval only: the same prompt typed again is refused.
     again = await refused_with_appeal(fake)
     assert again["id"] != refusal["id"]
+
+
+async def test_an_appealed_image_prompt_reruns_with_its_image(
+    fake: FakeDiscord, modbot: ImpastoBot, stack: ServiceStack
+) -> None:
+    """An approved appeal makes the refused request again as it was asked: the attachment (an image prompt) goes
+    with it, read from the store (the link Discord gave has expired by then)."""
+    await set_mod_channel(fake)
+    attachment = fake.add_attachment("ref.png", png("yellow", 32))
+    options = [
+        *prompt_option("a gory battlefield, severed head"),
+        {"name": "image", "type": 11, "value": attachment["id"]},
+    ]
+    record = await fake.slash("imagine", options, attachments=[attachment])
+    mid = await fake.wait_for(lambda: record.original_id)
+    refusal = await fake.wait_message(lambda m: m["id"] == mid and m["content"].startswith("⚠️"))
+    assert "gore" in refusal["content"]
+    del fake.files[attachment["id"]]  # the CDN link no longer serves the file
+    await fake.press(refusal["id"], fake.button(refusal, "Appeal")["custom_id"])
+    post = await fake.wait_message(
+        lambda m: m["channel_id"] == MOD_CHANNEL and "Appeal by" in m["content"] and bool(m["components"])
+    )
+    await fake.press(post["id"], fake.button(post, "Approve")["custom_id"], permissions=MODERATOR)
+    await fake.wait_message(lambda m: m["id"] == post["id"] and "approved" in m["content"])
+    async with stack.service.sessions() as session:
+        job = await session.scalar(select(Job))
+    assert job is not None
+    assert (job.action, job.prompt, job.channel_id) == ("imagine", "a gory battlefield, severed head", CHANNEL_ID)
+    assert job.params["image_prompt_urls"] == [attachment["url"]]
+    assert [stack.images.get(str(k)) for k in job.params["image_prompts"]] == [png("yellow", 32)]
+    await stack.drain()
+    opened = await reply_to(fake, refusal["id"])
+    await fake.wait_message(lambda m: m["id"] == opened["id"] and bool(m["components"]))
 
 
 async def test_a_denied_appeal_tells_the_user_and_runs_nothing(

@@ -145,3 +145,27 @@ async def test_the_buttons_under_the_prompts(sessions: async_sessionmaker[AsyncS
     await render(sessions, store, grid.job_id)
     with pytest.raises(InvalidRequest, match="is not a /describe result"):
         await service.press(ADA, grid.job_id, Action.DESCRIBE_ALL, None, idempotency_key="x")
+
+
+async def test_imagine_all_in_relax_mode_is_refused_in_one_line_and_charges_nothing(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    """/imagine refuses several relax jobs from one prompt (Midjourney: permutations and --repeat need fast or turbo);
+    Imagine all, four jobs from one press, follows the same rule. One of the four prompts alone still runs in relax."""
+    service = JobService(sessions, store, with_captioner(), make_plans(), Recorder())
+    ticket = await service.describe(ADA, idempotency_key="d", image_key=store.put(png()))
+    await finish(sessions, ticket.job_id)
+    await service.update_settings(BOB, mode="relax")
+    before = await count(sessions)
+    with pytest.raises(InvalidRequest) as refused:
+        await service.press(BOB, ticket.job_id, Action.DESCRIBE_ALL, None, idempotency_key="all")
+    assert refused.value.message == (
+        "several jobs from one press run only in fast or turbo mode, and this one makes 4 relax jobs; "
+        "switch with /fast, or press 1–4 one at a time"
+    )
+    assert await count(sessions) == before  # no job, no charge
+    one = await service.press(BOB, ticket.job_id, Action.DESCRIBE_PICK, 1, idempotency_key="p1")
+    assert one.view.params["mode"] == "relax"
+    await service.update_settings(BOB, mode="fast")
+    fast = await service.press(BOB, ticket.job_id, Action.DESCRIBE_ALL, None, idempotency_key="fast")
+    assert len(fast.tickets) == 4

@@ -234,3 +234,77 @@ async def test_mod_desk_sends_the_link_privately(stack: TelegramStack) -> None:
     assert (grant.platform, grant.user_id, grant.guild_id) == ("telegram", str(ADMIN), str(GROUP))
     refused = await say(stack, "/mod desk", user_id=MEMBER)
     assert "administrators" in str(refused.params["text"])
+
+
+async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_the_press(stack: TelegramStack) -> None:
+    """A button re-runs its job's prompt through the policy: refused (the group added a word meanwhile), its line in
+    the group carries the Appeal button; approved, the press itself runs (a variation of that job, not an /imagine)."""
+    await link_admin_chat(stack)
+    tag = f"tag{secrets.token_hex(4)}"
+    who = Requester(platform="telegram", user_id=str(MEMBER), guild_id=str(GROUP), channel_id=str(GROUP))
+    [ticket] = await stack.service.imagine(who, f"a windmill {tag}", idempotency_key=tag)
+    assert stack.application is not None
+    assert stack.delivery is not None
+    view = await stack.service.job(ticket.job_id)
+    await start_progress(stack.application.bot, stack.delivery, Where(GROUP, None, COMMAND_MESSAGE), view, ticket)
+    stack.nsfw_threshold = 1.0
+    await stack.drain()
+    [grid] = await stack.api.wait_for(
+        lambda c: c.method == "sendPhoto" and c.chat_id == GROUP and tag in str(c.params.get("caption"))
+    )
+    await say(stack, "/mod word add windmill", user_id=ADMIN)
+    mark = len(stack.api.calls)
+    await press(stack, buttons(grid)["V1"], grid.result, user_id=MEMBER)
+    [refusal] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage" and c.chat_id == GROUP and "this prompt was refused" in str(c.params["text"])
+        ),
+        after=mark,
+    )
+    await press(stack, buttons(refusal)["Appeal"], refusal.result, user_id=MEMBER)
+    [post] = await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
+    )
+    assert tag in str(post.params["text"])
+    await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
+    await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
+    )
+    async with stack.service.sessions() as session:
+        child = await session.scalar(select(Job).where(Job.parent_id == ticket.job_id))
+    assert child is not None
+    assert (child.action, child.image_index) == ("v", 1)
+
+
+async def test_mod_review_and_mod_log_work_in_the_linked_admin_chat(stack: TelegramStack) -> None:
+    """The moderators work in the admin chat that /mod link linked: /mod review and /mod log answer there for the
+    group; someone who administers no group reporting there is refused."""
+    await link_admin_chat(stack)
+    await appeal(stack)
+    mark = len(stack.api.calls)
+    await stack.api.push(stack.api.message("/mod review", chat_id=ADMIN, user_id=ADMIN, name=f"u{ADMIN}"))
+    [listed] = await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "1 waiting for review" in str(c.params["text"]),
+        after=mark,
+    )
+    assert "severed head" in str(listed.params["text"])
+    [reposted] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage"
+            and c.chat_id == ADMIN
+            and str(c.params["text"]).startswith("Appeal by")
+            and "Approve" in buttons(c)
+        ),
+        after=mark,
+    )
+    assert "severed head" in str(reposted.params["text"])
+    logged = await say(stack, f"/mod log {MEMBER}", user_id=ADMIN, chat_id=ADMIN)
+    assert "refused" in str(logged.params["text"])
+    assert "appeal" in str(logged.params["text"])
+    # MEMBER's private chat reports for no group: /mod stays a group command there.
+    refused = await say(stack, "/mod review", user_id=MEMBER, chat_id=MEMBER)
+    assert "waiting for review" not in str(refused.params["text"])
+    # A member posting in the linked chat (an admin group would have them) is not the group's administrator.
+    stack.api.admins.discard(OTHER_ADMIN)
+    not_admin = await say(stack, "/mod log", user_id=OTHER_ADMIN, chat_id=ADMIN)
+    assert "administrators of the groups that report to this chat" in str(not_admin.params["text"])

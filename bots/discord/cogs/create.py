@@ -124,7 +124,7 @@ class Create(commands.Cog):
     ) -> None:
         # Public, as Midjourney posts its describe: the four prompts and their buttons stay in the channel.
         await interaction.response.defer(thinking=True)
-        locale = locale_of(interaction)
+        locale = await locale_of(interaction)
         if sum(x is not None for x in (image, link, job)) != 1:
             await answer(interaction, texts.refusal(t("describe.refusal.one_image", locale)))
             return
