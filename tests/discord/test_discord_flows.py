@@ -489,6 +489,7 @@ async def test_vary_region_opens_the_web_editor_for_the_presser_alone(
     grant = verify("s3cret", token, "edit")
     assert (grant.platform, grant.user_id, grant.job_id) == ("discord", str(BOB), picked.job_id)
     assert grant.message_id == single["id"]  # the result replies to the pressed message
+    assert grant.lang == "en"  # the editor opens in the presser's reply language
 
 
 @dataclass

@@ -78,3 +78,13 @@ async def test_gallery_links_the_groups_public_gallery(tmp_path: Path) -> None:
         [private] = await ask(stack, "/gallery", 1)
         assert private.params["text"].startswith("⚠️")
         assert "group" in private.params["text"]
+
+
+async def test_a_gallery_link_records_the_users_language(tmp_path: Path) -> None:
+    # The web page opens in the language the user reads the bot in (README "Languages"): it rides in the link.
+    async with telegram_stack(tmp_path) as stack:
+        await with_web(stack)
+        [chinese] = await ask(stack, "/gallery", 1, chat_id=GROUP, group=True, language_code="zh-hans")
+        assert link_of(chinese, "public").lang == "zh_Hans"
+        [english] = await ask(stack, "/gallery", 1, chat_id=GROUP, group=True, user_id=43, language_code="en")
+        assert link_of(english, "public").lang == "en"
