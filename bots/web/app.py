@@ -261,7 +261,7 @@ def build_app(deps: WebDeps) -> Starlette:
         try:
             user = validate_init_data(init_data, deps.telegram_token)
         except InitDataError as exc:
-            raise Refused("", raw=exc.message) from None
+            raise Refused(exc.key, raw=None if exc.key else exc.message) from None
         if user.user_id != grant.user_id:
             raise Refused("web.other_telegram_user")
 

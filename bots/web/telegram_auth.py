@@ -21,9 +21,12 @@ MAX_AGE_SECONDS = 15 * 60
 
 
 class InitDataError(Exception):
-    def __init__(self, message: str) -> None:
+    """Mini App sign-in data refused: ``message`` in English, ``key`` its catalog message (the page's language)."""
+
+    def __init__(self, message: str, key: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -54,22 +57,30 @@ def validate_init_data(
     try:
         pairs = parse_qsl(init_data, keep_blank_values=True, strict_parsing=True)
     except ValueError:
-        raise InitDataError("Telegram's sign-in data is malformed; open the editor from the bot again") from None
+        raise InitDataError(
+            "Telegram's sign-in data is malformed; open the editor from the bot again", "web.tg_malformed"
+        ) from None
     fields = dict(pairs)
     received = fields.pop("hash", "")
     if not received or len(pairs) != len(fields) + 1:
-        raise InitDataError("Telegram's sign-in data is not signed; open the editor from the bot again")
+        raise InitDataError(
+            "Telegram's sign-in data is not signed; open the editor from the bot again", "web.tg_unsigned"
+        )
     check = "\n".join(f"{k}={v}" for k, v in sorted(fields.items()))
     expected = hmac.new(_secret_key(bot_token), check.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, received):
-        raise InitDataError("Telegram's sign-in data does not check out; open the editor from the bot again")
+        raise InitDataError(
+            "Telegram's sign-in data does not check out; open the editor from the bot again", "web.tg_bad_signature"
+        )
     try:
         auth_date = int(fields["auth_date"])
         user = json.loads(fields["user"])
         user_id = str(int(user["id"]))
     except (KeyError, ValueError, TypeError):
-        raise InitDataError("Telegram's sign-in data has no user; open the editor from the bot again") from None
+        raise InitDataError(
+            "Telegram's sign-in data has no user; open the editor from the bot again", "web.tg_no_user"
+        ) from None
     age = (now if now is not None else time.time()) - auth_date
     if age > max_age or age < -60:
-        raise InitDataError("Telegram's sign-in data is too old; open the editor from the bot again")
+        raise InitDataError("Telegram's sign-in data is too old; open the editor from the bot again", "web.tg_too_old")
     return WebAppUser(user_id, str(user.get("first_name", "")), user.get("username"), auth_date)

@@ -5,6 +5,7 @@ included), a gallery, the moderators' desk and the refusal pages; in headless Ch
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,19 @@ async def test_refusals_in_the_readers_language(site: Site) -> None:
             "请求超过"
             in (await client.post("/edit", content=b"x" * (4 * 1024 * 1024), headers={"Accept-Language": "zh-CN"})).text
         )
+
+
+async def test_a_mini_apps_sign_in_refusals_in_the_links_language(site: Site) -> None:
+    from web_helpers import TELEGRAM_TOKEN
+
+    from impasto.bots.web.telegram_auth import sign_init_data
+
+    tg = Requester("telegram", "42", "ada", channel_id="42")
+    single = await site.upscaled(tg, "a kite", "lang-webapp")
+    token = editor_link(site.cfg, tg, single.job_id, None, "7", webapp=True, lang=ZH).split("t=", 1)[1]
+    another = sign_init_data({"user": '{"id": 43}', "auth_date": str(int(time.time()))}, TELEGRAM_TOKEN)
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        for init_data, key in (("garbage", "web.tg_malformed"), (another, "web.other_telegram_user")):
+            posted = await client.post("/edit", data={"t": token, "init_data": init_data, "mask": "", "prompt": "x"})
+            assert posted.status_code == 403
+            assert t(key, ZH) in posted.text
