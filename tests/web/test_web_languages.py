@@ -201,3 +201,27 @@ async def test_a_mini_apps_sign_in_refusals_in_the_links_language(site: Site) ->
             posted = await client.post("/edit", data={"t": token, "init_data": init_data, "mask": "", "prompt": "x"})
             assert posted.status_code == 403
             assert t(key, ZH) in posted.text
+
+
+async def test_the_desks_queue_and_words_in_chinese(desk_site: Site, browser_zh: Any) -> None:
+    from test_web_desk import queue
+
+    held, appeal = await queue(desk_site)
+    url = desk_link(desk_site.cfg, MOD)
+
+    def read() -> tuple[str, str, list[str]]:
+        browser_zh.get(url)
+        WebDriverWait(browser_zh, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"[data-item='{appeal}']"))
+        item = browser_zh.find_element(By.CSS_SELECTOR, f"[data-item='{appeal}']")
+        buttons = [b.text for b in item.find_elements(By.TAG_NAME, "button")]
+        options = browser_zh.find_element(By.NAME, "category").text
+        return str(item.find_element(By.CLASS_NAME, "what").text), str(options), buttons
+
+    what, options, buttons = await asyncio.to_thread(read)
+    assert what == "用户 1 的申诉：因血腥内容被拒绝。"
+    assert buttons == ["批准", "驳回"]
+    assert "血腥内容" in options  # the policy's categories by their Chinese names
+    held_text = await asyncio.to_thread(
+        lambda: browser_zh.find_element(By.CSS_SELECTOR, f"[data-item='{held}'] .what").text
+    )
+    assert held_text.startswith("被扣留的结果，任务 ")
