@@ -5,6 +5,8 @@ included), a gallery, the moderators' desk and the refusal pages; in headless Ch
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from itsdangerous import URLSafeSerializer
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from web_helpers import SECRET, Recorder, Site, serving, wait_until_steady
+from web_helpers import SECRET, SIZE, Recorder, Site, serving, wait_until_steady
 
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.locale import accept_language
@@ -115,6 +118,14 @@ async def test_the_region_editor_opens_in_the_links_language(site: Site, browser
             assert posted.status_code == 400
             assert t("web.mask_not_data", locale) in posted.text
             assert f'<html lang="{"zh-Hans" if locale == ZH else "en"}">' in posted.text
+        # A good mask: the page that says where the result goes is Chinese too (the job id in <code>, escaped).
+        white = io.BytesIO()
+        Image.new("L", (SIZE, SIZE), 255).save(white, format="PNG")
+        mask = "data:image/png;base64," + base64.b64encode(white.getvalue()).decode()
+        done = await client.post("/edit", data={"t": zh_url.split("t=", 1)[1], "mask": mask, "prompt": "a lantern"})
+        assert done.status_code == 200
+        assert "已提交：任务 <code>" in done.text
+        assert t("web.submitted_where", ZH) in done.text
 
 
 async def test_a_gallery_follows_the_browsers_language(site: Site, browser: Any, browser_zh: Any) -> None:
