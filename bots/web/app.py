@@ -153,6 +153,8 @@ def build_app(deps: WebDeps) -> Starlette:
         """The language recorded in the link, else the user's stored choice (/settings), else the browser's."""
         if found := served_locale(grant.lang):
             return found
+        if grant.purpose == "download":  # posted where others read it: whoever opens it, not its owner's choice
+            return browser_locale(request.headers.get("accept-language"))
         try:
             async with deps.service.sessions() as session:
                 chosen, _server = await stored_locales.chosen_locales(session, grant.platform, grant.user_id, None)
