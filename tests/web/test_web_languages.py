@@ -161,7 +161,7 @@ async def test_the_desk_follows_the_browsers_language(desk_site: Site, browser: 
 
 
 async def test_the_stored_choice_then_the_browser_then_english(site: Site) -> None:
-    await site.finished(ADA, "a heron", "lang-choice")
+    heron = await site.finished(ADA, "a heron", "lang-choice")
     url = gallery_link(site.cfg, ADA)
     async with httpx.AsyncClient() as client:
         english = await client.get(url)
@@ -177,6 +177,14 @@ async def test_the_stored_choice_then_the_browser_then_english(site: Site) -> No
         assert "你的图片" in chosen.text
         recorded = await client.get(gallery_link(site.cfg, ADA, lang="en"), headers={"Accept-Language": "zh-CN"})
         assert "Your images" in recorded.text  # the link's language beats both
+
+        # A job's page: its labels, its mode and its downloads in the chosen language.
+        job_page = await client.get(url.replace("/gallery?", f"/job/{heron.job_id}?") + "&from=gallery")
+        assert job_page.status_code == 200
+        for chinese in ("<dt>种子</dt>", "<dt>模式</dt><dd>快速</dd>", "⬇ 下载四宫格（256×256 PNG）", "🤍 加入收藏"):
+            assert chinese in job_page.text
+        home = await client.get(url.split("/gallery?")[0] + "/", headers={"Accept-Language": "zh-CN"})
+        assert t("web.home", ZH) in home.text
 
 
 async def test_refusals_in_the_readers_language(site: Site) -> None:
