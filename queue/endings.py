@@ -9,9 +9,13 @@ as held in SQL (Midjourney's "Job queued") and only in-flight jobs ever reach th
 cannot start on a second GPU while their first three paint. ``storage.lifecycle.release_held`` decides, under the
 per-user lock, which held jobs may go; this module puts them on the queue.
 
-Releasing happens after the transaction that ended a job has committed. A worker that dies in between leaves jobs
-held with a free slot, and an enqueue that fails leaves a job released in SQL but missing from Redis: the sweep
-(``queue.sweep``) finds and fixes both, so neither loses a job.
+Failing and cancelling release in a transaction of their own after the one that ended the job has committed (those
+transactions lock the job, then usage rows: taking the user's lock after them would invert admission's order). A
+render that succeeds releases in its own settling transaction instead (``storage.lifecycle.finish_job``, called by
+``queue.settle``'s caller), which takes the user's lock before any usage row; ``enqueue_released`` queues what it
+released. A worker that dies between a commit and the release leaves jobs held with a free slot, and an enqueue that
+fails leaves a job released in SQL but missing from Redis: the sweep (``queue.sweep``) finds and fixes both, so
+neither loses a job.
 """
 
 from __future__ import annotations

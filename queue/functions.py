@@ -5,6 +5,9 @@ returns None for a job already final, ``complete_job``/``fail_job``/``cancel_job
 got there first, and only the delivery whose transition succeeded publishes the job's terminal event (and that
 publication is itself once-only). A job whose worker was SIGKILLed is re-run by another worker once arq's
 in-progress lock, which the live worker keeps renewing, lapses (``WorkerConfig.lease_s``).
+
+A result is settled in one SQL transaction (``storage.lifecycle.finish_job``); when SQL cannot be reached, the worker
+keeps the result and the job, and tries again until SQL answers (``queue.settle``); the claim waits the same way.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ None of these functions commits; the caller owns the transaction::
 
 Concurrency limits live here too. A plan allows a user a number of jobs *in flight* (in the GPU queue or painting);
 the job service admits the rest as *held* (``released_at`` is NULL) and ``release_held`` hands them to the queue,
-oldest first, as the user's jobs end. Whoever ends a job calls it in a transaction of its own after the final
-transition commits: it takes the per-user lock first (as admission does), so two lock orders never meet, and a
-process that dies between the two leaves held jobs that the queue's sweep releases later.
+oldest first, as the user's jobs end. Failing or cancelling a job calls it in a transaction of its own after the
+final transition commits: it takes the per-user lock first (as admission does), so two lock orders never meet, and a
+process that dies between the two leaves held jobs that the queue's sweep releases later. A worker settling a result
+does it all in one transaction (``finish_job``: job, user lock, held jobs, usage), the order its docstring explains.
 """
 
 from __future__ import annotations

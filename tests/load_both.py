@@ -12,7 +12,8 @@ presses buttons on its last result (U1–U4, V1–V4, 🔄, and on a single its 
 differs:
 
 * interaction → ack p50/p99: the interaction sent (update pushed) → the bot's interaction response (the
-  ``answerCallbackQuery`` or "queued" reply on Telegram);
+  ``answerCallbackQuery`` or "queued" reply on Telegram); on Discord also /imagine → "Waiting to start" (the
+  deferred answer edited once the job service admitted the job: what Telegram's first reply waits for);
 * enqueue → start p50/p99, from the event stream (entry ids are Redis's millisecond clock);
 * results lost (a job done in SQL with no result posted; must be 0) and results posted twice (must be 0);
 * peak RSS (VmHWM) of each bot process and each worker; Redis memory at the end.
@@ -94,6 +95,9 @@ class DiscordHub:
         # A refusal (a flood limit, a quota) in place of a command's answer: one "⚠️" line.
         elif str(message["content"]).startswith("⚠️") and "interaction_id" in message:
             self._wake("refused", message["interaction_id"], message)
+        # The command's answer edited into "Waiting to start": admitted (Telegram's first reply says the same).
+        elif message["content"] and "interaction_id" in message:
+            self._wake("admitted", message["interaction_id"], message)
         return message
 
     def _wake(self, kind: str, key: str, value: Json) -> None:
@@ -119,6 +123,7 @@ async def discord_user(
     user_id: str,
     budget: asyncio.Semaphore,
     acks: list[float],
+    admitted: list[float],
     errors: Counter[str],
     think_s: float,
 ) -> None:
@@ -135,6 +140,9 @@ async def discord_user(
             prompt = [{"name": "prompt", "type": 3, "value": f"load {user_id} {secrets.token_hex(3)} --ar 1:1"}]
             record = await fake.slash("imagine", prompt, user_id=user_id, channel_id=channel)
             refusal = hub.expect("refused", record.id)
+            hub.expect("admitted", record.id).add_done_callback(
+                lambda _f, sent=record.sent_at: admitted.append(time.monotonic() - sent)
+            )
             try:
                 acks.append(await _acked(hub, record, hub.expect("ack", record.id)))
                 done, _ = await asyncio.wait({result, refusal}, timeout=300, return_when=asyncio.FIRST_COMPLETED)
@@ -161,6 +169,7 @@ async def discord_user(
 @dataclass
 class Figures:
     acks: dict[str, list[float]] = field(default_factory=lambda: {"discord": [], "telegram": []})
+    admitted: list[float] = field(default_factory=list)  # Discord /imagine → "Waiting to start" (after admission)
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -283,6 +292,7 @@ async def run(
                                 str(4100000000000000000 + i),
                                 budget,
                                 figures.acks["discord"],
+                                figures.admitted,
                                 figures.errors,
                                 think_s,
                             )
@@ -331,6 +341,9 @@ async def run(
         if values:
             print(f"interaction → ack ({platform}): {_spread(values)}")
     print(f"interaction → ack (both): {_spread(figures.acks['discord'] + figures.acks['telegram'])}")
+    if figures.admitted:
+        # Discord acknowledges (defers) before the job service admits; Telegram's first reply comes after it.
+        print(f"/imagine → admitted, 'Waiting to start' (discord): {_spread(figures.admitted)}")
     print(f"enqueue → start: {_spread(waits)}")
     lost_by = Counter(platform_of.get(job, "?") for job in lost)
     twice_by = Counter(platform_of.get(job, "?") for job in twice)
@@ -348,6 +361,7 @@ async def run(
         "acks": figures.acks,
         "waits": waits,
         "lost": lost,
+        "admitted": figures.admitted,
         "twice": twice,
         "reposted": reposted,
         "statuses": statuses,

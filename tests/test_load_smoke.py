@@ -22,6 +22,7 @@ async def test_the_load_script_runs_on_both_platforms(capsys: pytest.CaptureFixt
     assert "interaction → ack (telegram)" in printed
     assert figures["acks"]["discord"]
     assert figures["acks"]["telegram"]
+    assert figures["admitted"]
     assert figures["lost"] == []
     assert figures["twice"] == []
     assert [k for k in figures["errors"] if "refused" not in k] == []  # refusals (flood limits) are answers

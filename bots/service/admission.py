@@ -114,6 +114,11 @@ class Admission:
                 metrics.job_admitted(draft.action.value, draft.mode)
         return tickets
 
+    async def check(self, ctx: Context, intent: Intent) -> None:
+        """The policy checks alone, for a request answered without a new job (U pressed again on a picked image):
+        a closed channel, a ban or a flood refuses it as it would refuse a new job."""
+        await run_checks(self.checks, ctx, intent)
+
     async def replay(self, request_key: str) -> list[JobTicket] | None:
         """The tickets of an earlier request with this key (re-announcing its released, still-queued jobs), or None."""
         async with self.sessions() as session:

@@ -404,6 +404,8 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         async with self.sessions() as session:
             earlier = await history.earlier_pick(session, parent.job_id, index, ctx.user_id, Action.UPSCALE.value)
         if earlier is not None:
+            # No new job, but the press is still checked: fifty presses of U2 make one job and polite refusals.
+            await self.admission.check(ctx, intent)
             return PressResult("image", await self.job(earlier))
         tickets = await self.admission.submit(ctx, intent, [self.drafts.pick(parent, index, image)], key)
         return PressResult("image", await self.job(tickets[0].job_id))

@@ -97,8 +97,6 @@ class FakeDiscord:
         self.nsfw_channels = {NSFW_CHANNEL_ID}
         # Each user's Discord client language (the interaction's ``locale``); en-US when not set.
         self.user_locales: dict[str, str] = {}
-        # Every content a message showed, in order (message id -> contents): progress edits pass quickly.
-        self.contents: dict[str, list[str]] = {}
         self.upload_limit: int | None = None  # bytes per file anywhere; larger uploads get 413 / 40005
         # Per destination (a server's channel, boosted or not; a DM): what its interactions say as
         # ``attachment_size_limit``, and what uploads there are held to. Unset: DEFAULT_ATTACHMENT_LIMIT, unenforced.
@@ -706,7 +704,6 @@ class FakeDiscord:
         message["flags"] = message.get("flags", 0) & ~128
         message["edited_timestamp"] = datetime.now(UTC).isoformat()
         message["edits"] += 1
-        self.contents.setdefault(mid, []).append(str(message.get("content", "")))
         return message
 
     async def _cdn(self, request: web.Request) -> web.Response:

@@ -284,6 +284,14 @@ ADAPTER_REFUSALS = [
     "write /prefer option set NAME VALUE, e.g. /prefer option set mine --s 250",
     "the queue is restarting; nothing was charged, try again in a minute",
     "impasto is temporarily unavailable (its database is restarting); nothing was charged, try again soon",
+    "this prompt was refused: sexual content is only allowed in channels marked NSFW (warning 1 of 5)",
+    "this prompt was refused: gore is not allowed on this server",
+    "this prompt was refused: self-harm is not allowed on this server; "
+    "you are timed out here until 2026-12-02 10:00 UTC",
+    "this prompt was refused: sexual content involving minors is never allowed; "
+    "you are now banned from painting on this server",
+    "you are timed out on this server until 2026-12-02 10:00 UTC (after refused prompts)",
+    "you are banned from painting anywhere; ask a moderator",
     "Job queued: you have reached the maximum allowed number of concurrent jobs; "
     "this job will start as soon as another one finishes",
 ]
@@ -307,3 +315,13 @@ def test_the_core_constants_match_their_catalog_english() -> None:
     assert (t("service.database_down", "en"), t("service.queue_down", "en")) == (DATABASE_DOWN, QUEUE_DOWN)
     assert (t("service.held_line", "en"), t("service.removed_line", "en")) == (HELD_LINE, REMOVED_LINE)
     assert translate_line(HELD_LINE, ZH) == t("service.held_line", ZH)
+
+
+def test_every_category_of_the_shipped_policy_is_named_in_chinese() -> None:
+    from impasto.queue.moderation.policy import load_policy
+
+    policy = load_policy()
+    for category in policy.categories.values():
+        message = f"this prompt was refused: {category.label} is not allowed on this server"
+        assert localize(message, ZH).startswith("这个提示词被拒绝："), message
+        assert category.label not in localize(message, ZH), f"no term.{category.label} in {ZH}.po"
