@@ -56,17 +56,25 @@ class OriginalResponse:
         self.channel_id: int | None = interaction.channel_id
         self._opened = time.monotonic()
 
-    async def edit(self, content: str, *, file: discord.File | None = None, view: View | None = None) -> None:
+    async def edit(
+        self,
+        content: str,
+        *,
+        file: discord.File | None = None,
+        view: View | None = None,
+        embed: discord.Embed | None = None,
+    ) -> None:
         attachments = [file] if file is not None else []
+        extra: dict[str, Any] = {"embed": embed} if embed is not None else {}
         try:
             if self.message_id is not None and time.monotonic() - self._opened > INTERACTION_TOKEN_S:
                 channel = self.interaction.client.get_partial_messageable(self.channel_id or 0)
                 await channel.get_partial_message(self.message_id).edit(
-                    content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS
+                    content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS, **extra
                 )
                 return
             message = await self.interaction.edit_original_response(
-                content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS
+                content=content, attachments=attachments, view=view, allowed_mentions=NO_MENTIONS, **extra
             )
             self.message_id = message.id
         except discord.HTTPException as exc:

@@ -1,9 +1,14 @@
 """/describe on Discord: the four prompts as Midjourney posts them (1️⃣–4️⃣ under the asker's mention), with the
-buttons 1–4 and 🔄 on one row and Imagine all on the next. Every button is a ``JobButton`` in the existing custom_id
+buttons 1–4 and 🔄 on one row and Imagine all on the next, and the described picture in an embed, as Midjourney
+shows it (``describe_picture``). Every button is a ``JobButton`` in the existing custom_id
 scheme (``imp:dp:2:<job>``, ``imp:da:0:<job>``, ``imp:dr:0:<job>``), so any process serves it after any restart."""
 
 from __future__ import annotations
 
+import io
+import logging
+
+import discord
 from discord import ui
 
 from impasto.bots.discord import texts
@@ -11,6 +16,9 @@ from impasto.bots.discord.custom_ids import ButtonId
 from impasto.bots.i18n.catalog import t
 from impasto.bots.service.views import JobView
 from impasto.queue.actions import DESCRIBE_ROWS, Action
+from impasto.storage.images import ImageStore
+
+log = logging.getLogger(__name__)
 
 NUMBERS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
 
@@ -42,3 +50,21 @@ def describe_view(job_id: str, locale: str) -> ui.View:
             for index in range(1, 5) if action.needs_index else (0,):
                 view.add_item(JobButton(ButtonId(job_id, action, index), row=row, locale=locale))
     return view
+
+
+def describe_picture(view: JobView, images: ImageStore) -> tuple[discord.Embed, discord.File] | None:
+    """The described picture as an embed's image (its file attached to the message, as Midjourney shows it above the
+    four prompts); None when the store no longer has it (purged): the prompts are posted without it. Blocking: the
+    store may read a bucket, so call it in a thread."""
+    key = view.params.get("image")
+    if not isinstance(key, str):
+        return None
+    try:
+        data = images.get(key)
+    except (OSError, ValueError) as exc:
+        log.info("the picture job %s described is not in the store: %s", view.job_id, exc)
+        return None
+    name = f"describe_{view.job_id}.{key.rpartition('.')[2]}"
+    embed = discord.Embed()
+    embed.set_image(url=f"attachment://{name}")
+    return embed, discord.File(io.BytesIO(data), filename=name)

@@ -17,7 +17,13 @@ import discord
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.delivery import image_file
-from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
+from impasto.bots.discord.describe import (
+    describe_content,
+    describe_picture,
+    describe_view,
+    is_describe,
+    locale_of_job,
+)
 from impasto.bots.discord.upload_limits import UploadLimits
 from impasto.bots.i18n.actions import caption
 from impasto.bots.i18n.catalog import t
@@ -241,7 +247,11 @@ class DiscordSurface:
             await self._edit(shown, texts.withheld(view.display, view.user_id, line), view=None)
             return shown
         if view.status == "done" and is_describe(view):
-            await self._edit(shown, describe_content(view), view=describe_view(view.job_id, locale_of_job(view)))
+            picture = await asyncio.to_thread(describe_picture, view, self.images)
+            extra: dict[str, Any] = {"embed": picture[0], "file": picture[1]} if picture is not None else {}
+            await self._edit(
+                shown, describe_content(view), view=describe_view(view.job_id, locale_of_job(view)), **extra
+            )
             return shown
         if view.status == "done":
             pictures = await asyncio.to_thread(finished, self.images, view)

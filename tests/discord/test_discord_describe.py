@@ -94,7 +94,8 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack, tmp_path: Path
 ) -> None:
     use_captioner(stack, tmp_path)
-    attachment = fake.add_attachment("harbour_*view*.png", png(48, 32))
+    attachment_data = png(48, 32)
+    attachment = fake.add_attachment("harbour_*view*.png", attachment_data)
     record = await fake.slash(
         "describe", [{"name": "image", "type": 11, "value": attachment["id"]}], attachments=[attachment]
     )
@@ -107,7 +108,11 @@ async def test_describe_an_attachment_then_imagine_one_all_and_again(
     assert f"<@{ALICE}>" in message["content"]
     assert "harbour\\_\\*view\\*.png" in message["content"]
     assert message["allowed_mentions"] == {"parse": []}
-    assert not message["attachments"]
+    # The described picture above the prompts, in an embed (as Midjourney shows it): the attachment itself.
+    name = f"describe_{view.job_id}.png"
+    assert [a["filename"] for a in message["attachments"]] == [name]
+    assert fake.attachment_bytes(message) == attachment_data
+    assert [e.get("image", {}).get("url") for e in message["embeds"]] == [f"attachment://{name}"]
     rows = [[b.get("label") or b["emoji"]["name"] for b in row["components"]] for row in message["components"]]
     assert rows == [["1", "2", "3", "4", "🔄"], ["Imagine all"]]
     assert fake.button(message, "2")["custom_id"] == f"imp:dp:2:{view.job_id}"

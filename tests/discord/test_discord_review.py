@@ -20,7 +20,7 @@ import pytest
 from discord_stack import ServiceStack, service_stack
 from fake_discord import BOB, CHANNEL_ID, GUILD_ID, PERMISSIONS, FakeDiscord
 from sqlalchemy import func, select
-from test_discord_flows import png, prompt_option, reply_to, shown, waiting
+from test_discord_flows import png, prompt_option, rendered, reply_to, shown, waiting
 
 from impasto.bots.discord import texts
 from impasto.bots.discord.app import ImpastoBot
@@ -230,6 +230,33 @@ async def test_an_appealed_image_prompt_reruns_with_its_image(
     await stack.drain()
     opened = await reply_to(fake, refusal["id"])
     await fake.wait_message(lambda m: m["id"] == opened["id"] and bool(m["components"]))
+
+
+async def test_a_refused_button_press_carries_an_appeal_that_reruns_the_press(
+    fake: FakeDiscord, modbot: ImpastoBot, stack: ServiceStack
+) -> None:
+    """A button re-runs its job's prompt through the policy: refused (the server added a word meanwhile), the line
+    only the presser sees carries the Appeal button; approved, the press itself runs (V1 of that job)."""
+    await set_mod_channel(fake)
+    grid = await rendered(fake, stack, await waiting(fake, await fake.slash("imagine", prompt_option("a windmill"))))
+    parent = await shown(fake, stack, grid)
+    word = [{"name": "word", "type": 3, "value": "windmill"}]
+    assert "windmill" in (await mod_slash(fake, "word_add", word))["content"]
+    await fake.press(grid["id"], fake.button(grid, "V1")["custom_id"])
+    refusal = await fake.wait_message(
+        lambda m: m["content"].startswith("⚠️") and "this prompt was refused" in m["content"] and bool(m["components"])
+    )
+    assert refusal["flags"] & 64  # the presser's alone
+    await fake.press(refusal["id"], fake.button(refusal, "Appeal")["custom_id"])
+    post = await fake.wait_message(
+        lambda m: m["channel_id"] == MOD_CHANNEL and "Appeal by" in m["content"] and bool(m["components"])
+    )
+    await fake.press(post["id"], fake.button(post, "Approve")["custom_id"], permissions=MODERATOR)
+    await fake.wait_message(lambda m: m["id"] == post["id"] and "approved" in m["content"])
+    async with stack.service.sessions() as session:
+        child = await session.scalar(select(Job).where(Job.parent_id == parent.job_id))
+    assert child is not None
+    assert (child.action, child.image_index) == ("v", 1)
 
 
 async def test_a_denied_appeal_tells_the_user_and_runs_nothing(

@@ -323,3 +323,53 @@ async def test_admitted_jobs_and_refusals_are_counted(
         await service.imagine(OWNER, "a decapitated knight", idempotency_key="m-2")
     assert count("impasto_jobs_admitted_total", {"action": "imagine", "lane": "fast"}) == admitted + 2
     assert count("impasto_moderation_refusals_total", {"category": "gore"}) == gore + 1
+
+
+async def test_an_approved_appeal_reruns_the_refused_request_as_it_was_asked(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    """The refusal keeps the request (``bots/service/replay.py``); approved, that request is made again — a Remix edit
+    as the same press on the same image, an /imagine in an NSFW channel still in that place — with the policy waived
+    for it alone."""
+    from impasto.bots.moderation.review import Review
+
+    service = JobService(
+        sessions, store, load_registry(), make_plans(), Recorder(), checks=[*POLICY_CHECKS, moderation_check(sessions)]
+    )
+    review = Review(service, load_policy())
+    [ok] = await service.imagine(OWNER, "a knight in the rain", idempotency_key="r1")
+    await render(sessions, store, ok.job_id)
+
+    async def appealed(refusal: PromptRefused, who: Requester) -> str:
+        assert refusal.refusal_id is not None
+        item = await review.appeal(refusal.refusal_id, "discord", who.user_id, chat_id="open", message_id="5")
+        assert item is not None
+        decision = await review.decide(item.id, "discord", "999", approve=True)
+        assert decision.outcome == "approved"
+        assert decision.job_id is not None, decision.line
+        return decision.job_id
+
+    with pytest.raises(PromptRefused) as edit:
+        await service.press(OWNER, ok.job_id, Action.VARIATION, 2, idempotency_key="r2", remix_text="a gory knight")
+    child = await service.job(await appealed(edit.value, OWNER))
+    assert (child.action, child.parent_id, child.prompt) == (Action.VARIATION.value, ok.job_id, "a gory knight")
+    async with sessions() as session:
+        row = await session.get(Job, child.job_id)
+        assert row is not None
+        assert row.image_index == 2
+
+    # A word this server blocks is refused even in an NSFW channel; the rerun is made there again, not elsewhere.
+    async with sessions() as session, session.begin():
+        guild = await moderation.guild_id_for(session, "discord", "900")
+        await moderation.add_word(session, guild, "custom", "lighthouse")
+    nsfw = replace(OWNER, nsfw_channel=True, channel_id="after-dark")
+    with pytest.raises(PromptRefused) as typed:
+        await service.imagine(nsfw, "a lighthouse at night", idempotency_key="r3")
+    rerun = await appealed(typed.value, nsfw)
+    async with sessions() as session:
+        row = await session.get(Job, rerun)
+        assert row is not None
+        assert (row.prompt, row.channel_id, row.nsfw_channel) == ("a lighthouse at night", "after-dark", True)
+    # The waiver was that one request's: the same prompt again is refused.
+    with pytest.raises(PromptRefused):
+        await service.imagine(nsfw, "a lighthouse at night", idempotency_key="r4")

@@ -93,6 +93,7 @@ async def _refuse(sessions: Sessions, user: int, guild: int | None, at: datetime
             matched=["nude"],
             prompt="a nude figure",
             now=at,
+            request='{"entry":"imagine","text":"a nude figure"}',
         )
 
 
@@ -170,6 +171,8 @@ async def test_retention_purges_evidence_and_keeps_the_rows(sessions: Sessions) 
         (None, None, "sexual"),
         ("a nude figure", "nude", "sexual"),
     ]
+    # The request kept for an appeal's rerun holds the prompt too: it goes with the evidence.
+    assert [r.note for r in rows] == ["", mod.REQUEST_NOTE + '{"entry":"imagine","text":"a nude figure"}']
     assert rows[0].evidence_purged_at is not None
 
 

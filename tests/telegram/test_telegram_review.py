@@ -236,13 +236,11 @@ async def test_mod_desk_sends_the_link_privately(stack: TelegramStack) -> None:
     assert "administrators" in str(refused.params["text"])
 
 
-async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_the_press(stack: TelegramStack) -> None:
-    """A button re-runs its job's prompt through the policy: refused (the group added a word meanwhile), its line in
-    the group carries the Appeal button; approved, the press itself runs (a variation of that job, not an /imagine)."""
-    await link_admin_chat(stack)
+async def group_grid(stack: TelegramStack, prompt: str) -> tuple[Call, str]:
+    """MEMBER's finished grid in the group (its picture passes the classifier); the posted photo and its job."""
     tag = f"tag{secrets.token_hex(4)}"
     who = Requester(platform="telegram", user_id=str(MEMBER), guild_id=str(GROUP), channel_id=str(GROUP))
-    [ticket] = await stack.service.imagine(who, f"a windmill {tag}", idempotency_key=tag)
+    [ticket] = await stack.service.imagine(who, f"{prompt} {tag}", idempotency_key=tag)
     assert stack.application is not None
     assert stack.delivery is not None
     view = await stack.service.job(ticket.job_id)
@@ -252,6 +250,14 @@ async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_t
     [grid] = await stack.api.wait_for(
         lambda c: c.method == "sendPhoto" and c.chat_id == GROUP and tag in str(c.params.get("caption"))
     )
+    return grid, ticket.job_id
+
+
+async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_the_press(stack: TelegramStack) -> None:
+    """A button re-runs its job's prompt through the policy: refused (the group added a word meanwhile), its line in
+    the group carries the Appeal button; approved, the press itself runs (a variation of that job, not an /imagine)."""
+    await link_admin_chat(stack)
+    grid, job_id = await group_grid(stack, "a windmill")
     await say(stack, "/mod word add windmill", user_id=ADMIN)
     mark = len(stack.api.calls)
     await press(stack, buttons(grid)["V1"], grid.result, user_id=MEMBER)
@@ -265,13 +271,13 @@ async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_t
     [post] = await stack.api.wait_for(
         lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
     )
-    assert tag in str(post.params["text"])
+    assert "a windmill tag" in str(post.params["text"])
     await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
     await stack.api.wait_for(
         lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
     )
     async with stack.service.sessions() as session:
-        child = await session.scalar(select(Job).where(Job.parent_id == ticket.job_id))
+        child = await session.scalar(select(Job).where(Job.parent_id == job_id))
     assert child is not None
     assert (child.action, child.image_index) == ("v", 1)
 
@@ -308,3 +314,45 @@ async def test_mod_review_and_mod_log_work_in_the_linked_admin_chat(stack: Teleg
     stack.api.admins.discard(OTHER_ADMIN)
     not_admin = await say(stack, "/mod log", user_id=OTHER_ADMIN, chat_id=ADMIN)
     assert "administrators of the groups that report to this chat" in str(not_admin.params["text"])
+
+
+async def test_a_refused_remix_edit_in_a_group_carries_an_appeal_that_reruns_the_edit(stack: TelegramStack) -> None:
+    """With Remix on, V1 asks for the edited prompt; the edit refused, its line in the group carries the Appeal button;
+    approved, the same press with the same edit runs."""
+    await link_admin_chat(stack)
+    grid, job_id = await group_grid(stack, "a harbour")
+    await stack.service.update_settings(
+        Requester(platform="telegram", user_id=str(MEMBER), guild_id=str(GROUP), channel_id=str(GROUP)), remix=True
+    )
+    mark = len(stack.api.calls)
+    await press(stack, buttons(grid)["V1"], grid.result, user_id=MEMBER)
+    [question] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage" and c.chat_id == GROUP and "force_reply" in str(c.params.get("reply_markup"))
+        ),
+        after=mark,
+    )
+    mark = len(stack.api.calls)
+    edit = stack.api.message(
+        "a gory harbour, severed head", chat_id=GROUP, user_id=MEMBER, name=f"u{MEMBER}", reply_to=question.result
+    )
+    await stack.api.push(edit)
+    [refusal] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage" and c.chat_id == GROUP and "this prompt was refused" in str(c.params["text"])
+        ),
+        after=mark,
+    )
+    await press(stack, buttons(refusal)["Appeal"], refusal.result, user_id=MEMBER)
+    [post] = await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
+    )
+    assert "severed head" in str(post.params["text"])
+    await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
+    await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
+    )
+    async with stack.service.sessions() as session:
+        child = await session.scalar(select(Job).where(Job.parent_id == job_id))
+    assert child is not None
+    assert (child.action, child.image_index, child.prompt) == ("v", 1, "a gory harbour, severed head")

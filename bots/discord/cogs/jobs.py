@@ -16,7 +16,13 @@ from impasto.bots.discord.cogs.account import private
 from impasto.bots.discord.cogs.errors import REFUSALS, answer, report
 from impasto.bots.discord.controls import Controls
 from impasto.bots.discord.delivery import OriginalResponse
-from impasto.bots.discord.describe import describe_content, describe_view, is_describe, locale_of_job
+from impasto.bots.discord.describe import (
+    describe_content,
+    describe_picture,
+    describe_view,
+    is_describe,
+    locale_of_job,
+)
 from impasto.bots.discord.language import reply_locale
 from impasto.bots.discord.requester import requester_of, requester_of_reaction
 from impasto.bots.discord.surface import (
@@ -59,7 +65,13 @@ class Jobs(commands.Cog):
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
         if is_describe(view):  # a /describe: its four prompts and their buttons again
             target = OriginalResponse(interaction)
-            await target.edit(describe_content(view), view=describe_view(view.job_id, locale_of_job(view)))
+            picture = await asyncio.to_thread(describe_picture, view, self.service.images)
+            await target.edit(
+                describe_content(view),
+                view=describe_view(view.job_id, locale_of_job(view)),
+                embed=picture[0] if picture is not None else None,
+                file=picture[1] if picture is not None else None,
+            )
             await self.controls.shows(view.job_id, target, "result")
             return
         pictures = await asyncio.to_thread(finished, self.service.images, view)
