@@ -201,7 +201,7 @@ class DiscordReview:
         decision = await self.review.decide(event_id, PLATFORM, str(interaction.user.id), approve=approve)
         if decision.outcome in ("already", "unknown"):
             await interaction.followup.send(
-                texts.refusal(decision.line), ephemeral=True, allowed_mentions=texts.NO_MENTIONS
+                texts.refusal(translate_line(decision.line, locale)), ephemeral=True, allowed_mentions=texts.NO_MENTIONS
             )
             return
         await self._mark(interaction, decision)

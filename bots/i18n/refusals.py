@@ -21,7 +21,7 @@ from functools import cache
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, Catalogs, catalogs
 
-PREFIXES = ("refusal.", "service.", "describe.refusal.")
+PREFIXES = ("refusal.", "service.", "describe.refusal.", "decision.")
 _TERM = "term."
 
 #: Fields that never hold a space (an option as written, a number, a job id): matching them as one token keeps

@@ -187,10 +187,11 @@ class TelegramReview:
             await _answer(query, t("mod.review.not_moderator", locale))
             return
         decision = await self.review.decide(event_id, PLATFORM, str(query.from_user.id), approve=approve)
+        line = translate_line(decision.line, locale)
         if decision.outcome in ("already", "unknown"):
-            await _answer(query, decision.line)
+            await _answer(query, line)
             return
-        await _answer(query, decision.line, alert=False)
+        await _answer(query, line, alert=False)
         await self._mark(query, decision)
         await self._tell_user(decision)
 

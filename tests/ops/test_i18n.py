@@ -363,3 +363,21 @@ def test_the_web_pages_keys_are_scanned_and_the_editor_js_blob_carries_them() ->
     # What editor.js shows must be in the blob the page passes it, and every blob key is a catalog key.
     assert in_js <= set(EDITOR_JS_KEYS)
     assert untranslated(catalogs(), EDITOR_JS_KEYS) == []
+
+
+def test_review_decisions_read_in_chinese_and_match_what_the_core_writes() -> None:
+    """``bots/moderation/review.py`` writes its decisions in English; each has a ``decision.*`` template (the same
+    words, so a change there shows here) and reads back in Chinese with its fields kept."""
+    source = (BOTS / "moderation" / "review.py").read_text(encoding="utf-8")
+    english = catalogs().messages[DEFAULT_LOCALE]
+    decisions = {key: text for key, text in english.items() if key.startswith("decision.")}
+    assert len(decisions) >= 10
+    for key, text in decisions.items():
+        spellings = {text, text.replace("{job}", "{item.job_id}"), text.replace("{job}", "{job_id}")}
+        if key.startswith("decision.already_"):
+            spellings = {"another moderator already {verb} this"}
+        assert any(s in source for s in spellings), f"{key}: review.py no longer writes {text!r}"
+        line = text.format(job="j8Kq2", why="no credits left")
+        chinese = translate_line(line, ZH)
+        assert _is_chinese(chinese), f"{line!r} stayed English"
+        assert "j8Kq2" in chinese or "{job}" not in text
