@@ -100,7 +100,7 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
     parent_images: dict[int, str] = {}
     if row.parent_id is not None:
         images = await connection.execute(_PARENT_IMAGES, {"k_parent": row.parent_id})
-        parent_images = {int(index): str(key) for index, key in images.tuples()}
+        parent_images = {int(index): str(key) for index, key in images}
     return ClaimedJob(
         job_id=job_id,
         action=row.action,
