@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import re
@@ -45,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent / "discord"))
 
 from fake_botapi import TOKEN, Call, FakeBotApi
 from fake_discord import CHANNEL_ID, NSFW_CHANNEL_ID, FakeDiscord, InteractionRecord
-from load_telegram import FINAL, IMPASTO, Hub, _enqueue_to_start, _pct, _peak_rss_mb
+from load_telegram import FINAL, IMPASTO, Hub, _enqueue_to_start, _pct, _peak_rss_mb, _stop
 from load_telegram import user as telegram_user
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -303,15 +302,7 @@ async def run(
                     statuses, done_ids, posted, all_ids, platform_of, picks = await _settle(db_url, 120)
                     rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
                 finally:
-                    for process in processes.values():
-                        if process.returncode is None:
-                            process.terminate()
-                    for process in processes.values():
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(process.wait(), 30)
-                        if process.returncode is None:
-                            process.kill()
-                            await process.wait()
+                    await _stop(processes.values())
                 tracebacks = {
                     path.stem: path.read_text(errors="replace").count("Traceback") for path in logs.glob("*.log")
                 }

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,20 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+async def _stop(processes: Iterable[asyncio.subprocess.Process]) -> None:
+    """SIGTERM every process still running, then SIGKILL what has not ended 30 s later."""
+    running = list(processes)
+    for process in running:
+        if process.returncode is None:
+            process.terminate()
+    for process in running:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 30)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 def _ms(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
@@ -247,15 +262,7 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
                         all_ids = set((await session.scalars(select(Job.id))).all())
                 rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
             finally:
-                for process in processes.values():
-                    if process.returncode is None:
-                        process.terminate()
-                for process in processes.values():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(process.wait(), 30)
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+                await _stop(processes.values())
 
         waits = await _enqueue_to_start(redis, since, all_ids, keys.Namespace(ns))
         memory = await redis.info("memory")
