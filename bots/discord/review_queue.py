@@ -29,7 +29,6 @@ from impasto.bots.moderation.review import Decision, Review, ReviewItem, follow_
 from impasto.bots.service.delivery.core import Delivery
 from impasto.bots.service.errors import PromptRefused
 from impasto.bots.service.jobs import JobService
-from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.queue.keys import DEFAULT, Namespace
 from impasto.queue.moderation.policy import Policy
@@ -226,17 +225,6 @@ class DiscordReview:
                 content=line[: texts.MAX_MESSAGE], view=None, allowed_mentions=texts.NO_MENTIONS
             )
 
-    async def _user_locale(self, item: ReviewItem) -> str:
-        """The asker's reply language (their /settings choice, else their server's default; their client's is not
-        known here), English when it cannot be read."""
-        if item.user is None:
-            return "en"
-        try:
-            return await self.service.reply_locale(Requester("discord", item.user, guild_id=item.guild))
-        except Exception as exc:  # the decision stands; the line goes in English
-            log.warning("the reply language of %s could not be read: %s", item.user, exc)
-            return "en"
-
     async def _tell_user(self, decision: Decision) -> None:
         item = decision.item
         if item is None or decision.user_line is None:
@@ -247,7 +235,7 @@ class DiscordReview:
         if item.user is None:
             return
         approved = decision.outcome == "approved"
-        locale = await self._user_locale(item)
+        locale = await self.review.asker_locale(item, "discord")
         if approved and decision.job_id is not None:
             text = t("mod.appeal.approved", locale)
         else:

@@ -192,6 +192,17 @@ class Review:
 
     # -- decisions -------------------------------------------------------------------------------------------------
 
+    async def asker_locale(self, item: ReviewItem, platform: Platform) -> str:
+        """The asker's reply language (their /settings choice, else their server's default; their client's is not
+        known here), English when it cannot be read: the decision stands either way."""
+        if item.user is None:
+            return DEFAULT_LOCALE
+        try:
+            return await self.service.reply_locale(Requester(platform, item.user, guild_id=item.guild))
+        except Exception as exc:
+            log.warning("the reply language of %s could not be read: %s", item.user, exc)
+            return DEFAULT_LOCALE
+
     async def decide(self, event_id: int, platform: str, moderator: str, *, approve: bool) -> Decision:
         """A moderator's Approve or Reject/Deny (the adapter has checked they moderate the item's server)."""
         item = await self.item(event_id)
