@@ -45,6 +45,7 @@ async def test_imagine_with_no_worker_says_so(stack: Stack, data_dir: Path) -> N
         "IMPASTO_DATA_DIR": str(data_dir),
         "IMPASTO_DEFAULT_MODEL": "tiny-sd15",
         "IMPASTO_NO_WORKER_WARN_S": "1",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack: a hang after ^C says where it is
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "impasto.bots", "imagine", "a bell", env=env,
@@ -60,6 +61,14 @@ async def test_imagine_with_no_worker_says_so(stack: Stack, data_dir: Path) -> N
                 seen += chunk
     finally:
         proc.send_signal(signal.SIGINT)
-        rest, _ = await proc.communicate()
+        try:
+            async with asyncio.timeout(60):
+                rest, _ = await proc.communicate()
+        except TimeoutError:
+            proc.send_signal(signal.SIGABRT)
+            rest, _ = await proc.communicate()
+            raise AssertionError(
+                "^C did not end `impasto imagine`:\n" + (seen + rest).decode(errors="replace")
+            ) from None
     assert proc.returncode == 130, (seen + rest).decode(errors="replace")
     assert b"cancelled; nothing is charged" in seen + rest
