@@ -47,9 +47,13 @@ async def test_imagine_with_no_worker_says_so(stack: Stack, data_dir: Path) -> N
         "IMPASTO_NO_WORKER_WARN_S": "1",
         "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack: a hang after ^C says where it is
     }
+    # A suite started in the background by a non-interactive shell (`… &`, as CI may) runs with SIGINT ignored, and
+    # a child inherits that: Python then installs no KeyboardInterrupt handler and ^C does nothing. A user's
+    # terminal delivers ^C to a process with the default disposition, so the child gets it back.
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "impasto.bots", "imagine", "a bell", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert proc.stdout is not None
     seen = b""
