@@ -161,12 +161,22 @@ def ensure_tiny_classifier(cache_dir: Path) -> Path:
     return folder
 
 
-def load_classifier(name: str, cache_dir: Path, *, device: str = "cpu") -> NsfwClassifier | SafetyChecker | None:
-    """The classifier ``IMPASTO_NSFW_MODEL`` names, ready on ``device``; ``None`` for ``none``."""
+def load_classifier(
+    name: str, cache_dir: Path, *, device: str | None = None
+) -> NsfwClassifier | SafetyChecker | None:
+    """The classifier ``IMPASTO_NSFW_MODEL`` names, ready on ``device``; ``None`` for ``none``.
+
+    Without a ``device`` it goes where the renders go (the GPU when there is one): it then runs on their thread,
+    between them, and the bots never need to import torch to choose.
+    """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     if name == NONE:
         return None
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if name == SAFETY_CHECKER or name.startswith(SAFETY_CHECKER + ":"):
         return load_safety_checker(name.partition(":")[2] or SAFETY_CHECKER_SOURCE, device=device)
     source = str(ensure_tiny_classifier(cache_dir)) if name == TINY else name

@@ -112,13 +112,9 @@ def run_worker(args: argparse.Namespace) -> int:
     nsfw = NsfwConfig()
 
     def classifier() -> Classifier | None:
-        import torch
-
         from impasto.engine.nsfw import load_classifier
 
-        # On the GPU the renders use: the classifier runs on their thread, between them.
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return load_classifier(nsfw.model, settings.data_dir / "models", device=device)
+        return load_classifier(nsfw.model, settings.data_dir / "models")
 
     try:
         policy = settings.moderation_policy
