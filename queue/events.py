@@ -15,12 +15,13 @@ crash publishes nothing again once its row is final.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from impasto.queue import keys
@@ -134,15 +135,15 @@ def _parse(fields: dict[Any, Any]) -> Event:
     return _EVENT.validate_json(_field(fields, "data"))
 
 
-def entry_fields(event: Event) -> dict[str, str]:
-    """A stream entry's fields, for a caller adding it in its own pipeline (``xadd(ns.events, entry_fields(e))``)."""
-    return _fields(event)
-
-
 async def publish(redis: Redis, event: Event, *, ns: keys.Namespace = keys.DEFAULT) -> str:
     """Append a non-terminal event (queued, started, progress)."""
     entry = await redis.xadd(ns.events, cast(Any, _fields(event)), maxlen=STREAM_MAXLEN, approximate=True)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+def add(pipe: Pipeline, event: Event, *, ns: keys.Namespace = keys.DEFAULT) -> None:
+    """``publish`` as one command of the caller's pipeline."""
+    pipe.xadd(ns.events, cast(Any, _fields(event)), maxlen=STREAM_MAXLEN, approximate=True)
 
 
 _PUBLISH_ONCE = """
@@ -153,21 +154,57 @@ return false
 """
 
 
-async def publish_final(redis: Redis, event: Event, *, ns: keys.Namespace = keys.DEFAULT) -> bool:
-    """Append a terminal event unless one was already published for the job; True if this call published it."""
+async def publish_final(
+    redis: Redis, event: Event, *, ns: keys.Namespace = keys.DEFAULT, before: Sequence[Event] = ()
+) -> bool:
+    """Append a terminal event unless one was already published for the job; True if this call published it.
+
+    ``before``: non-terminal events still to publish ahead of it (a render's last progress), sent in the same round
+    trip, in order.
+    """
     fields = _fields(event)
-    result = await cast(Any, redis).eval(
+    pipe = redis.pipeline(transaction=False)
+    for early in before:
+        add(pipe, early, ns=ns)
+    pipe.eval(
         _PUBLISH_ONCE,
         2,
         ns.job_final(event.job_id),
         ns.events,
-        FINAL_MARKER_TTL_S,
-        STREAM_MAXLEN,
+        str(FINAL_MARKER_TTL_S),
+        str(STREAM_MAXLEN),
         fields["job"],
         fields["kind"],
         fields["data"],
     )
-    return result is not None
+    results = await pipe.execute()
+    return results[-1] is not None
+
+
+# The positions of the first waiting jobs, as ``Queued`` events (the fields ``publish`` writes, with the JSON that
+# ``Queued.model_dump_json`` makes), built in Redis: the 25 or so events of every job start cost one command, not a
+# pydantic model and a packed command each. A job is skipped when it is the one starting or a worker holds it.
+# KEYS: queue, event stream. ARGV: how many, the starting job, arq's in-progress key prefix, the stream's MAXLEN.
+_POSITIONS = """
+local count = tonumber(ARGV[1])
+if count <= 0 then return 0 end
+local told = 0
+for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, count)) do
+  if id ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. id) == 0 then
+    local data = cjson.encode({job_id = id, kind = 'queued', position = i - 1})
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'job', id, 'kind', 'queued', 'data', data)
+    told = told + 1
+  end
+end
+return told
+"""
+
+
+def add_positions(pipe: Pipeline, count: int, *, starting: str, held_prefix: str, ns: keys.Namespace) -> None:
+    """Tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs being painted included), as one
+    command of the caller's pipeline. ``held_prefix``: the key prefix that marks a job a worker holds (arq's
+    in-progress keys). EVAL in a pipeline, not a registered script: see ``fairness.add_job_started``."""
+    pipe.eval(_POSITIONS, 2, ns.queue, ns.events, str(count), starting, held_prefix, str(STREAM_MAXLEN))
 
 
 async def last_id(redis: Redis, *, ns: keys.Namespace = keys.DEFAULT) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from impasto.queue import keys
 from impasto.queue.contract import Lane, RenderRequest
@@ -89,13 +90,24 @@ async def job_started(
     redis: Redis, request: RenderRequest, *, score: int, first_try: bool, ns: keys.Namespace = keys.DEFAULT
 ) -> None:
     """Advance the lane's clock past a job that starts; it no longer waits in its guild."""
-    await cast(Any, redis).eval(
+    pipe = redis.pipeline(transaction=False)
+    add_job_started(pipe, request, score=score, first_try=first_try, ns=ns)
+    await pipe.execute()
+
+
+def add_job_started(
+    pipe: Pipeline, request: RenderRequest, *, score: int, first_try: bool, ns: keys.Namespace = keys.DEFAULT
+) -> None:
+    """``job_started`` as one command of the caller's pipeline: a starting job tells Redis all it has to in one
+    round trip (``queue.functions``). EVAL, not a registered script: a pipeline of EVALSHAs asks Redis whether the
+    scripts exist first, a round trip more, and Redis caches what EVAL compiles."""
+    pipe.eval(
         _STARTED,
         3,
         ns.lane_clock(request.lane),
         ns.lane_user_finish(request.lane),
         ns.lane_guild_users(request.lane, _guild_of(request)),
-        score - LANE_BASE_SCORE[request.lane],
+        str(score - LANE_BASE_SCORE[request.lane]),
         request.user_key,
         "1" if first_try else "0",
     )

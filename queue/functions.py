@@ -131,8 +131,15 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
 
     job_id = request.job_id
     ns = state.config.ns
-    await _start(redis, ns, state.config.positions_announced, starting=job_id, lease_s=state.config.lease_s)
-    await fairness.job_started(redis, request, score=int(ctx["score"]), first_try=job_try == 1, ns=ns)
+    await _start(
+        redis,
+        ns,
+        request,
+        score=int(ctx["score"]),
+        first_try=job_try == 1,
+        count=state.config.positions_announced,
+        lease_s=state.config.lease_s,
+    )
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
@@ -177,7 +184,7 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
             return refused
         if state.policy is not None and place is not None:
             work = replace(work, screen=translation_screen(state.policy, place))
-        result, retried = await _supervised_render(state, redis, work)
+        rendered = await _supervised_render(state, redis, work)
     except Cancelled:
         return await _cancel(state, redis, job_id)
     except TranslationRefused as exc:
@@ -191,9 +198,9 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
         return await _fail(state, redis, job_id, f"{exc} (a smaller batch did not fit either); nothing was charged")
     except (EngineError, UnrenderableJob) as exc:
         return await _fail(state, redis, job_id, str(exc))
-    if retried:
+    if rendered.retried:
         log.warning("job %s ran out of memory and was rendered again as two half batches", job_id)
-    return await _complete(state, redis, job_id, result, place, claimed.holding)
+    return await _complete(state, redis, job_id, rendered, place, claimed.holding)
 
 
 async def _describe(state: WorkerState, redis: ArqRedis, claimed: ClaimedJob) -> dict[str, Any]:
@@ -286,7 +293,14 @@ async def _refuse_translation(
     return await _fail(state, redis, claimed.job_id, str(exc), audit=audit)
 
 
-async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork) -> tuple[RenderResult, bool]:
+@dataclass(frozen=True)
+class _Rendered:
+    result: RenderResult
+    retried: bool  # out of memory once, rendered again as two half batches
+    unsent: list[events.Progress]  # the last steps' events, published with the job's end in one round trip
+
+
+async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork) -> _Rendered:
     """Run the render on the GPU thread while this coroutine publishes progress, renews the lease, polls for
     cancellation (at most every ``cancel_poll_s``) and enforces the step and total timeouts."""
     config = state.config
@@ -306,11 +320,10 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
             # The worker is shutting down (arq re-queues the job): stop the GPU thread at its next step too.
             watch.cancel.set()
             raise
-        await _flush(redis, watch, config.ns)
         if done:
             break
         now = time.monotonic()
-        await _renew_lease(redis, work.job_id, config.lease_s)
+        await _tick(redis, watch, config.ns, config.lease_s)
         if stop_reason is None:
             if now - last_cancel_check >= config.cancel_poll_s:
                 last_cancel_check = now
@@ -335,16 +348,28 @@ async def _supervised_render(state: WorkerState, redis: Redis, work: RenderWork)
             log.critical("job %s: the GPU thread did not stop within %.0f s", work.job_id, config.step_timeout_s)
             raise GpuStuck(stop_reason)
     try:
-        return future.result()
+        result, retried = future.result()
     except Cancelled:
         if stop_reason is not None:
             raise Stalled(stop_reason) from None
         raise
+    return _Rendered(result, retried, _drain(watch))
 
 
-async def _flush(redis: Redis, watch: _Watch, ns: keys.Namespace) -> None:
+def _drain(watch: _Watch) -> list[events.Progress]:
+    unsent = []
     while not watch.outbox.empty():
-        await events.publish(redis, watch.outbox.get_nowait(), ns=ns)
+        unsent.append(watch.outbox.get_nowait())
+    return unsent
+
+
+async def _tick(redis: Redis, watch: _Watch, ns: keys.Namespace, lease_s: float) -> None:
+    """One round trip while a render runs: renew its lock (``_renew_lease``) and publish the steps made since."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.pexpire(in_progress_key_prefix + watch.job_id, int(lease_s * 1000))
+    for event in _drain(watch):
+        events.add(pipe, event, ns=ns)
+    await pipe.execute()
 
 
 async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
@@ -352,44 +377,27 @@ async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
     await redis.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))
 
 
-# One round trip for what a starting job tells Redis: renew its lock (``_renew_lease``), then tell the first waiting
-# jobs their position. A job is skipped when it is the one starting or a worker holds it. The event is written as
-# ``events.publish`` writes a ``Queued`` (fields job, kind, data; data is its JSON), built here so that the 25 or so
-# events of every start cost the worker one call, not a pydantic model and a packed command each.
-# KEYS: queue, event stream, the starting job's in-progress key. ARGV: how many, the starting job, arq's in-progress
-# key prefix, the lease in ms, the stream's MAXLEN.
-_START = """
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-local count = tonumber(ARGV[1])
-if count <= 0 then return 0 end
-local told = 0
-for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, count)) do
-  if id ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. id) == 0 then
-    local data = cjson.encode({job_id = id, kind = 'queued', position = i - 1})
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', id, 'kind', 'queued', 'data', data)
-    told = told + 1
-  end
-end
-return told
-"""
-
-
-async def _start(redis: Redis, ns: keys.Namespace, count: int, *, starting: str, lease_s: float) -> None:
-    """Renew the starting job's lock and tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs
-    being painted included), in one round trip."""
-    script = redis.register_script(_START)
-    keys_ = [ns.queue, ns.events, in_progress_key_prefix + starting]
-    await script(keys=keys_, args=[count, starting, in_progress_key_prefix, int(lease_s * 1000), events.STREAM_MAXLEN])
+async def _start(
+    redis: Redis, ns: keys.Namespace, request: RenderRequest, *, score: int, first_try: bool, count: int, lease_s: float
+) -> None:
+    """What a starting job tells Redis, in one round trip: renew its lock (``_renew_lease``), advance its lane's fair
+    clock (``fairness``), and tell the first ``count`` waiting jobs how many jobs are ahead of them."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.pexpire(in_progress_key_prefix + request.job_id, int(lease_s * 1000))
+    fairness.add_job_started(pipe, request, score=score, first_try=first_try, ns=ns)
+    events.add_positions(pipe, count, starting=request.job_id, held_prefix=in_progress_key_prefix, ns=ns)
+    await pipe.execute()
 
 
 async def _complete(
     state: WorkerState,
     redis: ArqRedis,
     job_id: str,
-    result: RenderResult,
+    rendered: _Rendered,
     place: Place | None,
     holding: Holding | None = None,
 ) -> dict[str, Any]:
+    result = rendered.result
     verdicts: list[tuple[float, bool]] = []
     if state.image_check is not None:
         # Every output, before anything is stored or announced: the verdicts travel with the images.
@@ -465,6 +473,7 @@ async def _complete(
             flagged=flagged,
         ),
         ns=state.config.ns,
+        before=rendered.unsent,
     )
     await endings.enqueue_released(redis, completed.released, ns=state.config.ns)
     return {"outcome": "done", "images": list(singles), "grid": grid_key, "gpu_seconds": result.gpu_seconds}

@@ -7,11 +7,13 @@ picks asyncpg or aiosqlite itself. Built in ``main()`` and injected, never at im
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,7 +76,39 @@ def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(resolved, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    return create_async_engine(resolved, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(resolved, **kwargs)
+    _ping_after_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection that sat unused this long is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_after_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, for connections that were idle: a server restarted while nobody used it is
+    noticed before a statement fails, and a fresh connection replaces the dead one.
+
+    Written here because ``pool_pre_ping`` pings on every checkout: a round trip for each transaction, two per job on
+    the worker's hot path (``impasto bench-service``), to guard connections used a few milliseconds earlier. A
+    connection that dies while in use raises a disconnect error instead; SQLAlchemy then drops the whole pool, and the
+    callers that matter retry (``queue.settle``) or answer "temporarily unavailable" (the job service).
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["impasto_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("impasto_idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out another (a new one when the server is back).
+            raise DisconnectionError(f"a pooled connection is dead ({type(exc).__name__})") from exc
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

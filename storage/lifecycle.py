@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -72,8 +72,6 @@ class ClaimedJob:
     model: str
     mode: str  # fast | relax | turbo
     attempt: int  # 1 on the first delivery, 2+ on a retry after a crash
-    user_key: str  # "discord:1234": for fairness between users
-    guild_key: str | None  # "discord:5678": for fairness between servers; None in DMs and the console
     parent_id: str | None
     # The store keys to load first: for a button on a grid, the chosen single; for a single, its image; for blend,
     # the blended images. Empty for imagine (image prompts are URLs or keys inside params["image_prompts"]).
@@ -92,10 +90,9 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
     """
     connection = await session.connection()
     now = utcnow()
-    result = await connection.execute(_CLAIM, {"k_job": job_id, "k_now": now, "k_worker": worker})
-    if ledger.affected_rows(result) != 1:
+    row = (await connection.execute(_CLAIM, {"k_job": job_id, "k_now": now, "k_worker": worker})).one_or_none()
+    if row is None:
         return None
-    row = (await connection.execute(_CLAIMED, {"k_job": job_id})).one()
     _in_session(session, job_id, status=RUNNING, attempts=row.attempts, started_at=now, worker=worker)
     parent_images: dict[int, str] = {}
     if row.parent_id is not None:
@@ -112,8 +109,6 @@ async def claim_job(session: AsyncSession, job_id: str, *, worker: str) -> Claim
         model=row.model,
         mode=row.mode,
         attempt=row.attempts,
-        user_key=f"{row.platform}:{row.platform_user_id}",
-        guild_key=f"{row.guild_platform}:{row.platform_guild_id}" if row.guild_platform is not None else None,
         parent_id=row.parent_id,
         input_image_keys=tuple(row.input_image_keys),
         parent_image_keys=parent_images,
@@ -324,13 +319,11 @@ async def release_held(session: AsyncSession, user_id: int, *, locked: bool = Fa
         )
     if not chosen:
         return []
-    await session.execute(
-        update(Job)
-        .where(Job.id.in_([job.job_id for job in chosen]), Job.status == QUEUED, Job.released_at.is_(None))
-        .values(released_at=utcnow())
+    now = utcnow()
+    await (await session.connection()).execute(_RELEASE, {"r_ids": [job.job_id for job in chosen], "r_now": now})
+    for job in chosen:
         # Admission reads ``released_at`` of the rows it has just added in this session: keep them in step.
-        .execution_options(synchronize_session="evaluate")
-    )
+        _in_session(session, job.job_id, released_at=now)
     return chosen
 
 
@@ -363,16 +356,19 @@ def _in_session(session: AsyncSession, job_id: str, **values: Any) -> None:
             set_committed_value(job, name, value)
 
 
+# "Active" spelled as equalities: ``status IN (…)`` with a list is an expanding parameter, which SQLAlchemy
+# re-renders on every execution.
+_ACTIVE = or_(*(Job.status == status for status in ACTIVE_STATUSES))
+
 # A job's claim and end, built once and run on the session's connection (Core): a statement built per call and run
 # through the ORM costs about twice the CPU, and these run for every job (``impasto bench-service``). Bind names are
 # prefixed: a bare column name is reserved for the SET clause.
+# The claim returns what the worker needs (UPDATE … RETURNING: PostgreSQL, and SQLite since 3.35): one statement.
 _CLAIM = (
     update(Job)
-    .where(Job.id == bindparam("k_job"), Job.status.in_(ACTIVE_STATUSES))
+    .where(Job.id == bindparam("k_job"), _ACTIVE)
     .values(status=RUNNING, attempts=Job.attempts + 1, started_at=bindparam("k_now"), worker=bindparam("k_worker"))
-)
-_CLAIMED = (
-    select(
+    .returning(
         Job.action,
         Job.image_index,
         Job.params,
@@ -390,22 +386,15 @@ _CLAIMED = (
         Job.month_period,
         Job.day_period,
         Job.cost_multiplier,
-        User.platform,
-        User.platform_user_id,
-        Guild.platform.label("guild_platform"),
-        Guild.platform_guild_id,
     )
-    .join(User, User.id == Job.user_id)
-    .outerjoin(Guild, Guild.id == Job.guild_id)
-    .where(Job.id == bindparam("k_job"))
 )
 _PARENT_IMAGES = select(Image.index, Image.store_key).where(Image.job_id == bindparam("k_parent")).order_by(Image.index)
 _HOLDING = select(
     Job.user_id, Job.mode, Job.reserved_gpu_seconds, Job.month_period, Job.day_period, Job.cost_multiplier
-).where(Job.id == bindparam("f_job"), Job.status.in_(ACTIVE_STATUSES))
+).where(Job.id == bindparam("f_job"), _ACTIVE)
 _FINISH = (
     update(Job)
-    .where(Job.id == bindparam("f_job"), Job.status.in_(ACTIVE_STATUSES))
+    .where(Job.id == bindparam("f_job"), _ACTIVE)
     .values(
         status=DONE,
         finished_at=bindparam("f_now"),
@@ -431,8 +420,13 @@ _HELD = (
     # A prompt's permutations share queued_at; "key/2" before "key/10".
     .order_by(Job.queued_at, func.length(Job.idempotency_key), Job.idempotency_key)
 )
+_RELEASE = (
+    update(Job)
+    .where(Job.id.in_(bindparam("r_ids", expanding=True)), Job.status == QUEUED, Job.released_at.is_(None))
+    .values(released_at=bindparam("r_now"))
+)
 _IN_FLIGHT = (
     select(func.count())
     .select_from(Job)
-    .where(Job.user_id == bindparam("r_user"), Job.status.in_(ACTIVE_STATUSES), Job.released_at.is_not(None))
+    .where(Job.user_id == bindparam("r_user"), _ACTIVE, Job.released_at.is_not(None))
 )

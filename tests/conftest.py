@@ -67,6 +67,13 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 @pytest.fixture
+async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty scratch PostgreSQL database, for what only PostgreSQL does."""
+    async with scratch_database("postgresql", postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     async with migrated_engine(db_url) as engine:
         yield engine

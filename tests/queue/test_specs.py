@@ -26,8 +26,6 @@ def claimed(action: Action, **changes: object) -> ClaimedJob:
         "model": "tiny-sd15",
         "mode": "fast",
         "attempt": 1,
-        "user_key": "discord:1",
-        "guild_key": None,
         "parent_id": "parent",
         "input_image_keys": ("src", "mask") if action is Action.VARY_REGION else ("src",),
     }

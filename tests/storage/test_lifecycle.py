@@ -60,8 +60,11 @@ async def test_claim_complete_settles_once(sessions: async_sessionmaker[AsyncSes
     async with sessions() as session, session.begin():
         claimed = await claim_job(session, job_id, worker="w1")
     assert claimed is not None
-    assert (claimed.attempt, claimed.action, claimed.seed, claimed.user_key) == (1, "imagine", 7, "discord:42")
+    assert (claimed.attempt, claimed.action, claimed.seed, claimed.mode) == (1, "imagine", 7, "turbo")
     assert claimed.params == {"width": 256}
+    # What the settlement needs is read with the claim (no second read of the row).
+    assert claimed.holding is not None
+    assert (claimed.holding.cost_multiplier, claimed.holding.month_period) == (2.0, PERIOD)
 
     # A crash-retry claims the running job again.
     async with sessions() as session, session.begin():
