@@ -16,6 +16,11 @@ render that succeeds releases in its own settling transaction instead (``storage
 released. A worker that dies between a commit and the release leaves jobs held with a free slot, and an enqueue that
 fails leaves a job released in SQL but missing from Redis: the sweep (``queue.sweep``) finds and fixes both, so
 neither loses a job.
+
+**SQL away.** A worker ending the job it holds passes ``wait`` (``settle.SqlWait``): each transaction here, and the
+read before a release, is then tried again until SQL answers, the job's arq lock renewed meanwhile
+(``settle.when_sql_answers``), so the user hears of the end once SQL is back, not never. The sweep passes none: its
+transactions run once, and what fails is tried again by the next sweep.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.queue import events, keys
 from impasto.queue.client import enqueue
 from impasto.queue.contract import LANES, Lane, RenderRequest
+from impasto.queue.settle import SqlWait as SqlWait  # re-exported: the worker builds one for the calls below
+from impasto.queue.settle import in_transaction
 from impasto.storage.lifecycle import Released, cancel_job, fail_job, release_held, user_of
 from impasto.storage.models import ACTIVE_STATUSES
 
@@ -47,38 +54,69 @@ async def fail(
     ns: keys.Namespace,
     only_if: tuple[str, ...] = ACTIVE_STATUSES,
     audit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    wait: SqlWait | None = None,
 ) -> bool:
     """Fail an active job (in one of ``only_if``) with a one-line reason for its user, refunding; False if it had
-    already ended or moved on. ``audit`` writes its moderation row in the same transaction: once, with the end."""
-    async with sessions() as session, session.begin():
+    already ended or moved on. ``audit`` writes its moderation row in the same transaction: once, with the end.
+    ``wait``: the caller holds the job and waits for SQL (see the module's docstring)."""
+
+    async def end(session: AsyncSession) -> bool:
         failed = await fail_job(session, job_id, error=message, only_if=only_if)
         if failed and audit is not None:
             await audit(session)
+        return failed
+
+    failed = await in_transaction(sessions, end, job_id=job_id, wait=wait, doing="failing it")
     if failed:
         await events.publish_final(pool, events.Failed(job_id=job_id, message=message, refunded=True), ns=ns)
-        await release_after(sessions, pool, job_id, ns=ns)
+        await release_after(sessions, pool, job_id, ns=ns, wait=wait)
     return failed
 
 
 async def cancel(
-    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, *, ns: keys.Namespace
+    sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    job_id: str,
+    *,
+    ns: keys.Namespace,
+    wait: SqlWait | None = None,
 ) -> bool:
-    """Cancel an active job at its owner's request, refunding; False if it had already ended."""
-    async with sessions() as session, session.begin():
-        cancelled = await cancel_job(session, job_id)
+    """Cancel an active job at its owner's request, refunding; False if it had already ended. ``wait``: as for
+    ``fail``."""
+
+    async def end(session: AsyncSession) -> bool:
+        return await cancel_job(session, job_id)
+
+    cancelled = await in_transaction(sessions, end, job_id=job_id, wait=wait, doing="cancelling it")
     if cancelled:
         await events.publish_final(pool, events.Cancelled(job_id=job_id, refunded=True), ns=ns)
-        await release_after(sessions, pool, job_id, ns=ns)
+        await release_after(sessions, pool, job_id, ns=ns, wait=wait)
     return cancelled
 
 
 async def release_after(
-    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, job_id: str, *, ns: keys.Namespace
+    sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    job_id: str,
+    *,
+    ns: keys.Namespace,
+    wait: SqlWait | None = None,
 ) -> list[str]:
-    """A job just ended: release as many of its user's held jobs as their limit allows. Returns the ids queued."""
-    async with sessions() as session:
-        user_id = await user_of(session, job_id)
-    return await release_user(sessions, pool, user_id, ns=ns) if user_id is not None else []
+    """A job just ended: release as many of its user's held jobs as their limit allows. Returns the ids queued.
+    ``wait``: the caller holds ``job_id`` and waits for SQL (see the module's docstring)."""
+
+    async def owner(session: AsyncSession) -> int | None:
+        return await user_of(session, job_id)
+
+    user_id = await in_transaction(sessions, owner, job_id=job_id, wait=wait, doing="reading whose job it is")
+    if user_id is None:
+        return []
+
+    async def release(session: AsyncSession) -> list[Released]:
+        return await release_held(session, user_id)
+
+    released = await in_transaction(sessions, release, job_id=job_id, wait=wait, doing="releasing the user's next jobs")
+    return await enqueue_released(pool, released, ns=ns)
 
 
 async def release_user(

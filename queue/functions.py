@@ -486,16 +486,17 @@ def _store(state: WorkerState, result: RenderResult) -> tuple[list[str], str | N
 
 async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
     """Publish a final job's terminal event if nobody did: covers a worker that died between its SQL commit and
-    its event, and a job cancelled while it waited. ``publish_final`` is once-only, so this never duplicates."""
-    async with state.sessions() as session:
+    its event, a commit that reached SQL just before the connection broke, and a job cancelled while it waited.
+    ``publish_final`` is once-only, so this never duplicates. The read waits for SQL (``queue.settle``)."""
+
+    async def final_event(session: AsyncSession) -> events.Event | None:
         job = await session.get(Job, job_id)
         if job is None:
-            return
-        event: events.Event
+            return None
         if job.status == DONE:
             rows = (await session.scalars(select(ImageRow).where(ImageRow.job_id == job_id))).all()
             by_index = {row.index: row.store_key for row in rows}
-            event = events.Done(
+            return events.Done(
                 job_id=job_id,
                 image_keys=[by_index[i] for i in sorted(by_index) if i >= 1],
                 grid_key=by_index.get(0),
@@ -505,13 +506,17 @@ async def _reannounce(state: WorkerState, redis: Redis, job_id: str) -> None:
                 flagged=sorted(row.index for row in rows if row.index >= 1 and row.moderation == FLAGGED_IMAGE),
                 prompts=list(job.described or ()),
             )
-        elif job.status == FAILED:
-            event = events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)
-        elif job.status == CANCELLED:
-            event = events.Cancelled(job_id=job_id, refunded=True)
-        else:
-            return
-    await events.publish_final(redis, event, ns=state.config.ns)
+        if job.status == FAILED:
+            return events.Failed(job_id=job_id, message=job.error or "failed", refunded=True)
+        if job.status == CANCELLED:
+            return events.Cancelled(job_id=job_id, refunded=True)
+        return None
+
+    event = await when_sql_answers(
+        state.sessions, final_event, redis=redis, job_id=job_id, lease_s=state.config.lease_s, doing="reading its end"
+    )
+    if event is not None:
+        await events.publish_final(redis, event, ns=state.config.ns)
 
 
 async def _fail(
@@ -523,12 +528,19 @@ async def _fail(
     only_if: tuple[str, ...] = ACTIVE_STATUSES,
     audit: Callable[[AsyncSession], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
+    # While SQL is away the worker keeps the job (its lock renewed) and fails it once SQL answers (``queue.settle``).
+    wait = endings.SqlWait(redis, state.config.lease_s)
     failed = await endings.fail(
-        state.sessions, redis, job_id, message, ns=state.config.ns, only_if=only_if, audit=audit
+        state.sessions, redis, job_id, message, ns=state.config.ns, only_if=only_if, audit=audit, wait=wait
     )
+    if not failed:  # another delivery ended it, or this one's commit reached SQL before the connection broke
+        await _reannounce(state, redis, job_id)
     return {"outcome": "failed" if failed else "duplicate", "error": message}
 
 
 async def _cancel(state: WorkerState, redis: ArqRedis, job_id: str) -> dict[str, Any]:
-    cancelled = await endings.cancel(state.sessions, redis, job_id, ns=state.config.ns)
+    wait = endings.SqlWait(redis, state.config.lease_s)
+    cancelled = await endings.cancel(state.sessions, redis, job_id, ns=state.config.ns, wait=wait)
+    if not cancelled:
+        await _reannounce(state, redis, job_id)
     return {"outcome": "cancelled" if cancelled else "duplicate"}

@@ -18,9 +18,20 @@ published from what the row says, see ``functions._reannounce``).
 The claim and the other reads of a job's start wait the same way, so a worker that takes a job from Redis while SQL
 is down holds it (one job, its lock renewed) until SQL answers instead of failing it.
 
+**A job that ends otherwise.** A job the worker fails (a stalled render, an engine error, a flagged input, a refused
+translation, a job that waited too long) or cancels waits the same way: the worker hands ``queue.endings`` a
+``SqlWait`` (its Redis and lease), and the failing or cancelling transaction, with its audit row, is tried again
+until SQL answers; its terminal event is published once after the commit, then the user's held jobs are released
+(that read and transaction wait too), and a worker that finds its end already written (its commit reached the server
+before the connection broke) announces it from the row (``functions._reannounce``, whose read waits as well). The
+sweep passes no ``SqlWait``: it holds no job whose lock it could keep, so its transaction runs once and a failure is
+retried by the next sweep.
+
 Limits: the wait lasts at most arq's timeout for the job (``max_run_s + 2 × step_timeout_s``); a worker stopped
-while it waits loses the result, and the sweep of a later worker fails and refunds the job (it is left *running*
-with nobody holding it). A statement that fails for another reason (a bug, a constraint) is raised as before.
+while it waits loses the result (or the end it was writing), and the sweep of a later worker fails and refunds the
+job (it is left *running* with nobody holding it). A statement that fails for another reason (a bug, a constraint)
+is raised as before. What a worker reads outside these paths (the place of a /describe job whose input image is
+flagged, the cancellation poll, which skips a turn) does not wait.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from arq.constants import in_progress_key_prefix
@@ -58,6 +70,31 @@ def unreachable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return any(cls.__name__ in _DRIVER_CONNECTION_ERRORS for cls in type(exc).__mro__)
+
+
+@dataclass(frozen=True)
+class SqlWait:
+    """What a worker holding a job lends a transaction so that it waits for SQL: the Redis on which it renews the
+    job's arq lock, and for how long each renewal holds (``WorkerConfig.lease_s``)."""
+
+    redis: Redis
+    lease_s: float
+
+
+async def in_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+    attempt: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    job_id: str,
+    wait: SqlWait | None,
+    doing: str,
+) -> T:
+    """Run ``attempt`` in one transaction: once, raising what it raises, without ``wait`` (the sweep); with it,
+    through ``when_sql_answers`` (a worker holding ``job_id``)."""
+    if wait is None:
+        async with sessions() as session, session.begin():
+            return await attempt(session)
+    return await when_sql_answers(sessions, attempt, redis=wait.redis, job_id=job_id, lease_s=wait.lease_s, doing=doing)
 
 
 async def when_sql_answers(

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
+from impasto.engine.errors import EngineError
 from impasto.engine.registry import load_registry
 from impasto.engine.spec import ProgressFn, RenderResult
 from impasto.queue import events, keys
@@ -44,7 +45,7 @@ from impasto.queue.worker import WorkerSetup, build_worker
 from impasto.storage.db import session_factory
 from impasto.storage.images import ImageStore
 from impasto.storage.models import Image as ImageRow
-from impasto.storage.models import Job, LedgerEntry
+from impasto.storage.models import Job, LedgerEntry, Usage
 from impasto.storage.plans import load_plans
 from impasto.storage.testing import migrated_engine
 
@@ -277,3 +278,113 @@ async def test_a_result_painted_while_the_database_is_down_is_kept_and_settled_o
     # A second look at the final events: exactly one each, now that everything has settled.
     for job_id in ends:
         assert [e.kind for e in await events.history(pool, job_id, ns=ns) if e.final] == ["done"]
+
+
+BROKEN = "the engine broke on this one; nothing was charged"
+
+
+@dataclass
+class _BreakingRender(NoopRenderer):
+    """The first job it paints waits for ``go`` and then fails (an ``EngineError``); later jobs paint as usual."""
+
+    began: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+    broke: threading.Event = field(default_factory=threading.Event)
+    painted: list[str] = field(default_factory=list)
+
+    def render(self, work: RenderWork, progress: ProgressFn) -> RenderResult:
+        self.painted.append(work.job_id)
+        if len(self.painted) > 1:
+            return super().render(work, progress)
+        self.began.set()
+        try:
+            if not self.go.wait(60):
+                raise AssertionError("the test never said go")
+            raise EngineError(BROKEN)
+        finally:
+            self.broke.set()
+
+
+@pytest.mark.slow
+async def test_a_job_failed_while_the_database_is_down_is_kept_and_failed_once_it_returns(
+    own_postgres: OwnPostgres,
+    own_sessions: async_sessionmaker[AsyncSession],
+    pool: ArqRedis,
+    ns: keys.Namespace,
+    data_dir: Path,
+    clean_env: None,
+) -> None:
+    images = data_dir / "images"
+    service = JobService(
+        own_sessions, ImageStore(images), load_registry(default="tiny-sd15"), load_plans(),
+        service_enqueue(pool, ns=ns),
+    )  # fmt: skip
+    since = await events.last_id(pool, ns=ns)
+    [first] = await service.imagine(USERS[0], "a lighthouse", idempotency_key="fail-1")
+    [second] = await service.imagine(USERS[1], "a harbour", idempotency_key="fail-2")
+    renderer = _BreakingRender(steps=4, step_s=0.05)
+    config = WorkerConfig.model_validate(
+        {
+            "name": "failer",
+            "namespace": ns.prefix,
+            "poll_delay_s": 0.05,
+            "lease_s": 2.0,
+            "sweep_interval_s": 1.0,  # the sweep runs (and fails) during the outage; it must not end the held job
+            "exit_when_wedged": False,
+        }
+    )
+    setup = WorkerSetup(
+        config=config, database_url=own_postgres.url, image_root=images, renderer_factory=lambda: renderer
+    )
+    worker = build_worker(setup, redis_url=TEST_REDIS_URL, handle_signals=False)
+    running = asyncio.create_task(worker.main())
+    try:
+        assert await asyncio.to_thread(renderer.began.wait, 60), "the worker never started a render"
+        own_postgres.stop()
+        renderer.go.set()  # the render fails while SQL is down: the worker has to fail the job and cannot yet
+        assert await asyncio.to_thread(renderer.broke.wait, 30), "the render did not end"
+        [failing] = renderer.painted
+        waiting = second.job_id if failing == first.job_id else first.job_id
+        await asyncio.sleep(2.5)  # longer than the lease: the worker keeps the job, renewing its lock
+        assert not running.done(), "the worker stopped with the database"
+        assert not any(e.final for e in await events.history(pool, failing, ns=ns)), "ended while SQL was down"
+        assert await pool.exists(in_progress_key_prefix + failing), "the worker let go of the job it has to fail"
+        assert not await pool.exists(in_progress_key_prefix + waiting), "a job was taken while SQL was down"
+        assert renderer.painted == [failing]
+        own_postgres.start()
+
+        ends: dict[str, list[str]] = {first.job_id: [], second.job_id: []}
+        messages: list[str] = []
+        async with asyncio.timeout(120):
+            async for event in events.listen(pool, job_ids=list(ends), since=since, block_ms=200, ns=ns):
+                if event.final:
+                    ends[event.job_id].append(event.kind)
+                if isinstance(event, events.Failed):
+                    messages.append(event.message)
+                if all(ends.values()):
+                    break
+        assert ends == {failing: ["failed"], waiting: ["done"]}
+        assert messages == [BROKEN]  # the engine's reason, not the sweep's "the worker stopped"
+        assert renderer.painted == [failing, waiting]  # the failed job was not painted again
+        assert not running.done(), "the worker stopped after the database came back"
+    finally:
+        running.cancel()
+        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await worker.close()
+
+    async with own_sessions() as session:
+        job = await session.get(Job, failing)
+        assert job is not None
+        assert (job.status, job.error, job.attempts) == ("failed", BROKEN, 1)
+        assert job.reserved_gpu_seconds == 0.0
+        kinds = (await session.scalars(select(LedgerEntry.kind).where(LedgerEntry.job_id == failing))).all()
+        assert sorted(kinds) == ["release", "reserve"], kinds  # refunded, once
+        usage = (await session.scalars(select(Usage).where(Usage.user_id == job.user_id))).all()
+        assert usage
+        assert all((u.reserved_gpu_seconds, u.used_gpu_seconds, u.images) == (0.0, 0.0, 0) for u in usage)
+        kept = await session.get(Job, waiting)
+        assert kept is not None
+        assert kept.status == "done"
+    for job_id, kind in ((failing, "failed"), (waiting, "done")):
+        assert [e.kind for e in await events.history(pool, job_id, ns=ns) if e.final] == [kind]

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.queue import keys, settle
-from impasto.queue.settle import unreachable, when_sql_answers
+from impasto.queue.settle import SqlWait, in_transaction, unreachable, when_sql_answers
 
 
 class CannotConnectNowError(Exception):
@@ -70,3 +70,32 @@ async def test_any_other_failure_is_raised_at_once(sessions: async_sessionmaker[
     with pytest.raises(IntegrityError):
         await when_sql_answers(sessions, attempt, redis=pool, job_id="job-2", lease_s=60, doing="testing")
     assert tries == 1
+
+
+async def test_without_a_wait_a_transaction_runs_once_and_with_one_it_waits(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, ns: keys.Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweep ends jobs without a wait (its next pass tries again); a worker holding the job waits for SQL.
+    monkeypatch.setattr(settle, "RETRY_FIRST_S", 0.05)
+    tries = 0
+
+    async def attempt(session: AsyncSession) -> str:
+        nonlocal tries
+        tries += 1
+        if tries < 3:
+            raise ConnectionRefusedError(111, "refused")
+        return "ended"
+
+    job_id = f"{ns.prefix}job-3"
+    with pytest.raises(ConnectionRefusedError):
+        await in_transaction(sessions, attempt, job_id=job_id, wait=None, doing="testing")
+    assert tries == 1
+    lock = in_progress_key_prefix + job_id
+    await pool.set(lock, "1", px=300)
+    try:
+        wait = SqlWait(pool, lease_s=60)
+        assert await in_transaction(sessions, attempt, job_id=job_id, wait=wait, doing="testing") == "ended"
+        assert tries == 3
+        assert await pool.pttl(lock) > 1000
+    finally:
+        await pool.delete(lock)
