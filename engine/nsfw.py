@@ -161,9 +161,7 @@ def ensure_tiny_classifier(cache_dir: Path) -> Path:
     return folder
 
 
-def load_classifier(
-    name: str, cache_dir: Path, *, device: str | None = None
-) -> NsfwClassifier | SafetyChecker | None:
+def load_classifier(name: str, cache_dir: Path, *, device: str | None = None) -> NsfwClassifier | SafetyChecker | None:
     """The classifier ``IMPASTO_NSFW_MODEL`` names, ready on ``device``; ``None`` for ``none``.
 
     Without a ``device`` it goes where the renders go (the GPU when there is one): it then runs on their thread,
