@@ -5,11 +5,14 @@ Override the servers with IMPASTO_TEST_REDIS_URL / IMPASTO_TEST_POSTGRES_URL (an
 
 from __future__ import annotations
 
+import io
+import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog.contextvars
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -33,6 +36,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("IMPASTO_") and not key.startswith("IMPASTO_TEST_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Where ``configure_logging(..., stream=log_stream)`` writes; after the test the handler it added to the root
+    logger (named ``impasto``) is removed, warnings are no longer captured and structlog's bound context is cleared."""
+    out = io.StringIO()
+    yield out
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "impasto":
+            root.removeHandler(handler)
+    logging.captureWarnings(False)
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import argparse
 import json
 import sys
 
-from impasto.bots.console._registry import add_registry_option, settings_and_registry
+from impasto.bots.console._registry import add_registry_option, configured
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.job import Job
 from impasto.bots.language.parser import parse_imagine
 from impasto.bots.language.prefs import Preferences
-from impasto.engine.registry import Registry, RegistryError
+from impasto.engine.registry import Registry
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,11 +45,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings, registry = settings_and_registry(args)
-    except (RegistryError, ValueError) as exc:
-        print(f"impasto explain: configuration error: {exc}", file=sys.stderr)
+    loaded = configured(args, "impasto explain: configuration error")
+    if loaded is None:
         return 1
+    settings, registry = loaded
     cap = args.max_permutations if args.max_permutations is not None else settings.max_permutations
     try:
         preferences = Preferences(suffix=args.suffix, settings=args.settings)

@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from impasto.bots.console._registry import add_registry_option, settings_and_registry
+from impasto.bots.console._registry import add_registry_option, configured
 from impasto.engine.registry import BUILTIN_PREFIX, ModelEntry, Registry, RegistryError
 
 #: Per diffusers component folder: what ``from_pretrained(use_safetensors=True)`` reads without a variant.
@@ -228,11 +228,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_models(args: argparse.Namespace) -> int:
-    try:
-        settings, registry = settings_and_registry(args)
-    except (RegistryError, ValueError) as exc:
-        print(f"impasto models: {exc}", file=sys.stderr)
+    loaded = configured(args, "impasto models")
+    if loaded is None:
         return 2
+    settings, registry = loaded
     cache_dir = settings.data_dir / "models"
     if args.models_command == "pull":
         return _pull(registry, args.name or registry.default, cache_dir)

@@ -12,10 +12,9 @@ import argparse
 import json
 import sys
 
-from impasto.bots.console._registry import add_registry_option, settings_and_registry
+from impasto.bots.console._registry import add_registry_option, configured
 from impasto.bots.language.errors import PromptError
 from impasto.bots.language.parser import parse_imagine
-from impasto.engine.registry import RegistryError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,13 +35,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings, registry = settings_and_registry(args)
-        if args.model is not None:
-            registry.get(args.model)
-    except (RegistryError, ValueError) as exc:
-        print(f"impasto translate: configuration error: {exc}", file=sys.stderr)
+    loaded = configured(args, "impasto translate: configuration error", model=args.model)
+    if loaded is None:
         return 1
+    settings, registry = loaded
     try:
         jobs = parse_imagine(args.prompt, registry=registry, max_permutations=settings.max_permutations)
     except PromptError as exc:

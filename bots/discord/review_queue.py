@@ -144,36 +144,23 @@ class DiscordReview:
 
     async def on_held(self, view: JobView) -> None:
         """The delivery core held a result: post it to the moderators' channel, when the server has one."""
-        if view.guild_id is None:
-            return
-        channel = await self.review.channel(PLATFORM, view.guild_id)
-        item = await self.review.held_item(view.job_id)
-        if channel is None or item is None:
-            return  # ``/mod review`` lists it
-        await self.post_item(self.client.get_partial_messageable(int(channel)), item)
+        found = await self.review.held_to_post(PLATFORM, view)
+        if found is not None:
+            channel, item = found
+            await self.post_item(self.client.get_partial_messageable(int(channel)), item)
 
     async def post_item(self, target: discord.abc.Messageable | discord.Webhook, item: ReviewItem) -> None:
         """The item with its buttons: a held result's picture behind a spoiler, an appeal's prompt as text."""
         files: list[discord.File] = []
         if item.kind == HELD and item.job_id is not None:
             files = await self._spoiler_files(item.job_id)
-        locale = await self._server_locale(item.guild)
+        locale = await self.review.server_locale(PLATFORM, item.guild)
         content = texts.escape(item_text(item, locale))[: texts.MAX_MESSAGE]
         kwargs: dict[str, Any] = {"content": content, "files": files, "view": decision_view(item, locale)}
         if isinstance(target, discord.Webhook):
             await target.send(ephemeral=True, allowed_mentions=texts.NO_MENTIONS, **kwargs)
         else:
             await target.send(allowed_mentions=texts.NO_MENTIONS, **kwargs)
-
-    async def _server_locale(self, guild: str | None) -> str:
-        """The language of the moderators' channel: the server's default (/server language), else English."""
-        if guild is None:
-            return "en"
-        try:
-            return (await self.service.guild(PLATFORM, guild)).locale or "en"
-        except Exception as exc:  # the item is posted either way
-            log.warning("the language of server %s could not be read: %s", guild, exc)
-            return "en"
 
     async def _spoiler_files(self, job_id: str) -> list[discord.File]:
         view = await self.service.job(job_id)
@@ -216,7 +203,7 @@ class DiscordReview:
         """The review message says what was decided, by whom; its buttons go."""
         if interaction.message is None:
             return
-        locale = await self._server_locale(str(interaction.guild_id) if interaction.guild_id else None)
+        locale = await self.review.server_locale(PLATFORM, str(interaction.guild_id) if interaction.guild_id else None)
         verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
         by = t("review.by", locale, verb=f"**{verb}**", who=texts.mention(str(interaction.user.id)))
         line = f"{interaction.message.content}\n{by}"
@@ -226,20 +213,13 @@ class DiscordReview:
             )
 
     async def _tell_user(self, decision: Decision) -> None:
-        item = decision.item
-        if item is None or decision.user_line is None:
+        """An appeal's asker is told by direct message (a held result's message says it itself)."""
+        told = await self.review.asker_answer(decision, "discord", self.delivery)
+        if told is None:
             return
-        if item.kind == HELD and item.job_id is not None:
-            await self.delivery.withhold(item.job_id, t("mod.held.rejected", "en"))
-            return
+        item, text = told
         if item.user is None:
             return
-        approved = decision.outcome == "approved"
-        locale = await self.review.asker_locale(item, "discord")
-        if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", locale)
-        else:
-            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
         try:
             dm = await self.client.create_dm(discord.Object(int(item.user)))
             await dm.send(texts.escape(text), allowed_mentions=texts.NO_MENTIONS)
@@ -263,7 +243,7 @@ class DiscordReview:
         # The refusal loses its button (once per refusal) and says the appeal is on its way.
         content = f"{message.content if message is not None else ''}\n{t('mod.appeal.sent', locale)}".strip()
         await interaction.response.edit_message(content=content, view=None, allowed_mentions=texts.NO_MENTIONS)
-        channel = await self.review.channel(PLATFORM, item.guild) if item.guild else None
+        channel = await self.review.channel(PLATFORM, item.guild)
         if channel is not None:
             await self.post_item(self.client.get_partial_messageable(int(channel)), item)
 

@@ -53,13 +53,7 @@ class AuditFeed:
     async def _locale(self, guild: str | None) -> str:
         """The moderators' channel's language: its server's default (/server language, /language), else English."""
         platform, _, guild_id = (guild or "").partition(":")
-        if not guild_id:
-            return "en"
-        try:
-            return (await self.review.service.guild(platform, guild_id)).locale or "en"
-        except Exception as exc:  # the line goes out either way
-            log.warning("the language of server %s could not be read: %s", guild, exc)
-            return "en"
+        return await self.review.server_locale(platform, guild_id or None)
 
     def _key(self, name: str) -> str:
         return f"{self.ns.prefix}modfeed:{self.platform}:{name}"

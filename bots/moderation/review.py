@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from impasto.bots.i18n.catalog import DEFAULT_LOCALE, t
+from impasto.bots.i18n.refusals import translate_line
 from impasto.bots.language.errors import PromptError
 from impasto.bots.moderation.admission_check import waive_policy
 from impasto.bots.service.delivery.core import REPLY_TO, Delivery, reply_to_row
@@ -33,6 +34,7 @@ from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.replay import loads, recorded
 from impasto.bots.service.requester import Platform, Requester
+from impasto.bots.service.views import JobView
 from impasto.queue.moderation.policy import Policy
 from impasto.storage import moderation as mod
 from impasto.storage.models import APPEAL, APPROVED, CHANNEL_SET, HELD, REJECTED
@@ -128,7 +130,10 @@ class Review:
 
     # -- the moderators' channel ---------------------------------------------------------------------------------
 
-    async def channel(self, platform: str, guild: str) -> str | None:
+    async def channel(self, platform: str, guild: str | None) -> str | None:
+        """The server's moderators' channel (None: none set, or no server)."""
+        if not guild:
+            return None
         async with self.sessions() as session:
             guild_id = await mod.guild_id_for(session, platform, guild)
             return (await mod.server_moderation(session, guild_id)).mod_channel_id
@@ -141,6 +146,17 @@ class Review:
             await mod.record(
                 session, CHANNEL_SET, guild_id=guild_id, moderator_id=moderator_id, note=channel_id or "none"
             )
+
+    async def server_locale(self, platform: str, guild: str | None) -> str:
+        """The language of a server's moderators' channel: the server's default (/server language, /language), else
+        English (also when it cannot be read: what is posted there goes out either way)."""
+        if guild is None:
+            return "en"
+        try:
+            return (await self.service.guild(platform, guild)).locale or "en"
+        except Exception as exc:
+            log.warning("the language of %s server %s could not be read: %s", platform, guild, exc)
+            return "en"
 
     async def guilds_reporting_to(self, platform: str, channel_id: str) -> list[str]:
         """The platform guild ids whose moderators' channel is this one (a Telegram admin chat may serve several)."""
@@ -165,6 +181,17 @@ class Review:
     async def held_item(self, job_id: str) -> ReviewItem | None:
         held = await self.service.held_id(job_id)
         return await self.item(held) if held is not None else None
+
+    async def held_to_post(self, platform: str, view: JobView) -> tuple[str, ReviewItem] | None:
+        """Where the delivery core's held result goes: its server's moderators' channel, with its item; None when the
+        server has no channel (``/mod review`` lists it) or the job is not held."""
+        if view.guild_id is None:
+            return None
+        channel = await self.channel(platform, view.guild_id)
+        item = await self.held_item(view.job_id)
+        if channel is None or item is None:
+            return None
+        return channel, item
 
     async def pending(self, platform: str, guild: str) -> list[ReviewItem]:
         """What waits for this server's moderators, oldest first."""
@@ -202,6 +229,26 @@ class Review:
         except Exception as exc:
             log.warning("the reply language of %s could not be read: %s", item.user, exc)
             return DEFAULT_LOCALE
+
+    async def asker_answer(
+        self, decision: Decision, platform: Platform, delivery: Delivery
+    ) -> tuple[ReviewItem, str] | None:
+        """What the asker is told of a decision. A held result rejected: its message says so (``withhold``) and
+        nothing more is told (None); an appeal decided: its item and the plain line for its asker, in their language
+        (the adapter escapes it and says it where it can); None when there is nothing to tell."""
+        item = decision.item
+        if item is None or decision.user_line is None:
+            return None
+        if item.kind == HELD and item.job_id is not None:
+            await delivery.withhold(item.job_id, t("mod.held.rejected", "en"))
+            return None
+        approved = decision.outcome == "approved"
+        locale = await self.asker_locale(item, platform)
+        if approved and decision.job_id is not None:
+            text = t("mod.appeal.approved", locale)
+        else:
+            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
+        return item, text
 
     async def decide(self, event_id: int, platform: str, moderator: str, *, approve: bool) -> Decision:
         """A moderator's Approve or Reject/Deny (the adapter has checked they moderate the item's server)."""

@@ -95,26 +95,14 @@ class TelegramReview:
     # -- posting ---------------------------------------------------------------------------------------------------
 
     async def on_held(self, view: JobView) -> None:
-        if view.guild_id is None:
-            return
-        channel = await self.review.channel(PLATFORM, view.guild_id)
-        item = await self.review.held_item(view.job_id)
-        if channel is None or item is None:
-            return  # ``/mod review`` lists it
-        await self.post_item(_chat(channel), item)
-
-    async def _server_locale(self, group: str | None) -> str:
-        """The language of the linked admin chat: the group's default (/language), else English."""
-        if group is None:
-            return "en"
-        try:
-            return (await self.service.guild(PLATFORM, group)).locale or "en"
-        except Exception as exc:  # the item is posted either way
-            log.warning("the language of group %s could not be read: %s", group, exc)
-            return "en"
+        """The delivery core held a result: post it to the group's linked admin chat, when it has one."""
+        found = await self.review.held_to_post(PLATFORM, view)
+        if found is not None:
+            channel, item = found
+            await self.post_item(_chat(channel), item)
 
     async def post_item(self, chat: int, item: ReviewItem) -> None:
-        locale = await self._server_locale(item.guild)
+        locale = await self.review.server_locale(PLATFORM, item.guild)
         caption = escaping.text(item_text(item, locale), 900)
         png = await self._picture(item) if item.kind == HELD else None
         if png is not None:
@@ -199,7 +187,7 @@ class TelegramReview:
         if not isinstance(message, Message):
             return
         item = decision.item
-        locale = await self._server_locale(item.guild if item is not None else None)
+        locale = await self.review.server_locale(PLATFORM, item.guild if item is not None else None)
         verb = t("review.approved" if decision.outcome == "approved" else "review.rejected", locale)
         who = escaping.user_link(query.from_user.id, query.from_user.full_name)
         by = t("review.by", locale, verb=f"<b>{escaping.text(verb)}</b>", who=who)
@@ -214,18 +202,11 @@ class TelegramReview:
             log.info("could not mark review message %s: %s", message.message_id, exc)
 
     async def _tell_user(self, decision: Decision) -> None:
-        item = decision.item
-        if item is None or decision.user_line is None:
+        """An appeal's asker is told in reply to the refusal (a held result's message says it itself)."""
+        told = await self.review.asker_answer(decision, "telegram", self.delivery)
+        if told is None:
             return
-        if item.kind == HELD and item.job_id is not None:
-            await self.delivery.withhold(item.job_id, t("mod.held.rejected", "en"))
-            return
-        approved = decision.outcome == "approved"
-        locale = await self.review.asker_locale(item, "telegram")
-        if approved and decision.job_id is not None:
-            text = t("mod.appeal.approved", locale)
-        else:
-            text = translate_line(decision.user_line, locale) if approved else t("mod.appeal.denied", locale)
+        item, text = told
         where = item.refusal_message
         if where is None:
             return
@@ -259,7 +240,7 @@ class TelegramReview:
             await message.edit_reply_markup(reply_markup=None)  # once per refusal
         except TelegramError as exc:
             log.info("could not take the Appeal button off message %s: %s", message.message_id, exc)
-        channel = await self.review.channel(PLATFORM, item.guild) if item.guild else None
+        channel = await self.review.channel(PLATFORM, item.guild)
         if channel is not None:
             await self.post_item(_chat(channel), item)
 
@@ -298,7 +279,7 @@ class TelegramReview:
 
     async def list_pending(self, message: Message, group: str, user_id: int) -> str:
         items = await self.review.pending(PLATFORM, group)
-        locale = await self._server_locale(group)
+        locale = await self.review.server_locale(PLATFORM, group)
         if not items:
             return t("review.nothing", locale)
         channel = await self.review.channel(PLATFORM, group)
@@ -313,7 +294,9 @@ class TelegramReview:
         return t("review.tg_waiting", locale, count=len(items), where=where, items=listed)
 
     async def log(self, group: str, user: str | None) -> str:
-        return log_text(await self.review.log(PLATFORM, group, user=user), await self._server_locale(group))
+        return log_text(
+            await self.review.log(PLATFORM, group, user=user), await self.review.server_locale(PLATFORM, group)
+        )
 
 
 async def _answer(query: CallbackQuery, text: str, *, alert: bool = True) -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,24 +19,12 @@ TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"  # the Bot API's
 DISCORD_TOKEN = "MTA4NjQ5NzQ3NjQ2MjE0MzQ5OA.GmYk3x.abcdefghijklmnopqrstuvwxyz0123456789AB"
 
 
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    yield out
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "impasto":
-            root.removeHandler(handler)
-    logging.captureWarnings(False)
-    structlog.contextvars.clear_contextvars()
-
-
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_json_lines_carry_the_bound_job_and_blank_every_secret(stream: io.StringIO) -> None:
-    configure_logging("json", secrets=["hunter2-db-password", "webhook-secret-value"], stream=stream)
+def test_json_lines_carry_the_bound_job_and_blank_every_secret(log_stream: io.StringIO) -> None:
+    configure_logging("json", secrets=["hunter2-db-password", "webhook-secret-value"], stream=log_stream)
     structlog.contextvars.bind_contextvars(job_id="Ab3dE5fG7hJ9", platform="telegram", user="42")
     log = logging.getLogger("impasto.test")
     log.info("POST https://api.telegram.org/bot%s/sendPhoto", TELEGRAM_TOKEN)
@@ -53,10 +40,10 @@ def test_json_lines_carry_the_bound_job_and_blank_every_secret(stream: io.String
     structlog.contextvars.clear_contextvars()
     log.info("no job now")
 
-    text = stream.getvalue()
+    text = log_stream.getvalue()
     for secret in (TELEGRAM_TOKEN, DISCORD_TOKEN, "hunter2-db-password", "webhook-secret-value"):
         assert secret not in text
-    lines = _lines(stream)
+    lines = _lines(log_stream)
     assert len(lines) == 6
     assert [line["level"] for line in lines] == ["info", "warning", "info", "warning", "error", "info"]
     assert all(line["job_id"] == "Ab3dE5fG7hJ9" for line in lines[:5])
@@ -70,11 +57,11 @@ def test_json_lines_carry_the_bound_job_and_blank_every_secret(stream: io.String
     assert "timestamp" in lines[0]
 
 
-def test_console_format_is_one_readable_line(stream: io.StringIO) -> None:
-    configure_logging("console", stream=stream)
+def test_console_format_is_one_readable_line(log_stream: io.StringIO) -> None:
+    configure_logging("console", stream=log_stream)
     logging.getLogger("impasto.test").info("ready on %d", 9100)
-    assert stream.getvalue().count("\n") == 1
-    assert "ready on 9100" in stream.getvalue()
+    assert log_stream.getvalue().count("\n") == 1
+    assert "ready on 9100" in log_stream.getvalue()
 
 
 def test_the_format_comes_from_the_environment_and_a_wrong_one_is_named() -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import discord
 import pytest
-import structlog.contextvars
 from telegram.error import InvalidToken
 
 from impasto.bots.ops.logs import REDACTED, RedactingFormatter, configure_logging
@@ -19,18 +17,6 @@ from impasto.bots.startup import explain_discord, explain_telegram, guarded_star
 
 TELEGRAM_TOKEN = "987654321:AAH-secret-telegram-token-never-shown"
 DISCORD_TOKEN = "MTIz.secret-discord-token.never-shown-anywhere"
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    yield out
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "impasto":
-            root.removeHandler(handler)
-    logging.captureWarnings(False)
-    structlog.contextvars.clear_contextvars()
 
 
 def _ours() -> logging.Handler:

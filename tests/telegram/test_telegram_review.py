@@ -84,24 +84,31 @@ async def link_admin_chat(stack: TelegramStack) -> None:
     assert "unknown or expired" in str(again.params["text"])  # one-time
 
 
-async def held(stack: TelegramStack) -> tuple[str, str]:
-    async with stack.service.sessions() as session, session.begin():
-        group = await mod.guild_id_for(session, "telegram", str(GROUP))
-        await mod.update_settings(session, group, flagged_output="hold")
+async def imagine_in_the_group(stack: TelegramStack, prompt: str) -> tuple[str, str]:
+    """MEMBER's /imagine of ``prompt`` (a unique tag appended) in the group, its progress message started as the
+    command's answer; the job and the tag. Nothing has rendered yet."""
     tag = f"tag{secrets.token_hex(4)}"
     who = Requester(platform="telegram", user_id=str(MEMBER), guild_id=str(GROUP), channel_id=str(GROUP))
-    [ticket] = await stack.service.imagine(who, f"a lighthouse {tag}", idempotency_key=tag)
+    [ticket] = await stack.service.imagine(who, f"{prompt} {tag}", idempotency_key=tag)
     assert stack.application is not None
     assert stack.delivery is not None
     view = await stack.service.job(ticket.job_id)
     await start_progress(stack.application.bot, stack.delivery, Where(GROUP, None, COMMAND_MESSAGE), view, ticket)
+    return ticket.job_id, tag
+
+
+async def held(stack: TelegramStack) -> tuple[str, str]:
+    async with stack.service.sessions() as session, session.begin():
+        group = await mod.guild_id_for(session, "telegram", str(GROUP))
+        await mod.update_settings(session, group, flagged_output="hold")
+    job_id, tag = await imagine_in_the_group(stack, "a lighthouse")
     await stack.drain()
     await stack.api.wait_for(
         lambda c: (
             c.method == "editMessageText" and tag in str(c.params["text"]) and "held for review" in c.params["text"]
         )
     )
-    return ticket.job_id, tag
+    return job_id, tag
 
 
 def buttons(call: Call) -> dict[str, str]:
@@ -238,19 +245,38 @@ async def test_mod_desk_sends_the_link_privately(stack: TelegramStack) -> None:
 
 async def group_grid(stack: TelegramStack, prompt: str) -> tuple[Call, str]:
     """MEMBER's finished grid in the group (its picture passes the classifier); the posted photo and its job."""
-    tag = f"tag{secrets.token_hex(4)}"
-    who = Requester(platform="telegram", user_id=str(MEMBER), guild_id=str(GROUP), channel_id=str(GROUP))
-    [ticket] = await stack.service.imagine(who, f"{prompt} {tag}", idempotency_key=tag)
-    assert stack.application is not None
-    assert stack.delivery is not None
-    view = await stack.service.job(ticket.job_id)
-    await start_progress(stack.application.bot, stack.delivery, Where(GROUP, None, COMMAND_MESSAGE), view, ticket)
+    job_id, tag = await imagine_in_the_group(stack, prompt)
     stack.nsfw_threshold = 1.0
     await stack.drain()
     [grid] = await stack.api.wait_for(
         lambda c: c.method == "sendPhoto" and c.chat_id == GROUP and tag in str(c.params.get("caption"))
     )
-    return grid, ticket.job_id
+    return grid, job_id
+
+
+async def appeal_the_refusal_and_approve(stack: TelegramStack, *, after: int, quoted: str, parent_id: str) -> Job:
+    """The refusal line posted in the group since ``after`` carries the Appeal button: MEMBER appeals, the appeal in the
+    linked chat quotes ``quoted``, ADMIN approves and the group is told; the job the approval ran (a child of
+    ``parent_id``)."""
+    [refusal] = await stack.api.wait_for(
+        lambda c: (
+            c.method == "sendMessage" and c.chat_id == GROUP and "this prompt was refused" in str(c.params["text"])
+        ),
+        after=after,
+    )
+    await press(stack, buttons(refusal)["Appeal"], refusal.result, user_id=MEMBER)
+    [post] = await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
+    )
+    assert quoted in str(post.params["text"])
+    await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
+    await stack.api.wait_for(
+        lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
+    )
+    async with stack.service.sessions() as session:
+        child = await session.scalar(select(Job).where(Job.parent_id == parent_id))
+    assert child is not None
+    return child
 
 
 async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_the_press(stack: TelegramStack) -> None:
@@ -261,24 +287,7 @@ async def test_a_refused_button_press_in_a_group_carries_an_appeal_that_reruns_t
     await say(stack, "/mod word add windmill", user_id=ADMIN)
     mark = len(stack.api.calls)
     await press(stack, buttons(grid)["V1"], grid.result, user_id=MEMBER)
-    [refusal] = await stack.api.wait_for(
-        lambda c: (
-            c.method == "sendMessage" and c.chat_id == GROUP and "this prompt was refused" in str(c.params["text"])
-        ),
-        after=mark,
-    )
-    await press(stack, buttons(refusal)["Appeal"], refusal.result, user_id=MEMBER)
-    [post] = await stack.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
-    )
-    assert "a windmill tag" in str(post.params["text"])
-    await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
-    await stack.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
-    )
-    async with stack.service.sessions() as session:
-        child = await session.scalar(select(Job).where(Job.parent_id == job_id))
-    assert child is not None
+    child = await appeal_the_refusal_and_approve(stack, after=mark, quoted="a windmill tag", parent_id=job_id)
     assert (child.action, child.image_index) == ("v", 1)
 
 
@@ -337,22 +346,5 @@ async def test_a_refused_remix_edit_in_a_group_carries_an_appeal_that_reruns_the
         "a gory harbour, severed head", chat_id=GROUP, user_id=MEMBER, name=f"u{MEMBER}", reply_to=question.result
     )
     await stack.api.push(edit)
-    [refusal] = await stack.api.wait_for(
-        lambda c: (
-            c.method == "sendMessage" and c.chat_id == GROUP and "this prompt was refused" in str(c.params["text"])
-        ),
-        after=mark,
-    )
-    await press(stack, buttons(refusal)["Appeal"], refusal.result, user_id=MEMBER)
-    [post] = await stack.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN and "Appeal by" in str(c.params["text"])
-    )
-    assert "severed head" in str(post.params["text"])
-    await press(stack, buttons(post)["Approve"], post.result, user_id=ADMIN)
-    await stack.api.wait_for(
-        lambda c: c.method == "sendMessage" and c.chat_id == GROUP and "approved your appeal" in str(c.params["text"])
-    )
-    async with stack.service.sessions() as session:
-        child = await session.scalar(select(Job).where(Job.parent_id == job_id))
-    assert child is not None
+    child = await appeal_the_refusal_and_approve(stack, after=mark, quoted="severed head", parent_id=job_id)
     assert (child.action, child.image_index, child.prompt) == ("v", 1, "a gory harbour, severed head")
