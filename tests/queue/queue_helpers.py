@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import warnings
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arq.connections import ArqRedis
+from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
@@ -68,3 +70,13 @@ class Stack:
             with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
                 warnings.simplefilter("ignore", DeprecationWarning)
                 await worker.close()
+
+
+async def close_worker(worker: Worker) -> None:
+    """Close a test's worker once the jobs it holds have ended: a job's final event is published before arq takes the
+    job off its queue, and ``close`` cancels whatever still runs (and raises that CancelledError)."""
+    if worker.tasks:
+        await asyncio.wait(list(worker.tasks.values()), timeout=30)
+    with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
+        warnings.simplefilter("ignore", DeprecationWarning)
+        await worker.close()

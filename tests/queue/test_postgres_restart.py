@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
-from queue_helpers import TEST_REDIS_URL
+from queue_helpers import TEST_REDIS_URL, close_worker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -261,9 +260,7 @@ async def test_a_result_painted_while_the_database_is_down_is_kept_and_settled_o
         assert renderer.painted == [painting, waiting]  # the kept result was not painted again
     finally:
         running.cancel()
-        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
-            warnings.simplefilter("ignore", DeprecationWarning)
-            await worker.close()
+        await close_worker(worker)
 
     async with own_sessions() as session:
         for job_id in ends:
@@ -369,9 +366,7 @@ async def test_a_job_failed_while_the_database_is_down_is_kept_and_failed_once_i
         assert not running.done(), "the worker stopped after the database came back"
     finally:
         running.cancel()
-        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
-            warnings.simplefilter("ignore", DeprecationWarning)
-            await worker.close()
+        await close_worker(worker)
 
     async with own_sessions() as session:
         job = await session.get(Job, failing)

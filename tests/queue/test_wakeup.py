@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from queue_helpers import TEST_REDIS_URL, Stack
+from queue_helpers import TEST_REDIS_URL, Stack, close_worker
 
 from impasto.bots.service.requester import Requester
 from impasto.queue import events
@@ -45,9 +44,7 @@ async def running_worker(stack: Stack) -> AsyncIterator[tuple[ImpastoWorker, asy
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
-            warnings.simplefilter("ignore", DeprecationWarning)
-            await worker.close()
+        await close_worker(worker)
 
 
 async def _all_done(stack: Stack, job_ids: list[str], since: str) -> list[str]:
