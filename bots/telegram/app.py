@@ -27,6 +27,19 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # PTB's Application has six type parameters for its pluggable context types; we use the defaults.
 TgApp: TypeAlias = Application[Any, Any, Any, Any, Any, Any]
 
+# Updates handled at once. A handler holds its slot until it returns: through the job service's SQL (admission waits
+# for the database) and through the work after its answer (the progress message, a button's job). With 32 slots, a
+# burst of /imagine filled them all and every later update, a button press included, waited for a slot before the
+# bot even looked at it: in the load test (200 users) that wait was ~90% of the p99 from update to first answer
+# (10 s). Handlers are coroutines that wait on I/O, so many cost little; Discord's adapter dispatches every
+# interaction at once. 256 is PTB's own ``concurrent_updates(True)``; the database's connection pool is what bounds
+# the SQL done at once.
+CONCURRENT_UPDATES = 256
+# Connections for the bot's calls (answers, progress edits, result uploads). Every handler and the delivery share them,
+# and a call waits at most PTB's pool timeout (1 s) for one before failing with TimedOut: with 256 handlers at once
+# and uploads that take seconds on the real Bot API, 16 would be too few.
+CONNECTION_POOL_SIZE = 64
+
 
 def api_urls(api_root: str) -> tuple[str, str]:
     """``(base_url, base_file_url)`` for PTB from the Bot API root; the token is appended by PTB."""
@@ -41,11 +54,13 @@ def build_application(token: str, api_root: str, *, read_timeout_s: float = 10.0
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url)
-        .request(HTTPXRequest(connection_pool_size=16, read_timeout=read_timeout_s, media_write_timeout=60))
+        .request(
+            HTTPXRequest(connection_pool_size=CONNECTION_POOL_SIZE, read_timeout=read_timeout_s, media_write_timeout=60)
+        )
         .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=read_timeout_s))
         # Updates are independent (a button press must not wait behind a slow upload); ordering per chat is not
         # needed because every state change goes through SQL.
-        .concurrent_updates(32)
+        .concurrent_updates(CONCURRENT_UPDATES)
         .build()
     )
 
