@@ -7,7 +7,12 @@ publication is itself once-only). A job whose worker was SIGKILLed is re-run by 
 in-progress lock, which the live worker keeps renewing, lapses (``WorkerConfig.lease_s``).
 
 A result is settled in one SQL transaction (``storage.lifecycle.finish_job``); when SQL cannot be reached, the worker
-keeps the result and the job, and tries again until SQL answers (``queue.settle``); the claim waits the same way.
+keeps the result and the job, and tries again until SQL answers (``queue.settle``); the claim, a failure and a
+cancellation wait the same way.
+
+Round trips are counted on this path (``impasto bench-service``): a starting job tells Redis everything in one
+pipeline (``_start``), a running render renews its lock and publishes its steps in one per tick (``_tick``), and its
+last steps travel with its terminal event (``events.publish_final(before=…)``).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ one in-process worker. Two runs:
   are not counted).
 
 Latency is measured in this process (``time.perf_counter``): from the call to ``enqueue`` to the renderer starting.
-It needs a Redis whose impasto queue is empty (it never flushes anything) and uses a fresh SQLite database in a
-temporary folder unless ``--database-url`` names an empty one.
+It needs a Redis whose impasto queue is empty (it never flushes anything; ``IMPASTO_QUEUE_NAMESPACE`` gives it its own
+keys beside a deployment) and uses a fresh SQLite database in a temporary folder unless ``--database-url`` names an
+empty one.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--jobs", type=int, default=200, help="jobs in the burst run (default 200)")
-    p.add_argument("--idle-jobs", type=int, default=30, help="jobs in the one-at-a-time run (default 30)")
+    p.add_argument("--idle-jobs", type=int, default=100, help="jobs in the one-at-a-time run (default 100)")
     p.add_argument("--redis-url", default=None, help="default: IMPASTO_REDIS_URL, else redis://127.0.0.1:6379/14")
     p.add_argument("--database-url", default=None, help="an EMPTY database to migrate and use (default: temp SQLite)")
     p.add_argument("--poll-delay-s", type=float, default=0.05, help="the worker's queue poll delay (default 0.05)")
@@ -56,6 +57,8 @@ class _Clock:
     # The queue's own gap: arq's job end (after_job_end) → arq starting the next job (run_job), burst run only.
     taken: list[float] = field(default_factory=list)
     ended: list[float] = field(default_factory=list)
+    statements: int = 0  # SQL statements sent while the burst drains (the worker's: the job service is done by then)
+    counting: bool = False
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -71,6 +74,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Path) -> int:
     import warnings
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
     from impasto.bots.service.jobs import JobService
     from impasto.bots.service.requester import Requester
@@ -94,15 +100,22 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
             clock.started.setdefault(work.job_id, time.perf_counter())
             return super().render(work, progress)
 
+    def count_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if clock.counting and not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE is sent as a statement
+            clock.statements += 1
+
+    # Every engine of this process (the worker builds its own in on_startup).
+    event.listen(Engine, "before_cursor_execute", count_statement)
     db = make_engine(db_url)
     await upgrade(db)
+    ns = keys.namespace_from_env()  # IMPASTO_QUEUE_NAMESPACE: a bench beside a deployment sharing its Redis
     pool = await open_pool(redis_url)
-    if await pool.zcard(keys.DEFAULT.queue):
+    if await pool.zcard(ns.queue):
         print(f"the impasto queue on {redis_url} is not empty; use an idle Redis (--redis-url)", file=sys.stderr)
         await pool.aclose()
         await db.dispose()
         return 2
-    enqueue = service_enqueue(pool)
+    enqueue = service_enqueue(pool, ns=ns)
 
     async def timed_enqueue(queued: Any) -> object:
         clock.enqueued[queued.job_id] = time.perf_counter()
@@ -112,7 +125,11 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
     service = JobService(session_factory(db), images, load_registry(default="tiny-sd15"), load_plans(), timed_enqueue)
     setup = WorkerSetup(
         config=WorkerConfig(
-            name="bench-gpu0", poll_delay_s=args.poll_delay_s, positions_announced=25, exit_when_wedged=False
+            name="bench-gpu0",
+            namespace=ns.prefix,
+            poll_delay_s=args.poll_delay_s,
+            positions_announced=25,
+            exit_when_wedged=False,
         ),
         database_url=db_url,
         image_root=images.root,
@@ -132,15 +149,15 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
     try:
         idle: list[str] = []
         for i in range(args.idle_jobs):
-            since = await events.last_id(pool)
+            since = await events.last_id(pool, ns=ns)
             [ticket] = await service.imagine(who(), f"idle {i}", idempotency_key=f"bench-idle-{i}-{time.time()}")
-            async for _ in events.listen(pool, job_ids=[ticket.job_id], since=since):
+            async for _ in events.listen(pool, job_ids=[ticket.job_id], since=since, ns=ns):
                 pass
             idle.append(ticket.job_id)
 
         # Burst: fill the queue while the worker holds off, then let it drain: jobs/s through one worker.
         worker.allow_pick_jobs = False
-        since = await events.last_id(pool)
+        since = await events.last_id(pool, ns=ns)
         t0 = time.perf_counter()
         burst: list[str] = []
         for i in range(args.jobs):
@@ -151,16 +168,19 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
         cpu1 = time.process_time()
         clock.taken.clear()
         clock.ended.clear()
+        clock.counting = True
         worker.allow_pick_jobs = True
-        await _until_ended(pool, keys.DEFAULT.events, burst, since)
+        await _until_ended(pool, ns.events, burst, since)
         drained_s = time.perf_counter() - t1
         drained_cpu_s = time.process_time() - cpu1
+        clock.counting = False
         # The last job's "done" is published before arq takes it off its queue: let the worker finish that, so the
         # next run finds an empty queue. (arq has no event for it, hence the short poll.)
         deadline = time.monotonic() + 10
-        while await pool.zcard(keys.DEFAULT.queue) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while await pool.zcard(ns.queue) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
     finally:
+        event.remove(Engine, "before_cursor_execute", count_statement)
         running.cancel()
         with warnings.catch_warnings():  # arq 0.28 calls redis-py's deprecated close() in Worker.close
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -185,6 +205,7 @@ async def _bench(args: argparse.Namespace, redis_url: str, db_url: str, tmp: Pat
         f"burst: CPU {drained_cpu_s / args.jobs * 1000:.1f} ms per job while draining "
         f"({drained_cpu_s / drained_s:.0%} of one core; this process: worker and event reader, not the database)"
     )
+    print(f"burst: {clock.statements / args.jobs:.1f} SQL statements per job (the worker's, BEGIN and COMMIT aside)")
     return 0
 
 
