@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from arq.connections import RedisSettings, create_pool, log_redis_info
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker, func
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -133,17 +136,55 @@ async def after_job_end(ctx: dict[str, Any]) -> None:
         _exit_wedged(state)  # its job was failed and refunded; no later job may queue behind the thread
 
 
+# arq's job lock (``Worker.start_jobs``) as one script: skip a job another worker holds, one no longer queued, or
+# one deferred to later; else take it for the in-progress timeout and return its score.
+# KEYS: the job's in-progress key, the queue. ARGV: the job id, now in ms, the in-progress timeout in ms.
+_TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
+redis.call('PSETEX', KEYS[1], ARGV[3], '1')
+return score
+"""
+
+
 class ImpastoWorker(Worker):
-    """arq's worker with its fixed-period poll replaced by "poll, then wait for a reason to poll again".
+    """arq's worker with its fixed-period poll replaced by "poll, then wait for a reason to poll again", and its job
+    lock taken in one round trip.
 
     arq's ``main`` runs ``_poll_iteration`` on a timer (``arq.utils.poll``), so a finished job's successor and a newly
     queued job both wait for the next tick. arq has no hook for that loop, so ``main`` is rewritten here with arq's
-    own set-up lines and ``_wait_for_work`` in place of the timer; job picking, locking and running stay arq's.
+    own set-up lines and ``_wait_for_work`` in place of the timer. ``start_jobs`` is arq's with its optimistic lock
+    (WATCH, EXISTS, ZSCORE, MULTI/EXEC: four round trips per job) replaced by the same checks in one script, which
+    Redis runs atomically. Running jobs, retries and results stay arq's.
     """
 
     def __init__(self, *args: Any, wake_key: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wake_key = wake_key
+        self._take: AsyncScript | None = None
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if self._take is None:
+            self._take = self.pool.register_script(_TAKE)
+        for job_id_b in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            timeout_ms = int(self.in_progress_timeout_s * 1000)
+            keys_ = [in_progress_key_prefix + job_id, self.queue_name]
+            score = await self._take(keys=keys_, args=[job_id, timestamp_ms(), timeout_ms])
+            if score is None:  # held by another worker, already done, or deferred: as arq, go on to the next
+                self.job_counter -= 1
+                self.sem.release()
+                log.debug("job %s already running elsewhere", job_id)
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def main(self) -> None:
         if self._pool is None:
