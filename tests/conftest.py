@@ -16,6 +16,7 @@ import structlog.contextvars
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from impasto.bots.ops.logs import QUIET_ENV
 from impasto.storage.db import session_factory
 from impasto.storage.testing import Backend, migrated_engine, scratch_database
 
@@ -41,9 +42,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def log_stream() -> Iterator[io.StringIO]:
     """Where ``configure_logging(..., stream=log_stream)`` writes; after the test the handler it added to the root
-    logger (named ``impasto``) is removed, warnings are no longer captured and structlog's bound context is cleared."""
+    logger (named ``impasto``) is removed, warnings are no longer captured, structlog's bound context is cleared and
+    the environment variables it set for the process (``QUIET_ENV``: progress bars off) are as they were."""
     out = io.StringIO()
+    environ = {key: os.environ.get(key) for key in QUIET_ENV}
     yield out
+    for key, value in environ.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == "impasto":

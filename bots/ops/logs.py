@@ -31,6 +31,8 @@ FORMAT_ENV = "IMPASTO_LOG_FORMAT"
 LogFormat = Literal["json", "console"]
 
 REDACTED = "[redacted]"
+#: What ``configure_logging`` sets in this process's environment (unless already set) when its lines go to no terminal.
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1", "DIFFUSERS_NO_ADVISORY_WARNINGS": "1"}
 _HANDLER_NAME = "impasto"
 
 # Telegram: "<bot id>:<35 characters>"; Discord: three base64url parts, the first the user id in base64.
@@ -180,9 +182,8 @@ def configure_logging(
     )
     if not _is_terminal(stream or sys.stderr):
         # Download and step progress bars (tqdm, huggingface_hub) write carriage-return lines no log reader can use.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("DIFFUSERS_NO_ADVISORY_WARNINGS", "1")
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
 
 
 def _is_terminal(stream: Any) -> bool:

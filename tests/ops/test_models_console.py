@@ -5,6 +5,8 @@ monkeypatched huggingface_hub (asserting what would be fetched), local folders a
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,12 @@ SDXL_INDEX = {
 
 
 @pytest.fixture
-def env(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def env(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.setenv("IMPASTO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing here may reach the Hub (restored after the test)
     hub = tmp_path / "hub"
+    real = {name: getattr(huggingface_hub, name) for name in HUB_CALLS}
+    real["HF_HUB_CACHE"] = constants.HF_HUB_CACHE
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
 
     def no_network(*args: object, **kwargs: object) -> None:
@@ -45,7 +49,32 @@ def env(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Pat
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
-    return hub
+    yield hub
+    _unbind_stand_ins(real, cache=str(hub))
+
+
+#: What the tests replace on huggingface_hub (each test may put its own stand-ins there too).
+HUB_CALLS = ("hf_hub_download", "snapshot_download")
+
+
+def _unbind_stand_ins(real: dict[str, Any], *, cache: str) -> None:
+    """Put huggingface_hub's own functions (and Hub cache) back in every module that took a stand-in of this file.
+
+    monkeypatch restores what it set on huggingface_hub, but a module first imported during a test (diffusers,
+    transformers and peft, when a tiny model is built) bound the stand-in of that moment with ``from huggingface_hub
+    import hf_hub_download`` and would keep it: a later test of another file loading a model by a name that is not a
+    folder would then fail with "the Hub was called" (or reach the fake of a test that has ended)."""
+    for module in list(sys.modules.values()):
+        names = getattr(module, "__dict__", None)
+        if not isinstance(names, dict):
+            continue
+        for name, original in real.items():
+            bound = names.get(name)
+            if bound is None or bound is original:
+                continue
+            ours = bound == cache if name == "HF_HUB_CACHE" else getattr(bound, "__module__", None) == __name__
+            if ours:
+                setattr(module, name, original)
 
 
 def impasto(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

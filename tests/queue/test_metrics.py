@@ -113,8 +113,8 @@ async def test_readyz_passes_with_redis_and_sql_and_waits_for_the_workers_model(
     assert (ready.status_code, ready.json()) == (200, {"sql": "ok", "redis": "ok", "model": "ok"})
 
 
-async def test_the_workers_json_log_lines_for_a_job_carry_its_id(stack: Stack) -> None:
-    out = io.StringIO()
+async def test_the_workers_json_log_lines_for_a_job_carry_its_id(stack: Stack, log_stream: io.StringIO) -> None:
+    out = log_stream  # its teardown also puts back the environment configure_logging changed
     configure_logging("json", stream=out)
     try:
         [ticket] = await stack.service.imagine(ALICE, "a red door", idempotency_key="m-2")
