@@ -34,19 +34,24 @@ LANE_BASE_SCORE: dict[Lane, int] = {"turbo": 100_000_000_000, "fast": 200_000_00
 #: How long a job's tag memo lives: longer than any job may wait.
 TAG_TTL_S = 3 * 24 * 3600
 
-_ASSIGN = """
-local memo = redis.call('GET', KEYS[1])
-if memo then return memo end
-local v = tonumber(redis.call('GET', KEYS[2]) or '0')
-local f = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-local cost = redis.call('HLEN', KEYS[4])
-local s = math.max(v, f)
-redis.call('HSET', KEYS[3], ARGV[1], tostring(s + cost))
-local score = tostring(tonumber(ARGV[2]) + s)
-redis.call('SET', KEYS[1], score, 'EX', tonumber(ARGV[3]))
-return score
+# The tag assignment as a fragment that leaves the job's score (a string) in ``score``, for this module's script and
+# for ``client.enqueue``'s, which assigns and queues in one command. KEYS: the job's tag memo, the lane's clock, its
+# users' finish tags, the guild's waiting users. ARGV: the user, the lane's base score, the memo's TTL.
+ASSIGN_FRAGMENT = """
+local score = redis.call('GET', KEYS[1])
+if not score then
+  local v = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local f = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+  local cost = redis.call('HLEN', KEYS[4])
+  local s = math.max(v, f)
+  redis.call('HSET', KEYS[3], ARGV[1], tostring(s + cost))
+  score = tostring(tonumber(ARGV[2]) + s)
+  redis.call('SET', KEYS[1], score, 'EX', tonumber(ARGV[3]))
+end
 """
+
+_ASSIGN = ASSIGN_FRAGMENT + "return score\n"
 
 _STARTED = """
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -70,19 +75,24 @@ def _guild_of(request: RenderRequest) -> str:
     return request.guild_key or f"dm:{request.user_key}"
 
 
+def assign_keys(request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of ``ASSIGN_FRAGMENT`` for this job (the first four keys and three arguments of a script)."""
+    lane = request.lane
+    return (
+        [
+            ns.job_tag(request.job_id),
+            ns.lane_clock(lane),
+            ns.lane_user_finish(lane),
+            ns.lane_guild_users(lane, _guild_of(request)),
+        ],
+        [request.user_key, str(LANE_BASE_SCORE[lane]), str(TAG_TTL_S)],
+    )
+
+
 async def assign_score(redis: Redis, request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) -> int:
     """The job's arq score (lane band + fair tag); the same job always gets the same score."""
-    raw = await cast(Any, redis).eval(
-        _ASSIGN,
-        4,
-        ns.job_tag(request.job_id),
-        ns.lane_clock(request.lane),
-        ns.lane_user_finish(request.lane),
-        ns.lane_guild_users(request.lane, _guild_of(request)),
-        request.user_key,
-        LANE_BASE_SCORE[request.lane],
-        TAG_TTL_S,
-    )
+    script_keys, args = assign_keys(request, ns=ns)
+    raw = await cast(Any, redis).eval(_ASSIGN, len(script_keys), *script_keys, *args)
     return int(float(raw))
 
 

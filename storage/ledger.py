@@ -37,18 +37,14 @@ async def ensure_usage_row(session: AsyncSession, user_id: int, period: str) -> 
 
 async def try_reserve(session: AsyncSession, user_id: int, period: str, gpu_seconds: float, limit: float) -> bool:
     """Hold ``gpu_seconds`` in ``period`` if it fits under ``limit``; False (and nothing held) when it does not."""
+    connection = await session.connection()
+    values = {"t_user": user_id, "t_period": period, "t_cost": gpu_seconds, "t_limit": limit}
+    # The row almost always exists (the period's first reservation wrote it): one UPDATE. When it changed nothing,
+    # the row is missing or the cost does not fit: create the row if missing, and ask once more.
+    if affected_rows(await connection.execute(_RESERVE, values)) == 1:
+        return True
     await ensure_usage_row(session, user_id, period)
-    result = await session.execute(
-        update(Usage)
-        .where(
-            Usage.user_id == user_id,
-            Usage.period == period,
-            Usage.used_gpu_seconds + Usage.reserved_gpu_seconds + gpu_seconds <= limit,
-        )
-        .values(reserved_gpu_seconds=Usage.reserved_gpu_seconds + gpu_seconds)
-        .execution_options(synchronize_session=False)
-    )
-    return affected_rows(result) == 1
+    return affected_rows(await connection.execute(_RESERVE, values)) == 1
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ class Holding:
 async def record(session: AsyncSession, job: Job | Holding, kind: str, gpu_seconds: float, period: str) -> None:
     job_id = job.job_id if isinstance(job, Holding) else job.id
     values = {"user_id": job.user_id, "job_id": job_id, "kind": kind, "gpu_seconds": gpu_seconds, "period": period}
-    await (await session.connection()).execute(_RECORD, values)
+    await (await session.connection()).execute(RECORD, values)
 
 
 async def release(session: AsyncSession, job: Job | Holding) -> None:
@@ -156,7 +152,7 @@ def affected_rows(result: object) -> int:
 
 # The statements of a job's end, built once and run on the session's connection: a statement built per call and run
 # through the ORM costs about twice the CPU, and these run for every job (``impasto bench-service``).
-_RECORD = insert(LedgerEntry)
+RECORD = insert(LedgerEntry)
 _COUNT_USER = (
     update(User)
     .where(User.id == bindparam("c_user"))
@@ -166,6 +162,15 @@ _COUNT_USER = (
         relaxed_images=User.relaxed_images + bindparam("c_relaxed_images"),
         relaxed_gpu_seconds=User.relaxed_gpu_seconds + bindparam("c_relaxed_gpu"),
     )
+)
+_RESERVE = (
+    update(Usage)
+    .where(
+        Usage.user_id == bindparam("t_user"),
+        Usage.period == bindparam("t_period"),
+        Usage.used_gpu_seconds + Usage.reserved_gpu_seconds + bindparam("t_cost") <= bindparam("t_limit"),
+    )
+    .values(reserved_gpu_seconds=Usage.reserved_gpu_seconds + bindparam("t_cost"))
 )
 _ADD_USAGE = (
     update(Usage)

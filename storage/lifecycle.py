@@ -305,7 +305,7 @@ async def release_held(session: AsyncSession, user_id: int, *, locked: bool = Fa
     held = (await (await session.connection()).execute(_HELD, {"r_user": user_id})).all()
     if not held:
         return []
-    flying = await in_flight(session, user_id)
+    flying = int(held[0].in_flight or 0)  # read with the held jobs (the same count on every row)
     chosen: list[Released] = []
     for row in held:
         if flying >= row.max_concurrent:
@@ -358,7 +358,7 @@ def _in_session(session: AsyncSession, job_id: str, **values: Any) -> None:
 
 # "Active" spelled as equalities: ``status IN (…)`` with a list is an expanding parameter, which SQLAlchemy
 # re-renders on every execution.
-_ACTIVE = or_(*(Job.status == status for status in ACTIVE_STATUSES))
+ACTIVE = or_(*(Job.status == status for status in ACTIVE_STATUSES))
 
 # A job's claim and end, built once and run on the session's connection (Core): a statement built per call and run
 # through the ORM costs about twice the CPU, and these run for every job (``impasto bench-service``). Bind names are
@@ -366,7 +366,7 @@ _ACTIVE = or_(*(Job.status == status for status in ACTIVE_STATUSES))
 # The claim returns what the worker needs (UPDATE … RETURNING: PostgreSQL, and SQLite since 3.35): one statement.
 _CLAIM = (
     update(Job)
-    .where(Job.id == bindparam("k_job"), _ACTIVE)
+    .where(Job.id == bindparam("k_job"), ACTIVE)
     .values(status=RUNNING, attempts=Job.attempts + 1, started_at=bindparam("k_now"), worker=bindparam("k_worker"))
     .returning(
         Job.action,
@@ -391,10 +391,10 @@ _CLAIM = (
 _PARENT_IMAGES = select(Image.index, Image.store_key).where(Image.job_id == bindparam("k_parent")).order_by(Image.index)
 _HOLDING = select(
     Job.user_id, Job.mode, Job.reserved_gpu_seconds, Job.month_period, Job.day_period, Job.cost_multiplier
-).where(Job.id == bindparam("f_job"), _ACTIVE)
+).where(Job.id == bindparam("f_job"), ACTIVE)
 _FINISH = (
     update(Job)
-    .where(Job.id == bindparam("f_job"), _ACTIVE)
+    .where(Job.id == bindparam("f_job"), ACTIVE)
     .values(
         status=DONE,
         finished_at=bindparam("f_now"),
@@ -404,6 +404,11 @@ _FINISH = (
     )
 )
 _INSERT_IMAGES = insert(Image)
+_IN_FLIGHT = (
+    select(func.count())
+    .select_from(Job)
+    .where(Job.user_id == bindparam("r_user"), ACTIVE, Job.released_at.is_not(None))
+)
 _HELD = (
     select(
         Job.id,
@@ -413,6 +418,8 @@ _HELD = (
         User.platform_user_id,
         Guild.platform.label("guild_platform"),
         Guild.platform_guild_id,
+        # The user's jobs in flight, with the held ones: one statement (an uncorrelated subquery, evaluated once).
+        _IN_FLIGHT.correlate(None).scalar_subquery().label("in_flight"),
     )
     .join(User, User.id == Job.user_id)
     .outerjoin(Guild, Guild.id == Job.guild_id)
@@ -424,9 +431,4 @@ _RELEASE = (
     update(Job)
     .where(Job.id.in_(bindparam("r_ids", expanding=True)), Job.status == QUEUED, Job.released_at.is_(None))
     .values(released_at=bindparam("r_now"))
-)
-_IN_FLIGHT = (
-    select(func.count())
-    .select_from(Job)
-    .where(Job.user_id == bindparam("r_user"), _ACTIVE, Job.released_at.is_not(None))
 )

@@ -125,15 +125,19 @@ class Admission:
             rows = await sql.jobs_for_request(session, request_key)
             if not rows:
                 return None
-            tickets = [ticket(row, duplicate=True) for row in rows]
-            user_key, guild_key = await sql.owner_keys(session, rows[0].id)
-        await self.announce(
-            [
-                Released(job_id=t.job_id, mode=t.mode, user_key=user_key, guild_key=guild_key)
-                for t in tickets
-                if t.status == QUEUED and not t.waiting
-            ]
-        )
+            tickets, released = await _replayed(session, rows)
+        await self.announce(released)
+        return tickets
+
+    async def start(self, who: Requester, request_key: str) -> Context | list[JobTicket]:
+        """``replay``, then ``context`` when nothing was found, in one transaction: the tickets of an earlier request
+        with this key (its released, still-queued jobs re-announced), or who is asking."""
+        async with self.sessions() as session, session.begin():
+            rows = await sql.jobs_for_request(session, request_key)
+            if not rows:
+                return await load_context(session, who, self.plans)
+            tickets, released = await _replayed(session, rows)
+        await self.announce(released)
         return tickets
 
     async def announce(self, released: Sequence[Released], *, failing: Sequence[JobTicket] | None = None) -> None:
@@ -174,13 +178,14 @@ class Admission:
         async with self.sessions() as session, session.begin():
             # The per-user lock: every admission and release for this user queues here.
             await lock_user(session, ctx.user_id)
-            existing = await sql.jobs_for_request(session, request_key)
-            if existing:
+            mine = await sql.user_jobs(session, ctx.user_id, request_key)
+            if mine.admitted:
+                existing = await sql.jobs_for_request(session, request_key)
                 return [ticket(row, duplicate=True) for row in existing], []
             renders = [d for d in drafts if d.renders]
             day: str | None = None
             if renders:
-                await self._hold_queue_room(session, ctx, len(renders))
+                self._hold_queue_room(ctx, mine.active, len(renders))
                 cost = sum(d.estimate_gpu_seconds * costs.multiplier(d.mode) for d in renders)
                 if cost > 0:
                     day = await self._hold_credits(session, ctx, now, month, cost)
@@ -203,6 +208,12 @@ class Admission:
                 )
                 for d in drafts
             ]
+            # Jobs past the plan's concurrency limit stay held in SQL; the rest go to the queue after the commit. With
+            # none of the user's jobs held already, the new ones are the only candidates: the first that fit under
+            # the limit are written released (what ``release_held`` would do next, oldest first, without the three
+            # statements). Otherwise older held jobs go first: ``release_held`` chooses.
+            limit = ctx.plan.max_concurrent_jobs
+            release = max(0, limit - mine.in_flight) if mine.held == 0 else 0
             rows = await sql.add_jobs(
                 session,
                 new,
@@ -212,17 +223,27 @@ class Admission:
                 nsfw_channel=ctx.who.nsfw_channel,
                 locale=ctx.locale,
                 request_key=request_key,
-                max_concurrent=ctx.plan.max_concurrent_jobs,
+                max_concurrent=limit,
                 now=now,
                 month=month,
                 day=day,
+                release=release,
             )
-            # Jobs past the plan's concurrency limit stay held in SQL; the rest go to the queue after the commit.
-            released = await release_held(session, ctx.user_id, locked=True)
+            if mine.held == 0:
+                released = [
+                    Released(job_id=row.id, mode=row.mode, user_key=ctx.user_key, guild_key=ctx.guild_key)
+                    for row in rows
+                    if row.status == QUEUED and row.released_at is not None
+                ]
+            else:
+                released = await release_held(session, ctx.user_id, locked=True)
+                stamped = {job.job_id for job in released}
+                for row in rows:
+                    if row.id in stamped:
+                        row.released_at = now  # the rows are not in the session: show the release on them
             return [ticket(row) for row in rows], released
 
-    async def _hold_queue_room(self, session: AsyncSession, ctx: Context, count: int) -> None:
-        active = await sql.count_active(session, ctx.user_id)
+    def _hold_queue_room(self, ctx: Context, active: int, count: int) -> None:
         plan = ctx.plan
         room = plan.max_concurrent_jobs + plan.max_queued_jobs - active
         if count > room:
@@ -257,6 +278,18 @@ class Admission:
                 "per day and this job would pass it; try tomorrow, or use /relax"
             )
         return day
+
+
+async def _replayed(session: AsyncSession, rows: Sequence[Job]) -> tuple[list[JobTicket], list[Released]]:
+    """An earlier request's tickets, and its jobs to announce again (released and still queued)."""
+    tickets = [ticket(row, duplicate=True) for row in rows]
+    user_key, guild_key = await sql.owner_keys(session, rows[0].id)
+    released = [
+        Released(job_id=t.job_id, mode=t.mode, user_key=user_key, guild_key=guild_key)
+        for t in tickets
+        if t.status == QUEUED and not t.waiting
+    ]
+    return tickets, released
 
 
 def relax_refusal(plans: Plans, plan: Plan) -> RelaxNotAllowed:

@@ -54,9 +54,9 @@ async def load_context(session: AsyncSession, who: Requester, plans: Plans) -> C
     """The requester's rows (created on first sight) and the plan that applies: the operator's in the console, the
     one an operator gave this user (``impasto admin plan set``), the best plan of the member's roles in a server, the
     default elsewhere."""
-    user = await accounts.upsert_user(session, who.platform, who.user_id, who.display_name)
-    guild = await accounts.upsert_guild(session, who.platform, who.guild_id) if who.guild_id else None
-    prefs = await accounts.preferences(session, user.id)
+    user, prefs, guild = await accounts.requester(
+        session, who.platform, who.user_id, who.display_name, who.guild_id or None
+    )
     if who.platform == "console":
         plan = plans.get(plans.operator)
     elif user.plan is not None and user.plan in plans.plans:  # the operator's `impasto admin plan set`

@@ -86,10 +86,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         (link -> key; an appeal's rerun, whose attachment links may have expired): not fetched again.
         """
         key = request_key(idempotency_key)
-        existing = await self.admission.replay(key)
-        if existing is not None:
-            return existing
-        ctx = await self.admission.context(who)
+        ctx = await self.admission.start(who, key)
+        if not isinstance(ctx, Context):
+            return ctx  # an earlier request's tickets
         full_text = " ".join([*image_urls, text]).strip()
         parsed = parse_imagine(
             full_text, registry=self.registry, preferences=ctx.preferences, max_permutations=ctx.plan.max_permutations
@@ -123,10 +122,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         instead of downloading the links.
         """
         key = request_key(idempotency_key)
-        existing = await self.admission.replay(key)
-        if existing is not None:
-            return existing
-        ctx = await self.admission.context(who)
+        ctx = await self.admission.start(who, key)
+        if not isinstance(ctx, Context):
+            return ctx  # an earlier request's tickets
         parsed = parse_blend(image_urls, dimensions, registry=self.registry, preferences=ctx.preferences)
         keys = [self._checked_key(k) for k in image_keys]
         if keys and len(keys) != len(image_urls):
@@ -261,10 +259,9 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         request key: a double click makes no second set. As /imagine refuses several relax jobs from one prompt
         (permutations, --repeat), so is a press that would make several relax jobs refused, before anything is
         charged."""
-        existing = await self.admission.replay(key)
-        if existing is not None:
-            return existing
-        ctx = await self.admission.context(who)
+        ctx = await self.admission.start(who, key)
+        if not isinstance(ctx, Context):
+            return ctx  # an earlier request's tickets
         drafts = []
         for text in prompts:
             parsed = parse_imagine(
