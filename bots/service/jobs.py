@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.i18n.catalog import t
 from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine
+from impasto.bots.moderation.outputs import output_action
 from impasto.bots.service.admission import Admission, request_key
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
@@ -35,7 +36,7 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, JobView, PressResult
 from impasto.engine.registry import Registry
 from impasto.queue.actions import Action
-from impasto.storage import history
+from impasto.storage import history, moderation
 from impasto.storage.images import KEY_PATTERN, ImageStore
 from impasto.storage.lifecycle import release_held, request_cancel, user_of
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE
@@ -174,6 +175,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         if sum(x is not None for x in (image_key, link, job_id)) != 1:
             raise InvalidRequest(t("describe.refusal.one_image", "en"))
         parent_id: str | None = None
+        picked: tuple[JobView, int] | None = None  # a job's picture: (the job, the image's index)
         if link is not None:
             link = link.strip()
             if not link.lower().startswith(("http://", "https://")):
@@ -195,12 +197,15 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             if source.status != DONE:
                 raise JobNotReady(f"job {source.job_id} is {source.status}; its buttons work once it is done")
             image_key, index = described_image(source, index)
+            picked = (source, index)
             parent_id = source.job_id
             which = t("describe.grid_of_job", "en") if index == 0 else t("describe.image_of_job", "en", index=index)
             display = display or f"{source.display} ({which})"
         assert image_key is not None
         self._checked_key(image_key)
         ctx = await self.admission.context(who)
+        if picked is not None:
+            await self._check_flagged(ctx, *picked)
         draft = self.drafts.describe(
             ctx,
             display=(display or t("describe.an_image", "en"))[:1000],
@@ -211,6 +216,20 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         intent = Intent("describe", Action.DESCRIBE, "", parent_id)
         tickets = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
         return tickets[0]
+
+    async def _check_flagged(self, ctx: Context, source: JobView, index: int) -> None:
+        """A job's picture the image check flagged is shown with its description (Discord's embed) and the worker does
+        not check a job's own picture again: refused while the moderators have not decided, and where the asker's
+        place would not deliver it as it is (a spoiler, a hold, a removal), as ``/show`` and ✉️ keep it back."""
+        image = source.image(index)
+        if image is None or not image.flagged:
+            return
+        async with self.sessions() as session:
+            if await moderation.awaiting_review(session, source.job_id):
+                raise InvalidRequest(t("describe.refusal.held", "en", job=source.job_id))
+            stored = await moderation.server_moderation(session, ctx.guild_id)
+        if output_action(stored, flagged=True, nsfw_channel=ctx.who.nsfw_channel) != "deliver":
+            raise InvalidRequest(t("describe.refusal.flagged", "en", job=source.job_id))
 
     async def _describe_press(
         self,
