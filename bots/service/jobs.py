@@ -10,6 +10,7 @@ the transactions; SQL lives in ``impasto.storage``.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -188,7 +189,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             except FetchError as exc:
                 raise InvalidRequest(f"the image link {link[:100]} {exc}") from None
             check_image_bytes(data, link[:100])
-            image_key = self.images.put(data, ext=image_extension(data))
+            image_key = await asyncio.to_thread(self.images.put, data, image_extension(data))  # a bucket: network
             display = display or link
         elif job_id is not None:
             source = await self.job(job_id)
@@ -456,7 +457,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 ext = image_extension(data)
             except FetchError as exc:
                 raise InvalidRequest(f"the image link {url[:100]} {exc}") from None
-            stored[url] = self.images.put(data, ext=ext)
+            stored[url] = await asyncio.to_thread(self.images.put, data, ext)  # a bucket behind the store: network
         return stored
 
     def _checked_key(self, key: str) -> str:
