@@ -52,7 +52,13 @@ class S3Bucket:
         answer = self._call("get", key, Bucket=self.bucket, Key=self._name(key))
         if answer is None:
             return None
-        data: bytes = answer["Body"].read()
+        body = answer["Body"]
+        try:
+            data: bytes = body.read()  # the download itself: a reset or a timeout here is the bucket's failure too
+        except Exception as exc:  # botocore's ResponseStreamingError / IncompleteReadError, a read timeout
+            raise OSError(f"image store {self!r}: get {key}: {exc}") from exc
+        finally:
+            body.close()
         return data
 
     def exists(self, key: str) -> bool:

@@ -10,6 +10,7 @@ the transactions; SQL lives in ``impasto.storage``.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.i18n.catalog import t
 from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine
+from impasto.bots.moderation.outputs import output_action
 from impasto.bots.service.admission import Admission, request_key
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
@@ -35,7 +37,7 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, JobView, PressResult
 from impasto.engine.registry import Registry
 from impasto.queue.actions import Action
-from impasto.storage import history
+from impasto.storage import history, moderation
 from impasto.storage.images import KEY_PATTERN, ImageStore
 from impasto.storage.lifecycle import release_held, request_cancel, user_of
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE
@@ -172,6 +174,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         if sum(x is not None for x in (image_key, link, job_id)) != 1:
             raise InvalidRequest(t("describe.refusal.one_image", "en"))
         parent_id: str | None = None
+        picked: tuple[JobView, int] | None = None  # a job's picture: (the job, the image's index)
         if link is not None:
             link = link.strip()
             if not link.lower().startswith(("http://", "https://")):
@@ -184,7 +187,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             except FetchError as exc:
                 raise InvalidRequest(f"the image link {link[:100]} {exc}") from None
             check_image_bytes(data, link[:100])
-            image_key = self.images.put(data, ext=image_extension(data))
+            image_key = await asyncio.to_thread(self.images.put, data, image_extension(data))  # a bucket: network
             display = display or link
         elif job_id is not None:
             source = await self.job(job_id)
@@ -193,12 +196,15 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
             if source.status != DONE:
                 raise JobNotReady(f"job {source.job_id} is {source.status}; its buttons work once it is done")
             image_key, index = described_image(source, index)
+            picked = (source, index)
             parent_id = source.job_id
             which = t("describe.grid_of_job", "en") if index == 0 else t("describe.image_of_job", "en", index=index)
             display = display or f"{source.display} ({which})"
         assert image_key is not None
         self._checked_key(image_key)
         ctx = await self.admission.context(who)
+        if picked is not None:
+            await self._check_flagged(ctx, *picked)
         draft = self.drafts.describe(
             ctx,
             display=(display or t("describe.an_image", "en"))[:1000],
@@ -209,6 +215,20 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         intent = Intent("describe", Action.DESCRIBE, "", parent_id)
         tickets = await self.admission.submit(ctx, intent, [draft], key, looked_up=True)
         return tickets[0]
+
+    async def _check_flagged(self, ctx: Context, source: JobView, index: int) -> None:
+        """A job's picture the image check flagged is shown with its description (Discord's embed) and the worker does
+        not check a job's own picture again: refused while the moderators have not decided, and where the asker's
+        place would not deliver it as it is (a spoiler, a hold, a removal), as ``/show`` and ✉️ keep it back."""
+        image = source.image(index)
+        if image is None or not image.flagged:
+            return
+        async with self.sessions() as session:
+            if await moderation.awaiting_review(session, source.job_id):
+                raise InvalidRequest(t("describe.refusal.held", "en", job=source.job_id))
+            stored = await moderation.server_moderation(session, ctx.guild_id)
+        if output_action(stored, flagged=True, nsfw_channel=ctx.who.nsfw_channel) != "deliver":
+            raise InvalidRequest(t("describe.refusal.flagged", "en", job=source.job_id))
 
     async def _describe_press(
         self,
@@ -434,7 +454,7 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
                 ext = image_extension(data)
             except FetchError as exc:
                 raise InvalidRequest(f"the image link {url[:100]} {exc}") from None
-            stored[url] = self.images.put(data, ext=ext)
+            stored[url] = await asyncio.to_thread(self.images.put, data, ext)  # a bucket behind the store: network
         return stored
 
     def _checked_key(self, key: str) -> str:

@@ -12,8 +12,10 @@ from telegram import Message, Update
 
 from impasto.bots.i18n.catalog import t
 from impasto.bots.i18n.locale import served_locale
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.telegram.commands import command_args, guarded, where_for
 from impasto.bots.telegram.deps import Deps
+from impasto.bots.telegram.language import reply_locale
 from impasto.bots.telegram.photos import Part, part_of
 from impasto.bots.telegram.posting import start_progress
 from impasto.bots.telegram.replies import reply_error
@@ -40,35 +42,42 @@ class Describe:
         args = command_args(message.text or "")
         replied = message.reply_to_message
         part = part_of(replied) if replied is not None else None
+        locale = await self._locale(message)
         if part is not None and not args:
-            await self._describe_part(message, part)
+            await self._describe_part(message, part, locale)
         elif args.lower().startswith(("http://", "https://")) and len(args.split()) == 1:
-            await guarded(message, self._submit(message, link=args))
+            await guarded(message, self._submit(message, link=args), locale)
         elif _JOB_ID.match(args):
-            await guarded(message, self._submit(message, job_id=args))
+            await guarded(message, self._submit(message, job_id=args), locale)
         else:
-            await reply_error(message, t("describe.refusal.no_image", _locale(message)))
+            await reply_error(message, t("describe.refusal.no_image", locale))
 
     async def photo(self, message: Message) -> bool:
         """A photo (not an album) with the caption ``/describe``: described. False when it is not one."""
         part = part_of(message)
         if part is None or message.media_group_id is not None or not CAPTION.match(part.caption or ""):
             return False
-        await self._describe_part(message, part)
+        await self._describe_part(message, part, await self._locale(message))
         return True
 
-    async def _describe_part(self, message: Message, part: Part) -> None:
+    async def _locale(self, message: Message) -> str:
+        """The asker's reply language: their /settings choice, else their app's, else the group's default."""
+        if message.from_user is None:
+            return _locale(message)
+        return await reply_locale(self.deps.service, requester(message.from_user, message.chat, thread_of(message)))
+
+    async def _describe_part(self, message: Message, part: Part, locale: str) -> None:
         try:
             image = await download_image(
                 message.get_bot(), part.file_id, declared_bytes=part.size, max_bytes=self.deps.max_upload_bytes
             )
         except UploadRefused as exc:
-            await reply_error(message, exc.message)
+            await reply_error(message, localize(exc.message, locale))
             return
         ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[image.format]
         key = await asyncio.to_thread(self.deps.images.put, image.data, ext)
         name = f"🖼️ {image.width_px}×{image.height_px}"
-        await guarded(message, self._submit(message, image_key=key, display=name))
+        await guarded(message, self._submit(message, image_key=key, display=name), locale)
 
     async def _submit(
         self,

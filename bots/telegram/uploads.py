@@ -6,6 +6,7 @@ endpoint, so a user cannot make the bot fetch from their server or read a local 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import warnings
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ def store_fetcher(images: ImageStore, fallback: FetchImage) -> FetchImage:
     async def fetch(url: str) -> bytes:
         if url.startswith(STORE_URL):
             key = url.removeprefix(STORE_URL)
-            if not KEY_PATTERN.match(key) or not images.exists(key):
+            # A bucket behind the store is network I/O: off the event loop.
+            if not KEY_PATTERN.match(key) or not await asyncio.to_thread(images.exists, key):
                 raise FetchError("is not an image this bot received")
-            return images.get(key)
+            return await asyncio.to_thread(images.get, key)
         return await fallback(url)
 
     return fetch

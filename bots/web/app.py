@@ -224,7 +224,9 @@ def build_app(deps: WebDeps) -> Starlette:
         if not await deps.guards.spend(grant.nonce):
             raise Refused("web.link_used", 410)
         try:
-            mask_key = store_mask(deps.service.images, str(form.get("mask") or ""), (image.width_px, image.height_px))
+            mask = str(form.get("mask") or "")
+            # Decoding and storing (a bucket behind the store: network I/O) run off the event loop.
+            mask_key = await asyncio.to_thread(store_mask, deps.service.images, mask, (image.width_px, image.height_px))
             result = await deps.service.press(
                 grant.requester,
                 job.job_id,

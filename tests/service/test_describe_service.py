@@ -19,7 +19,7 @@ from impasto.bots.service.requester import Requester
 from impasto.engine.registry import TINY_DESCRIBER, Registry, load_registry
 from impasto.queue.actions import Action
 from impasto.storage.images import ImageStore
-from impasto.storage.lifecycle import claim_job, complete_job
+from impasto.storage.lifecycle import NewImage, claim_job, complete_job
 from impasto.storage.models import Job, LedgerEntry
 from impasto.storage.readings import record_described
 
@@ -169,3 +169,28 @@ async def test_imagine_all_in_relax_mode_is_refused_in_one_line_and_charges_noth
     await service.update_settings(BOB, mode="fast")
     fast = await service.press(BOB, ticket.job_id, Action.DESCRIBE_ALL, None, idempotency_key="fast")
     assert len(fast.tickets) == 4
+
+
+async def test_a_flagged_picture_is_not_described_where_it_would_not_be_shown_as_it_is(
+    sessions: async_sessionmaker[AsyncSession], store: ImageStore
+) -> None:
+    """/describe of a job posts its picture (Discord shows it above the prompts), and the worker does not check a job's
+    own picture again: a picture the image check flagged is refused while it waits for the moderators, and wherever
+    the asker's place would not deliver it as it is (a spoiler, a hold, a removal), as /show and ✉️ keep it back."""
+    service = JobService(sessions, store, with_captioner(), make_plans(), Recorder())
+    [grid] = await service.imagine(ADA, "a lighthouse", idempotency_key="g")
+    async with sessions() as session, session.begin():
+        assert await claim_job(session, grid.job_id, worker="test") is not None
+    flagged = [NewImage(i, store.put(f"flagged-{i}".encode()), 64, 64, nsfw_score=0.99, flagged=True) for i in range(5)]
+    async with sessions() as session, session.begin():
+        assert await complete_job(session, grid.job_id, images=flagged, gpu_seconds=2.0)
+    before = await count(sessions)
+    with pytest.raises(InvalidRequest, match="flagged"):  # outside an NSFW channel: never shown as it is
+        await service.describe(BOB, idempotency_key="d1", job_id=grid.job_id, index=2)
+    await service.hold_result(grid.job_id)
+    nsfw_bob = replace(BOB, nsfw_channel=True)
+    with pytest.raises(InvalidRequest, match="held for review"):  # not before the moderators decide, anywhere
+        await service.describe(nsfw_bob, idempotency_key="d2", job_id=grid.job_id, index=2)
+    with pytest.raises(InvalidRequest, match="held for review"):
+        await service.describe(ADA, idempotency_key="d3", job_id=grid.job_id)  # its owner neither
+    assert await count(sessions) == before  # nothing made, nothing charged

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.errors import InvalidRequest
@@ -24,6 +27,36 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 ADA = Requester("telegram", "7", "ada")
 
 
+def real_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), "teal").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Bucket:
+    """A remote store (``storage/s3.py``'s seat) that records which thread called it: a bucket is network I/O."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.threads: list[int] = []
+
+    def upload(self, key: str, data: bytes) -> None:
+        self.threads.append(threading.get_ident())
+        self.objects[key] = data
+
+    def download(self, key: str) -> bytes | None:
+        self.threads.append(threading.get_ident())
+        return self.objects.get(key)
+
+    def exists(self, key: str) -> bool:
+        self.threads.append(threading.get_ident())
+        return key in self.objects
+
+    def remove(self, key: str) -> bool:
+        self.threads.append(threading.get_ident())
+        return self.objects.pop(key, None) is not None
+
+
 @pytest.fixture
 async def image_server() -> AsyncIterator[str]:
     async def png(_: web.Request) -> web.Response:
@@ -35,8 +68,12 @@ async def image_server() -> AsyncIterator[str]:
     async def big(_: web.Request) -> web.Response:
         return web.Response(body=PNG + b"\x00" * 4096, content_type="image/png")
 
+    async def picture(_: web.Request) -> web.Response:
+        return web.Response(body=real_png(), content_type="image/png")
+
     app = web.Application()
     app.router.add_get("/a.png", png)
+    app.router.add_get("/picture.png", picture)
     app.router.add_get("/page.png", text)
     app.router.add_get("/big.png", big)
     runner = web.AppRunner(app)
@@ -99,3 +136,34 @@ async def test_vary_region_needs_a_mask(service: JobService, sessions: async_ses
         claimed = await claim_job(session, result.view.job_id, worker="w")
     assert claimed is not None
     assert claimed.input_image_keys == (service.images.put(PNG), mask)
+
+
+async def test_links_are_stored_off_the_event_loop(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, image_server: str
+) -> None:
+    """With a bucket behind the store, storing a link's copy is network I/O: it runs in a thread, never on the bot's
+    event loop (which would stall every other user and the platform's heartbeat while the bucket answers)."""
+    bucket = Bucket()
+
+    async def enqueue(_: QueuedRender) -> None:
+        return None
+
+    service = JobService(
+        sessions,
+        ImageStore(tmp_path / "images", remote=bucket),
+        load_registry(),
+        load_plans(),
+        enqueue,
+        fetch_image=http_fetcher(max_bytes=1024, allow_hosts="127.0.0.1"),
+    )
+    loop_thread = threading.get_ident()
+    await service.imagine(ADA, "a cat", image_urls=[f"{image_server}/a.png"], idempotency_key="b1")
+    assert bucket.objects
+    assert bucket.threads
+    assert loop_thread not in bucket.threads
+    bucket.threads.clear()
+    with pytest.raises(InvalidRequest, match="no captioner"):  # the shipped registry has none: stored, then refused
+        await service.describe(ADA, idempotency_key="b2", link=f"{image_server}/picture.png")
+    assert len(bucket.objects) == 2
+    assert bucket.threads
+    assert loop_thread not in bucket.threads

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ResponseStreamingError
 from moto import mock_aws
 
 from impasto.bots.config import Settings
@@ -95,6 +96,35 @@ def test_a_bucket_that_fails_is_an_os_error(s3: Any, tmp_path: Path) -> None:
     with pytest.raises(OSError, match=r"s3://no-such-bucket/: (head|put) "):
         store.put(PNG)
     assert not any((tmp_path / "images").rglob("*.png"))  # nothing handed out that other hosts cannot read
+
+
+class _BrokenBody:
+    """An object's body whose download breaks half-way (the connection reset)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def read(self) -> bytes:
+        raise ResponseStreamingError(error="connection reset by peer")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_download_that_breaks_while_reading_is_an_os_error(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's body is read after ``get_object`` returned: its failure is the bucket's too (an OSError, which
+    the worker fails and refunds on and delivery posts around), and the body is closed."""
+    gpu, bot = host(tmp_path, "gpu"), host(tmp_path, "bot")
+    key = gpu.put(PNG)
+    assert bot.remote is not None
+    body = _BrokenBody()
+    monkeypatch.setattr(bot.remote.client, "get_object", lambda **params: {"Body": body})  # type: ignore[attr-defined]
+    with pytest.raises(OSError, match=rf"s3://{BUCKET}/impasto/: get {key}: "):
+        bot.get(key)
+    assert body.closed
+    assert not bot.path(key).exists()
 
 
 def test_settings_build_the_bucket_or_leave_the_local_store(

@@ -148,6 +148,17 @@ async def test_describe_as_a_reply_and_refusals_charge_nothing(tmp_path: Path) -
         assert line.startswith("⚠️ the image link https://example.com/cat.png ")
         assert await stack.service.history(ALICE) == []
 
+        # In the language the user chose (/settings), not their app's, as every other command answers.
+        await stack.service.set_language(ALICE, "中文")
+        chinese = await refusal(text="/describe")
+        assert chinese.startswith("⚠️ ")
+        assert "/describe" in chinese
+        assert "needs an image" not in chinese
+        gone = await refusal(text="/describe nosuchjob123")
+        assert "no job" not in gone
+        assert "nosuchjob123" in gone
+        await stack.service.set_language(ALICE, "auto")
+
         # /describe replying to a tall photo.
         photo = api.add_file(png(32, 48), "photos/tall.png")
         original = api.message(photo_file_id=photo)["message"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,35 @@ async def test_store_fetcher_reads_our_links_and_passes_others_on(tmp_path: Path
         await fetch(store_url("0" * 64 + ".png"))  # a well-formed key this store never held
     with pytest.raises(FetchError):
         await fetch(store_url("../../etc/passwd"))
+
+
+async def test_store_fetcher_reads_a_bucket_off_the_event_loop(tmp_path: Path) -> None:
+    """A store with a bucket behind it reads over the network: never on the bot's event loop."""
+    threads: list[int] = []
+    objects: dict[str, bytes] = {}
+
+    class Bucket:
+        def upload(self, key: str, data: bytes) -> None:
+            objects[key] = data
+
+        def download(self, key: str) -> bytes | None:
+            threads.append(threading.get_ident())
+            return objects.get(key)
+
+        def exists(self, key: str) -> bool:
+            threads.append(threading.get_ident())
+            return key in objects
+
+        def remove(self, key: str) -> bool:
+            return objects.pop(key, None) is not None
+
+    key = ImageStore(tmp_path / "gpu", remote=Bucket()).put(_png(), "png")
+    threads.clear()
+
+    async def fallback(url: str) -> bytes:
+        raise AssertionError(url)
+
+    fetch = store_fetcher(ImageStore(tmp_path / "bot", remote=Bucket()), fallback)  # this host never saw it
+    assert await fetch(store_url(key)) == objects[key]
+    assert threads
+    assert threading.get_ident() not in threads
