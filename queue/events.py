@@ -182,12 +182,17 @@ async def publish_final(
 
 
 # The positions of the first waiting jobs, as ``Queued`` events (the fields ``publish`` writes, with the JSON that
-# ``Queued.model_dump_json`` makes), built in Redis: the 25 or so events of every job start cost one command, not a
-# pydantic model and a packed command each. A job is skipped when it is the one starting or a worker holds it.
-# KEYS: queue, event stream. ARGV: how many, the starting job, arq's in-progress key prefix, the stream's MAXLEN.
+# ``Queued.model_dump_json`` makes), built in Redis: the 25 or so events of a job start cost one command, not a
+# pydantic model and a packed command each. A job is skipped when it is the one starting or a worker holds it. Told
+# at most once per interval (the gate key): in a burst every start moves every position, and the bots edit a message
+# at most every two seconds anyway, so more events would only be read and dropped by every bot process.
+# KEYS: queue, event stream, the gate. ARGV: how many, the starting job, arq's in-progress key prefix, the stream's
+# MAXLEN, the interval in ms (0: every start).
 _POSITIONS = """
 local count = tonumber(ARGV[1])
 if count <= 0 then return 0 end
+local interval = tonumber(ARGV[5])
+if interval > 0 and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', interval) then return 0 end
 local told = 0
 for i, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, count)) do
   if id ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. id) == 0 then
@@ -200,11 +205,26 @@ return told
 """
 
 
-def add_positions(pipe: Pipeline, count: int, *, starting: str, held_prefix: str, ns: keys.Namespace) -> None:
-    """Tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs being painted included), as one
-    command of the caller's pipeline. ``held_prefix``: the key prefix that marks a job a worker holds (arq's
-    in-progress keys). EVAL in a pipeline, not a registered script: see ``fairness.add_job_started``."""
-    pipe.eval(_POSITIONS, 2, ns.queue, ns.events, str(count), starting, held_prefix, str(STREAM_MAXLEN))
+def add_positions(
+    pipe: Pipeline, count: int, *, starting: str, held_prefix: str, interval_s: float, ns: keys.Namespace
+) -> None:
+    """Tell the first ``count`` waiting jobs how many jobs are ahead of them (jobs being painted included), unless
+    they were told less than ``interval_s`` ago, as one command of the caller's pipeline. ``held_prefix``: the key
+    prefix that marks a job a worker holds (arq's in-progress keys). EVAL in a pipeline, not a registered script: see
+    ``fairness.add_job_started``."""
+    interval_ms = str(int(interval_s * 1000))
+    pipe.eval(
+        _POSITIONS,
+        3,
+        ns.queue,
+        ns.events,
+        ns.positions_told,
+        str(count),
+        starting,
+        held_prefix,
+        str(STREAM_MAXLEN),
+        interval_ms,
+    )
 
 
 async def last_id(redis: Redis, *, ns: keys.Namespace = keys.DEFAULT) -> str:

@@ -49,6 +49,7 @@ from impasto.queue.screening import (
     translation_screen,
     user_inputs,
 )
+from impasto.queue.settings import WorkerConfig
 from impasto.queue.settle import unreachable, when_sql_answers
 from impasto.queue.specs import RenderWork, UnrenderableJob, build_describe, build_work, is_describe
 from impasto.queue.state import WorkerState
@@ -136,15 +137,7 @@ async def render_job(ctx: dict[str, Any], payload: Any) -> dict[str, Any]:
 
     job_id = request.job_id
     ns = state.config.ns
-    await _start(
-        redis,
-        ns,
-        request,
-        score=int(ctx["score"]),
-        first_try=job_try == 1,
-        count=state.config.positions_announced,
-        lease_s=state.config.lease_s,
-    )
+    await _start(redis, state.config, request, score=int(ctx["score"]), first_try=job_try == 1)
 
     waited_s = time.time() - request.enqueued_at
     if job_try == 1 and waited_s > state.config.max_wait_s:
@@ -382,15 +375,21 @@ async def _renew_lease(redis: Redis, job_id: str, lease_s: float) -> None:
     await redis.pexpire(in_progress_key_prefix + job_id, int(lease_s * 1000))
 
 
-async def _start(
-    redis: Redis, ns: keys.Namespace, request: RenderRequest, *, score: int, first_try: bool, count: int, lease_s: float
-) -> None:
+async def _start(redis: Redis, config: WorkerConfig, request: RenderRequest, *, score: int, first_try: bool) -> None:
     """What a starting job tells Redis, in one round trip: renew its lock (``_renew_lease``), advance its lane's fair
-    clock (``fairness``), and tell the first ``count`` waiting jobs how many jobs are ahead of them."""
+    clock (``fairness``), and tell the first waiting jobs how many jobs are ahead of them."""
+    ns = config.ns
     pipe = redis.pipeline(transaction=False)
-    pipe.pexpire(in_progress_key_prefix + request.job_id, int(lease_s * 1000))
+    pipe.pexpire(in_progress_key_prefix + request.job_id, int(config.lease_s * 1000))
     fairness.add_job_started(pipe, request, score=score, first_try=first_try, ns=ns)
-    events.add_positions(pipe, count, starting=request.job_id, held_prefix=in_progress_key_prefix, ns=ns)
+    events.add_positions(
+        pipe,
+        config.positions_announced,
+        starting=request.job_id,
+        held_prefix=in_progress_key_prefix,
+        interval_s=config.positions_interval_s,
+        ns=ns,
+    )
     await pipe.execute()
 
 

@@ -53,6 +53,12 @@ class Namespace:
         return f"{self.prefix}fair:{lane}:guild:{guild}"
 
     @property
+    def positions_told(self) -> str:
+        """Set (for ``WorkerConfig.positions_interval_s``) when waiting jobs were last told their positions: a burst of
+        starts tells them once per interval, not 25 events per start (``events.add_positions``)."""
+        return self.prefix + "positions-told"
+
+    @property
     def sweep_turn(self) -> str:
         """Held by the worker whose turn it is to sweep (``queue.sweep``); expires before the next turn is due."""
         return self.prefix + "sweep-turn"

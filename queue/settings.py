@@ -53,6 +53,7 @@ class WorkerConfig(BaseSettings):
     # ``keys.Namespace.wake``); a busy worker looks for its next job as soon as one ends.
     poll_delay_s: float = Field(default=0.05, gt=0)
     positions_announced: int = Field(default=25, ge=0)  # waiting jobs told their new position when a job starts
+    positions_interval_s: float = Field(default=1.0, ge=0)  # ... at most this often (0: at every start)
     max_tries: int = Field(default=5, ge=1)  # deliveries of one job (crash retries) before arq gives up
     # On SIGTERM, let the running job finish for up to this long (then it is stopped and re-run elsewhere).
     shutdown_wait_s: int = Field(default=50, ge=0)

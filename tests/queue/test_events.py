@@ -111,3 +111,24 @@ async def test_a_quiet_consumer_takes_over_what_a_vanished_one_left_pending(pool
     finally:
         await survivor.aclose()
     assert (again.entry_id, again.event.job_id) == (taken.entry_id, job)
+
+
+async def _tell_positions(pool: ArqRedis, ns: keys.Namespace, interval_s: float) -> list[tuple[str, int]]:
+    since = await events.last_id(pool, ns=ns)
+    pipe = pool.pipeline(transaction=False)
+    events.add_positions(pipe, 25, starting="none", held_prefix="held:", interval_s=interval_s, ns=ns)
+    await pipe.execute()
+    told = await pool.xrange(ns.events, min=f"({since}", max="+")
+    return [(fields[b"job"].decode(), events._parse(fields).position) for _id, fields in told]  # type: ignore[union-attr]
+
+
+async def test_waiting_jobs_are_told_their_positions_at_most_once_per_interval(
+    pool: ArqRedis, ns: keys.Namespace
+) -> None:
+    a, b, c = _ids("a", "b", "c")
+    await pool.zadd(ns.queue, {a: 1, b: 2, c: 3})
+    await pool.set(f"held:{a}", "1")  # a worker paints it: it is not told, but counts as ahead
+    assert await _tell_positions(pool, ns, 60.0) == [(b, 1), (c, 2)]
+    assert await _tell_positions(pool, ns, 60.0) == []  # a burst of starts: the next ones are told nothing
+    assert await _tell_positions(pool, ns, 0.0) == [(b, 1), (c, 2)]  # no interval: every start tells
+    await pool.delete(f"held:{a}", ns.positions_told)

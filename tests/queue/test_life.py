@@ -53,7 +53,7 @@ async def test_listen_follows_one_job_to_its_end(stack: Stack) -> None:
 async def test_waiting_jobs_hear_their_position_move_and_never_after_they_start(stack: Stack) -> None:
     tickets = await stack.service.imagine(ALICE, "a harbour --repeat 3", idempotency_key="i-3")
     assert len(tickets) == 3
-    await stack.drain()
+    await stack.drain(positions_interval_s=0)  # told at every start (by default at most once a second)
     last = tickets[-1].job_id
     kinds = [(e.kind, getattr(e, "position", None)) for e in await events.history(stack.pool, last, ns=stack.ns)]
     started = kinds.index(("started", None))
