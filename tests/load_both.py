@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent / "discord"))
 
 from fake_botapi import TOKEN, Call, FakeBotApi
 from fake_discord import CHANNEL_ID, NSFW_CHANNEL_ID, FakeDiscord, InteractionRecord
-from load_telegram import FINAL, IMPASTO, Hub, _enqueue_to_start, _pct, _peak_rss_mb, _stop
+from load_telegram import FINAL, IMPASTO, Acks, Hub, _enqueue_to_start, _pct, _peak_rss_mb, _stop
 from load_telegram import user as telegram_user
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -109,11 +109,11 @@ def _custom_ids(message: Json) -> list[str]:
     return [b["custom_id"] for row in message["components"] for b in row.get("components", []) if "custom_id" in b]
 
 
-async def _acked(hub: DiscordHub, record: InteractionRecord, ack: asyncio.Future[Json]) -> float:
+async def _acked(hub: DiscordHub, record: InteractionRecord, ack: asyncio.Future[Json], acks: Acks) -> None:
     if record.answered_at is None:
         await asyncio.wait_for(ack, 60)
     assert record.answered_at is not None
-    return record.answered_at - record.sent_at
+    acks.add(record.sent_at, record.answered_at)
 
 
 async def discord_user(
@@ -121,7 +121,7 @@ async def discord_user(
     hub: DiscordHub,
     user_id: str,
     budget: asyncio.Semaphore,
-    acks: list[float],
+    acks: Acks,
     admitted: list[float],
     errors: Counter[str],
     think_s: float,
@@ -143,7 +143,7 @@ async def discord_user(
                 lambda _f, sent=record.sent_at: admitted.append(time.monotonic() - sent)
             )
             try:
-                acks.append(await _acked(hub, record, hub.expect("ack", record.id)))
+                await _acked(hub, record, hub.expect("ack", record.id), acks)
                 done, _ = await asyncio.wait({result, refusal}, timeout=300, return_when=asyncio.FIRST_COMPLETED)
                 if result in done:
                     last_result = result.result()
@@ -160,14 +160,18 @@ async def discord_user(
                 continue
             record = await fake.press(last_result["id"], random.choice(buttons), user_id=user_id)
             try:
-                acks.append(await _acked(hub, record, hub.expect("ack", record.id)))
+                await _acked(hub, record, hub.expect("ack", record.id), acks)
             except TimeoutError:
                 errors["press: no interaction response"] += 1
 
 
+#: The first seconds of a run, when every simulated user sends /imagine at once (reported apart as well).
+BURST_S = 10.0
+
+
 @dataclass
 class Figures:
-    acks: dict[str, list[float]] = field(default_factory=lambda: {"discord": [], "telegram": []})
+    acks: dict[str, Acks] = field(default_factory=lambda: {"discord": Acks(), "telegram": Acks()})
     admitted: list[float] = field(default_factory=list)  # Discord /imagine → "Waiting to start" (after admission)
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -331,6 +335,8 @@ async def run(
     for platform, values in figures.acks.items():
         if values:
             print(f"interaction → ack ({platform}): {_spread(values)}")
+            if steady := values.after(BURST_S):
+                print(f"interaction → ack ({platform}), after the first {BURST_S:g} s: {_spread(steady)}")
     print(f"interaction → ack (both): {_spread(figures.acks['discord'] + figures.acks['telegram'])}")
     if figures.admitted:
         # Discord acknowledges (defers) before the job service admits; Telegram's first reply comes after it.

@@ -91,8 +91,28 @@ def _message_of(call: Call) -> dict[str, Any]:
     return result
 
 
+class Acks(list[float]):
+    """Interaction → ack durations (seconds), and when each interaction was sent: the burst of the first seconds,
+    when every user sends /imagine at once, and the steady state after it are told apart (``after``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_at: list[float] = []
+
+    def add(self, sent: float, answered: float) -> None:
+        self.append(answered - sent)
+        self.sent_at.append(sent)
+
+    def after(self, seconds: float) -> list[float]:
+        """The durations of interactions sent more than ``seconds`` after the first one."""
+        if not self.sent_at:
+            return []
+        start = min(self.sent_at)
+        return [d for d, at in zip(self, self.sent_at, strict=True) if at - start > seconds]
+
+
 async def user(
-    api: FakeBotApi, hub: Hub, user_id: int, budget: asyncio.Semaphore, acks: list[float], errors: Counter[str]
+    api: FakeBotApi, hub: Hub, user_id: int, budget: asyncio.Semaphore, acks: Acks, errors: Counter[str]
 ) -> None:
     last_result: Call | None = None
     while True:
@@ -112,7 +132,7 @@ async def user(
             )
             try:
                 answer = await asyncio.wait_for(reply, 60)
-                acks.append(time.perf_counter() - sent)
+                acks.add(sent, time.perf_counter())
                 if refused(answer):
                     errors["imagine: refused (flood limits)"] += 1  # answered in one line; no result to wait for
                     continue
@@ -127,7 +147,7 @@ async def user(
             await api.push(update)
             try:
                 await asyncio.wait_for(ack, 60)
-                acks.append(time.perf_counter() - sent)
+                acks.add(sent, time.perf_counter())
             except TimeoutError:
                 errors["press: no answerCallbackQuery"] += 1
 
@@ -233,7 +253,7 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
                 )
                 await api.wait_method("deleteWebhook", timeout_s=180)
 
-                acks: list[float] = []
+                acks = Acks()
                 errors: Counter[str] = Counter()
                 budget = asyncio.Semaphore(actions)
                 began = time.perf_counter()
