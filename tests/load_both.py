@@ -48,13 +48,13 @@ from load_telegram import FINAL, IMPASTO, Acks, Hub, _enqueue_to_start, _pct, _p
 from load_telegram import user as telegram_user
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from tg_harness import TEST_REDIS_URL
+from tg_harness import TEST_POSTGRES_URL, TEST_REDIS_URL
 
 from impasto.queue import events, keys
 from impasto.queue.actions import Action
 from impasto.storage.db import session_factory
 from impasto.storage.models import Job, Message
-from impasto.storage.testing import migrated_engine
+from impasto.storage.testing import migrated_engine, scratch_database
 
 Json = dict[str, Any]
 _MENTION = re.compile(r"<@(\d+)>")
@@ -211,115 +211,135 @@ def _spread(values: list[float]) -> str:
 
 
 async def run(
-    users: int, actions: int, workers: int, redis_url: str, *, discord_share: float = 0.5, think_s: float = 0.5
+    users: int,
+    actions: int,
+    workers: int,
+    redis_url: str,
+    *,
+    discord_share: float = 0.5,
+    think_s: float = 0.5,
+    postgres: bool = False,
 ) -> dict[str, Any]:
     """Run the load and print the figures; returns them too (the smoke test reads them)."""
+    with tempfile.TemporaryDirectory(prefix="impasto-load-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "data").mkdir()
+        if not postgres:
+            db_url = f"sqlite:///{tmp / 'data' / 'impasto.db'}"
+            return await _run(users, actions, workers, redis_url, discord_share, think_s, tmp, db_url)
+        # A scratch database of its own on the test PostgreSQL, dropped at the end.
+        async with scratch_database("postgresql", postgres_admin_url=TEST_POSTGRES_URL, tmp_dir=tmp) as db_url:
+            return await _run(users, actions, workers, redis_url, discord_share, think_s, tmp, db_url)
+
+
+async def _run(
+    users: int,
+    actions: int,
+    workers: int,
+    redis_url: str,
+    discord_share: float,
+    think_s: float,
+    tmp: Path,
+    db_url: str,
+) -> dict[str, Any]:
     discord_users = round(users * discord_share)
     telegram_users = users - discord_users
     figures = Figures()
-    with tempfile.TemporaryDirectory(prefix="impasto-load-") as tmp_name:
-        tmp = Path(tmp_name)
-        data_dir = tmp / "data"
-        data_dir.mkdir()
-        db_url = f"sqlite:///{data_dir / 'impasto.db'}"
-        async with migrated_engine(db_url):
-            pass
-        ns = f"impasto-load-{secrets.token_hex(4)}:"
-        redis = Redis.from_url(redis_url)
-        since = await events.last_id(redis, ns=keys.Namespace(ns))
-        fake = FakeDiscord()
-        await fake.start()
-        dhub = DiscordHub(fake)
-        try:
-            async with FakeBotApi() as api:
-                thub = Hub()
-                record = api._record
+    data_dir = tmp / "data"
+    async with migrated_engine(db_url):
+        pass
+    ns = f"impasto-load-{secrets.token_hex(4)}:"
+    redis = Redis.from_url(redis_url)
+    since = await events.last_id(redis, ns=keys.Namespace(ns))
+    fake = FakeDiscord()
+    await fake.start()
+    dhub = DiscordHub(fake)
+    try:
+        async with FakeBotApi() as api:
+            thub = Hub()
+            record = api._record
 
-                async def routed(call: Call) -> None:
-                    await record(call)
-                    thub.on_call(call)
+            async def routed(call: Call) -> None:
+                await record(call)
+                thub.on_call(call)
 
-                api._record = routed  # type: ignore[method-assign]
-                env = {
-                    k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")
-                }
-                env.update(
-                    IMPASTO_DATA_DIR=str(data_dir),
-                    IMPASTO_DATABASE_URL=db_url,
-                    IMPASTO_REDIS_URL=redis_url,
-                    IMPASTO_DEFAULT_MODEL="tiny-sd15",
-                    IMPASTO_TELEGRAM_TOKEN=TOKEN,
-                    IMPASTO_TELEGRAM_API_URL=api.url,
-                    IMPASTO_TELEGRAM_CONSUMER=f"load-{os.getpid()}",
-                    IMPASTO_DISCORD_TOKEN="fake-token",
-                    IMPASTO_DISCORD_API_URL=fake.api_url,
-                    IMPASTO_DISCORD_GATEWAY_URL=fake.gateway_url,
-                    IMPASTO_QUEUE_NAMESPACE=ns,
-                    NO_PROXY="127.0.0.1,localhost",
-                    no_proxy="127.0.0.1,localhost",
-                )
-                logs = tmp / "logs"
-                logs.mkdir()
-                commands: dict[str, list[str]] = {
-                    f"worker{n}": ["worker", "--renderer", "noop", "--noop-steps", "4", "--name", f"load-gpu{n}"]
-                    for n in range(workers)
-                }
-                if telegram_users:
-                    commands["telegram"] = ["telegram"]
-                if discord_users:
-                    commands["discord"] = ["discord"]
-                processes: dict[str, asyncio.subprocess.Process] = {}
-                try:
-                    for name, args in commands.items():
-                        out = (logs / f"{name}.log").open("wb")
-                        processes[name] = await asyncio.create_subprocess_exec(
-                            IMPASTO, *args, env=env, stdout=out, stderr=out, cwd=tmp
-                        )
-                    if telegram_users:
-                        await api.wait_method("deleteWebhook", timeout_s=180)
-                    if discord_users:
-                        await fake.wait_for(lambda: "global" in fake.synced_commands and fake.identified, 180)
-                        await asyncio.sleep(3)  # discord.py's guild_ready_timeout (2 s) after GUILD_CREATE
-
-                    budget = asyncio.Semaphore(actions)
-                    began = time.perf_counter()
-                    await asyncio.gather(
-                        *(
-                            telegram_user(api, thub, 100_000 + i, budget, figures.acks["telegram"], figures.errors)
-                            for i in range(telegram_users)
-                        ),
-                        *(
-                            discord_user(
-                                fake,
-                                dhub,
-                                str(4100000000000000000 + i),
-                                budget,
-                                figures.acks["discord"],
-                                figures.admitted,
-                                figures.errors,
-                                think_s,
-                            )
-                            for i in range(discord_users)
-                        ),
+            api._record = routed  # type: ignore[method-assign]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")}
+            env.update(
+                IMPASTO_DATA_DIR=str(data_dir),
+                IMPASTO_DATABASE_URL=db_url,
+                IMPASTO_REDIS_URL=redis_url,
+                IMPASTO_DEFAULT_MODEL="tiny-sd15",
+                IMPASTO_TELEGRAM_TOKEN=TOKEN,
+                IMPASTO_TELEGRAM_API_URL=api.url,
+                IMPASTO_TELEGRAM_CONSUMER=f"load-{os.getpid()}",
+                IMPASTO_DISCORD_TOKEN="fake-token",
+                IMPASTO_DISCORD_API_URL=fake.api_url,
+                IMPASTO_DISCORD_GATEWAY_URL=fake.gateway_url,
+                IMPASTO_QUEUE_NAMESPACE=ns,
+                NO_PROXY="127.0.0.1,localhost",
+                no_proxy="127.0.0.1,localhost",
+            )
+            logs = tmp / "logs"
+            logs.mkdir()
+            commands: dict[str, list[str]] = {
+                f"worker{n}": ["worker", "--renderer", "noop", "--noop-steps", "4", "--name", f"load-gpu{n}"]
+                for n in range(workers)
+            }
+            if telegram_users:
+                commands["telegram"] = ["telegram"]
+            if discord_users:
+                commands["discord"] = ["discord"]
+            processes: dict[str, asyncio.subprocess.Process] = {}
+            try:
+                for name, args in commands.items():
+                    out = (logs / f"{name}.log").open("wb")
+                    processes[name] = await asyncio.create_subprocess_exec(
+                        IMPASTO, *args, env=env, stdout=out, stderr=out, cwd=tmp
                     )
-                    sent_s = time.perf_counter() - began
-                    statuses, done_ids, posted, all_ids, platform_of, picks = await _settle(db_url, 120)
-                    rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
-                finally:
-                    await _stop(processes.values())
-                tracebacks = {
-                    path.stem: path.read_text(errors="replace").count("Traceback") for path in logs.glob("*.log")
-                }
-        finally:
-            await fake.close()
+                if telegram_users:
+                    await api.wait_method("deleteWebhook", timeout_s=180)
+                if discord_users:
+                    await fake.wait_for(lambda: "global" in fake.synced_commands and fake.identified, 180)
+                    await asyncio.sleep(3)  # discord.py's guild_ready_timeout (2 s) after GUILD_CREATE
 
-        waits = await _enqueue_to_start(redis, since, all_ids, keys.Namespace(ns))
-        memory = await redis.info("memory")
-        ours = [k async for k in redis.scan_iter(match=ns + "*")]
-        forever = [k for k in ours if await redis.ttl(k) == -1]
-        for key in ours:  # leave the test Redis as we found it
-            await redis.delete(key)
-        await redis.aclose()
+                budget = asyncio.Semaphore(actions)
+                began = time.perf_counter()
+                await asyncio.gather(
+                    *(
+                        telegram_user(api, thub, 100_000 + i, budget, figures.acks["telegram"], figures.errors)
+                        for i in range(telegram_users)
+                    ),
+                    *(
+                        discord_user(
+                            fake,
+                            dhub,
+                            str(4100000000000000000 + i),
+                            budget,
+                            figures.acks["discord"],
+                            figures.admitted,
+                            figures.errors,
+                            think_s,
+                        )
+                        for i in range(discord_users)
+                    ),
+                )
+                sent_s = time.perf_counter() - began
+                statuses, done_ids, posted, all_ids, platform_of, picks = await _settle(db_url, 120)
+                rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
+            finally:
+                await _stop(processes.values())
+            tracebacks = {path.stem: path.read_text(errors="replace").count("Traceback") for path in logs.glob("*.log")}
+    finally:
+        await fake.close()
+
+    waits = await _enqueue_to_start(redis, since, all_ids, keys.Namespace(ns))
+    memory = await redis.info("memory")
+    ours = [k async for k in redis.scan_iter(match=ns + "*")]
+    forever = [k for k in ours if await redis.ttl(k) == -1]
+    for key in ours:  # leave the test Redis as we found it
+        await redis.delete(key)
+    await redis.aclose()
 
     lost = sorted(done_ids - set(posted))
     # A U1–U4 pick is posted by the adapter on each press (pressing U2 again posts its single again, by request);
@@ -378,6 +398,7 @@ def main() -> None:
     parser.add_argument(
         "--redis-url", default=TEST_REDIS_URL, help="a Redis nobody flushes during the run (default: the test Redis)"
     )
+    parser.add_argument("--postgres", action="store_true", help="a scratch PostgreSQL database instead of SQLite")
     args = parser.parse_args()
     asyncio.run(
         run(
@@ -387,6 +408,7 @@ def main() -> None:
             args.redis_url,
             discord_share=args.discord_share,
             think_s=args.think,
+            postgres=args.postgres,
         )
     )
 
