@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import ColumnElement, String, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -570,15 +571,27 @@ async def hold(
 
 async def awaiting_review(session: AsyncSession, job_id: str) -> bool:
     """The job's result was held for review and no moderator has approved or rejected it yet."""
+    return await review_of(session, job_id) == "awaiting"
+
+
+Review = Literal["none", "awaiting", "approved", "rejected"]
+
+
+async def review_of(session: AsyncSession, job_id: str) -> Review:
+    """Where the job's result stands with the moderators: never held, held and undecided, approved or rejected."""
     held = await session.scalar(
         select(ModerationEvent.id).where(ModerationEvent.job_id == job_id, ModerationEvent.kind == HELD)
     )
     if held is None:
-        return False
+        return "none"
     decided = await session.scalar(
-        select(ModerationEvent.id).where(ModerationEvent.ref_id == held, ModerationEvent.kind.in_((APPROVED, REJECTED)))
+        select(ModerationEvent.kind).where(
+            ModerationEvent.ref_id == held, ModerationEvent.kind.in_((APPROVED, REJECTED))
+        )
     )
-    return decided is None
+    if decided is None:
+        return "awaiting"
+    return "approved" if decided == APPROVED else "rejected"
 
 
 async def decide(

@@ -13,7 +13,7 @@ from typing import Literal, cast
 
 from PIL import Image, ImageFilter
 
-from impasto.storage.moderation import ServerModeration
+from impasto.storage.moderation import Review, ServerModeration
 
 OutputAction = Literal["deliver", "spoiler", "hold", "remove"]
 PREVIEW_BLUR_RADIUS_FRACTION = 0.06  # of the preview's longer side: shapes stay readable, content does not
@@ -30,6 +30,29 @@ def output_action(stored: ServerModeration, *, flagged: bool, nsfw_channel: bool
         return "deliver"
     choice = stored.flagged_output_nsfw if is_nsfw_place(stored, nsfw_channel=nsfw_channel) else stored.flagged_output
     return cast(OutputAction, choice)
+
+
+#: What a finished job's flagged picture becomes when it is posted again (``/show``, ``/describe`` of it, U1–U4 of its
+#: grid, ✉️): as it is, behind a spoiler, refused while its review is pending ("held"), or refused ("withheld").
+RepostAction = Literal["deliver", "spoiler", "held", "withheld"]
+
+
+def repost_action(stored: ServerModeration, *, flagged: bool, review: Review, nsfw_channel: bool) -> RepostAction:
+    """The place's setting (``stored``: the server it is posted in again, ``nsfw_channel``: that channel), past the
+    moderators' review of the job's result: a pending review shows nothing anywhere, a rejection nothing ever, an
+    approval passes a place that holds such pictures for review; a place that removes them never gets them again."""
+    if not flagged:
+        return "deliver"
+    if review == "awaiting":
+        return "held"
+    if review == "rejected":
+        return "withheld"
+    action = output_action(stored, flagged=True, nsfw_channel=nsfw_channel)
+    if action == "hold":
+        return "deliver" if review == "approved" else "withheld"
+    if action == "remove":
+        return "withheld"
+    return action
 
 
 def blur_previews(stored: ServerModeration, *, nsfw_channel: bool) -> bool:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from impasto.bots.moderation.outputs import RepostAction, repost_action
 from impasto.bots.service.base import ServiceBase
 from impasto.bots.service.errors import InvalidRequest
+from impasto.bots.service.requester import Requester
+from impasto.bots.service.views import JobView
 from impasto.storage import moderation as mod
 from impasto.storage.models import HELD, Image, Job, ModerationEvent
 
@@ -21,6 +24,26 @@ class FlaggedResults(ServiceBase):
         async with self.sessions() as session:
             guild_id = await session.scalar(select(Job.guild_id).where(Job.id == job_id))
             return await mod.server_moderation(session, guild_id)
+
+    async def repost_action(
+        self, view: JobView, *, guild_id: int | None, nsfw_channel: bool, index: int | None = None
+    ) -> RepostAction:
+        """What the job's pictures (``index``: that one only) become when posted again in a place (``guild_id``: its
+        server's SQL id, None for a DM; ``nsfw_channel``: that channel's flag): the worker does not check a finished
+        job's pictures again, so ``/show``, ``/describe`` of a job, U1–U4 and ✉️ ask this before they post them."""
+        image = view.image(index) if index is not None else None
+        flagged = view.flagged if index is None else image is not None and image.flagged
+        if not flagged:
+            return "deliver"
+        async with self.sessions() as session:
+            review = await mod.review_of(session, view.job_id)
+            stored = await mod.server_moderation(session, guild_id)
+        return repost_action(stored, flagged=True, review=review, nsfw_channel=nsfw_channel)
+
+    async def repost_action_for(self, who: Requester, view: JobView, index: int | None = None) -> RepostAction:
+        """``repost_action`` where ``who`` asks (their server, their channel's NSFW flag)."""
+        ctx = await self._context(who)
+        return await self.repost_action(view, guild_id=ctx.guild_id, nsfw_channel=who.nsfw_channel, index=index)
 
     async def held_id(self, job_id: str) -> int | None:
         """The ``HELD`` audit row of a result waiting for review, if the job's result was held."""

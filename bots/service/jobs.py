@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from impasto.bots.i18n.catalog import t
 from impasto.bots.language.job import Job as ParsedJob
 from impasto.bots.language.parser import parse_blend, parse_imagine
-from impasto.bots.moderation.outputs import output_action
 from impasto.bots.service.admission import Admission, request_key
 from impasto.bots.service.checks import POLICY_CHECKS, Intent, PolicyCheck
 from impasto.bots.service.context import Context
@@ -37,7 +36,7 @@ from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import Enqueue, JobTicket, JobView, PressResult
 from impasto.engine.registry import Registry
 from impasto.queue.actions import Action
-from impasto.storage import history, moderation
+from impasto.storage import history
 from impasto.storage.images import KEY_PATTERN, ImageStore
 from impasto.storage.lifecycle import release_held, request_cancel, user_of
 from impasto.storage.models import ACTIVE_STATUSES, CANCELLED, DONE
@@ -217,17 +216,13 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         return tickets[0]
 
     async def _check_flagged(self, ctx: Context, source: JobView, index: int) -> None:
-        """A job's picture the image check flagged is shown with its description (Discord's embed) and the worker does
-        not check a job's own picture again: refused while the moderators have not decided, and where the asker's
-        place would not deliver it as it is (a spoiler, a hold, a removal), as ``/show`` and ✉️ keep it back."""
-        image = source.image(index)
-        if image is None or not image.flagged:
-            return
-        async with self.sessions() as session:
-            if await moderation.awaiting_review(session, source.job_id):
-                raise InvalidRequest(t("describe.refusal.held", "en", job=source.job_id))
-            stored = await moderation.server_moderation(session, ctx.guild_id)
-        if output_action(stored, flagged=True, nsfw_channel=ctx.who.nsfw_channel) != "deliver":
+        """A job's picture the image check flagged is shown with its description (Discord's embed, which takes no
+        spoiler) and the worker does not check a job's own picture again: refused while the moderators have not
+        decided, and wherever the asker's place would not deliver it as it is (``repost_action``, as ``/show``)."""
+        action = await self.repost_action(source, guild_id=ctx.guild_id, nsfw_channel=ctx.who.nsfw_channel, index=index)
+        if action == "held":
+            raise InvalidRequest(t("describe.refusal.held", "en", job=source.job_id))
+        if action != "deliver":
             raise InvalidRequest(t("describe.refusal.flagged", "en", job=source.job_id))
 
     async def _describe_press(

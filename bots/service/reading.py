@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.service.admission import next_month
-from impasto.bots.service.base import ServiceBase
-from impasto.bots.service.errors import JobNotFound, JobNotReady, NotYourJob
+from impasto.bots.service.errors import InvalidRequest, JobNotFound, JobNotReady, NotYourJob
+from impasto.bots.service.flagged import FlaggedResults
 from impasto.bots.service.requester import Requester
-from impasto.bots.service.views import ImageView, InfoView, JobView
-from impasto.storage import accounts, history, ledger, moderation
+from impasto.bots.service.views import ImageView, InfoView, JobView, Reshown
+from impasto.storage import accounts, history, ledger
 from impasto.storage.history import JobRecord
 from impasto.storage.models import FLAGGED_IMAGE, RUNNING, User, utcnow
 
 MODES = ("fast", "relax", "turbo")
 
 
-class Reading(ServiceBase):
+class Reading(FlaggedResults):
     async def job(self, job_id: str) -> JobView:
         """Any job by id, with its images and parameters (buttons on any message resolve through this)."""
         async with self.sessions() as session:
@@ -23,14 +24,17 @@ class Reading(ServiceBase):
             raise JobNotFound(f"no job {job_id!r}; job ids are the 12 characters shown under each result")
         return view_of(record)
 
-    async def show(self, who: Requester, job_id: str) -> JobView:
-        """``/show JOB_ID``: re-post one of your own jobs with its buttons (not a result held for review)."""
+    async def show(self, who: Requester, job_id: str) -> Reshown:
+        """``/show JOB_ID``: re-post one of your own jobs with its buttons, as the asker's place has a flagged picture
+        (``repost_action``): behind a spoiler, or refused while it waits for review or where it would be held or
+        removed (the job's first delivery may have been in a place with other settings)."""
         view = await self._own(who, job_id)
-        if view.flagged:
-            async with self.sessions() as session:
-                if await moderation.awaiting_review(session, job_id):
-                    raise JobNotReady(f"job {job_id} is held for review by the server's moderators")
-        return view
+        action = await self.repost_action_for(who, view)
+        if action == "held":
+            raise JobNotReady(t("repost.refusal.held", "en", job=job_id))
+        if action == "withheld":
+            raise InvalidRequest(t("repost.refusal.flagged", "en", job=job_id))
+        return Reshown(view, spoiler=action == "spoiler")
 
     async def history(self, who: Requester, search: str | None = None, limit: int = 10) -> list[JobView]:
         """Your jobs, newest first; ``search`` matches the prompt text, case-insensitively."""

@@ -115,6 +115,14 @@ class JobTicket:
     notice: str | None = None  # a line to show the user with the ticket ("Job queued: …"), if any
 
 
+@dataclass(frozen=True)
+class Reshown:
+    """``/show``: the job to post again, and whether its picture goes behind a spoiler where it is asked."""
+
+    view: JobView
+    spoiler: bool = False
+
+
 PressKind = Literal["job", "image", "remix", "favorite", "details"]
 
 

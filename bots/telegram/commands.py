@@ -279,7 +279,8 @@ class Commands:
             return
 
         async def run() -> None:
-            view = await self.deps.service.show(who, job_id[0])
+            shown = await self.deps.service.show(who, job_id[0])
+            view = shown.view
             if view.status == "done" and is_describe(view):  # a /describe: its four prompts and buttons again
                 sent = await message.reply_html(
                     describe_text(view), reply_markup=describe_keyboard(view), do_quote=True
@@ -299,6 +300,7 @@ class Commands:
                 where_for(message),
                 view,
                 mask_editor=self.deps.web is not None,
+                spoiler=shown.spoiler,
             )
 
         await guarded(message, run(), locale)

@@ -108,9 +108,17 @@ async def start_progress(bot: Bot, delivery: Delivery, where: Where, view: JobVi
 
 
 async def post_result(
-    bot: Bot, service: JobService, images: ImageStore, where: Where, view: JobView, *, mask_editor: bool = False
+    bot: Bot,
+    service: JobService,
+    images: ImageStore,
+    where: Where,
+    view: JobView,
+    *,
+    mask_editor: bool = False,
+    spoiler: bool = False,
 ) -> Message:
-    """A finished job as a photo with its keyboard (``/show``, U1–U4 picks); recorded for the message index."""
+    """A finished job as a photo with its keyboard (``/show``, U1–U4 picks); recorded for the message index.
+    ``spoiler``: behind Telegram's spoiler, as the service decided for a flagged picture here."""
     key, single = result_image(view)
     photo = await asyncio.to_thread(images.get, key)
     caption = captions.result_caption(caption_info(view), single=single)
@@ -125,6 +133,7 @@ async def post_result(
         locale=view.locale,
         thread_id=where.thread_id,
         reply_to=where.reply_parameters,
+        spoiler=spoiler,
     )
     await service.record_message(view.job_id, PLATFORM, str(where.chat_id), str(message.message_id), "result")
     return message

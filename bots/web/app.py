@@ -347,7 +347,11 @@ def build_app(deps: WebDeps) -> Starlette:
             deps.service.images.path(key)  # a store key, or ImageKeyError
         except (BadSignature, ImageKeyError):
             return PlainTextResponse(t("web.image_link_expired", request_locale(request)), 403)
-        path = await asyncio.to_thread(deps.service.images.local_file, key)  # from the bucket, if there is one
+        try:
+            path = await asyncio.to_thread(deps.service.images.local_file, key)  # from the bucket, if there is one
+        except OSError as exc:
+            log.warning("image %s: the image store failed: %s", key, exc)
+            return PlainTextResponse(t("web.store_unavailable", request_locale(request)), 503)
         if path is None:
             return PlainTextResponse(t("web.no_such_image", request_locale(request)), 404)
         headers = {"Cache-Control": "private, max-age=3600"}
@@ -375,6 +379,9 @@ def build_app(deps: WebDeps) -> Starlette:
             path = await asyncio.to_thread(deps.service.images.local_file, image.key)
         except ImageKeyError:
             raise gone from None
+        except OSError as exc:  # a bucket that fails: the link is good, the store is not answering
+            log.warning("download of job %s: the image store failed: %s", job.job_id, exc)
+            raise Refused("web.store_unavailable", 503) from None
         if path is None:
             raise gone
         ext = image.key.rsplit(".", 1)[1]

@@ -129,7 +129,7 @@ async def test_a_held_result_is_one_line_until_a_moderator_approves_it(
         assert held is not None
         moderator = await mod.user_id_for(session, "discord", "6000")
         assert await mod.decide(session, held, moderator_id=moderator, approve=True) is not None
-    assert (await stack.service.show(owner, view.job_id)).job_id == view.job_id
+    assert (await stack.service.show(owner, view.job_id)).view.job_id == view.job_id
     assert await bot.delivery.release_held(view.job_id)
     released = await fake.wait_message(lambda m: m["id"] == message["id"] and bool(m["components"]))
     assert attachment_names(released) == [f"impasto_{view.job_id}.png"]
@@ -151,6 +151,38 @@ async def test_a_removed_result_is_one_line_never_a_black_square(
     message, _ = await finished(fake, stack)
     assert REMOVED_LINE in message["content"]
     assert (message["attachments"], message["components"]) == ([], [])
+
+
+async def show_again(fake: FakeDiscord, job_id: str, channel_id: str) -> Json:
+    record = await fake.slash("show", [{"name": "job_id", "type": 3, "value": job_id}], channel_id=channel_id)
+    return await fake.wait_message(
+        lambda m: m["id"] == record.original_id and (bool(m["attachments"]) or m["content"].startswith("⚠️"))
+    )
+
+
+@pytest.mark.usefixtures("flag_all")
+async def test_show_posts_a_flagged_result_again_only_as_the_server_has_it_there(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
+) -> None:
+    """/show posts a finished job again, and the worker does not check it again: a picture the server removes is
+    never posted again, one it spoilers goes behind a spoiler, and an NSFW channel follows the NSFW setting."""
+    await server_chooses(stack, flagged_output="remove")
+    message, view = await finished(fake, stack)
+    assert REMOVED_LINE in message["content"]
+    refused = await show_again(fake, view.job_id, CHANNEL_ID)
+    assert "flagged by the image check" in refused["content"]
+    assert refused["attachments"] == []
+    await server_chooses(stack, flagged_output_nsfw="remove")
+    refused = await show_again(fake, view.job_id, NSFW_CHANNEL_ID)
+    assert refused["attachments"] == []
+
+    await server_chooses(stack, flagged_output="spoiler", flagged_output_nsfw="spoiler")
+    for channel_id in (CHANNEL_ID, NSFW_CHANNEL_ID):
+        again = await show_again(fake, view.job_id, channel_id)
+        assert attachment_names(again) == [f"SPOILER_impasto_{view.job_id}.png"]
+    await server_chooses(stack, flagged_output_nsfw="deliver")
+    again = await show_again(fake, view.job_id, NSFW_CHANNEL_ID)
+    assert attachment_names(again) == [f"impasto_{view.job_id}.png"]
 
 
 def previews(fake: FakeDiscord, channel_id: str) -> list[bytes]:

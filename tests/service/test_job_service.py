@@ -161,7 +161,7 @@ async def test_a_jobs_sql_life(
 
     assert [v.job_id for v in await service.history(ADA, search="LIGHTHOUSE")] == [ticket.job_id]
     assert await service.history(ADA, search="castle") == []
-    assert (await service.show(ADA, ticket.job_id)).job_id == ticket.job_id
+    assert (await service.show(ADA, ticket.job_id)).view.job_id == ticket.job_id
     with pytest.raises(NotYourJob):
         await service.show(BOB, ticket.job_id)
 

@@ -97,3 +97,38 @@ async def test_a_removed_result_is_one_line(stack: TelegramStack) -> None:
     job_id, tag = await rendered(stack)
     await stack.api.wait_for(lambda c: about(tag, "editMessageText")(c) and REMOVED_LINE in c.params["text"])
     assert not [c for c in stack.api.calls if about(tag, "sendPhoto")(c) and job_id in c.params["caption"]]
+
+
+async def show_again(stack: TelegramStack, job_id: str) -> Call:
+    """/show in the group: the photo posted again, or the one-line refusal."""
+    mark = len(stack.api.calls)
+    await stack.api.push(stack.api.message(f"/show {job_id}", chat_id=GROUP))
+    [reply] = await stack.api.wait_for(
+        lambda c: c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") in (GROUP, str(GROUP)),
+        after=mark,
+    )
+    return reply
+
+
+async def test_show_posts_a_flagged_result_again_only_as_the_group_has_it(stack: TelegramStack) -> None:
+    """/show posts a finished job again, and the worker does not check it again: a picture the group removes is never
+    posted again, one it spoilers goes behind the spoiler, and where NSFW is allowed the NSFW setting applies."""
+    await group_chooses(stack, flagged_output="remove")
+    job_id, tag = await rendered(stack)
+    await stack.api.wait_for(lambda c: about(tag, "editMessageText")(c) and REMOVED_LINE in c.params["text"])
+    refused = await show_again(stack, job_id)
+    assert refused.method == "sendMessage"
+    assert "flagged by the image check" in refused.params["text"]
+
+    await group_chooses(stack, flagged_output="spoiler")
+    again = await show_again(stack, job_id)
+    assert (again.method, again.params.get("has_spoiler")) == ("sendPhoto", True)
+
+    await group_chooses(stack, nsfw_chat=True)  # the NSFW setting: delivered as it is by default
+    again = await show_again(stack, job_id)
+    assert again.method == "sendPhoto"
+    assert again.params.get("has_spoiler") in (None, False)
+    await group_chooses(stack, flagged_output_nsfw="remove")
+    refused = await show_again(stack, job_id)
+    assert refused.method == "sendMessage"
+    assert "flagged by the image check" in refused.params["text"]

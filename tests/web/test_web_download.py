@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
+from itsdangerous import Signer
 from web_helpers import SECRET, Cfg, Site
 
 from impasto.bots.service.requester import Requester
@@ -106,3 +109,43 @@ async def test_downloads_are_rate_limited_per_image_not_from_the_owners_budget(s
         # The owner's own pages still open: the downloads were counted on the image, not on them.
         gallery = await client.get(path_of(gallery_link(site.cfg, ADA)))
         assert gallery.status_code == 200
+
+
+class FailingBucket:
+    """A bucket that does not answer: every call an ``OSError``, as ``storage.s3.S3Bucket`` raises them."""
+
+    def upload(self, key: str, data: bytes) -> None:
+        raise OSError("bucket unreachable")
+
+    def download(self, key: str) -> bytes | None:
+        raise OSError("bucket unreachable")
+
+    def exists(self, key: str) -> bool:
+        raise OSError("bucket unreachable")
+
+
+async def test_a_failing_image_store_is_a_one_line_503_logged_once(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The picture is not on this host and the bucket fails: the one-line refusal with a 503 (try again), not a bare
+    500, and the cause in the log once."""
+    job = await site.finished(ADA, "a far lighthouse", "dl-bucket")
+    grid = job.image(0)
+    assert grid is not None
+    site.store.path(grid.key).unlink()  # only the bucket has it now
+    site.store.remote = FailingBucket()
+    expires = int(time.time()) + 600
+    sig = Signer(SECRET, salt="impasto-web-image").get_signature(f"{grid.key}:{expires}").decode()
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+        with caplog.at_level(logging.WARNING, logger="impasto.web"):
+            download = await client.get(path_of(download_link(site.cfg, ("discord", "100"), job.job_id, 0)))
+            image = await client.get(f"/img/{grid.key}?e={expires}&s={sig}")
+    assert download.status_code == 503
+    assert download.headers["content-type"].startswith("text/html")
+    assert "the picture store is not answering" in download.text
+    assert image.status_code == 503
+    assert image.text == "the picture store is not answering; try again in a minute"
+    causes = [r.getMessage() for r in caplog.records if "bucket unreachable" in r.getMessage()]
+    assert len(causes) == 2  # once per request
+    assert job.job_id in causes[0]
+    assert grid.key in causes[1]

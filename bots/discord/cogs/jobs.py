@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -60,7 +61,8 @@ class Jobs(commands.Cog):
     async def show(self, interaction: _Interaction, job_id: app_commands.Range[str, 1, 80]) -> None:
         await interaction.response.defer(thinking=True)
         who = requester_of(interaction)
-        view = await self.service.show(who, job_id.strip())
+        shown = await self.service.show(who, job_id.strip())
+        view = shown.view
         if view.status != "done":
             raise JobNotReady(f"job {view.job_id} is {view.status}; /show works on finished jobs")
         if is_describe(view):  # a /describe: its four prompts and their buttons again
@@ -75,11 +77,12 @@ class Jobs(commands.Cog):
             await self.controls.shows(view.job_id, target, "result")
             return
         pictures = await asyncio.to_thread(finished, self.service.images, view)
+        pictures = replace(pictures, flagged=shown.spoiler)  # the service decided, with this server's settings
         # The interaction says what this channel takes (a boosted server takes more); the PNG when it fits.
         limits = discord_limits(interaction.filesize_limit)
         url = result_download(self.controls.web, view, lifetime_s=self.controls.download_s)
         file, line, _size = await asyncio.to_thread(
-            result_file, view, pictures, nsfw_channel=who.nsfw_channel, limits=limits, download_url=url
+            result_file, view, pictures, nsfw_channel=False, limits=limits, download_url=url
         )
         target = OriginalResponse(interaction)
         await target.edit(with_line(result_content(view), line), file=file, view=result_view(view))
