@@ -232,7 +232,7 @@ class Controls:
                 await tell(interaction, texts.refusal(t("service.no_image_yet", locale, job=view.job_id)))
                 return
             png = await asyncio.to_thread(self.service.images.get, image.key)
-            file = image_file(png, f"impasto_{view.job_id}.png")
+            file = image_file(png, f"impasto_{view.job_id}.png", flagged=result.spoiler)  # the service decided
             view_buttons = result_view(view, mask_editor=self.web is not None)
             message = await reply_to(interaction, result_content(view), file=file, view=view_buttons)
             await self.shows(view.job_id, message, "result")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from impasto.bots.i18n.catalog import t
 from impasto.bots.moderation.outputs import RepostAction, repost_action
 from impasto.bots.service.base import ServiceBase
-from impasto.bots.service.errors import InvalidRequest
+from impasto.bots.service.errors import InvalidRequest, JobNotReady
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
 from impasto.storage import moderation as mod
-from impasto.storage.models import HELD, Image, Job, ModerationEvent
+from impasto.storage.models import FLAGGED_IMAGE, HELD, Image, Job, ModerationEvent
 
 
 class FlaggedResults(ServiceBase):
@@ -29,14 +30,25 @@ class FlaggedResults(ServiceBase):
         self, view: JobView, *, guild_id: int | None, nsfw_channel: bool, index: int | None = None
     ) -> RepostAction:
         """What the job's pictures (``index``: that one only) become when posted again in a place (``guild_id``: its
-        server's SQL id, None for a DM; ``nsfw_channel``: that channel's flag): the worker does not check a finished
-        job's pictures again, so ``/show``, ``/describe`` of a job, U1–U4 and ✉️ ask this before they post them."""
+        server's SQL id, None for a DM; ``nsfw_channel``: that channel's flag, False for a DM or the web): the worker
+        does not check a finished job's pictures again, so ``/show``, ``/describe`` of a job, U1–U4, ✉️, Telegram's
+        file button and the web's ``/img`` and ``/download`` ask this before they post them. A U1–U4 pick holds its
+        grid's picture: it is judged as that picture (the grid's verdict, the grid's review)."""
         image = view.image(index) if index is not None else None
         flagged = view.flagged if index is None else image is not None and image.flagged
-        if not flagged:
-            return "deliver"
+        reviewed = view.job_id
         async with self.sessions() as session:
-            review = await mod.review_of(session, view.job_id)
+            if not flagged and view.parent_id is not None:
+                keys = [image.key] if image is not None else [i.key for i in view.images]
+                same = await session.scalar(
+                    select(Image.id).where(
+                        Image.job_id == view.parent_id, Image.store_key.in_(keys), Image.moderation == FLAGGED_IMAGE
+                    )
+                )
+                flagged, reviewed = same is not None, view.parent_id
+            if not flagged:
+                return "deliver"
+            review = await mod.review_of(session, reviewed)
             stored = await mod.server_moderation(session, guild_id)
         return repost_action(stored, flagged=True, review=review, nsfw_channel=nsfw_channel)
 
@@ -44,6 +56,14 @@ class FlaggedResults(ServiceBase):
         """``repost_action`` where ``who`` asks (their server, their channel's NSFW flag)."""
         ctx = await self._context(who)
         return await self.repost_action(view, guild_id=ctx.guild_id, nsfw_channel=who.nsfw_channel, index=index)
+
+    @staticmethod
+    def refuse_repost(job_id: str, action: RepostAction) -> None:
+        """A repost the decision refuses, as one line: held for review (not ready yet), or flagged and not posted."""
+        if action == "held":
+            raise JobNotReady(t("repost.refusal.held", "en", job=job_id))
+        if action == "withheld":
+            raise InvalidRequest(t("repost.refusal.flagged", "en", job=job_id))
 
     async def held_id(self, job_id: str) -> int | None:
         """The ``HELD`` audit row of a result waiting for review, if the job's result was held."""

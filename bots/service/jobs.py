@@ -413,14 +413,18 @@ class JobService(MessageIndex, PreferencesMixin, Guilds, FlaggedResults):
         assert index is not None
         image = parent.image(index)
         assert image is not None
+        # The pick posts the grid's picture again, unchecked by the worker: as the presser's place has it (/show).
+        shown = await self.repost_action(parent, guild_id=ctx.guild_id, nsfw_channel=ctx.who.nsfw_channel, index=index)
+        self.refuse_repost(parent.job_id, shown)
+        spoiler = shown == "spoiler"
         async with self.sessions() as session:
             earlier = await history.earlier_pick(session, parent.job_id, index, ctx.user_id, Action.UPSCALE.value)
         if earlier is not None:
             # No new job, but the press is still checked: fifty presses of U2 make one job and polite refusals.
             await self.admission.check(ctx, intent)
-            return PressResult("image", await self.job(earlier))
+            return PressResult("image", await self.job(earlier), spoiler=spoiler)
         tickets = await self.admission.submit(ctx, intent, [self.drafts.pick(parent, index, image)], key)
-        return PressResult("image", await self.job(tickets[0].job_id))
+        return PressResult("image", await self.job(tickets[0].job_id), spoiler=spoiler)
 
     async def _toggle_favorite(self, who: Requester, parent: JobView) -> JobView:
         if (parent.platform, parent.user_id) != (who.platform, who.user_id):

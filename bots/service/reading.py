@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from impasto.bots.i18n.catalog import t
 from impasto.bots.service.admission import next_month
-from impasto.bots.service.errors import InvalidRequest, JobNotFound, JobNotReady, NotYourJob
+from impasto.bots.service.errors import JobNotFound, NotYourJob
 from impasto.bots.service.flagged import FlaggedResults
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import ImageView, InfoView, JobView, Reshown
@@ -30,10 +29,7 @@ class Reading(FlaggedResults):
         removed (the job's first delivery may have been in a place with other settings)."""
         view = await self._own(who, job_id)
         action = await self.repost_action_for(who, view)
-        if action == "held":
-            raise JobNotReady(t("repost.refusal.held", "en", job=job_id))
-        if action == "withheld":
-            raise InvalidRequest(t("repost.refusal.flagged", "en", job=job_id))
+        self.refuse_repost(job_id, action)
         return Reshown(view, spoiler=action == "spoiler")
 
     async def history(self, who: Requester, search: str | None = None, limit: int = 10) -> list[JobView]:

@@ -142,6 +142,8 @@ class PressResult:
     ticket: JobTicket | None = None
     # Imagine all under /describe makes four jobs: all of them (``ticket`` is the first).
     tickets: tuple[JobTicket, ...] = ()
+    # ``image``: the pick goes behind a spoiler where it is posted (a flagged grid picture; ``repost_action``).
+    spoiler: bool = False
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,16 @@ class Buttons:
         )
         bot = query.get_bot()
         if result.kind == "image":
-            await post_result(bot, service, self.deps.images, where, result.view, mask_editor=self.deps.web is not None)
+            # U1–U4: the grid's picture again, as the service decided for this chat (a spoiler; refusals raised).
+            await post_result(
+                bot,
+                service,
+                self.deps.images,
+                where,
+                result.view,
+                mask_editor=self.deps.web is not None,
+                spoiler=result.spoiler,
+            )
         elif result.kind == "remix":
             await self._ask_remix(query, who, button, where, result.view, locale)
         elif result.kind == "job" and result.ticket is not None:

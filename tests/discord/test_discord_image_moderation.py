@@ -209,3 +209,39 @@ async def test_previews_are_blurred_outside_nsfw_channels(
     sent = previews(fake, channel_id)
     assert sent
     assert all(has_grey(p) is blurred for p in sent)
+
+
+def refusals(fake: FakeDiscord, words: str) -> int:
+    return sum(m["content"].startswith("⚠️") and words in m["content"] for m in fake.messages.values())
+
+
+@pytest.mark.usefixtures("flag_all")
+async def test_u1_of_a_flagged_grid_is_posted_only_as_the_server_has_it_there(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
+) -> None:
+    """U1–U4 post a grid's picture again (the worker does not check it again): behind a spoiler where the grid was,
+    refused once the server removes such pictures, while a review is pending, or after a rejection."""
+    grid, view = await finished(fake, stack)
+    assert attachment_names(grid) == [f"SPOILER_impasto_{view.job_id}.png"]
+    await fake.press(grid["id"], fake.button(grid, "U1")["custom_id"])
+    single = await fake.wait_message(lambda m: "Image #1" in m["content"] and bool(m["attachments"]))
+    pick = single["attachments"][0]["filename"]
+    assert pick.startswith("SPOILER_impasto_")
+    assert pick != f"SPOILER_impasto_{view.job_id}.png"
+
+    await server_chooses(stack, flagged_output="remove")
+    await fake.press(grid["id"], fake.button(grid, "U2")["custom_id"])
+    await fake.wait_for(lambda: refusals(fake, "flagged by the image check") == 1)
+    assert not any("Image #2" in m["content"] for m in fake.messages.values())
+
+    await server_chooses(stack, flagged_output="spoiler")
+    async with stack.service.sessions() as session, session.begin():
+        held = await mod.hold(session, job_id=view.job_id, user_id=1, guild_id=None, channel_id=None, nsfw_score=1.0)
+    await fake.press(grid["id"], fake.button(grid, "U3")["custom_id"])
+    await fake.wait_for(lambda: refusals(fake, "held for review") == 1)
+    async with stack.service.sessions() as session, session.begin():
+        moderator = await mod.user_id_for(session, "discord", "6000")
+        assert await mod.decide(session, held.id, moderator_id=moderator, approve=False) is not None
+    await fake.press(grid["id"], fake.button(grid, "U4")["custom_id"])
+    await fake.wait_for(lambda: refusals(fake, "flagged by the image check") == 2)
+    assert not any(f"Image #{n}" in m["content"] for m in fake.messages.values() for n in (2, 3, 4))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_botapi import Call
+from test_telegram_flows import buttons
 from tg_stack import TelegramStack, telegram_stack
 
 from impasto.bots.service.delivery.core import REMOVED_LINE
@@ -132,3 +133,36 @@ async def test_show_posts_a_flagged_result_again_only_as_the_group_has_it(stack:
     refused = await show_again(stack, job_id)
     assert refused.method == "sendMessage"
     assert "flagged by the image check" in refused.params["text"]
+
+
+async def press_again(stack: TelegramStack, grid: Call, label: str) -> Call:
+    """A button of the grid pressed in the group: the photo posted, or the one-line refusal."""
+    mark = len(stack.api.calls)
+    await stack.api.push(stack.api.callback(buttons(grid)[label], grid.result))
+    [reply] = await stack.api.wait_for(
+        lambda c: c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") in (GROUP, str(GROUP)),
+        after=mark,
+    )
+    return reply
+
+
+async def test_u1_of_a_flagged_grid_is_posted_only_as_the_group_has_it(stack: TelegramStack) -> None:
+    """U1–U4 post a grid's picture again (the worker does not check it again): behind the spoiler where the grid was,
+    refused once the group removes such pictures, and while the grid's result waits for review."""
+    job_id, tag = await rendered(stack)
+    [grid] = await stack.api.wait_for(lambda c: about(tag, "sendPhoto")(c) and job_id in c.params["caption"])
+    assert grid.params.get("has_spoiler") is True
+    single = await press_again(stack, grid, "U1")
+    assert (single.method, single.params.get("has_spoiler")) == ("sendPhoto", True)
+
+    await group_chooses(stack, flagged_output="remove")
+    refused = await press_again(stack, grid, "U2")
+    assert refused.method == "sendMessage"
+    assert "flagged by the image check" in refused.params["text"]
+
+    await group_chooses(stack, flagged_output="spoiler")
+    async with stack.service.sessions() as session, session.begin():
+        await mod.hold(session, job_id=job_id, user_id=1, guild_id=None, channel_id=None, nsfw_score=1.0)
+    refused = await press_again(stack, grid, "U3")
+    assert refused.method == "sendMessage"
+    assert "held for review" in refused.params["text"]
