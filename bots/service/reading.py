@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from impasto.bots.i18n.catalog import t
 from impasto.bots.service.admission import next_month
 from impasto.bots.service.errors import JobNotFound, NotYourJob
 from impasto.bots.service.flagged import FlaggedResults
@@ -30,6 +33,19 @@ class Reading(FlaggedResults):
         view = await self._own(who, job_id)
         action = await self.repost_action_for(who, view)
         self.refuse_repost(job_id, action)
+        return Reshown(view, spoiler=action == "spoiler")
+
+    async def mailed(self, who: Requester, job_id: str) -> Reshown:
+        """✉️ on a job's message: the job, to send to ``who`` by DM (Midjourney's envelope). Anyone may ask for a
+        public job, only its owner for a stealth one (``NotYourJob``). Its pictures as ``repost_action`` has them where
+        the reaction was, a DM being no NSFW place: behind a spoiler, or left out with the one line saying why."""
+        view = await self.job(job_id)
+        if view.visibility != "public" and (view.platform, view.user_id) != (who.platform, who.user_id):
+            raise NotYourJob(f"job {job_id} is stealth: only its owner gets it by ✉️")
+        action = await self.repost_action_for(replace(who, nsfw_channel=False), view)
+        if action in ("held", "withheld"):
+            line = "repost.refusal.held" if action == "held" else "repost.refusal.flagged"
+            return Reshown(view, withheld=t(line, "en", job=job_id))
         return Reshown(view, spoiler=action == "spoiler")
 
     async def history(self, who: Requester, search: str | None = None, limit: int = 10) -> list[JobView]:

@@ -117,10 +117,12 @@ class JobTicket:
 
 @dataclass(frozen=True)
 class Reshown:
-    """``/show``: the job to post again, and whether its picture goes behind a spoiler where it is asked."""
+    """``/show``, ✉️: the job to post again, and whether its picture goes behind a spoiler where it is asked.
+    ``withheld``: ✉️ only — the pictures are left out (the details are still sent), and this one line says why."""
 
     view: JobView
     spoiler: bool = False
+    withheld: str | None = None
 
 
 PressKind = Literal["job", "image", "remix", "favorite", "details"]

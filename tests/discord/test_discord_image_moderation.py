@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from discord_stack import ServiceStack
-from fake_discord import ALICE, CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
+from fake_discord import ALICE, BOB, CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 from test_discord_flows import PreviewRenderer, prompt_option, shown, waiting
 
 from impasto.bots.discord.app import ImpastoBot
@@ -25,7 +25,7 @@ from impasto.engine.nsfw import load_classifier
 from impasto.engine.spec import Progress, ProgressFn, RenderResult
 from impasto.queue.specs import RenderWork
 from impasto.storage import moderation as mod
-from impasto.storage.models import HELD, ModerationEvent
+from impasto.storage.models import HELD, Job, ModerationEvent
 
 Json = dict[str, Any]
 FLAG_ALL = 0.0  # an image is flagged when its score ≥ the threshold
@@ -245,3 +245,39 @@ async def test_u1_of_a_flagged_grid_is_posted_only_as_the_server_has_it_there(
     await fake.press(grid["id"], fake.button(grid, "U4")["custom_id"])
     await fake.wait_for(lambda: refusals(fake, "flagged by the image check") == 2)
     assert not any(f"Image #{n}" in m["content"] for m in fake.messages.values() for n in (2, 3, 4))
+
+
+def dms_of(fake: FakeDiscord, user_id: str, job_id: str) -> list[Json]:
+    return [
+        m
+        for m in fake.messages.values()
+        if m["channel_id"] == f"9{user_id[1:]}" and m["content"].startswith(f"**Job ID**: {job_id}")
+    ]
+
+
+@pytest.mark.usefixtures("flag_all")
+async def test_envelope_sends_a_flagged_result_only_as_the_server_has_it(
+    fake: FakeDiscord, bot: ImpastoBot, stack: ServiceStack
+) -> None:
+    """✉️ sends the job to whoever reacts, by DM (not an NSFW place): a picture the server spoilers goes behind a
+    spoiler, one it removes never (the details come without it, and say why); a stealth job only to its owner."""
+    message, view = await finished(fake, stack)
+    await fake.react(message["id"], "✉️", user_id=BOB)
+    [dm] = await fake.wait_for(lambda: dms_of(fake, BOB, view.job_id))
+    assert dm["attachments"]
+    assert all(name.startswith("SPOILER_") for name in attachment_names(dm))
+
+    await server_chooses(stack, flagged_output="remove")
+    await fake.react(message["id"], "✉️", user_id=BOB)
+    dms = await fake.wait_for(lambda: dms_of(fake, BOB, view.job_id)[1:])
+    assert dms[0]["attachments"] == []
+    assert "flagged by the image check" in dms[0]["content"]
+
+    await server_chooses(stack, flagged_output="spoiler")
+    async with stack.service.sessions() as session, session.begin():
+        await session.execute(update(Job).where(Job.id == view.job_id).values(visibility="stealth"))
+    await fake.react(message["id"], "✉️", user_id=BOB)  # not Bob's: nothing is sent
+    await fake.react(message["id"], "✉️", user_id=ALICE)
+    [mine] = await fake.wait_for(lambda: dms_of(fake, ALICE, view.job_id))
+    assert all(name.startswith("SPOILER_") for name in attachment_names(mine))
+    assert len(dms_of(fake, BOB, view.job_id)) == 2  # reactions are handled in order: Bob's came first

@@ -35,6 +35,7 @@ from impasto.bots.discord.surface import (
     result_view,
     with_line,
 )
+from impasto.bots.i18n.refusals import localize
 from impasto.bots.service.errors import JobNotReady
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.result_forms import discord_limits
@@ -135,13 +136,21 @@ class Jobs(commands.Cog):
             await channel.get_partial_message(payload.message_id).delete()
 
     async def _send_details(self, who: Requester, job_id: str) -> None:
-        view = await self.service.job(job_id)
-        pictures = await asyncio.to_thread(finished, self.service.images, view)
-        dm = await self.bot.create_dm(discord.Object(int(who.user_id)))
-        files = [
-            discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png") for n, png in enumerate(pictures.images_png, 1)
-        ]
-        if view.flagged and await self.service.awaiting_review(job_id):
-            files = []  # ✉️ is no way around the moderators' review: the details without the pictures
+        # The service decides: a stealth job only to its owner, flagged pictures as /show has them (a DM is no NSFW
+        # place); held, rejected or removed ones are left out, with the line saying why.
+        mailed = await self.service.mailed(who, job_id)
+        view = mailed.view
         locale = await self.service.reply_locale(who)
-        await dm.send(replies.details(view, locale), files=files[:10], allowed_mentions=texts.NO_MENTIONS)
+        text = replies.details(view, locale)
+        files: list[discord.File] = []
+        if mailed.withheld is None:
+            pictures = await asyncio.to_thread(finished, self.service.images, view)
+            files = [
+                discord.File(io.BytesIO(png), filename=f"{job_id}_{n}.png", spoiler=mailed.spoiler)
+                for n, png in enumerate(pictures.images_png, 1)
+            ]
+        else:
+            tail = f"\n⚠️ {localize(mailed.withheld, locale)}"
+            text = text[: texts.MAX_MESSAGE - len(tail)] + tail
+        dm = await self.bot.create_dm(discord.Object(int(who.user_id)))
+        await dm.send(text, files=files[:10], allowed_mentions=texts.NO_MENTIONS)
