@@ -118,7 +118,7 @@ class Buttons:
         if isinstance(button, SettingsButton):
             await self._settings(query, who, button, locale)
         elif isinstance(button, DocumentButton):
-            await self._document(query, button, locale)
+            await self._document(query, who, button, locale)
         elif isinstance(button, CancelButton):
             await self._cancel(query, who, button, locale)
         else:
@@ -262,12 +262,20 @@ class Buttons:
             return
         await _answer(query, t("tg.details_sent", locale))
 
-    async def _document(self, query: CallbackQuery, button: DocumentButton, locale: str) -> None:
+    async def _document(self, query: CallbackQuery, who: Requester, button: DocumentButton, locale: str) -> None:
+        """📄 Full-res file: the picture again, as the chat has a flagged one (``repost_action``). A document has no
+        spoiler: where the chat spoilers the picture, the file is refused (the photo behind its spoiler shows it)."""
         where = _where(query)
+        service = self.deps.service
         try:
-            view = await self.deps.service.job(button.job_id)
+            view = await service.job(button.job_id)
+            shown = await service.repost_action_for(who, view, button.index or None)
+            service.refuse_repost(view.job_id, shown)
         except USER_ERRORS as exc:
             await _answer(query, localize(user_error_text(exc), locale), alert=True)
+            return
+        if shown == "spoiler":
+            await _answer(query, t("repost.refusal.spoilered", locale, job=view.job_id), alert=True)
             return
         if where is None or not view.images:
             await _answer(query, t("tg.no_images", locale, job=view.job_id), alert=True)

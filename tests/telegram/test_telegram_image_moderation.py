@@ -166,3 +166,33 @@ async def test_u1_of_a_flagged_grid_is_posted_only_as_the_group_has_it(stack: Te
     refused = await press_again(stack, grid, "U3")
     assert refused.method == "sendMessage"
     assert "held for review" in refused.params["text"]
+
+
+async def press_file(stack: TelegramStack, grid: Call) -> Call:
+    """📄 Full-res file under the grid: the document sent, or the press answered with the one-line refusal."""
+    mark = len(stack.api.calls)
+    await stack.api.push(stack.api.callback(buttons(grid)["📄 Full-res file"], grid.result))
+    [answer] = await stack.api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+    if answer.params.get("show_alert"):
+        return answer
+    [document] = await stack.api.wait_method("sendDocument", after=mark)
+    return document
+
+
+async def test_the_full_res_file_of_a_flagged_result_follows_the_group(stack: TelegramStack) -> None:
+    """The file posts the picture again, and a document has no spoiler: refused where the group spoilers (the photo
+    behind its spoiler stays the way to see it), or removes; sent where the picture is delivered as it is."""
+    job_id, tag = await rendered(stack)
+    [grid] = await stack.api.wait_for(lambda c: about(tag, "sendPhoto")(c) and job_id in c.params["caption"])
+    refused = await press_file(stack, grid)
+    assert refused.method == "answerCallbackQuery"
+    assert "spoiler" in refused.params["text"]
+
+    await group_chooses(stack, nsfw_chat=True)
+    sent = await press_file(stack, grid)
+    assert sent.method == "sendDocument"
+
+    await group_chooses(stack, flagged_output_nsfw="remove")
+    refused = await press_file(stack, grid)
+    assert refused.method == "answerCallbackQuery"
+    assert "flagged by the image check" in refused.params["text"]
