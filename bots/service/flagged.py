@@ -57,6 +57,26 @@ class FlaggedResults(ServiceBase):
         ctx = await self._context(who)
         return await self.repost_action(view, guild_id=ctx.guild_id, nsfw_channel=who.nsfw_channel, index=index)
 
+    async def web_action(self, view: JobView, index: int | None = None) -> RepostAction:
+        """``repost_action`` on the web front door (``/img``, ``/download``): no NSFW place, under the settings of the
+        server the job was asked in (a DM's job: the defaults)."""
+        async with self.sessions() as session:
+            guild_id = await session.scalar(select(Job.guild_id).where(Job.id == view.job_id))
+        return await self.repost_action(view, guild_id=guild_id, nsfw_channel=False, index=index)
+
+    async def flagged_picture(self, key: str) -> tuple[str, int] | None:
+        """A flagged picture stored under ``key``: its job and index (None: no job's flagged picture is stored there;
+        a U1–U4 pick shares its grid's key, and the grid's row carries the verdict)."""
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Image.job_id, Image.index)
+                    .where(Image.store_key == key, Image.moderation == FLAGGED_IMAGE)
+                    .limit(1)
+                )
+            ).first()
+        return (row[0], row[1]) if row is not None else None
+
     @staticmethod
     def refuse_repost(job_id: str, action: RepostAction) -> None:
         """A repost the decision refuses, as one line: held for review (not ready yet), or flagged and not posted."""

@@ -35,6 +35,7 @@ from impasto.bots.i18n.catalog import DEFAULT_LOCALE, catalogs, t
 from impasto.bots.i18n.locale import accept_language, html_lang, served_locale
 from impasto.bots.i18n.refusals import localize
 from impasto.bots.language.errors import PromptError
+from impasto.bots.moderation.outputs import RepostAction
 from impasto.bots.service.delivery.core import REPLY_TO, reply_to_row
 from impasto.bots.service.errors import ServiceError
 from impasto.bots.service.gallery import Gallery, visible_to
@@ -129,6 +130,11 @@ def page_globals(locale: str) -> dict[str, Any]:
         "locale": locale,
         "lang": html_lang(locale),
     }
+
+
+def repost_refusal(shown: RepostAction) -> str:
+    """The catalog line refusing a flagged picture on the web: held for review, else flagged (withheld or spoiler)."""
+    return "repost.refusal.held" if shown == "held" else "repost.refusal.flagged"
 
 
 def build_app(deps: WebDeps) -> Starlette:
@@ -347,6 +353,11 @@ def build_app(deps: WebDeps) -> Starlette:
             deps.service.images.path(key)  # a store key, or ImageKeyError
         except (BadSignature, ImageKeyError):
             return PlainTextResponse(t("web.image_link_expired", request_locale(request)), 403)
+        if (flagged := await deps.service.flagged_picture(key)) is not None:
+            job_id, index = flagged
+            shown = await deps.service.web_action(await deps.service.job(job_id), index)
+            if shown != "deliver":  # the web has no spoiler: a spoilered picture is refused here too
+                return PlainTextResponse(t(repost_refusal(shown), request_locale(request), job=job_id), 403)
         try:
             path = await asyncio.to_thread(deps.service.images.local_file, key)  # from the bucket, if there is one
         except OSError as exc:
@@ -375,6 +386,9 @@ def build_app(deps: WebDeps) -> Starlette:
         image = job.image(grant.index or 0)
         if image is None or not visible_to(job, (grant.platform, grant.user_id)):
             raise gone
+        shown = await deps.service.web_action(job, image.index)
+        if shown != "deliver":  # a flagged result as its server has it outside NSFW channels; a file has no spoiler
+            raise Refused(repost_refusal(shown), 403, job=job.job_id)
         try:
             path = await asyncio.to_thread(deps.service.images.local_file, image.key)
         except ImageKeyError:

@@ -10,10 +10,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from itsdangerous import Signer
+from sqlalchemy import update
 from web_helpers import SECRET, Cfg, Site
 
 from impasto.bots.service.requester import Requester
 from impasto.bots.web.links import LIFETIMES, Pass, download_link, gallery_link, sign, verify
+from impasto.storage import moderation as mod
+from impasto.storage.models import FLAGGED_IMAGE, Image
 
 ADA = Requester("discord", "100", "ada", guild_id="900", channel_id="55")
 BOB = Requester("discord", "200", "bob", guild_id="900", channel_id="55")
@@ -149,3 +152,51 @@ async def test_a_failing_image_store_is_a_one_line_503_logged_once(
     assert len(causes) == 2  # once per request
     assert job.job_id in causes[0]
     assert grid.key in causes[1]
+
+
+async def flag(site: Site, job_id: str) -> None:
+    async with site.service.sessions() as session, session.begin():
+        await session.execute(update(Image).where(Image.job_id == job_id).values(moderation=FLAGGED_IMAGE))
+
+
+async def server_chooses(site: Site, **settings: str) -> None:
+    async with site.service.sessions() as session, session.begin():
+        guild = await mod.guild_id_for(session, "discord", "900")
+        await mod.update_settings(session, guild, **settings)  # type: ignore[arg-type]
+
+
+async def test_a_flagged_result_is_not_served_past_its_servers_moderation(site: Site) -> None:
+    """The web is no NSFW place and cannot put a picture behind a spoiler: a flagged result is served only where its
+    server delivers such pictures as they are outside NSFW channels (or approved one it holds); otherwise the one
+    line (held for review, or flagged), for the download and for the page's image alike."""
+    job = await site.finished(ADA, "a flagged lighthouse", "dl-flagged")
+    grid = job.image(0)
+    assert grid is not None
+    await flag(site, job.job_id)
+    expires = int(time.time()) + 600
+    sig = Signer(SECRET, salt="impasto-web-image").get_signature(f"{grid.key}:{expires}").decode()
+    async with httpx.AsyncClient(base_url=site.base_url) as client:
+
+        async def both() -> tuple[httpx.Response, httpx.Response]:
+            download = await client.get(path_of(download_link(site.cfg, ("discord", "100"), job.job_id, 0)))
+            return download, await client.get(f"/img/{grid.key}?e={expires}&s={sig}")
+
+        for setting in ("spoiler", "remove", "hold"):
+            await server_chooses(site, flagged_output=setting)
+            for response in await both():
+                assert response.status_code == 403
+                assert "flagged by the image check" in response.text
+        async with site.service.sessions() as session, session.begin():
+            await mod.hold(session, job_id=job.job_id, user_id=1, guild_id=None, channel_id=None, nsfw_score=1.0)
+        for response in await both():
+            assert response.status_code == 403
+            assert "held for review" in response.text
+        await flag_passed(site, job.job_id)
+        for response in await both():
+            assert response.status_code == 200
+            assert response.content == site.store.get(grid.key)
+
+
+async def flag_passed(site: Site, job_id: str) -> None:
+    async with site.service.sessions() as session, session.begin():
+        await session.execute(update(Image).where(Image.job_id == job_id).values(moderation=None))
