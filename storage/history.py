@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from impasto.storage.models import ACTIVE_STATUSES, DONE, Guild, Image, Job, Usage, User
@@ -60,8 +60,26 @@ async def records(session: AsyncSession, query: Select[Job]) -> list[JobRecord]:
 
 
 async def job_record(session: AsyncSession, job_id: str) -> JobRecord | None:
-    found = await records(session, select(Job).where(Job.id == job_id))
-    return found[0] if found else None
+    """One job, as ``records`` bundles it, in two statements instead of four: the bots read a job for every press
+    and every event they deliver (``Reading.job``)."""
+    row = (await session.execute(_ONE_JOB, {"h_job": job_id})).one_or_none()
+    if row is None:
+        return None
+    job, platform, user_id, name, guild_id = row
+    images = tuple(await session.scalars(_ITS_IMAGES, {"h_job": job_id}))
+    return JobRecord(
+        job=job, owner_platform=platform, owner_user_id=user_id, owner_name=name, guild_id=guild_id, images=images
+    )
+
+
+# ``job_record``'s statements, built once: the job with its owner and server (outer: DMs and the console have none).
+_ONE_JOB = (
+    select(Job, User.platform, User.platform_user_id, User.display_name, Guild.platform_guild_id)
+    .join(User, User.id == Job.user_id)
+    .outerjoin(Guild, Guild.id == Job.guild_id)
+    .where(Job.id == bindparam("h_job"))
+)
+_ITS_IMAGES = select(Image).where(Image.job_id == bindparam("h_job")).order_by(Image.index)
 
 
 async def history(session: AsyncSession, user_id: int, search: str | None, limit: int) -> list[JobRecord]:
