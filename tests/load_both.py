@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent / "discord"))
 
 from fake_botapi import TOKEN, Call, FakeBotApi
 from fake_discord import CHANNEL_ID, NSFW_CHANNEL_ID, FakeDiscord, InteractionRecord
-from load_telegram import FINAL, IMPASTO, Acks, Hub, _enqueue_to_start, _pct, _peak_rss_mb, _stop
+from load_telegram import FINAL, IMPASTO, Acks, Hub, _cpu_s, _enqueue_to_start, _pct, _peak_rss_mb, _stop
 from load_telegram import user as telegram_user
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -327,6 +327,7 @@ async def _run(
                 sent_s = time.perf_counter() - began
                 statuses, done_ids, posted, all_ids, platform_of, picks = await _settle(db_url, 120)
                 rss = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
+                cpu = {name: _cpu_s(p.pid) for name, p in processes.items()}
             finally:
                 await _stop(processes.values())
             tracebacks = {path.stem: path.read_text(errors="replace").count("Traceback") for path in logs.glob("*.log")}
@@ -367,6 +368,8 @@ async def _run(
     print(f"results lost: {len(lost)} {dict(lost_by)}; results posted twice: {len(twice)} {dict(twice_by)}")
     print(f"U1–U4 singles posted again because the same U was pressed again: {reposted}")
     print("peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+    # Against the run's length: a bot near one core's worth of CPU is the limit, not the queue.
+    print(f"CPU over the run ({sent_s:.0f} s sent): " + ", ".join(f"{name} {s:.1f} s" for name, s in cpu.items()))
     print(
         f"redis: used_memory {memory.get('used_memory_human')}, {len(ours)} keys left in this run's namespace, "
         f"{len(forever)} of them without expiry ({', '.join(sorted(k.decode() for k in forever)[:6])})"

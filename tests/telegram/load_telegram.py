@@ -160,6 +160,14 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used (``/proc/PID/stat`` fields 14 and 15)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
 async def _stop(processes: Iterable[asyncio.subprocess.Process]) -> None:
     """SIGTERM every process still running, then SIGKILL what has not ended 30 s later."""
     running = list(processes)
