@@ -101,11 +101,18 @@ async def test_a_removed_result_is_one_line(stack: TelegramStack) -> None:
 
 
 async def show_again(stack: TelegramStack, job_id: str) -> Call:
-    """/show in the group: the photo posted again, or the one-line refusal."""
+    """/show in the group: the photo posted again, or the one-line refusal — the bot's reply to this very /show (under
+    load an earlier /show's photo can still be on its way, or sent again after a timeout)."""
     mark = len(stack.api.calls)
-    await stack.api.push(stack.api.message(f"/show {job_id}", chat_id=GROUP))
+    update = stack.api.message(f"/show {job_id}", chat_id=GROUP)
+    asked = update["message"]["message_id"]
+    await stack.api.push(update)
     [reply] = await stack.api.wait_for(
-        lambda c: c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") in (GROUP, str(GROUP)),
+        lambda c: (
+            c.method in ("sendMessage", "sendPhoto")
+            and c.params.get("chat_id") in (GROUP, str(GROUP))
+            and (c.params.get("reply_parameters") or {}).get("message_id") == asked
+        ),
         after=mark,
     )
     return reply
