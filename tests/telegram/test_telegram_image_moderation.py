@@ -143,13 +143,18 @@ async def test_show_posts_a_flagged_result_again_only_as_the_group_has_it(stack:
 
 
 async def press_again(stack: TelegramStack, grid: Call, label: str) -> Call:
-    """A button of the grid pressed in the group: the photo posted, or the one-line refusal."""
+    """U1–U4 of the grid pressed in the group: that single's photo ("Image #N", not an earlier press's photo sent
+    again after a timeout), or the one-line refusal."""
     mark = len(stack.api.calls)
     await stack.api.push(stack.api.callback(buttons(grid)[label], grid.result))
-    [reply] = await stack.api.wait_for(
-        lambda c: c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") in (GROUP, str(GROUP)),
-        after=mark,
-    )
+    single = f"Image #{label.removeprefix('U')}"
+
+    def answers(c: Call) -> bool:
+        if c.params.get("chat_id") not in (GROUP, str(GROUP)):
+            return False
+        return c.method == "sendMessage" or (c.method == "sendPhoto" and single in str(c.params.get("caption")))
+
+    [reply] = await stack.api.wait_for(answers, after=mark)
     return reply
 
 
@@ -178,8 +183,12 @@ async def test_u1_of_a_flagged_grid_is_posted_only_as_the_group_has_it(stack: Te
 async def press_file(stack: TelegramStack, grid: Call) -> Call:
     """📄 Full-res file under the grid: the document sent, or the press answered with the one-line refusal."""
     mark = len(stack.api.calls)
-    await stack.api.push(stack.api.callback(buttons(grid)["📄 Full-res file"], grid.result))
-    [answer] = await stack.api.wait_for(lambda c: c.method == "answerCallbackQuery", after=mark)
+    press = stack.api.callback(buttons(grid)["📄 Full-res file"], grid.result)
+    pressed = press["callback_query"]["id"]
+    await stack.api.push(press)
+    [answer] = await stack.api.wait_for(
+        lambda c: c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == pressed, after=mark
+    )
     if answer.params.get("show_alert"):
         return answer
     [document] = await stack.api.wait_method("sendDocument", after=mark)
