@@ -109,15 +109,6 @@ return {score, ahead, 1}
 )
 
 
-async def wake_workers(pool: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> None:
-    """Tell one idle worker of ``ns`` that a job is waiting, so it starts it now instead of at its next poll."""
-    async with pool.pipeline(transaction=False) as pipe:
-        pipe.lpush(ns.wake, b"1")
-        pipe.ltrim(ns.wake, 0, WAKE_CAP - 1)
-        pipe.expire(ns.wake, WAKE_TTL_S)
-        await pipe.execute()
-
-
 def service_enqueue(pool: ArqRedis, *, ns: keys.Namespace = keys.DEFAULT) -> Callable[[Any], Awaitable[Enqueued]]:
     """The job service's ``Enqueue`` seam: takes its ``QueuedRender`` dataclass (same fields as ``RenderRequest``)."""
 

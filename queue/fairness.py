@@ -20,8 +20,6 @@ retroactively; and a job already running is not pre-empted.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -34,8 +32,8 @@ LANE_BASE_SCORE: dict[Lane, int] = {"turbo": 100_000_000_000, "fast": 200_000_00
 #: How long a job's tag memo lives: longer than any job may wait.
 TAG_TTL_S = 3 * 24 * 3600
 
-# The tag assignment as a fragment that leaves the job's score (a string) in ``score``, for this module's script and
-# for ``client.enqueue``'s, which assigns and queues in one command. KEYS: the job's tag memo, the lane's clock, its
+# The tag assignment as a fragment that leaves the job's score (a string) in ``score``, for ``client.enqueue``'s
+# script, which assigns and queues in one command. KEYS: the job's tag memo, the lane's clock, its
 # users' finish tags, the guild's waiting users. ARGV: the user, the lane's base score, the memo's TTL.
 ASSIGN_FRAGMENT = """
 local score = redis.call('GET', KEYS[1])
@@ -50,8 +48,6 @@ if not score then
   redis.call('SET', KEYS[1], score, 'EX', tonumber(ARGV[3]))
 end
 """
-
-_ASSIGN = ASSIGN_FRAGMENT + "return score\n"
 
 _STARTED = """
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -89,13 +85,6 @@ def assign_keys(request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) ->
     )
 
 
-async def assign_score(redis: Redis, request: RenderRequest, *, ns: keys.Namespace = keys.DEFAULT) -> int:
-    """The job's arq score (lane band + fair tag); the same job always gets the same score."""
-    script_keys, args = assign_keys(request, ns=ns)
-    raw = await cast(Any, redis).eval(_ASSIGN, len(script_keys), *script_keys, *args)
-    return int(float(raw))
-
-
 async def job_started(
     redis: Redis, request: RenderRequest, *, score: int, first_try: bool, ns: keys.Namespace = keys.DEFAULT
 ) -> None:
@@ -121,8 +110,3 @@ def add_job_started(
         request.user_key,
         "1" if first_try else "0",
     )
-
-
-async def position(redis: Redis, score: int, *, ns: keys.Namespace = keys.DEFAULT) -> int:
-    """Jobs ahead of a job with this score (the ones being painted included)."""
-    return int(await redis.zcount(ns.queue, "-inf", f"({score}"))

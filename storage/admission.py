@@ -49,12 +49,6 @@ class NewJob:
     done_images: list[DoneImage] = field(default_factory=list)
 
 
-async def count_active(session: AsyncSession, user_id: int) -> int:
-    """The user's jobs that are queued (held or released) or running."""
-    count = await (await session.connection()).scalar(_ACTIVE_COUNT, {"a_user": user_id})
-    return int(count or 0)
-
-
 @dataclass(frozen=True)
 class UserJobs:
     """What admission reads under the user's lock, in one statement: whether this request was admitted already, and
@@ -190,7 +184,6 @@ _USER_JOBS = select(
     .where(Job.user_id == bindparam("a_user"), ACTIVE, Job.released_at.is_not(None))
     .scalar_subquery(),
 )
-_ACTIVE_COUNT = select(func.count()).select_from(Job).where(Job.user_id == bindparam("a_user"), ACTIVE)
 _REQUEST_JOBS = select(Job).where(Job.request_key == bindparam("a_key")).order_by(Job.idempotency_key)
 _INSERT_JOBS = insert(Job)
 _INSERT_IMAGES = insert(Image)
