@@ -9,7 +9,6 @@ that they always speak JSON, never pickle.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -77,8 +76,6 @@ async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace 
         str(WAKE_CAP - 1),
         str(WAKE_TTL_S),
         str(events.STREAM_MAXLEN),
-        # ``events.Queued(job_id=…, position=…).model_dump_json()``, the position appended by the script.
-        '{"job_id":' + json.dumps(request.job_id) + ',"kind":"queued","position":',
     )
     # The score is arq's run-after time; ours lies in the past (see fairness), so the job is runnable at once.
     score = int(float(score_raw))
@@ -86,8 +83,8 @@ async def enqueue(pool: ArqRedis, request: RenderRequest, *, ns: keys.Namespace 
 
 
 # KEYS 1–4 and ARGV 1–3: ``fairness.ASSIGN_FRAGMENT``'s. KEYS 5–9: arq's job and result keys, the queue, the wake-up
-# list, the event stream. ARGV 4–10: the job id, arq's message, its TTL (ms), the wake-up list's last index and TTL,
-# the stream's MAXLEN, the ``Queued`` event's JSON up to the position.
+# list, the event stream. ARGV 4–9: the job id, arq's message, its TTL (ms), the wake-up list's last index and TTL,
+# the stream's MAXLEN. The ``Queued`` event is written as ``events.add_positions`` writes them.
 _ENQUEUE = (
     fairness.ASSIGN_FRAGMENT
     + """
@@ -102,7 +99,7 @@ redis.call('LPUSH', KEYS[8], '1')
 redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[7]))
 redis.call('EXPIRE', KEYS[8], tonumber(ARGV[8]))
 ahead = redis.call('ZCOUNT', KEYS[7], '-inf', '(' .. score)
-local data = ARGV[10] .. ahead .. '}'
+local data = cjson.encode({job_id = ARGV[4], kind = 'queued', position = ahead})
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[9], '*', 'job', ARGV[4], 'kind', 'queued', 'data', data)
 return {score, ahead, 1}
 """
