@@ -17,10 +17,10 @@ released. A worker that dies between a commit and the release leaves jobs held w
 fails leaves a job released in SQL but missing from Redis: the sweep (``queue.sweep``) finds and fixes both, so
 neither loses a job.
 
-**SQL away.** A worker ending the job it holds passes ``wait`` (``settle.SqlWait``): each transaction here, and the
-read before a release, is then tried again until SQL answers, the job's arq lock renewed meanwhile
-(``settle.when_sql_answers``), so the user hears of the end once SQL is back, not never. The sweep passes none: its
-transactions run once, and what fails is tried again by the next sweep.
+**SQL away.** A worker ending the job it holds passes ``wait`` (``settle.SqlWait``): each transaction here is then
+tried again until SQL answers, the job's arq lock renewed meanwhile (``settle.when_sql_answers``), so the user hears
+of the end once SQL is back, not never. The sweep passes none: its transactions run once, and what fails is tried
+again by the next sweep.
 """
 
 from __future__ import annotations
@@ -105,15 +105,10 @@ async def release_after(
     """A job just ended: release as many of its user's held jobs as their limit allows. Returns the ids queued.
     ``wait``: the caller holds ``job_id`` and waits for SQL (see the module's docstring)."""
 
-    async def owner(session: AsyncSession) -> int | None:
-        return await user_of(session, job_id)
-
-    user_id = await in_transaction(sessions, owner, job_id=job_id, wait=wait, doing="reading whose job it is")
-    if user_id is None:
-        return []
-
     async def release(session: AsyncSession) -> list[Released]:
-        return await release_held(session, user_id)
+        # Whose job it was, then that user's lock and held jobs: one transaction (the job's owner never changes).
+        user_id = await user_of(session, job_id)
+        return await release_held(session, user_id) if user_id is not None else []
 
     released = await in_transaction(sessions, release, job_id=job_id, wait=wait, doing="releasing the user's next jobs")
     return await enqueue_released(pool, released, ns=ns)

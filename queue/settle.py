@@ -22,7 +22,7 @@ is down holds it (one job, its lock renewed) until SQL answers instead of failin
 translation, a job that waited too long) or cancels waits the same way: the worker hands ``queue.endings`` a
 ``SqlWait`` (its Redis and lease), and the failing or cancelling transaction, with its audit row, is tried again
 until SQL answers; its terminal event is published once after the commit, then the user's held jobs are released
-(that read and transaction wait too), and a worker that finds its end already written (its commit reached the server
+(that transaction waits too), and a worker that finds its end already written (its commit reached the server
 before the connection broke) announces it from the row (``functions._reannounce``, whose read waits as well). The
 sweep passes no ``SqlWait``: it holds no job whose lock it could keep, so its transaction runs once and a failure is
 retried by the next sweep.
