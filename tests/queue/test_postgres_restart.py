@@ -26,18 +26,20 @@ from pathlib import Path
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+from arq.worker import Worker
 from queue_helpers import TEST_REDIS_URL, close_worker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from impasto.bots.service.jobs import JobService
 from impasto.bots.service.requester import Requester
+from impasto.bots.service.views import JobTicket
 from impasto.engine.errors import EngineError
 from impasto.engine.registry import load_registry
 from impasto.engine.spec import ProgressFn, RenderResult
 from impasto.queue import events, keys
 from impasto.queue.client import service_enqueue
-from impasto.queue.renderer import NoopRenderer
+from impasto.queue.renderer import NoopRenderer, Renderer
 from impasto.queue.settings import WorkerConfig
 from impasto.queue.specs import RenderWork
 from impasto.queue.worker import WorkerSetup, build_worker
@@ -203,6 +205,34 @@ class _TimedRender(NoopRenderer):
             self.ended.set()
 
 
+async def _two_jobs(
+    sessions: async_sessionmaker[AsyncSession], pool: ArqRedis, ns: keys.Namespace, images: Path, tag: str
+) -> tuple[str, JobTicket, JobTicket]:
+    """Two users' jobs on the queue, and the event stream's position before them."""
+    service = JobService(
+        sessions, ImageStore(images), load_registry(default="tiny-sd15"), load_plans(), service_enqueue(pool, ns=ns)
+    )
+    since = await events.last_id(pool, ns=ns)
+    [first] = await service.imagine(USERS[0], "a lighthouse", idempotency_key=f"{tag}-1")
+    [second] = await service.imagine(USERS[1], "a harbour", idempotency_key=f"{tag}-2")
+    return since, first, second
+
+
+def _outage_worker(
+    name: str, ns: keys.Namespace, postgres: OwnPostgres, images: Path, renderer: Renderer, **config: float
+) -> Worker:
+    """A worker on the test's own PostgreSQL with a short lease, whose sweep runs (and fails) during the outage: it
+    must not end the job the worker holds."""
+    values = {"name": name, "namespace": ns.prefix, "poll_delay_s": 0.05, "lease_s": 2.0, "sweep_interval_s": 1.0}
+    setup = WorkerSetup(
+        config=WorkerConfig.model_validate({**values, **config, "exit_when_wedged": False}),
+        database_url=postgres.url,
+        image_root=images,
+        renderer_factory=lambda: renderer,
+    )
+    return build_worker(setup, redis_url=TEST_REDIS_URL, handle_signals=False)
+
+
 @pytest.mark.slow
 async def test_a_result_painted_while_the_database_is_down_is_kept_and_settled_once_it_returns(
     own_postgres: OwnPostgres,
@@ -213,29 +243,10 @@ async def test_a_result_painted_while_the_database_is_down_is_kept_and_settled_o
     clean_env: None,
 ) -> None:
     images = data_dir / "images"
-    service = JobService(
-        own_sessions, ImageStore(images), load_registry(default="tiny-sd15"), load_plans(),
-        service_enqueue(pool, ns=ns),
-    )  # fmt: skip
-    since = await events.last_id(pool, ns=ns)
-    [first] = await service.imagine(USERS[0], "a lighthouse", idempotency_key="down-1")
-    [second] = await service.imagine(USERS[1], "a harbour", idempotency_key="down-2")
+    since, first, second = await _two_jobs(own_sessions, pool, ns, images, "down")
     renderer = _TimedRender(steps=8, step_s=0.15)  # 1.2 s: the database goes down while it paints
-    config = WorkerConfig.model_validate(
-        {
-            "name": "keeper",
-            "namespace": ns.prefix,
-            "poll_delay_s": 0.05,
-            "lease_s": 2.0,
-            "sweep_interval_s": 1.0,  # the sweep runs (and fails) during the outage; it must not end the held job
-            "cancel_poll_s": 0.2,  # the cancel poll meets the database down mid-render
-            "exit_when_wedged": False,
-        }
-    )
-    setup = WorkerSetup(
-        config=config, database_url=own_postgres.url, image_root=images, renderer_factory=lambda: renderer
-    )
-    worker = build_worker(setup, redis_url=TEST_REDIS_URL, handle_signals=False)
+    # The cancel poll meets the database down mid-render.
+    worker = _outage_worker("keeper", ns, own_postgres, images, renderer, cancel_poll_s=0.2)
     running = asyncio.create_task(worker.main())
     try:
         assert await asyncio.to_thread(renderer.began.wait, 60), "the worker never started a render"
@@ -312,28 +323,9 @@ async def test_a_job_failed_while_the_database_is_down_is_kept_and_failed_once_i
     clean_env: None,
 ) -> None:
     images = data_dir / "images"
-    service = JobService(
-        own_sessions, ImageStore(images), load_registry(default="tiny-sd15"), load_plans(),
-        service_enqueue(pool, ns=ns),
-    )  # fmt: skip
-    since = await events.last_id(pool, ns=ns)
-    [first] = await service.imagine(USERS[0], "a lighthouse", idempotency_key="fail-1")
-    [second] = await service.imagine(USERS[1], "a harbour", idempotency_key="fail-2")
+    since, first, second = await _two_jobs(own_sessions, pool, ns, images, "fail")
     renderer = _BreakingRender(steps=4, step_s=0.05)
-    config = WorkerConfig.model_validate(
-        {
-            "name": "failer",
-            "namespace": ns.prefix,
-            "poll_delay_s": 0.05,
-            "lease_s": 2.0,
-            "sweep_interval_s": 1.0,  # the sweep runs (and fails) during the outage; it must not end the held job
-            "exit_when_wedged": False,
-        }
-    )
-    setup = WorkerSetup(
-        config=config, database_url=own_postgres.url, image_root=images, renderer_factory=lambda: renderer
-    )
-    worker = build_worker(setup, redis_url=TEST_REDIS_URL, handle_signals=False)
+    worker = _outage_worker("failer", ns, own_postgres, images, renderer)
     running = asyncio.create_task(worker.main())
     try:
         assert await asyncio.to_thread(renderer.began.wait, 60), "the worker never started a render"
