@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import re
 import secrets
@@ -42,9 +41,21 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent / "telegram"))
 sys.path.insert(0, str(Path(__file__).parent / "discord"))
 
-from fake_botapi import TOKEN, Call, FakeBotApi
+from fake_botapi import FakeBotApi
 from fake_discord import CHANNEL_ID, NSFW_CHANNEL_ID, FakeDiscord, InteractionRecord
-from load_telegram import FINAL, IMPASTO, Acks, Hub, _cpu_s, _enqueue_to_start, _pct, _peak_rss_mb, _stop
+from load_telegram import (
+    FINAL,
+    IMPASTO,
+    Acks,
+    Hub,
+    _cpu_s,
+    _enqueue_to_start,
+    _pct,
+    _peak_rss_mb,
+    _stop,
+    process_env,
+    route_calls,
+)
 from load_telegram import user as telegram_user
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -257,28 +268,12 @@ async def _run(
     try:
         async with FakeBotApi() as api:
             thub = Hub()
-            record = api._record
-
-            async def routed(call: Call) -> None:
-                await record(call)
-                thub.on_call(call)
-
-            api._record = routed  # type: ignore[method-assign]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")}
+            route_calls(api, thub)
+            env = process_env(data_dir, db_url, redis_url, api, ns)
             env.update(
-                IMPASTO_DATA_DIR=str(data_dir),
-                IMPASTO_DATABASE_URL=db_url,
-                IMPASTO_REDIS_URL=redis_url,
-                IMPASTO_DEFAULT_MODEL="tiny-sd15",
-                IMPASTO_TELEGRAM_TOKEN=TOKEN,
-                IMPASTO_TELEGRAM_API_URL=api.url,
-                IMPASTO_TELEGRAM_CONSUMER=f"load-{os.getpid()}",
                 IMPASTO_DISCORD_TOKEN="fake-token",
                 IMPASTO_DISCORD_API_URL=fake.api_url,
                 IMPASTO_DISCORD_GATEWAY_URL=fake.gateway_url,
-                IMPASTO_QUEUE_NAMESPACE=ns,
-                NO_PROXY="127.0.0.1,localhost",
-                no_proxy="127.0.0.1,localhost",
             )
             logs = tmp / "logs"
             logs.mkdir()

@@ -152,6 +152,36 @@ async def user(
                 errors["press: no answerCallbackQuery"] += 1
 
 
+def route_calls(api: FakeBotApi, hub: Hub) -> None:
+    """Every call the bot makes to the fake Bot API, recorded as before and handed to ``hub`` as it arrives."""
+    record = api._record
+
+    async def routed(call: Call) -> None:
+        await record(call)
+        hub.on_call(call)
+
+    api._record = routed  # type: ignore[method-assign]
+
+
+def process_env(data_dir: Path, db_url: str, redis_url: str, api: FakeBotApi, ns: str) -> dict[str, str]:
+    """The environment of the load's bot and worker processes: this one's, less its IMPASTO_ settings, plus one
+    database, Redis, queue namespace and the fake Bot API (``load_both`` adds the fake Discord's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")}
+    env.update(
+        IMPASTO_DATA_DIR=str(data_dir),
+        IMPASTO_DATABASE_URL=db_url,
+        IMPASTO_REDIS_URL=redis_url,
+        IMPASTO_DEFAULT_MODEL="tiny-sd15",
+        IMPASTO_TELEGRAM_TOKEN=TOKEN,
+        IMPASTO_TELEGRAM_API_URL=api.url,
+        IMPASTO_TELEGRAM_CONSUMER=f"load-{os.getpid()}",
+        IMPASTO_QUEUE_NAMESPACE=ns,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
 def _peak_rss_mb(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -225,26 +255,8 @@ async def run(users: int, actions: int, workers: int, redis_url: str) -> None:
         since = await events.last_id(redis, ns=keys.Namespace(ns))
         async with FakeBotApi() as api:
             hub = Hub()
-            record = api._record
-
-            async def routed(call: Call) -> None:
-                await record(call)
-                hub.on_call(call)
-
-            api._record = routed  # type: ignore[method-assign]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("IMPASTO_") or k.startswith("IMPASTO_TEST_")}
-            env.update(
-                IMPASTO_DATA_DIR=str(data_dir),
-                IMPASTO_DATABASE_URL=db_url,
-                IMPASTO_REDIS_URL=redis_url,
-                IMPASTO_DEFAULT_MODEL="tiny-sd15",
-                IMPASTO_TELEGRAM_TOKEN=TOKEN,
-                IMPASTO_TELEGRAM_API_URL=api.url,
-                IMPASTO_TELEGRAM_CONSUMER=f"load-{os.getpid()}",
-                IMPASTO_QUEUE_NAMESPACE=ns,
-                NO_PROXY="127.0.0.1,localhost",
-                no_proxy="127.0.0.1,localhost",
-            )
+            route_calls(api, hub)
+            env = process_env(data_dir, db_url, redis_url, api, ns)
             logs = tmp / "logs"
             logs.mkdir()
             processes: dict[str, asyncio.subprocess.Process] = {}
