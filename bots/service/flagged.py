@@ -15,6 +15,7 @@ from impasto.bots.service.base import ServiceBase
 from impasto.bots.service.errors import InvalidRequest, JobNotReady
 from impasto.bots.service.requester import Requester
 from impasto.bots.service.views import JobView
+from impasto.queue.actions import Action
 from impasto.storage import moderation as mod
 from impasto.storage.models import FLAGGED_IMAGE, HELD, Image, Job, ModerationEvent
 
@@ -38,7 +39,7 @@ class FlaggedResults(ServiceBase):
         flagged = view.flagged if index is None else image is not None and image.flagged
         reviewed = view.job_id
         async with self.sessions() as session:
-            if not flagged and view.parent_id is not None:
+            if not flagged and view.action == Action.UPSCALE.value and view.parent_id is not None:
                 keys = [image.key] if image is not None else [i.key for i in view.images]
                 same = await session.scalar(
                     select(Image.id).where(
